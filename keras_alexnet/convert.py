@@ -1,0 +1,300 @@
+"""torchvision AlexNet -> ONNX -> Keras weights, with a parity report.
+
+A pipeline of small steps, each usable alone:
+``load_state_dict`` -> ``torchvision_alexnet`` -> ``export_onnx`` ->
+``keras_model_from_onnx`` -> ``save_weights_atomic`` -> ``parity_report``.
+``convert`` runs them all. Needs the ``convert`` extra (torch, torchvision,
+onnxruntime; onnx2tf for the optional second check).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from keras_alexnet.weights import (
+    IMAGENET_FULL,
+    TORCHVISION_IMAGENET_FILENAME,
+    TORCHVISION_IMAGENET_URL,
+    TORCHVISION_SHA256_PREFIX,
+    keras_cache_dir,
+    load_state_arrays,
+)
+
+FEATURE_KEYS = tuple(f"features.{i}.{p}" for i in (0, 3, 6, 8, 10) for p in ("weight", "bias"))
+
+
+def import_torch():
+    """Import torch and torchvision in a process that already runs TensorFlow.
+
+    torchvision imports triton when it is installed (CUDA builds of torch), and
+    triton's LLVM clashes with TensorFlow's: the process segfaults. triton only
+    compiles GPU kernels for torch.compile, which conversion never uses, so it is
+    hidden unless it was already imported.
+    """
+    if "triton" not in sys.modules:
+        sys.modules["triton"] = None  # `import triton` now raises ImportError
+    import torch
+    import torchvision
+
+    return torch, torchvision
+
+
+def load_state_dict(source, progress=print):
+    """Return (state_dict of numpy arrays, features_only) for a weight source.
+
+    ``source``: ``"torchvision"`` (official ImageNet weights, downloaded once into
+    the torch hub cache and checked against the sha256 prefix in the file name),
+    ``"random"`` or ``"random:SEED"`` (torchvision's own init, seeded), the path
+    of a ``.pth``/``.pt`` state dict (loaded with ``weights_only=True``), or of
+    an ``.npz`` state dict. A state dict without ``classifier.*`` is features-only.
+    """
+    torch, torchvision = import_torch()
+    source = os.fspath(source)
+    if source == "torchvision":
+        progress(f"downloading {TORCHVISION_IMAGENET_URL} (sha256 checked)")
+        state = torch.hub.load_state_dict_from_url(
+            TORCHVISION_IMAGENET_URL, progress=False, check_hash=True, map_location="cpu"
+        )
+    elif source == "random" or source.startswith("random:"):
+        seed = int(source.partition(":")[2] or 0)
+        torch.manual_seed(seed)
+        state = torchvision.models.alexnet(weights=None).state_dict()
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise FileNotFoundError(
+                f"weight source {source!r} does not exist. Use 'torchvision', "
+                "'random[:SEED]', or the path of a .pth or .npz state dict."
+            )
+        if path.suffix == ".npz":
+            state = load_state_arrays(path)
+        elif path.suffix in (".pth", ".pt"):
+            if path.name == TORCHVISION_IMAGENET_FILENAME:
+                _check_hash_prefix(path)
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as error:  # pickle errors come in many types
+                raise ValueError(
+                    f"{path} is not a torch state dict loadable with weights_only=True: {error}"
+                ) from None
+        else:
+            raise ValueError(
+                f"{path} has suffix {path.suffix!r}; the converter reads .pth/.pt or .npz "
+                "state dicts (or use 'torchvision' / 'random')."
+            )
+    state = {k: np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v) for k, v in state.items()}
+    missing = [k for k in FEATURE_KEYS if k not in state]
+    if missing:
+        raise ValueError(
+            f"weight source {source!r} is not an AlexNet state dict: missing {missing[:4]}"
+            f"{' ...' if len(missing) > 4 else ''} (torchvision names expected)."
+        )
+    features_only = not any(k.startswith("classifier.") for k in state)
+    return state, features_only
+
+
+def _check_hash_prefix(path):
+    from keras_alexnet.weights import sha256_of
+
+    digest = sha256_of(path)
+    if not digest.startswith(TORCHVISION_SHA256_PREFIX):
+        raise ValueError(
+            f"{path} has sha256 {digest[:8]}..., but torchvision's file starts with "
+            f"{TORCHVISION_SHA256_PREFIX}: the file is damaged or not torchvision's."
+        )
+
+
+def torchvision_alexnet(state, features_only):
+    """torchvision's AlexNet (or its ``features`` alone) holding ``state``, eval mode."""
+    torch, torchvision = import_torch()
+    classes = 1000 if features_only else int(state["classifier.6.weight"].shape[0])
+    model = torchvision.models.alexnet(weights=None, num_classes=classes)
+    tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}
+    model.load_state_dict(tensors, strict=not features_only)
+    return (model.features if features_only else model).eval()
+
+
+def export_onnx(torch_model, path, image_size=224):
+    """Export to ONNX with a dynamic batch dimension (input name ``image``)."""
+    torch, _ = import_torch()
+    example = (torch.zeros(2, 3, image_size, image_size),)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            torch_model,
+            example,
+            str(path),
+            input_names=["image"],
+            output_names=["output"],
+            dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
+            dynamo=True,
+            verbose=False,
+        )
+    return Path(path)
+
+
+def keras_model_from_onnx(path):
+    """A Keras AlexNet (logits out) filled from an ONNX export of torchvision's."""
+    from keras_alexnet.model import AlexNet
+    from keras_alexnet.onnx_import import read_torch_layers
+
+    layers = read_torch_layers(path)
+    if "fc8" not in layers:
+        return AlexNet(weights=path, include_top=False)
+    classes = layers["fc8"].weight.shape[0]
+    return AlexNet(weights=path, classes=classes, classifier_activation=None)
+
+
+def save_weights_atomic(model, out):
+    """``model.save_weights(out)`` through a temporary file and an atomic rename."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".weights.h5", dir=out.parent)
+    os.close(handle)
+    try:
+        model.save_weights(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual mode
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return out
+
+
+@dataclasses.dataclass
+class ParityRow:
+    """Differences between two implementations' outputs on the same inputs."""
+
+    reference: str
+    candidate: str
+    max_abs: float
+    max_rel: float  # max_abs / max |reference|
+
+    def __str__(self):
+        return f"{self.candidate:>13} vs {self.reference:<12} max abs {self.max_abs:.3e}   max rel {self.max_rel:.3e}"
+
+
+def parity_inputs(batch=2, size=224, seed=0):
+    """Fixed inputs (NCHW float32) shaped like preprocessed images."""
+    return np.random.default_rng(seed).standard_normal((batch, 3, size, size)).astype(np.float32)
+
+
+def _compare(reference_name, reference, candidate_name, candidate):
+    diff = float(np.max(np.abs(reference - candidate)))
+    scale = float(np.max(np.abs(reference))) or 1.0
+    return ParityRow(reference_name, candidate_name, diff, diff / scale)
+
+
+def _nhwc(x):
+    return x.transpose(0, 2, 3, 1) if x.ndim == 4 else x
+
+
+def run_torch(torch_model, inputs):
+    torch, _ = import_torch()
+    with torch.no_grad():
+        return torch_model(torch.from_numpy(inputs)).numpy()
+
+
+def run_onnxruntime(onnx_path, inputs):
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: inputs})[0]
+
+
+def run_onnx2tf(onnx_path, inputs, workdir):
+    """Convert with onnx2tf (the independent converter) and run its model (NHWC in)."""
+    import onnx2tf
+
+    model = onnx2tf.convert(
+        input_onnx_file_path=str(onnx_path),
+        output_folder_path=str(workdir),
+        disable_model_save=True,
+        not_use_onnxsim=True,
+        non_verbose=True,
+    )
+    return np.asarray(model(inputs.transpose(0, 2, 3, 1)))
+
+
+def parity_report(torch_model, onnx_path, keras_model, inputs, check_onnx2tf=False, workdir=None):
+    """Max absolute/relative differences: ONNX Runtime and Keras (and onnx2tf) vs PyTorch."""
+    reference = _nhwc(run_torch(torch_model, inputs))
+    rows = [
+        _compare("PyTorch", reference, "ONNX Runtime", _nhwc(run_onnxruntime(onnx_path, inputs))),
+        _compare("PyTorch", reference, "Keras", np.asarray(keras_model(inputs.transpose(0, 2, 3, 1), training=False))),
+    ]
+    if check_onnx2tf:
+        rows.append(_compare("PyTorch", reference, "onnx2tf", run_onnx2tf(onnx_path, inputs, workdir)))
+    return rows
+
+
+@dataclasses.dataclass
+class ConversionResult:
+    """What ``convert`` wrote and measured."""
+
+    weights_path: Path
+    features_only: bool
+    classes: int | None
+    parity: list[ParityRow]
+    seconds: float
+    onnx_path: Path | None = None
+
+
+def default_output(source, features_only):
+    """Where a conversion lands when ``out`` is not given: the Keras cache."""
+    name = os.path.basename(os.fspath(source))
+    if source == "torchvision" or name == TORCHVISION_IMAGENET_FILENAME:
+        return keras_cache_dir() / IMAGENET_FULL.filename
+    stem = name.split(".")[0].replace(":", "-") or "alexnet"
+    return keras_cache_dir() / f"{stem}{'_features' if features_only and 'features' not in stem else ''}.weights.h5"
+
+
+def convert(source="torchvision", out=None, check_onnx2tf=False, keep_onnx=None, progress=print):
+    """Convert torchvision AlexNet weights to a Keras ``.weights.h5`` through ONNX.
+
+    Args:
+        source: see ``load_state_dict``.
+        out: output path; default the Keras cache (``alexnet_imagenet.weights.h5``
+            for torchvision's ImageNet weights, which ``AlexNet(weights="imagenet")``
+            then finds).
+        check_onnx2tf: also convert with onnx2tf and report its difference.
+        keep_onnx: path to keep the intermediate ONNX file at.
+        progress: called with one line per step.
+    """
+    start = time.perf_counter()
+
+    def step(message):
+        progress(f"[{time.perf_counter() - start:6.1f}s] {message}")
+
+    step(f"loading state dict from {source}")
+    state, features_only = load_state_dict(source, progress=step)
+    torch_model = torchvision_alexnet(state, features_only)
+    with tempfile.TemporaryDirectory(prefix="keras-alexnet-") as workdir:
+        onnx_path = Path(keep_onnx) if keep_onnx else Path(workdir) / "alexnet.onnx"
+        step(f"exporting torchvision AlexNet{' features' if features_only else ''} to ONNX")
+        export_onnx(torch_model, onnx_path)
+        step("reading ONNX graph into Keras")
+        keras_model = keras_model_from_onnx(onnx_path)
+        out = Path(out) if out else default_output(source, features_only)
+        step(f"writing {out}")
+        save_weights_atomic(keras_model, out)
+        step("parity check: PyTorch vs ONNX Runtime vs Keras" + (" vs onnx2tf" if check_onnx2tf else ""))
+        rows = parity_report(
+            torch_model, onnx_path, keras_model, parity_inputs(), check_onnx2tf, workdir
+        )
+    for row in rows:
+        progress(f"  {row}")
+    seconds = time.perf_counter() - start
+    step(f"done in {seconds:.1f}s")
+    classes = None if features_only else int(state["classifier.6.weight"].shape[0])
+    return ConversionResult(out, features_only, classes, rows, seconds, Path(keep_onnx) if keep_onnx else None)

@@ -1,0 +1,164 @@
+"""Input handling equal to torchvision's ImageNet evaluation transform, and decoding.
+
+torchvision's ``AlexNet_Weights.IMAGENET1K_V1.transforms()`` resizes the shorter
+side to 256 (bilinear, antialiased), center-crops 224, scales to [0, 1] and
+normalises with the ImageNet mean/std. ``eval_transform`` does exactly that on
+PIL images (bit-identical: both use PIL's resize); ``imagenet_eval_layers``
+does it inside a Keras model or a tf.data pipeline with TensorFlow's resize.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from PIL import Image, UnidentifiedImageError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+RESIZE_SIZE = 256
+CROP_SIZE = 224
+CLASS_NAMES_FILE = Path(__file__).parent / "data" / "imagenet_classes.txt"
+
+
+def load_image(path) -> Image.Image:
+    """Open an image file as RGB, like torchvision's ImageFolder loader.
+
+    Grayscale, palette and RGBA images are converted to RGB. A missing, corrupt or
+    non-image file raises ``ValueError`` naming the path.
+    """
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.convert("RGB")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"image file {os.fspath(path)!r} does not exist") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise ValueError(
+            f"{os.fspath(path)!r} is not a readable image ({error}); remove or replace the file."
+        ) from None
+
+
+def resized_size(height, width, size=RESIZE_SIZE):
+    """(height, width) after torchvision's ``Resize(size)``: shorter side to ``size``."""
+    if width <= height:
+        return int(size * height / width), size
+    return size, int(size * width / height)
+
+
+def eval_transform(image, resize_size=RESIZE_SIZE, crop_size=CROP_SIZE) -> np.ndarray:
+    """torchvision's ImageNet eval transform on one image, channels last.
+
+    Args:
+        image: a PIL image, a path, or a uint8 HxWx3 array.
+    Returns:
+        float32 array (crop_size, crop_size, 3), normalised with the ImageNet mean/std.
+    """
+    if isinstance(image, (str, os.PathLike)):
+        image = load_image(image)
+    elif isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
+            raise ValueError(
+                f"eval_transform takes uint8 arrays of shape (H, W, 3); got {image.dtype} "
+                f"{image.shape}. Pass a PIL image or a path for other formats."
+            )
+        image = Image.fromarray(image)
+    height, width = resized_size(image.height, image.width, resize_size)
+    image = image.convert("RGB").resize((width, height), Image.BILINEAR)
+    top = int(round((height - crop_size) / 2.0))
+    left = int(round((width - crop_size) / 2.0))
+    image = image.crop((left, top, left + crop_size, top + crop_size))
+    return preprocess_input(np.asarray(image, dtype=np.float32))
+
+
+def preprocess_input(x):
+    """Scale RGB values in [0, 255] to [0, 1] and normalise with ImageNet mean/std.
+
+    Takes an array or tensor of already resized images, channels last (``...x3``),
+    like ``keras.applications.*.preprocess_input``. Returns float32.
+    """
+    x = np.asarray(x, dtype=np.float32) if not tf.is_tensor(x) else tf.cast(x, tf.float32)
+    if x.shape[-1] != 3:
+        raise ValueError(f"preprocess_input expects RGB images, channels last; got shape {tuple(x.shape)}.")
+    return (x / 255.0 - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
+
+
+@keras.saving.register_keras_serializable(package="keras_alexnet")
+class ResizeShorterSide(keras.layers.Layer):
+    """Resize so the shorter side equals ``size``, keeping the aspect ratio.
+
+    The bilinear, antialiased resize of torchvision's ``Resize(size)``. Takes
+    batches (N, H, W, C) or single images (H, W, C) of any dtype; returns float32.
+    """
+
+    def __init__(self, size=RESIZE_SIZE, **kwargs):
+        super().__init__(**kwargs)
+        self.size = int(size)
+
+    def call(self, images):
+        shape = tf.shape(images)
+        height = tf.cast(shape[-3], tf.float32)
+        width = tf.cast(shape[-2], tf.float32)
+        size = tf.constant(float(self.size))
+        # Same integer truncation as torchvision for the longer side.
+        new_height = tf.where(width <= height, tf.floor(size * height / width), size)
+        new_width = tf.where(width <= height, size, tf.floor(size * width / height))
+        new_size = tf.cast(tf.stack([new_height, new_width]), tf.int32)
+        return tf.image.resize(tf.cast(images, tf.float32), new_size, method="bilinear", antialias=True)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-3], None, None, input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size}
+
+
+def imagenet_eval_layers(resize_size=RESIZE_SIZE, crop_size=CROP_SIZE, name="imagenet_eval"):
+    """The eval transform as a Keras model of built-in layers: uint8/float RGB in [0, 255]
+    of any size in, normalised (crop_size, crop_size, 3) float32 out. Usable inside a
+    model (e.g. a serving graph) or in ``tf.data`` ``map``.
+    """
+    variance = [s * s for s in IMAGENET_STD]
+    return keras.Sequential(
+        [
+            ResizeShorterSide(resize_size, name="resize_shorter_side"),
+            keras.layers.CenterCrop(crop_size, crop_size, name="center_crop"),
+            keras.layers.Rescaling(1.0 / 255.0, name="to_unit_range"),
+            keras.layers.Normalization(mean=list(IMAGENET_MEAN), variance=variance, name="imagenet_normalize"),
+        ],
+        name=name,
+    )
+
+
+@functools.cache
+def imagenet_class_names() -> tuple[str, ...]:
+    """The 1000 ImageNet class names in torchvision's order."""
+    names = tuple(CLASS_NAMES_FILE.read_text(encoding="utf-8").splitlines())
+    assert len(names) == 1000, f"{CLASS_NAMES_FILE} is damaged: {len(names)} names"
+    return names
+
+
+def decode_predictions(preds, top=5, class_names=None):
+    """Top-``top`` (class_index, class_name, score) triples for each row of ``preds``.
+
+    Args:
+        preds: array (batch, classes) of probabilities or logits.
+        class_names: names for the columns; default the 1000 ImageNet classes.
+    """
+    preds = np.asarray(preds)
+    names = tuple(class_names) if class_names is not None else imagenet_class_names()
+    if preds.ndim != 2 or preds.shape[1] != len(names):
+        raise ValueError(
+            f"decode_predictions expects a batch of shape (samples, {len(names)}); got "
+            f"{preds.shape}. Pass class_names for a model with other classes."
+        )
+    top = min(top, preds.shape[1])
+    results = []
+    for row in preds:
+        order = np.argsort(-row, kind="stable")[:top]
+        results.append([(int(i), names[i], float(row[i])) for i in order])
+    return results
