@@ -15,6 +15,8 @@ import os
 import keras
 from keras import layers
 
+from keras_alexnet.layers import AdaptiveAveragePooling2D
+
 MIN_INPUT_SIZE = 63  # smallest side for which pool5 is still at least 1x1
 
 CONV_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
@@ -89,7 +91,7 @@ def dense(units, fan_in, name, activation=None):
 
 def classifier_layers(x, classes, classifier_activation="softmax"):
     """torchvision's ``avgpool`` + ``classifier`` on top of a pool5 tensor."""
-    x = layers.AdaptiveAveragePooling2D((6, 6), name="avgpool")(x)
+    x = AdaptiveAveragePooling2D((6, 6), name="avgpool")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dropout(0.5, name="drop6")(x)
     x = dense(4096, x.shape[-1], "fc6", activation="relu")(x)

@@ -123,8 +123,11 @@ def imagenet_eval_layers(resize_size=RESIZE_SIZE, crop_size=CROP_SIZE, name="ima
     model (e.g. a serving graph) or in ``tf.data`` ``map``.
     """
     variance = [s * s for s in IMAGENET_STD]
+    # Built eagerly (Input first): a model first built inside one tf.data map would
+    # hold that graph's tensors and fail in a second pipeline.
     return keras.Sequential(
         [
+            keras.Input((None, None, 3)),
             ResizeShorterSide(resize_size, name="resize_shorter_side"),
             keras.layers.CenterCrop(crop_size, crop_size, name="center_crop"),
             keras.layers.Rescaling(1.0 / 255.0, name="to_unit_range"),

@@ -1,0 +1,66 @@
+"""Shared fixtures. Tests never touch the network; weights are seeded or shipped."""
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # the same numerics on every machine
+
+import numpy as np
+import pytest
+
+TESTS = Path(__file__).parent
+PHOTOS = TESTS / "data" / "cats_vs_dogs"
+SHARED_NPZ = TESTS.parent.parent / "shared" / "weights" / "alexnet_features_imagenet.npz"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_keras_home(tmp_path, monkeypatch):
+    """Never read or write the user's ~/.keras during tests."""
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+
+
+@pytest.fixture(scope="session")
+def torch_modules():
+    from keras_alexnet.convert import import_torch
+
+    return import_torch()
+
+
+@pytest.fixture(scope="session")
+def seeded_state():
+    """A seeded, randomly initialised torchvision AlexNet state dict (numpy arrays)."""
+    from keras_alexnet.convert import load_state_dict
+
+    state, _ = load_state_dict("random:1234", progress=lambda *_: None)
+    return state
+
+
+@pytest.fixture(scope="session")
+def seeded_conversion(tmp_path_factory, seeded_state):
+    """torch model, its ONNX export and the Keras model filled from that ONNX."""
+    from keras_alexnet.convert import export_onnx, keras_model_from_onnx, torchvision_alexnet
+
+    torch_model = torchvision_alexnet(seeded_state, features_only=False)
+    onnx_path = export_onnx(torch_model, tmp_path_factory.mktemp("onnx") / "alexnet.onnx")
+    return torch_model, onnx_path, keras_model_from_onnx(onnx_path)
+
+
+def photo_paths(split="test", per_class=4):
+    """A few real photos, both classes."""
+    paths = []
+    for cls in ("cats", "dogs"):
+        paths += sorted((PHOTOS / split / cls).iterdir())[:per_class]
+    return paths
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+def relative_error(reference, candidate):
+    reference, candidate = np.asarray(reference), np.asarray(candidate)
+    return float(np.max(np.abs(reference - candidate)) / np.max(np.abs(reference)))
+
+

@@ -1,0 +1,103 @@
+"""The builder: architecture, shapes, argument validation, serialization."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_alexnet import AlexNet, TORCHVISION_MODULES
+
+
+def test_full_model_matches_torchvision_architecture(torch_modules):
+    torch, torchvision = torch_modules
+    model = AlexNet(weights=None)
+    reference = torchvision.models.alexnet(weights=None)
+    assert model.count_params() == sum(p.numel() for p in reference.parameters()) == 61_100_840
+    assert [l.name for l in model.layers if l.weights] == ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"]
+    assert model.get_layer("drop6").rate == model.get_layer("drop7").rate == 0.5
+    for path, module in reference.named_modules():
+        if path in TORCHVISION_MODULES and hasattr(module, "weight"):
+            layer = model.get_layer(TORCHVISION_MODULES[path])
+            assert int(np.prod(layer.kernel.shape)) == module.weight.numel(), path
+
+
+@pytest.mark.parametrize("size, pool5", [(63, 1), (224, 6), (256, 7), (300, 8)])
+def test_any_input_of_at_least_63_pixels(size, pool5):
+    features = AlexNet(weights=None, include_top=False)
+    assert features(np.zeros((1, size, size, 3), "float32")).shape == (1, pool5, pool5, 256)
+    full = AlexNet(weights=None, classes=7, classifier_activation=None)
+    assert full(np.zeros((2, size, size + 5, 3), "float32")).shape == (2, 7)
+
+
+@pytest.mark.parametrize("pooling, shape", [(None, (1, 6, 6, 256)), ("avg", (1, 256)), ("max", (1, 256))])
+def test_pooling_options(pooling, shape):
+    model = AlexNet(weights=None, include_top=False, pooling=pooling, input_shape=(224, 224, 3))
+    assert model(np.ones((1, 224, 224, 3), "float32")).shape == shape
+
+
+def test_softmax_head_sums_to_one():
+    model = AlexNet(weights=None, classes=5, input_shape=(96, 96, 3))
+    probs = np.asarray(model(np.random.default_rng(0).normal(size=(3, 96, 96, 3)).astype("float32")))
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_input_tensor_is_used():
+    inp = keras.Input((128, 128, 3))
+    model = AlexNet(weights=None, include_top=False, input_tensor=inp)
+    assert model.inputs[0] is inp
+
+
+def test_torch_like_initialisation_bounds():
+    model = AlexNet(weights=None)
+    for name, fan_in in [("conv1", 3 * 121), ("conv2", 64 * 25), ("fc6", 9216), ("fc8", 4096)]:
+        kernel, bias = model.get_layer(name).get_weights()
+        bound = 1 / np.sqrt(fan_in)
+        assert max(np.abs(kernel).max(), np.abs(bias).max()) <= bound * (1 + 1e-6)  # float32 rounding
+        # U(-b, b) has std b/sqrt(3); a wrong initialiser would miss by far more than 10%
+        assert abs(kernel.std() - bound / np.sqrt(3)) < 0.1 * bound
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(weights="imagenet", include_top=True, classes=10), "classes=10"),
+        (dict(weights="nonsense"), "does not exist"),
+        (dict(weights=3), "weights=3"),
+        (dict(weights=None, input_shape=(62, 224, 3)), "at least 63"),
+        (dict(weights=None, input_shape=(224, 224)), "(height, width, channels)"),
+        (dict(weights="imagenet", include_top=False, input_shape=(224, 224, 1)), "1 channels"),
+        (dict(weights=None, include_top=False, pooling="mean"), "pooling='mean'"),
+        (dict(weights=None, include_top=True, pooling="avg"), "include_top=False"),
+        (dict(weights=None, classes=0), "classes=0"),
+    ],
+)
+def test_bad_arguments_get_clear_errors(kwargs, message):
+    with pytest.raises((ValueError, FileNotFoundError), match=message.replace("(", r"\(").replace(")", r"\)")):
+        AlexNet(**kwargs)
+
+
+def test_grayscale_from_scratch_is_allowed():
+    model = AlexNet(weights=None, include_top=False, input_shape=(64, 64, 1))
+    assert model.get_layer("conv1").kernel.shape == (11, 11, 1, 64)
+
+
+def test_keras_file_round_trip(tmp_path):
+    model = AlexNet(weights=None, classes=3, input_shape=(80, 80, 3))
+    x = np.random.default_rng(1).normal(size=(2, 80, 80, 3)).astype("float32")
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)  # safe_mode: no Lambda layers
+    np.testing.assert_array_equal(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
+    assert [l.name for l in loaded.layers] == [l.name for l in model.layers]
+
+
+def test_weights_file_round_trip(tmp_path):
+    model = AlexNet(weights=None, classes=4, input_shape=(70, 70, 3))
+    x = np.random.default_rng(2).normal(size=(2, 70, 70, 3)).astype("float32")
+    path = tmp_path / "a.weights.h5"
+    model.save_weights(path)
+    loaded = AlexNet(weights=path, classes=4, input_shape=(70, 70, 3))
+    np.testing.assert_array_equal(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
+    features = AlexNet(weights=path, include_top=False)  # conv layers out of a full file
+    np.testing.assert_array_equal(features.get_layer("conv5").get_weights()[0], model.get_layer("conv5").get_weights()[0])
+    with pytest.raises(ValueError, match="classes=4"):
+        AlexNet(weights=path, classes=5)
