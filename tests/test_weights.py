@@ -1,0 +1,85 @@
+"""The embedded ImageNet convolution weights and the weights-file loader."""
+
+import numpy as np
+import pytest
+
+from conftest import SHARED_NPZ, photo_paths, relative_error
+from keras_alexnet import AlexNet, eval_transform
+from keras_alexnet.convert import run_torch, torchvision_alexnet
+from keras_alexnet.weights import IMAGENET_FEATURES, PACKAGE_DATA, describe_weights_file, sha256_of
+
+
+def test_embedded_file_is_the_declared_one():
+    path = PACKAGE_DATA / IMAGENET_FEATURES.filename
+    assert sha256_of(path) == IMAGENET_FEATURES.sha256
+    assert describe_weights_file(path).covers == "features"
+
+
+def _embedded_as_torch_state():
+    model = AlexNet(weights="imagenet", include_top=False)
+    state = {}
+    for index, name in zip((0, 3, 6, 8, 10), ("conv1", "conv2", "conv3", "conv4", "conv5")):
+        kernel, bias = model.get_layer(name).get_weights()
+        state[f"features.{index}.weight"] = kernel.transpose(3, 2, 0, 1)  # HWIO -> OIHW
+        state[f"features.{index}.bias"] = bias
+    return state
+
+
+@pytest.mark.skipif(not SHARED_NPZ.exists(), reason="the source .npz lives in ../shared, not in a user's clone")
+def test_embedded_weights_are_the_shared_torchvision_arrays():
+    from keras_alexnet.weights import load_state_arrays
+
+    source = load_state_arrays(SHARED_NPZ)
+    for key, value in _embedded_as_torch_state().items():
+        np.testing.assert_array_equal(value, source[key], err_msg=key)
+
+
+def test_embedded_weights_give_torchvision_pool5_on_real_photos():
+    torch_features = torchvision_alexnet(_embedded_as_torch_state(), features_only=True)
+    images = np.stack([eval_transform(p) for p in photo_paths(per_class=4)])
+    expected = run_torch(torch_features, images.transpose(0, 3, 1, 2)).transpose(0, 2, 3, 1)
+    model = AlexNet(weights="imagenet", include_top=False)
+    got = model.predict(images, verbose=0)
+    assert got.shape == (8, 6, 6, 256)
+    assert relative_error(expected, got) < 1e-5
+
+
+def test_embedded_weights_are_trained_features():
+    """Trained conv1 filters are smooth edge/colour detectors: far from torch's random init."""
+    kernel = AlexNet(weights="imagenet", include_top=False).get_layer("conv1").get_weights()[0]
+    assert kernel.shape == (11, 11, 3, 64)
+    assert np.abs(kernel).max() > 0.3  # random init is bounded by 1/sqrt(363) = 0.052
+    neighbours = np.corrcoef(kernel[:-1].ravel(), kernel[1:].ravel())[0, 1]
+    assert neighbours > 0.5  # spatially smooth
+
+
+def test_full_imagenet_weights_missing_names_the_command():
+    with pytest.raises(FileNotFoundError, match="keras-alexnet convert"):
+        AlexNet(weights="imagenet")
+
+
+def test_full_imagenet_weights_from_the_cache(tmp_path, monkeypatch):
+    from keras_alexnet.weights import keras_cache_dir
+
+    model = AlexNet(weights=None)
+    keras_cache_dir().mkdir(parents=True)
+    model.save_weights(keras_cache_dir() / "alexnet_imagenet.weights.h5")
+    loaded = AlexNet(weights="imagenet")
+    np.testing.assert_array_equal(loaded.get_layer("fc8").get_weights()[0], model.get_layer("fc8").get_weights()[0])
+
+
+def test_wrong_files_get_clear_errors(tmp_path):
+    text = tmp_path / "notes.weights.h5"
+    text.write_text("hello")
+    with pytest.raises(ValueError, match="not a readable HDF5"):
+        AlexNet(weights=text, include_top=False)
+    other = tmp_path / "other.weights.h5"
+    import keras
+
+    inp = keras.Input((8,))
+    keras.Model(inp, keras.layers.Dense(2)(inp)).save_weights(other)
+    with pytest.raises(ValueError, match="does not hold AlexNet weights"):
+        AlexNet(weights=other)
+    features = PACKAGE_DATA / IMAGENET_FEATURES.filename
+    with pytest.raises(ValueError, match="include_top=False"):
+        AlexNet(weights=features)
