@@ -1,0 +1,201 @@
+"""Per-parameter learning-rate and L2 factors for any Keras optimizer, as MATLAB means them.
+
+MATLAB's ``WeightLearnRateFactor``/``BiasLearnRateFactor`` multiply the global
+learning rate for one layer's weights/biases; ``WeightL2Factor``/``BiasL2Factor``
+multiply the global L2 regularisation. Here the optimizer carries the factors,
+keyed by variable path (``"fc8/kernel"``), and scales the **learning rate of each
+update step**, schedules included. That is exact for every optimizer, Adam
+included, whose step does not change when the gradient is scaled: a factor on the
+gradient would do nothing there.
+
+A factor of 0 means the variable is never touched (no step, no decay); given the
+model, such variables are also marked non-trainable so no gradient is computed.
+Factors are part of the optimizer's config: they survive ``model.save`` and
+``keras.models.load_model`` and work under ``jit_compile`` and ``tf.distribute``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+
+import keras
+
+from keras_alexnet.layer_names import resolve_layers
+
+
+@dataclasses.dataclass(frozen=True)
+class Factors:
+    """MATLAB's four per-layer factors."""
+
+    weight_lr: float = 1.0
+    bias_lr: float = 1.0
+    weight_l2: float = 1.0
+    bias_l2: float = 1.0
+
+    @classmethod
+    def of(cls, value):
+        """A number means both learning-rate factors; a pair is (weight, bias)."""
+        if isinstance(value, Factors):
+            return value
+        if isinstance(value, numbers.Real):
+            return cls(weight_lr=float(value), bias_lr=float(value))
+        if isinstance(value, dict):
+            return cls(**value)
+        if isinstance(value, (tuple, list)) and len(value) == 2:
+            return cls(weight_lr=float(value[0]), bias_lr=float(value[1]))
+        raise ValueError(
+            f"learning-rate factor {value!r} is not understood: use a number, a "
+            "(weight, bias) pair, or Factors(weight_lr=, bias_lr=, weight_l2=, bias_l2=)."
+        )
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if not value >= 0:
+                raise ValueError(f"{field.name}={value!r}: factors must be >= 0.")
+
+
+class LearningRateFactorsMixin:
+    """Adds per-variable learning-rate and L2 factors to a Keras optimizer class.
+
+    Use ``with_lr_factors`` rather than this class directly.
+    """
+
+    def __init__(self, *args, lr_factors=None, l2_factors=None, l2_regularization=0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lr_factors = {str(k): float(v) for k, v in (lr_factors or {}).items()}
+        self.l2_factors = {str(k): float(v) for k, v in (l2_factors or {}).items()}
+        self.l2_regularization = float(l2_regularization)
+
+    def factor_of(self, path):
+        """(learning-rate factor, L2 factor) of the variable at ``path``."""
+        return self.lr_factors.get(path, 1.0), self.l2_factors.get(path, 1.0)
+
+    def _frozen(self, variable):
+        return self.lr_factors.get(getattr(variable, "path", None), 1.0) == 0.0
+
+    def build(self, variables):
+        # A reloaded model has every variable trainable again: re-freeze the
+        # zero-factor ones so the slots match the saved optimizer's and no gradient
+        # is computed for them.
+        kept = []
+        for variable in variables:
+            if self._frozen(variable):
+                variable.trainable = False
+            else:
+                kept.append(variable)
+        super().build(kept)
+
+    def apply(self, grads, trainable_variables=None):
+        if trainable_variables is not None:
+            pairs = [(g, v) for g, v in zip(grads, trainable_variables) if not self._frozen(v)]
+            grads, trainable_variables = [g for g, _ in pairs], [v for _, v in pairs]
+        return super().apply(grads, trainable_variables)
+
+    def _apply_weight_decay(self, variables):
+        # Decoupled weight decay happens per variable in update_step, with factors.
+        return None
+
+    def update_step(self, gradient, variable, learning_rate):
+        # In the TF backend `variable` is the raw (maybe per-replica) tf.Variable;
+        # its index leads back to the Keras variable and its path.
+        keras_variable = self._trainable_variables[self._get_variable_index(variable)]
+        lr_factor, l2_factor = self.factor_of(keras_variable.path)
+        if lr_factor == 0.0:
+            return  # MATLAB: a zero factor freezes the parameter, decay included
+        if self.l2_regularization and l2_factor:
+            # MATLAB's L2Regularization: added to the gradient (coupled).
+            gradient = gradient + (self.l2_regularization * l2_factor) * keras.ops.cast(variable, gradient.dtype)
+        learning_rate = learning_rate * lr_factor
+        if self.weight_decay and l2_factor and self._use_weight_decay(keras_variable):
+            decay = keras.ops.cast(self.weight_decay * l2_factor, variable.dtype)
+            self.assign_sub(variable, variable * decay * keras.ops.cast(learning_rate, variable.dtype))
+        super().update_step(gradient, variable, learning_rate)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "lr_factors": dict(self.lr_factors),
+            "l2_factors": dict(self.l2_factors),
+            "l2_regularization": self.l2_regularization,
+        }
+
+
+_FACTORED_CLASSES = {}
+
+
+def factored_optimizer_class(base):
+    """The registered subclass of optimizer class ``base`` that understands factors."""
+    if issubclass(base, LearningRateFactorsMixin):
+        return base
+    if base not in _FACTORED_CLASSES:
+        cls = type(
+            f"Factored{base.__name__}",
+            (LearningRateFactorsMixin, base),
+            {"__doc__": f"{base.__name__} with per-variable learning-rate and L2 factors.", "__module__": __name__},
+        )
+        _FACTORED_CLASSES[base] = keras.saving.register_keras_serializable(package="keras_alexnet")(cls)
+    return _FACTORED_CLASSES[base]
+
+
+# Registered at import so that saved models load with keras.models.load_model.
+for _name in ("SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "Nadam", "Ftrl", "Lion", "Lamb"):
+    if hasattr(keras.optimizers, _name):
+        factored_optimizer_class(getattr(keras.optimizers, _name))
+
+
+def variable_factors(model, factors):
+    """Resolve ``{layer spec: factor}`` to ``({path: lr}, {path: l2})`` for the variables."""
+    lr, l2 = {}, {}
+    for spec, value in factors.items():
+        value = Factors.of(value)
+        for layer in resolve_layers(model, spec):
+            for variable in model.get_layer(layer).weights:
+                is_bias = variable.name == "bias" or len(variable.shape) == 1
+                lr[variable.path] = value.bias_lr if is_bias else value.weight_lr
+                l2[variable.path] = value.bias_l2 if is_bias else value.weight_l2
+    return lr, l2
+
+
+def with_lr_factors(optimizer, factors, model, l2_regularization=0.0):
+    """A copy of ``optimizer`` that applies per-layer learning-rate and L2 factors.
+
+    Args:
+        optimizer: any Keras optimizer instance (its config is copied, state is not).
+        factors: ``{layer: factor}``. Layers are Keras names (``"fc8"``),
+            torchvision paths (``"classifier.6"``, ``"features[0:5]"``) or group
+            names (``"features"``, ``"classifier"``). A factor is a number (weights
+            and biases), a ``(weight, bias)`` pair, or ``Factors(...)``. Layers not
+            named keep factor 1.
+        model: the model whose variables the names refer to. Variables with a zero
+            factor are made non-trainable, so no gradient is computed for them.
+        l2_regularization: MATLAB's global L2Regularization (coupled, added to the
+            gradient), scaled per variable by the L2 factors. For decoupled decay
+            use the optimizer's own ``weight_decay`` (e.g. AdamW); it is scaled by
+            the L2 factors and the effective learning rate.
+
+    Returns:
+        A new optimizer; pass it to ``model.compile``.
+    """
+    lr, l2 = variable_factors(model, factors)
+    if isinstance(optimizer, LearningRateFactorsMixin):
+        lr = {**optimizer.lr_factors, **lr}
+        l2 = {**optimizer.l2_factors, **l2}
+        l2_regularization = l2_regularization or optimizer.l2_regularization
+    config = optimizer.get_config()
+    for key in ("lr_factors", "l2_factors", "l2_regularization"):
+        config.pop(key, None)
+    cls = factored_optimizer_class(type(optimizer))
+    factored = cls.from_config({**config, "lr_factors": lr, "l2_factors": l2, "l2_regularization": l2_regularization})
+    for variable in model.weights:
+        if variable.path in lr:
+            variable.trainable = lr[variable.path] != 0.0
+    return factored
+
+
+def factors_of(optimizer, variable_path):
+    """(learning-rate factor, L2 factor) that ``optimizer`` applies to a variable."""
+    if isinstance(optimizer, LearningRateFactorsMixin):
+        return optimizer.factor_of(variable_path)
+    return 1.0, 1.0
