@@ -1,10 +1,14 @@
-"""The ``keras-alexnet`` command line: thin wrappers over the Python API."""
+"""The ``keras-alexnet`` command line: thin wrappers over the Python API.
+
+Subcommands: convert, train, evaluate, predict, export, layers, demo.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -21,31 +25,171 @@ def _convert(args):
     return 0
 
 
+def _train(args):
+    from keras_alexnet.training import train
+
+    result = train(
+        args.data, val=args.val, val_split=args.val_split, recipe=args.recipe, epochs=args.epochs,
+        batch_size=args.batch_size, learning_rate=args.lr, optimizer=args.optimizer, run_dir=args.run_dir,
+        resume=args.resume, validation_frequency=args.validation_frequency, patience=args.patience,
+        augment=args.augment, lr_schedule=args.lr_schedule, drop_factor=args.drop_factor, drop_period=args.drop_period,
+        mixed_precision=args.mixed_precision, xla=args.xla, seed=args.seed, weights=args.weights,
+        cache_features=args.cache_features, cache_dtype=args.cache_dtype,
+        on_bad_file="raise" if args.fail_on_bad_file else "skip", verbose=2 if args.quiet else 1,
+    )
+    if result.val_accuracy is not None:
+        print(f"validation accuracy: {result.val_accuracy:.4f}")
+    print(f"model: {result.model_path}\nprogress plot: {result.run_dir / 'progress.png'}\nlog: {result.run_dir / 'log.csv'}")
+    return 0
+
+
+def _load(path):
+    import keras
+
+    import keras_alexnet  # noqa: F401  (registers the package's layers and optimizers)
+
+    if not Path(path).exists():
+        raise SystemExit(f"model file {path} does not exist (train one with `keras-alexnet train`).")
+    return keras.models.load_model(path)
+
+
+def _evaluate(args):
+    from keras_alexnet.evaluation import evaluate
+
+    result = evaluate(_load(args.model), args.data, batch_size=args.batch_size)
+    print(result.report())
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "evaluation.txt").write_text(result.report() + "\n")
+        result.plot(out / "confusion_matrix.png")
+        print(f"wrote {out / 'evaluation.txt'} and {out / 'confusion_matrix.png'}")
+    return 0
+
+
+def _predict(args):
+    from keras_alexnet import AlexNet
+    from keras_alexnet.evaluation import predict
+
+    model = _load(args.model) if args.model else AlexNet(weights="imagenet")
+    for path, top in zip(args.images, predict(model, args.images, top=args.top)):
+        print(f"{path}: " + ", ".join(f"{name} {score:.3f}" for name, score in top))
+    return 0
+
+
+def _export(args):
+    from keras_alexnet.export import export_savedmodel, export_tflite
+
+    model = _load(args.model)
+    check = export_savedmodel(model, args.out) if args.format == "savedmodel" else export_tflite(model, args.out)
+    print(f"{args.format} written to {check.path}; checked on {check.samples} images: max |difference| to Keras {check.max_abs_diff:.2e}")
+    return 0
+
+
+def _layers(args):
+    from keras_alexnet import AlexNet
+    from keras_alexnet.transfer import apply_recipe, print_layer_table
+
+    model = AlexNet(weights=None, include_top=False)
+    if args.recipe:
+        model = apply_recipe(model, args.recipe, args.classes)
+    print_layer_table(model)
+    return 0
+
+
+def _demo(args):
+    from keras_alexnet.demo import run_demo
+
+    run_demo(args.out, per_class=args.per_class, epochs=args.epochs, seed=args.seed)
+    return 0
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(prog="keras-alexnet", description=__doc__)
+    from keras_alexnet.data import AUGMENTATIONS
+    from keras_alexnet.transfer import RECIPES
+
+    parser = argparse.ArgumentParser(prog="keras-alexnet", description="torchvision's AlexNet in Keras: convert, train, evaluate, predict, export.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    convert = commands.add_parser(
-        "convert",
-        help="convert torchvision AlexNet weights to Keras through ONNX, with a parity report",
-    )
-    convert.add_argument(
-        "--source",
-        default="torchvision",
-        help="'torchvision' (download official ImageNet weights), 'random[:SEED]', or a .pth/.npz state dict",
-    )
-    convert.add_argument("--out", help="output .weights.h5 (default: the Keras cache, $KERAS_HOME/models)")
-    convert.add_argument("--check-onnx2tf", action="store_true", help="also compare against onnx2tf's conversion (minutes)")
-    convert.add_argument("--keep-onnx", metavar="PATH", help="keep the intermediate ONNX file here")
-    convert.add_argument("--max-rel", type=float, default=1e-4, help="fail if any relative difference exceeds this")
-    convert.set_defaults(run=_convert)
+    p = commands.add_parser("convert", help="convert torchvision AlexNet weights to Keras through ONNX, with a parity report")
+    p.add_argument("--source", default="torchvision", help="'torchvision' (download official ImageNet weights), 'random[:SEED]', or a .pth/.npz state dict")
+    p.add_argument("--out", help="output .weights.h5 (default: the Keras cache, $KERAS_HOME/models)")
+    p.add_argument("--check-onnx2tf", action="store_true", help="also compare against onnx2tf's conversion")
+    p.add_argument("--keep-onnx", metavar="PATH", help="keep the intermediate ONNX file here")
+    p.add_argument("--max-rel", type=float, default=1e-4, help="fail if any relative difference exceeds this")
+    p.set_defaults(run=_convert)
+
+    p = commands.add_parser("train", help="transfer-learn AlexNet on a folder of images (one sub-folder per class)")
+    p.add_argument("--data", required=True, help="training folder")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--val", help="validation folder")
+    group.add_argument("--val-split", type=float, help="hold out this stratified fraction of --data (e.g. 0.3)")
+    p.add_argument("--recipe", default="frozen-features", choices=sorted(RECIPES))
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, help="base learning rate (default: the recipe's)")
+    p.add_argument("--optimizer", choices=["sgdm", "sgd", "adam", "adamw", "rmsprop"], help="default: the recipe's")
+    p.add_argument("--run-dir", default="runs/alexnet", help="where the model, log, plot and checkpoints go")
+    p.add_argument("--resume", action="store_true", help="continue a killed run from its last finished epoch")
+    p.add_argument("--validation-frequency", type=int, help="validate every N iterations (default: every epoch)")
+    p.add_argument("--patience", type=int, help="stop after N epochs without lower validation loss")
+    p.add_argument("--augment", default="none", choices=AUGMENTATIONS)
+    p.add_argument("--lr-schedule", default="none", choices=["none", "piecewise"])
+    p.add_argument("--drop-factor", type=float, default=0.1)
+    p.add_argument("--drop-period", type=int, default=10)
+    p.add_argument("--mixed-precision", choices=["float16", "bfloat16"])
+    p.add_argument("--xla", action="store_true", help="compile the training step with XLA")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--weights", default="imagenet", help="'imagenet' (shipped conv weights), a weights file, or 'none'")
+    p.add_argument("--cache-features", action="store_true", help="compute frozen layers once, train the rest on cached activations")
+    p.add_argument("--cache-dtype", default="float32", choices=["float32", "float16"])
+    p.add_argument("--fail-on-bad-file", action="store_true", help="stop at the first unreadable image instead of skipping it")
+    p.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
+    p.set_defaults(run=_train)
+
+    p = commands.add_parser("evaluate", help="accuracy, per-class precision/recall, confusion matrix")
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True, help="folder with one sub-folder per class")
+    p.add_argument("--out", help="folder for evaluation.txt and confusion_matrix.png")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.set_defaults(run=_evaluate)
+
+    p = commands.add_parser("predict", help="top-k classes of images")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--model", help="a trained .keras model (default: ImageNet AlexNet, needs `keras-alexnet convert`)")
+    p.add_argument("--top", type=int, default=5)
+    p.set_defaults(run=_predict)
+
+    p = commands.add_parser("export", help="export a trained model to SavedModel (TF Serving) or TFLite, verified")
+    p.add_argument("--model", required=True)
+    p.add_argument("--format", required=True, choices=["savedmodel", "tflite"])
+    p.add_argument("--out", required=True)
+    p.set_defaults(run=_export)
+
+    p = commands.add_parser("layers", help="print the layer table (parameters, trainable, factors) of a recipe")
+    p.add_argument("--recipe", choices=sorted(RECIPES))
+    p.add_argument("--classes", type=int, default=2)
+    p.set_defaults(run=_layers)
+
+    p = commands.add_parser("demo", help="offline demo: shapes data set, MATLAB recipe, plots, SavedModel")
+    p.add_argument("--out", default="demo_output")
+    p.add_argument("--per-class", type=int, default=60)
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=_demo)
     return parser
 
 
 def main(argv=None):
     """Entry point of the ``keras-alexnet`` console script."""
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    if getattr(args, "weights", None) == "none":
+        args.weights = None
+    try:
+        return args.run(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -49,3 +49,37 @@ class AdaptiveAveragePooling2D(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "output_size": self.output_size}
+
+
+@keras.saving.register_keras_serializable(package="keras_alexnet")
+class ClassNames(keras.layers.Layer):
+    """Identity layer that carries the class names, so they travel with the saved model."""
+
+    def __init__(self, class_names, **kwargs):
+        kwargs.setdefault("name", "class_names")
+        super().__init__(**kwargs)
+        self.class_names = [str(name) for name in class_names]
+
+    def call(self, inputs):
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "class_names": self.class_names}
+
+
+def attach_class_names(model, class_names):
+    """``model`` with a ``ClassNames`` layer at the end (a new model, same layers)."""
+    if model.output.shape[-1] != len(class_names):
+        raise ValueError(f"the model has {model.output.shape[-1]} outputs but {len(class_names)} class names were given.")
+    return keras.Model(model.inputs, ClassNames(class_names)(model.output), name=model.name)
+
+
+def class_names_of(model):
+    """The class names stored in ``model`` by ``attach_class_names``, or None."""
+    for layer in reversed(model.layers):
+        if isinstance(layer, ClassNames):
+            return list(layer.class_names)
+    return None

@@ -1,0 +1,147 @@
+"""Keras callbacks for MATLAB-style training: validation every N iterations, a
+training-progress plot, an atomic best-model checkpoint. Their state lives in a
+JSON file next to the run, so a resumed run carries on its curves."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import keras
+import numpy as np
+
+
+def atomic_write(path, write):
+    """Call ``write(tmp_path)`` then rename onto ``path``: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.name, dir=path.parent)
+    os.close(handle)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def save_model_atomic(model, path):
+    """``model.save(path)`` (a .keras file) through a temporary file."""
+    # mkstemp's name ends in the target's name, so it ends in ".keras" as Keras requires.
+    return atomic_write(path, model.save)
+
+
+class TrainingProgress(keras.callbacks.Callback):
+    """Records loss/accuracy per iteration and validation per epoch or every N iterations.
+
+    Writes ``history.json`` and a ``progress.png`` like MATLAB's
+    Plots='training-progress'. With ``validation_frequency=N`` the validation set
+    is evaluated every N iterations (MATLAB ValidationFrequency).
+    """
+
+    def __init__(self, run_dir, validation_data=None, validation_frequency=None):
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.validation_data = validation_data
+        self.validation_frequency = validation_frequency
+        self.state_path = self.run_dir / "history.json"
+        self.state = {"iteration": [], "loss": [], "accuracy": [], "val_iteration": [], "val_loss": [], "val_accuracy": [], "epochs_done": 0, "iterations_per_epoch": None}
+        if self.state_path.exists():
+            self.state.update(json.loads(self.state_path.read_text()))
+        self._iteration = self.state["iteration"][-1] if self.state["iteration"] else 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        # BackupAndRestore restarts at the last finished epoch: drop what came after it.
+        per_epoch = self.state["iterations_per_epoch"]
+        if per_epoch:
+            cutoff = epoch * per_epoch
+            for key, xs in (("iteration", ("loss", "accuracy")), ("val_iteration", ("val_loss", "val_accuracy"))):
+                keep = [i for i, it in enumerate(self.state[key]) if it <= cutoff]
+                self.state[key] = [self.state[key][i] for i in keep]
+                for name in xs:
+                    self.state[name] = [self.state[name][i] for i in keep]
+            self._iteration = cutoff
+        self._epoch_start = self._iteration
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        self._iteration += 1
+        self.state["iteration"].append(self._iteration)
+        self.state["loss"].append(float(logs.get("loss", np.nan)))
+        self.state["accuracy"].append(float(logs.get("accuracy", np.nan)))
+        if self.validation_frequency and self.validation_data is not None and self._iteration % self.validation_frequency == 0:
+            self._validate()
+
+    def _validate(self):
+        results = self.model.evaluate(self.validation_data, verbose=0, return_dict=True)
+        self.state["val_iteration"].append(self._iteration)
+        self.state["val_loss"].append(float(results["loss"]))
+        self.state["val_accuracy"].append(float(results.get("accuracy", np.nan)))
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        self.state["iterations_per_epoch"] = self._iteration - self._epoch_start
+        if "val_loss" in logs and (not self.state["val_iteration"] or self.state["val_iteration"][-1] != self._iteration):
+            self.state["val_iteration"].append(self._iteration)
+            self.state["val_loss"].append(float(logs["val_loss"]))
+            self.state["val_accuracy"].append(float(logs.get("val_accuracy", np.nan)))
+        self.state["epochs_done"] = epoch + 1
+        self.save()
+
+    def save(self):
+        atomic_write(self.state_path, lambda tmp: Path(tmp).write_text(json.dumps(self.state)))
+        plot_progress(self.state, self.run_dir / "progress.png")
+
+
+def plot_progress(state, path):
+    """Accuracy and loss against iteration, training and validation, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
+    for axis, key, label in ((axes[0], "accuracy", "Accuracy"), (axes[1], "loss", "Loss")):
+        axis.plot(state["iteration"], state[key], color="tab:blue", linewidth=1, label="training (running epoch mean)")
+        if state["val_iteration"]:
+            axis.plot(state["val_iteration"], state[f"val_{key}"], "o--", color="black", markersize=4, label="validation")
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3)
+        axis.legend(loc="best")
+    per_epoch = state.get("iterations_per_epoch")
+    if per_epoch:
+        for epoch in range(1, state["epochs_done"] + 1):
+            for axis in axes:
+                axis.axvline(epoch * per_epoch, color="grey", alpha=0.25, linewidth=0.8)
+    axes[1].set_xlabel("Iteration")
+    last = state["val_accuracy"][-1] if state["val_accuracy"] else None
+    title = f"Training progress: epoch {state['epochs_done']}"
+    if last is not None:
+        title += f", validation accuracy {last:.3f}"
+    axes[0].set_title(title)
+    figure.tight_layout()
+    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=100))
+    plt.close(figure)
+
+
+class BestModelCheckpoint(keras.callbacks.Callback):
+    """Save ``model`` whenever the monitored metric improves, atomically."""
+
+    def __init__(self, path, model, monitor="val_accuracy", mode="max"):
+        super().__init__()
+        self.path, self.full_model, self.monitor, self.mode = Path(path), model, monitor, mode
+        self.best_path = self.path.with_suffix(".best.json")
+        self.best = json.loads(self.best_path.read_text())["best"] if self.best_path.exists() else None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            return
+        better = self.best is None or (value > self.best if self.mode == "max" else value < self.best)
+        if better:
+            self.best = float(value)
+            save_model_atomic(self.full_model, self.path)
+            atomic_write(self.best_path, lambda tmp: Path(tmp).write_text(json.dumps({"best": self.best, "epoch": epoch + 1})))

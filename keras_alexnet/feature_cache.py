@@ -1,0 +1,122 @@
+"""Train on cached activations of the frozen part of a model.
+
+When the first layers are frozen (the most common recipe), their output is the
+same every epoch: computing it again is waste. ``split_frozen_prefix`` cuts the
+model after its last leading frozen layer; ``cache_features`` runs the frozen
+part once over a dataset, keeping the activations in memory or, past a memory
+budget, in a file on disk (optionally float16). The head model shares its layers
+with the full model, so training the head trains the full model.
+
+Rule for augmentation: random augmentation changes the frozen part's input every
+epoch, so cached features would freeze one random draw. Caching is refused
+unless the pipeline is deterministic (augment "none").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+DEFAULT_MEMORY_LIMIT = 1 << 30  # bytes kept in RAM before falling back to disk
+
+
+def split_frozen_prefix(model):
+    """(prefix, head) around the last layer of the leading frozen chain, or None.
+
+    Only chain-shaped models (each layer feeding the next) are split, as AlexNet is.
+    """
+    layers = model.layers[1:]  # after the InputLayer
+    cut = None
+    for index, layer in enumerate(layers):
+        if layer.weights and (layer.trainable and any(v.trainable for v in layer.weights)):
+            break
+        if isinstance(layer, keras.layers.Dropout):
+            break  # dropout draws randomness each epoch
+        cut = index
+    if cut is None or cut == len(layers) - 1:
+        return None
+    for previous, layer in zip(layers, layers[1:]):
+        if len(layer._inbound_nodes) != 1 or layer.input is not previous.output:
+            return None
+    prefix = keras.Model(model.inputs, layers[cut].output, name=f"{model.name}_frozen")
+    head_input = keras.Input(layers[cut].output.shape[1:], name="cached_features")
+    x = head_input
+    for layer in layers[cut + 1 :]:
+        x = layer(x)
+    return prefix, keras.Model(head_input, x, name=f"{model.name}_head")
+
+
+@dataclasses.dataclass
+class CachedFeatures:
+    """Activations of the frozen prefix with their labels."""
+
+    features: np.ndarray  # may be a np.memmap on disk
+    labels: np.ndarray
+    on_disk: bool
+
+    @property
+    def nbytes(self):
+        return int(self.features.nbytes)
+
+    def dataset(self, batch_size, training, seed=0):
+        """A tf.data pipeline over the cache, shuffled like the image pipeline."""
+        count = len(self.labels)
+        if self.on_disk:
+            # Stream from the memory-mapped file instead of copying it into a tensor.
+            def rows():
+                for i in range(count):
+                    yield i
+
+            ds = tf.data.Dataset.from_generator(rows, output_signature=tf.TensorSpec((), tf.int64))
+        else:
+            ds = tf.data.Dataset.range(count)
+        if training:
+            ds = ds.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+        features, labels = self.features, self.labels
+
+        def fetch(indices):
+            return features[indices].astype(np.float32), labels[indices]
+
+        ds = ds.batch(batch_size)
+        ds = ds.map(
+            lambda i: tf.numpy_function(fetch, [i], (tf.float32, tf.int32)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        shape = features.shape[1:]
+        ds = ds.map(lambda x, y: (tf.ensure_shape(x, (None, *shape)), tf.ensure_shape(y, (None,))))
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def cache_features(prefix, images, labels_dtype=np.int32, dtype="float32", memory_limit=DEFAULT_MEMORY_LIMIT, directory=None, name="train"):
+    """Run ``prefix`` once over an unshuffled (image, label) batch dataset.
+
+    Memory: at most ``memory_limit`` bytes of activations in RAM; a larger cache
+    goes to ``directory/<name>.features.npy`` (required then). float16 halves it.
+    """
+    count = int(sum(int(y.shape[0]) for _, y in images))
+    per_example = int(np.prod(prefix.output.shape[1:]))
+    nbytes = count * per_example * np.dtype(dtype).itemsize
+    on_disk = nbytes > memory_limit
+    shape = (count, *prefix.output.shape[1:])
+    if on_disk:
+        if directory is None:
+            raise ValueError(f"the feature cache needs {nbytes / 2**20:.0f} MiB, over the {memory_limit / 2**20:.0f} MiB memory limit: give a directory for the on-disk cache.")
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        features = np.lib.format.open_memmap(Path(directory) / f"{name}.features.npy", mode="w+", dtype=dtype, shape=shape)
+    else:
+        features = np.empty(shape, dtype)
+    labels = np.empty(count, labels_dtype)
+    position = 0
+    for x, y in images:
+        batch = prefix(x, training=False)
+        n = int(y.shape[0])
+        features[position : position + n] = np.asarray(batch).astype(dtype)
+        labels[position : position + n] = np.asarray(y)
+        position += n
+    if on_disk:
+        features.flush()
+    return CachedFeatures(features, labels, on_disk)
