@@ -1,0 +1,127 @@
+"""Training end to end: CLI train -> evaluate -> predict -> export, resume after SIGKILL,
+feature cache equal to uncached training, and accuracy on real photos."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import PHOTOS
+from keras_alexnet.cli import main
+from keras_alexnet.shapes import generate_shapes
+from keras_alexnet.training import train
+
+CLI = [sys.executable, "-m", "keras_alexnet.cli"]
+
+
+@pytest.fixture(scope="module")
+def shapes_dir(tmp_path_factory):
+    return generate_shapes(tmp_path_factory.mktemp("shapes") / "data", per_class=10, size=96, seed=0)
+
+
+def test_cli_train_evaluate_predict_export_reload(shapes_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(shapes_dir), "--val-split", "0.3", "--recipe", "fine-tune-all", "--epochs", "2",
+                 "--batch-size", "8", "--run-dir", str(run), "--validation-frequency", "2", "--quiet"]) == 0
+    for name in ("model.keras", "best.keras", "log.csv", "progress.png", "history.json"):
+        assert (run / name).exists(), name
+    assert not (run / "backup").exists()  # removed after a finished run
+    history = json.loads((run / "history.json").read_text())
+    assert history["epochs_done"] == 2 and history["val_iteration"][:2] == [2, 4]  # every 2 iterations
+
+    assert main(["evaluate", "--model", str(run / "model.keras"), "--data", str(shapes_dir), "--out", str(tmp_path / "eval")]) == 0
+    report = capsys.readouterr().out
+    assert "confusion matrix" in report and "precision" in report and (tmp_path / "eval" / "confusion_matrix.png").exists()
+
+    image = next((shapes_dir / "star").iterdir())
+    assert main(["predict", "--model", str(run / "model.keras"), "--top", "2", str(image)]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(str(image)) and any(name in line for name in ("star", "circle", "triangle", "rectangle"))
+
+    for fmt, out in (("savedmodel", tmp_path / "sm"), ("tflite", tmp_path / "m.tflite")):
+        assert main(["export", "--model", str(run / "model.keras"), "--format", fmt, "--out", str(out)]) == 0
+        assert "max |difference| to Keras" in capsys.readouterr().out
+    import tensorflow as tf
+
+    served = tf.saved_model.load(str(tmp_path / "sm")).signatures["serving_default"]
+    pixels = np.asarray(keras.utils.load_img(image))[None]
+    outputs = served(images=tf.constant(pixels))
+    model = keras.models.load_model(run / "model.keras")
+    from keras_alexnet.preprocessing import imagenet_eval_layers
+
+    expected = model.predict(imagenet_eval_layers()(pixels), verbose=0)
+    np.testing.assert_allclose(outputs["probabilities"].numpy(), expected, atol=1e-4)
+    assert outputs["class_name"].numpy()[0].decode() == sorted(["circle", "rectangle", "star", "triangle"])[int(expected.argmax())]
+
+
+def test_bad_data_gives_clear_cli_errors(tmp_path, capsys):
+    (tmp_path / "one" / "cls").mkdir(parents=True)
+    assert main(["train", "--data", str(tmp_path / "one"), "--run-dir", str(tmp_path / "r")]) == 2
+    assert "at least 2" in capsys.readouterr().err
+    assert main(["train", "--data", str(tmp_path / "missing"), "--run-dir", str(tmp_path / "r")]) == 2
+
+
+def _epochs_in_log(path):
+    with open(path) as handle:
+        return [int(row["epoch"]) for row in csv.DictReader(handle)]
+
+
+def test_resume_after_sigkill(shapes_dir, tmp_path):
+    run = tmp_path / "run"
+    args = CLI + ["train", "--data", str(shapes_dir), "--val-split", "0.3", "--epochs", "5", "--batch-size", "4",
+                  "--recipe", "frozen-features", "--run-dir", str(run), "--quiet"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        state = run / "history.json"
+        if state.exists() and json.loads(state.read_text())["epochs_done"] >= 2:
+            break
+        assert process.poll() is None, "training ended before it could be killed"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done = json.loads((run / "history.json").read_text())["epochs_done"]
+    assert 2 <= done < 5 and (run / "backup").exists()
+    resumed = subprocess.run(args + ["--resume"], env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert _epochs_in_log(run / "log.csv") == [0, 1, 2, 3, 4]  # each epoch once: nothing lost, nothing twice
+    assert json.loads((run / "history.json").read_text())["epochs_done"] == 5
+    assert keras.models.load_model(run / "model.keras").get_layer("class_names").class_names == ["circle", "rectangle", "star", "triangle"]
+
+
+def test_feature_cache_gives_the_uncached_loss_curve(shapes_dir, tmp_path):
+    runs = {}
+    for cached in (False, True):
+        result = train(shapes_dir, val_split=0.3, recipe="frozen-features", epochs=3, batch_size=8, seed=5,
+                       run_dir=tmp_path / str(cached), cache_features=cached, verbose=0)
+        assert result.cached_features == cached
+        runs[cached] = result.history
+    for key in ("loss", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(runs[True][key], runs[False][key], rtol=1e-3, atol=1e-4, err_msg=key)
+
+
+def test_feature_cache_refuses_augmentation(shapes_dir, tmp_path):
+    with pytest.raises(ValueError, match="augment='none'"):
+        train(shapes_dir, val_split=0.3, epochs=1, augment="flip", cache_features=True, run_dir=tmp_path, verbose=0)
+
+
+def test_frozen_features_recipe_reaches_90_percent_on_real_photos(tmp_path):
+    """Python API, with the shipped ImageNet conv weights (PyTorch gets 0.95 with the same recipe)."""
+    result = train(PHOTOS / "train", val=PHOTOS / "test", recipe="frozen-features", epochs=3, seed=0,
+                   run_dir=tmp_path, cache_features=True, verbose=0)
+    assert result.val_accuracy >= 0.90
+
+
+def test_cli_frozen_features_recipe_reaches_90_percent_on_real_photos(tmp_path, capsys):
+    assert main(["train", "--data", str(PHOTOS / "train"), "--val", str(PHOTOS / "test"), "--recipe", "frozen-features",
+                 "--epochs", "3", "--run-dir", str(tmp_path), "--quiet"]) == 0
+    accuracy = float(capsys.readouterr().out.split("validation accuracy:")[1].split()[0])
+    assert accuracy >= 0.90

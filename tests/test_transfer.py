@@ -1,0 +1,134 @@
+"""Freezing, naming by torchvision paths, head replacement, layer table, recipes."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_alexnet import AlexNet
+from keras_alexnet.layer_names import layer_range, resolve_layers
+from keras_alexnet.transfer import (
+    RECIPES, TrainableStateGuard, apply_recipe, format_layer_table, freeze, layer_table, replace_head, unfreeze,
+)
+
+SMALL = (80, 80, 3)
+
+
+@pytest.fixture(scope="module")
+def full():
+    return AlexNet(weights=None, classes=10, input_shape=SMALL)
+
+
+def test_torchvision_paths_slices_and_groups(full):
+    assert resolve_layers(full, "features.0") == ["conv1"]
+    assert resolve_layers(full, "classifier.6") == ["fc8"]
+    assert resolve_layers(full, "features[0:5]") == ["conv1", "pool1", "conv2"]
+    assert resolve_layers(full, "features[8:]") == ["conv4", "conv5", "pool5"]
+    assert resolve_layers(full, "classifier") == ["drop6", "fc6", "drop7", "fc7", "fc8"]
+    assert resolve_layers(full, ["conv2", "features.6"]) == ["conv2", "conv3"]
+    assert layer_range(full, up_to="conv3")[-1] == "conv3" and "conv4" not in layer_range(full, up_to="conv3")
+    with pytest.raises(ValueError, match="unknown layer 'conv9'.*features.0"):
+        resolve_layers(full, "conv9")
+
+
+def small_data(n=16, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, *SMALL)).astype("float32"), rng.integers(0, 10, n)
+
+
+def test_freeze_after_fit_is_not_silently_ignored():
+    model = AlexNet(weights=None, classes=10, input_shape=SMALL)
+    model.compile(keras.optimizers.SGD(0.01), "sparse_categorical_crossentropy")
+    x, y = small_data()
+    model.fit(x, y, epochs=1, verbose=0)
+    freeze(model, "features")  # recompiles: the next fit honours it
+    frozen = {name: [w.copy() for w in model.get_layer(name).get_weights()] for name in ("conv1", "conv5")}
+    fc8 = model.get_layer("fc8").get_weights()[0].copy()
+    model.fit(x, y, epochs=1, verbose=0)
+    for name, weights in frozen.items():
+        for before, after in zip(weights, model.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(before, after)
+    assert np.abs(model.get_layer("fc8").get_weights()[0] - fc8).max() > 0
+    unfreeze(model, up_to="conv2")
+    assert model.get_layer("conv1").trainable and not model.get_layer("conv3").trainable
+
+
+def test_hand_made_trainable_change_after_fit_is_refused():
+    model = AlexNet(weights=None, classes=10, input_shape=SMALL)
+    model.compile(keras.optimizers.SGD(0.01), "sparse_categorical_crossentropy")
+    x, y = small_data()
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[TrainableStateGuard()])
+    model.get_layer("conv1").trainable = False  # behind the API's back
+    with pytest.raises(RuntimeError, match="trainable flags changed"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[TrainableStateGuard()])
+
+
+def test_replace_fc8_keeps_fc6_fc7(full):
+    new = replace_head(full, 3)
+    assert new.output.shape[-1] == 3
+    assert new.get_layer("fc7") is full.get_layer("fc7")  # same layer, same weights
+    assert new.get_layer("fc8") is not full.get_layer("fc8")
+    assert new.get_layer("fc8").kernel.shape == (4096, 3)
+
+
+def test_replace_head_on_features_only_model():
+    features = AlexNet(weights="imagenet", include_top=False)
+    new = replace_head(features, 5)
+    assert [n for n in ("avgpool", "fc6", "fc7", "fc8") if n in {l.name for l in new.layers}] == ["avgpool", "fc6", "fc7", "fc8"]
+    assert new(np.zeros((1, 100, 100, 3), "float32")).shape == (1, 5)
+    np.testing.assert_array_equal(new.get_layer("conv1").get_weights()[0], features.get_layer("conv1").get_weights()[0])
+
+
+def test_replace_whole_classifier_with_user_layers(full):
+    new = replace_head(full, layers=[keras.layers.Dense(64, activation="relu", name="hidden"), keras.layers.Dense(2, name="out")])
+    assert new.get_layer("hidden").kernel.shape == (9216, 64)
+    assert "fc6" not in {l.name for l in new.layers}
+    with pytest.raises(ValueError, match="exactly one"):
+        replace_head(full)
+
+
+def test_layer_table_shows_factors_and_frozen_layers():
+    model = apply_recipe(AlexNet(weights=None, include_top=False, input_shape=SMALL), "matlab", 4)
+    rows = {r.name: r for r in layer_table(model)}
+    assert rows["fc8"].weight_lr_factor == 20 and rows["fc8"].bias_lr_factor == 20
+    assert rows["conv1"].weight_lr_factor == 1 and rows["conv1"].torchvision == "features.0,features.1"
+    assert rows["fc8"].params == 4096 * 4 + 4
+    frozen = {r.name: r for r in layer_table(apply_recipe(AlexNet(weights=None, include_top=False, input_shape=SMALL), "later-convs", 4))}
+    assert not frozen["conv3"].trainable and frozen["conv3"].weight_lr_factor == 0
+    assert frozen["conv4"].weight_lr_factor == pytest.approx(0.1) and frozen["fc6"].weight_lr_factor == 1
+    text = format_layer_table(list(frozen.values()))
+    assert "conv4" in text and "trainable" in text
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_recipes_freeze_and_factor_as_documented(name):
+    model = apply_recipe(AlexNet(weights=None, include_top=False, input_shape=SMALL), name, 3)
+    rows = {r.name: r for r in layer_table(model)}
+    convs = [rows[f"conv{i}"].weight_lr_factor for i in range(1, 6)]
+    expected = {
+        "frozen-features": [0, 0, 0, 0, 0],
+        "fine-tune-all": [0.1] * 5,
+        "later-convs": [0, 0, 0, 0.1, 0.1],
+        "matlab": [1] * 5,
+    }[name]
+    assert convs == pytest.approx(expected)
+    assert rows["fc8"].weight_lr_factor == (20 if name == "matlab" else 1)
+    assert model.output.shape[-1] == 3 and model.compiled
+    assert type(model.optimizer).__name__ == ("FactoredSGD" if name == "matlab" else "FactoredAdam")
+
+
+def test_frozen_weights_unchanged_after_fit():
+    model = apply_recipe(AlexNet(weights="imagenet", include_top=False, input_shape=SMALL), "frozen-features", 10)
+    before = [w.numpy().copy() for w in model.non_trainable_weights]
+    model.fit(*small_data(), epochs=2, batch_size=8, verbose=0)
+    assert len(before) == 10  # conv1..conv5 kernels and biases
+    for b, w in zip(before, model.non_trainable_weights):
+        np.testing.assert_array_equal(b, w.numpy())
+
+
+def test_unknown_recipe_and_optimizer():
+    with pytest.raises(ValueError, match="recipe 'magic'"):
+        apply_recipe(AlexNet(weights=None, include_top=False, input_shape=SMALL), "magic", 2)
+    from keras_alexnet.transfer import make_optimizer
+
+    with pytest.raises(ValueError, match="optimizer 'adamx'"):
+        make_optimizer("adamx", 0.1)
