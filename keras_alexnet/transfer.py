@@ -270,7 +270,7 @@ def make_optimizer(name, learning_rate):
     return makers[name]()
 
 
-def apply_recipe(model, recipe, classes, *, learning_rate=None, optimizer=None, metrics=("accuracy",), jit_compile="auto"):
+def apply_recipe(model, recipe, classes, *, learning_rate=None, optimizer=None, metrics=("accuracy",), jit_compile="auto", new_head=True):
     """Prepare ``model`` for ``classes`` outputs with a recipe and compile it.
 
     Args:
@@ -278,6 +278,8 @@ def apply_recipe(model, recipe, classes, *, learning_rate=None, optimizer=None, 
         recipe: a name from ``RECIPES`` or a ``Recipe``.
         learning_rate: overrides the recipe's base rate (a float or a schedule).
         optimizer: a Keras optimizer whose config replaces the recipe's choice.
+        new_head: replace fc8 with a new layer for ``classes`` (False keeps a
+            trained head, e.g. to fine-tune after training with frozen features).
     Returns:
         A new compiled model (softmax head, sparse categorical cross-entropy) that
         shares the backbone's layers with ``model``.
@@ -286,7 +288,10 @@ def apply_recipe(model, recipe, classes, *, learning_rate=None, optimizer=None, 
         if recipe not in RECIPES:
             raise ValueError(f"recipe {recipe!r} is not known: use one of {', '.join(RECIPES)}.")
         recipe = RECIPES[recipe]
-    model = replace_head(model, classes)
+    if new_head:
+        model = replace_head(model, classes)
+    elif model.output.shape[-1] != classes:
+        raise ValueError(f"new_head=False keeps the model's {model.output.shape[-1]} outputs, but classes={classes}.")
     unfreeze(model)
     for spec in recipe.frozen:
         freeze(model, spec)

@@ -132,3 +132,12 @@ def test_unknown_recipe_and_optimizer():
 
     with pytest.raises(ValueError, match="optimizer 'adamx'"):
         make_optimizer("adamx", 0.1)
+
+
+def test_recipe_can_keep_a_trained_head():
+    model = apply_recipe(AlexNet(weights=None, include_top=False, input_shape=SMALL), "frozen-features", 4)
+    fc8 = model.get_layer("fc8")
+    tuned = apply_recipe(model, "fine-tune-all", 4, new_head=False)
+    assert tuned.get_layer("fc8") is fc8 and tuned.get_layer("conv1").trainable
+    with pytest.raises(ValueError, match="classes=5"):
+        apply_recipe(model, "fine-tune-all", 5, new_head=False)
