@@ -19,3 +19,32 @@ def test_mirrored_strategy_trains_like_one_device():
     assert result["moved"] > 1e-3  # the rest trained
     # Gradients are averaged over replicas: same updates as one device, up to float32 summation order.
     assert result["max_diff"] < 1e-5
+
+
+def _free_ports(count):
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_worker_processes_on_loopback():
+    """MultiWorkerMirroredStrategy, two processes on 127.0.0.1, factors intact."""
+    script = Path(__file__).parent / "multiworker_check.py"
+    ports = ",".join(map(str, _free_ports(2)))
+    workers = [subprocess.Popen([sys.executable, str(script), ports, str(i)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    try:
+        outputs = [w.communicate(timeout=300) for w in workers]
+    finally:
+        for w in workers:
+            w.kill()
+    for worker, (out, err) in zip(workers, outputs):
+        assert worker.returncode == 0, err[-3000:]
+        result = json.loads(out.strip().splitlines()[-1])
+        assert result["workers"] == 2 and result["a_unchanged"]
+        assert result["max_diff"] < 1e-5

@@ -1,0 +1,63 @@
+"""Data-parallel training under any ``tf.distribute`` strategy, multi-worker included.
+
+``model.fit`` works with ``MirroredStrategy`` (several GPUs, one machine). With
+``MultiWorkerMirroredStrategy`` Keras 3's ``fit`` fails on TensorFlow >= 2.16
+(keras-team/keras#20585), so ``distributed_fit`` runs the same train step in a
+small loop of its own: per-replica loss scaled by the global batch, gradients of
+the trainable variables, ``optimizer.apply`` (which all-reduces across replicas
+and applies the learning-rate factors and freezing exactly as in ``fit``).
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+
+def distributed_fit(model, examples, strategy, global_batch_size, epochs=1):
+    """Train a compiled ``model`` (built under ``strategy.scope()``).
+
+    Args:
+        examples: an unbatched ``tf.data.Dataset`` of (image, label). Each input
+            pipeline (worker) reads every n-th example and batches
+            ``global_batch_size / replicas`` of them, so one global step covers the
+            same examples as one batch of ``global_batch_size`` on one device.
+    Returns:
+        The mean training loss of each epoch.
+    """
+    replicas = strategy.num_replicas_in_sync
+    if global_batch_size % replicas:
+        raise ValueError(f"global_batch_size={global_batch_size} must be a multiple of the {replicas} replicas.")
+
+    def dataset_fn(context):
+        shard = examples.shard(context.num_input_pipelines, context.input_pipeline_id)
+        return shard.batch(context.get_per_replica_batch_size(global_batch_size)).prefetch(tf.data.AUTOTUNE)
+
+    if not model.compiled:
+        raise ValueError("distributed_fit needs a compiled model (model.compile(optimizer, loss) under strategy.scope()).")
+    loss_fn = keras.losses.get(model.loss) if isinstance(model.loss, str) else model.loss
+    reduction_free = loss_fn.__class__.from_config({**loss_fn.get_config(), "reduction": None}) if hasattr(loss_fn, "get_config") else loss_fn
+    optimizer = model.optimizer
+
+    def replica_step(images, labels):
+        with tf.GradientTape() as tape:
+            per_example = reduction_free(labels, model(images, training=True))
+            # Divides by (per-replica batch x replicas): summed over replicas, a mean.
+            loss = tf.nn.compute_average_loss(per_example)
+        variables = model.trainable_variables
+        optimizer.apply(tape.gradient(loss, variables), variables)
+        return loss
+
+    @tf.function
+    def train_step(images, labels):
+        losses = strategy.run(replica_step, args=(images, labels))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+
+    history = []
+    for _ in range(epochs):
+        total, steps = 0.0, 0
+        for images, labels in strategy.distribute_datasets_from_function(dataset_fn):
+            total += float(train_step(images, labels))
+            steps += 1
+        history.append(total / max(steps, 1))
+    return history

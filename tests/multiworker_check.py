@@ -1,0 +1,53 @@
+"""Run by test_distribute.py: one worker of a two-process MultiWorkerMirroredStrategy
+cluster on loopback, trained with keras_alexnet.distributed.distributed_fit. Each worker
+reads half of every global batch of 16, so the averaged gradients equal one device's
+and so must the trained weights (compared with model.fit on one device)."""
+
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ports, index = sys.argv[1].split(","), int(sys.argv[2])
+os.environ["TF_CONFIG"] = json.dumps(
+    {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]}, "task": {"type": "worker", "index": index}}
+)
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+strategy = tf.distribute.MultiWorkerMirroredStrategy()
+
+import keras  # noqa: E402
+
+from keras_alexnet.distributed import distributed_fit  # noqa: E402
+from keras_alexnet.lr_factors import with_lr_factors  # noqa: E402
+
+
+def build():
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((6,))
+    x = keras.layers.Dense(5, activation="tanh", name="a")(inp)
+    x = keras.layers.Dense(4, activation="tanh", name="b")(x)
+    model = keras.Model(inp, keras.layers.Dense(3, name="c")(x))
+    optimizer = with_lr_factors(keras.optimizers.SGD(0.05, momentum=0.9), {"a": 0.0, "b": (3.0, 0.5), "c": 20.0}, model)
+    model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+rng = np.random.default_rng(0)
+x, y = rng.normal(size=(64, 6)).astype("float32"), rng.integers(0, 3, 64)
+examples = tf.data.Dataset.from_tensor_slices((x, y))
+
+with strategy.scope():
+    distributed = build()
+initial_a = distributed.get_layer("a").kernel.numpy().copy()
+distributed_fit(distributed, examples, strategy, global_batch_size=16, epochs=3)
+
+single = build()
+single.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(16), epochs=3, verbose=0)
+print(json.dumps({
+    "workers": strategy.num_replicas_in_sync,
+    "a_unchanged": bool(np.array_equal(distributed.get_layer("a").kernel.numpy(), initial_a)),
+    "max_diff": max(float(np.max(np.abs(u.numpy() - v.numpy()))) for u, v in zip(single.weights, distributed.weights)),
+}))
