@@ -1,22 +1,8 @@
-"""PyTorch transfer-learning guide, recipe 'frozen-features', on real cat and dog photos.
+"""PyTorch transfer-learning guide, recipe 'frozen-features': convolutions frozen, a new classifier trained (Adam 1e-4).
 
     python examples/recipe_frozen_features.py [--data TRAIN_DIR --val VAL_DIR --epochs 3]
-
-Uses the ImageNet convolution weights shipped with keras-alexnet; runs offline.
 """
 
-import argparse
-from pathlib import Path
+from cats_vs_dogs import run
 
-from keras_alexnet.training import train
-
-PHOTOS = Path(__file__).resolve().parent.parent / "tests" / "data" / "cats_vs_dogs"
-
-parser = argparse.ArgumentParser()
-parser.add_argument("--data", default=str(PHOTOS / "train"))
-parser.add_argument("--val", default=str(PHOTOS / "test"))
-parser.add_argument("--epochs", type=int, default=3)
-args = parser.parse_args()
-
-result = train(args.data, val=args.val, recipe="frozen-features", epochs=args.epochs, run_dir="runs/frozen_features", verbose=2)
-print(f"recipe frozen-features: validation accuracy {result.val_accuracy:.4f} ({result.seconds:.0f} s)")
+run("frozen-features")

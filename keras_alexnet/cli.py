@@ -33,7 +33,8 @@ def _train(args):
         batch_size=args.batch_size, learning_rate=args.lr, optimizer=args.optimizer, run_dir=args.run_dir,
         resume=args.resume, validation_frequency=args.validation_frequency, patience=args.patience,
         augment=args.augment, lr_schedule=args.lr_schedule, drop_factor=args.drop_factor, drop_period=args.drop_period,
-        mixed_precision=args.mixed_precision, xla=args.xla, seed=args.seed, weights=args.weights,
+        mixed_precision=args.mixed_precision, xla={"auto": "auto", "on": True, "off": False}[args.xla],
+        deterministic=args.deterministic, seed=args.seed, weights=args.weights,
         cache_features=args.cache_features, cache_dtype=args.cache_dtype,
         on_bad_file="raise" if args.fail_on_bad_file else "skip", verbose=2 if args.quiet else 1,
     )
@@ -138,7 +139,8 @@ def build_parser():
     p.add_argument("--drop-factor", type=float, default=0.1)
     p.add_argument("--drop-period", type=int, default=10)
     p.add_argument("--mixed-precision", choices=["float16", "bfloat16"])
-    p.add_argument("--xla", action="store_true", help="compile the training step with XLA")
+    p.add_argument("--xla", default="auto", choices=["auto", "on", "off"], help="XLA for the training step (auto: when the convolutions are frozen)")
+    p.add_argument("--deterministic", action="store_true", help="TensorFlow op determinism (GPUs; seeded CPU runs repeat anyway)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--weights", default="imagenet", help="'imagenet' (shipped conv weights), a weights file, or 'none'")
     p.add_argument("--cache-features", action="store_true", help="compute frozen layers once, train the rest on cached activations")

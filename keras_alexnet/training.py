@@ -41,8 +41,12 @@ class TrainResult:
     cached_features: bool = False
 
 
-def configure(seed=0, mixed_precision=None, deterministic=True):
-    """Seed everything; set the dtype policy (None, "float16" or "bfloat16")."""
+def configure(seed=0, mixed_precision=None, deterministic=False):
+    """Seed everything; set the dtype policy (None, "float16" or "bfloat16").
+
+    Seeded CPU runs repeat exactly without more (tested). ``deterministic=True``
+    also turns on TensorFlow's op determinism, for GPUs; it disables XLA.
+    """
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -108,7 +112,7 @@ def fit(
     return history.history
 
 
-def prepare_model(recipe, classes, *, weights="imagenet", learning_rate=None, optimizer=None, xla=False, input_shape=None):
+def prepare_model(recipe, classes, *, weights="imagenet", learning_rate=None, optimizer=None, xla="auto", input_shape=None):
     """AlexNet with ``weights`` (convolutions), set up and compiled by ``recipe``."""
     if optimizer is not None and isinstance(optimizer, str):
         from keras_alexnet.transfer import make_optimizer
@@ -116,7 +120,7 @@ def prepare_model(recipe, classes, *, weights="imagenet", learning_rate=None, op
         recipe_obj = RECIPES[recipe] if isinstance(recipe, str) else recipe
         optimizer = make_optimizer(optimizer, learning_rate if learning_rate is not None else recipe_obj.learning_rate)
     base = AlexNet(weights=weights, include_top=False, input_shape=input_shape)
-    return apply_recipe(base, recipe, classes, learning_rate=learning_rate, optimizer=optimizer, jit_compile=bool(xla))
+    return apply_recipe(base, recipe, classes, learning_rate=learning_rate, optimizer=optimizer, jit_compile=xla)
 
 
 def train(
@@ -138,8 +142,9 @@ def train(
     drop_factor=0.1,
     drop_period=10,
     mixed_precision=None,
-    xla=False,
+    xla="auto",
     seed=0,
+    deterministic=False,
     weights="imagenet",
     cache_features=False,
     cache_dtype="float32",
@@ -159,14 +164,16 @@ def train(
         patience: stop after N epochs without a lower validation loss.
         augment: none, flip, resized-crop (torchvision's RandomResizedCrop + flip).
         lr_schedule: "none" or "piecewise" (``drop_factor`` every ``drop_period`` epochs).
-        mixed_precision: None, "float16" or "bfloat16"; xla: compile with XLA.
+        mixed_precision: None, "float16" or "bfloat16".
+        xla: True, False or "auto" (XLA when the convolutions are frozen, where it wins).
+        deterministic: TensorFlow op determinism (GPUs); seeded CPU runs repeat without it.
         cache_features: compute the frozen layers once and train the rest on the
             cached activations (needs augment="none"; same results as uncached).
     Returns:
         ``TrainResult``; ``run_dir/model.keras`` holds the final model with its class names.
     """
     start = time.perf_counter()
-    configure(seed, mixed_precision)
+    configure(seed, mixed_precision, deterministic)
     train_set = data if isinstance(data, ImageFolder) else ImageFolder.read(data, on_bad_file=on_bad_file)
     if val is not None and val_split is not None:
         raise ValueError("give either val (a folder) or val_split (a fraction), not both.")
@@ -194,7 +201,7 @@ def train(
         if split is None:
             raise ValueError(f"cache_features: recipe {recipe!r} leaves no frozen leading layers to cache.")
         prefix, head = split
-        head.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"], jit_compile=bool(xla))
+        head.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"], jit_compile=model.jit_compile)
         cache_dir = Path(run_dir) / "feature_cache"
         cached_train = cache_features_of(prefix, train_set, batch_size, cache_dtype, cache_memory_limit, cache_dir, "train")
         cached_val = cache_features_of(prefix, val_set, batch_size, cache_dtype, cache_memory_limit, cache_dir, "val") if val_set is not None else None

@@ -270,6 +270,19 @@ def make_optimizer(name, learning_rate):
     return makers[name]()
 
 
+def resolve_jit_compile(model, jit_compile="auto"):
+    """``"auto"``: XLA when every convolution is frozen, else TensorFlow's own kernels.
+
+    Measured on 2 CPU cores (benchmarks/RESULTS.md): XLA fuses the optimizer update
+    of fc6/fc7 (54M parameters) and speeds up frozen-convolution training, but its
+    CPU convolution gradients are slower than TensorFlow's oneDNN kernels.
+    """
+    if jit_compile != "auto":
+        return bool(jit_compile)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    return all(not (layer.trainable and any(v.trainable for v in layer.weights)) for layer in convs)
+
+
 def apply_recipe(model, recipe, classes, *, learning_rate=None, optimizer=None, metrics=("accuracy",), jit_compile="auto", new_head=True):
     """Prepare ``model`` for ``classes`` outputs with a recipe and compile it.
 
@@ -280,6 +293,7 @@ def apply_recipe(model, recipe, classes, *, learning_rate=None, optimizer=None, 
         optimizer: a Keras optimizer whose config replaces the recipe's choice.
         new_head: replace fc8 with a new layer for ``classes`` (False keeps a
             trained head, e.g. to fine-tune after training with frozen features).
+        jit_compile: True, False or ``"auto"`` (see ``resolve_jit_compile``).
     Returns:
         A new compiled model (softmax head, sparse categorical cross-entropy) that
         shares the backbone's layers with ``model``.
@@ -301,5 +315,8 @@ def apply_recipe(model, recipe, classes, *, learning_rate=None, optimizer=None, 
     elif learning_rate is not None:
         optimizer = optimizer.__class__.from_config({**optimizer.get_config(), "learning_rate": rate})
     optimizer = with_lr_factors(optimizer, recipe.factors, model, l2_regularization=recipe.l2_regularization)
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=list(metrics), jit_compile=jit_compile)
+    model.compile(
+        optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=list(metrics),
+        jit_compile=resolve_jit_compile(model, jit_compile),
+    )
     return model

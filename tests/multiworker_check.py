@@ -18,21 +18,8 @@ import tensorflow as tf  # noqa: E402
 
 strategy = tf.distribute.MultiWorkerMirroredStrategy()
 
-import keras  # noqa: E402
-
 from keras_alexnet.distributed import distributed_fit  # noqa: E402
-from keras_alexnet.lr_factors import with_lr_factors  # noqa: E402
-
-
-def build():
-    keras.utils.set_random_seed(0)
-    inp = keras.Input((6,))
-    x = keras.layers.Dense(5, activation="tanh", name="a")(inp)
-    x = keras.layers.Dense(4, activation="tanh", name="b")(x)
-    model = keras.Model(inp, keras.layers.Dense(3, name="c")(x))
-    optimizer = with_lr_factors(keras.optimizers.SGD(0.05, momentum=0.9), {"a": 0.0, "b": (3.0, 0.5), "c": 20.0}, model)
-    model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    return model
+from tiny_model import build_factored  # noqa: E402
 
 
 rng = np.random.default_rng(0)
@@ -40,11 +27,11 @@ x, y = rng.normal(size=(64, 6)).astype("float32"), rng.integers(0, 3, 64)
 examples = tf.data.Dataset.from_tensor_slices((x, y))
 
 with strategy.scope():
-    distributed = build()
+    distributed = build_factored()
 initial_a = distributed.get_layer("a").kernel.numpy().copy()
 distributed_fit(distributed, examples, strategy, global_batch_size=16, epochs=3)
 
-single = build()
+single = build_factored()
 single.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(16), epochs=3, verbose=0)
 print(json.dumps({
     "workers": strategy.num_replicas_in_sync,

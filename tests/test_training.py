@@ -125,3 +125,12 @@ def test_cli_frozen_features_recipe_reaches_90_percent_on_real_photos(tmp_path, 
                  "--epochs", "3", "--run-dir", str(tmp_path), "--quiet"]) == 0
     accuracy = float(capsys.readouterr().out.split("validation accuracy:")[1].split()[0])
     assert accuracy >= 0.90
+
+
+def test_seeded_cpu_runs_repeat_exactly(shapes_dir, tmp_path):
+    runs = [
+        train(shapes_dir, val_split=0.3, recipe=recipe, epochs=2, batch_size=8, seed=3, run_dir=tmp_path / f"{recipe}{i}", verbose=0).history
+        for recipe in ("frozen-features", "fine-tune-all")  # with XLA and without ("auto")
+        for i in range(2)
+    ]
+    assert runs[0] == runs[1] and runs[2] == runs[3]

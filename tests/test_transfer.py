@@ -141,3 +141,11 @@ def test_recipe_can_keep_a_trained_head():
     assert tuned.get_layer("fc8") is fc8 and tuned.get_layer("conv1").trainable
     with pytest.raises(ValueError, match="classes=5"):
         apply_recipe(model, "fine-tune-all", 5, new_head=False)
+
+
+def test_xla_is_chosen_where_it_wins():
+    frozen = apply_recipe(AlexNet(weights=None, include_top=False, input_shape=SMALL), "frozen-features", 2)
+    trained = apply_recipe(AlexNet(weights=None, include_top=False, input_shape=SMALL), "fine-tune-all", 2)
+    assert frozen.jit_compile is True and trained.jit_compile is False
+    forced = apply_recipe(AlexNet(weights=None, include_top=False, input_shape=SMALL), "fine-tune-all", 2, jit_compile=True)
+    assert forced.jit_compile is True
