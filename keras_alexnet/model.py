@@ -77,8 +77,12 @@ def _conv(x, filters, kernel, name, strides=1, padding="same"):
     )(x)
 
 
-def dense(units, fan_in, name, activation=None):
-    """A Dense layer initialised like torch.nn.Linear(fan_in, units)."""
+def dense(units, fan_in, name, activation=None, output=False):
+    """A Dense layer initialised like torch.nn.Linear(fan_in, units).
+
+    ``output=True`` keeps the layer in float32 under a mixed-precision policy, so
+    the softmax and the loss are computed at full precision.
+    """
     kernel_init, bias_init = torch_default_initializers(fan_in)
     return layers.Dense(
         units,
@@ -86,6 +90,7 @@ def dense(units, fan_in, name, activation=None):
         kernel_initializer=kernel_init,
         bias_initializer=bias_init,
         name=name,
+        dtype="float32" if output else None,
     )
 
 
@@ -97,7 +102,7 @@ def classifier_layers(x, classes, classifier_activation="softmax"):
     x = dense(4096, x.shape[-1], "fc6", activation="relu")(x)
     x = layers.Dropout(0.5, name="drop7")(x)
     x = dense(4096, 4096, "fc7", activation="relu")(x)
-    return dense(classes, 4096, "fc8", activation=classifier_activation)(x)
+    return dense(classes, 4096, "fc8", activation=classifier_activation, output=True)(x)
 
 
 def _validate(weights, include_top, input_shape, pooling, classes):

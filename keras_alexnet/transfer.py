@@ -116,7 +116,7 @@ def replace_head(model, classes=None, *, activation="softmax", layers=None, name
         for layer in layers:
             x = layer(x)
     elif "fc7" in names:
-        x = dense(classes, 4096, "fc8", activation=activation)(model.get_layer("fc7").output)
+        x = dense(classes, 4096, "fc8", activation=activation, output=True)(model.get_layer("fc7").output)
     else:
         x = classifier_layers(model.get_layer(BACKBONE_OUTPUT).output, classes, activation)
     return keras.Model(model.inputs, x, name=name or model.name)

@@ -134,3 +134,14 @@ def test_seeded_cpu_runs_repeat_exactly(shapes_dir, tmp_path):
         for i in range(2)
     ]
     assert runs[0] == runs[1] and runs[2] == runs[3]
+
+
+def test_mixed_precision_trains_with_a_float32_head(shapes_dir, tmp_path):
+    try:
+        result = train(shapes_dir, val_split=0.3, recipe="frozen-features", epochs=1, batch_size=8,
+                       mixed_precision="bfloat16", run_dir=tmp_path, verbose=0)
+        assert result.model.get_layer("conv1").compute_dtype == "bfloat16"
+        assert result.model.get_layer("fc8").compute_dtype == "float32"
+        assert np.isfinite(result.history["loss"][0])
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
