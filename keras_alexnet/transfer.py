@@ -71,7 +71,9 @@ def trainable_state_is_stale(model):
     if inner is None or not inner.built:
         return False  # Keras reads the flags at the first fit: nothing is stale yet
     built_for = {id(v) for v in inner._trainable_variables}
-    return built_for != {id(v) for v in model.trainable_variables}
+    # Variables with learning-rate factor 0 are left out of the optimizer on purpose.
+    excluded = getattr(inner, "_frozen", lambda variable: False)
+    return built_for != {id(v) for v in model.trainable_variables if not excluded(v)}
 
 
 class TrainableStateGuard(keras.callbacks.Callback):

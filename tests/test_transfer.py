@@ -149,3 +149,16 @@ def test_xla_is_chosen_where_it_wins():
     assert frozen.jit_compile is True and trained.jit_compile is False
     forced = apply_recipe(AlexNet(weights=None, include_top=False, input_shape=SMALL), "fine-tune-all", 2, jit_compile=True)
     assert forced.jit_compile is True
+
+
+def test_zero_factor_variables_do_not_trip_the_guard_after_unfreeze():
+    from keras_alexnet.lr_factors import with_lr_factors
+
+    model = AlexNet(weights=None, classes=10, input_shape=SMALL)
+    model.compile(with_lr_factors(keras.optimizers.SGD(0.01), {"conv1": 0.0}, model), "sparse_categorical_crossentropy")
+    x, y = small_data()
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[TrainableStateGuard()])
+    before = model.get_layer("conv1").get_weights()[0].copy()
+    unfreeze(model)  # makes conv1's variables trainable again; the optimizer still never moves them
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[TrainableStateGuard()])
+    np.testing.assert_array_equal(model.get_layer("conv1").get_weights()[0], before)
