@@ -231,20 +231,23 @@ RECIPES = {
             optimizer="adam",
             learning_rate=1e-4,
         ),
+        # The guide's head rate of 1e-3 assumes pretrained fc6/fc7. With the fresh ones the
+        # offline weights give, 1e-4 trains far better (cats vs dogs, 3 epochs: fine-tune-all
+        # 0.935 vs 0.75, later-convs 0.925 vs 0.875); the 1:10 ratio is the guide's.
         Recipe(
             "fine-tune-all",
-            "PyTorch guide: fine-tune everything, convolutions at 1/10 of the head's rate (1e-4 vs 1e-3).",
+            "PyTorch guide: fine-tune everything, convolutions at 1/10 of the classifier's rate (1e-5 vs 1e-4).",
             factors={"features": 0.1},
             optimizer="adam",
-            learning_rate=1e-3,
+            learning_rate=1e-4,
         ),
         Recipe(
             "later-convs",
-            "PyTorch guide: freeze conv1..conv3, fine-tune conv4/conv5 at 1/10 of the rate and the classifier.",
+            "PyTorch guide: freeze conv1..conv3, fine-tune conv4/conv5 at 1/10 of the classifier's rate (1e-5 vs 1e-4).",
             frozen=("conv1", "conv2", "conv3"),
             factors={"conv4": 0.1, "conv5": 0.1},
             optimizer="adam",
-            learning_rate=1e-3,
+            learning_rate=1e-4,
         ),
         Recipe(
             "matlab",
