@@ -145,3 +145,15 @@ def test_mixed_precision_trains_with_a_float32_head(shapes_dir, tmp_path):
         assert np.isfinite(result.history["loss"][0])
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_saved_model_loads_in_a_fresh_process(shapes_dir, tmp_path):
+    """A user's new process: `import keras_alexnet` must register the factored optimizer and layers."""
+    result = train(shapes_dir, val_split=0.3, recipe="fine-tune-all", epochs=1, batch_size=8, run_dir=tmp_path, verbose=0)
+    code = (
+        "import keras, keras_alexnet; m = keras.models.load_model(r'%s'); "
+        "print(type(m.optimizer).__name__, m.optimizer.lr_factors['conv1/kernel'], keras_alexnet.class_names_of(m))" % result.model_path
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split()[:2] == ["FactoredAdam", "0.1"] and "circle" in run.stdout
