@@ -300,7 +300,7 @@ def write_results(path, rows, pipeline, cache, conversion, batch, repeats):
         "",
         "GPU: no accelerator was lent to this run; mixed precision, XLA vs AMP + channels_last and MFU are not measured here.",
     ]
-    from keras_alexnet.callbacks import atomic_write
+    from keras_alexnet.files import atomic_write
 
     atomic_write(path, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
 

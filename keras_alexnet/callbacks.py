@@ -5,27 +5,12 @@ JSON file next to the run, so a resumed run carries on its curves."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import keras
 import numpy as np
 
-
-def atomic_write(path, write):
-    """Call ``write(tmp_path)`` then rename onto ``path``: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.name, dir=path.parent)
-    os.close(handle)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+from keras_alexnet.files import atomic_write
 
 
 def save_model_atomic(model, path):

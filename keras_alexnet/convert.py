@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_alexnet.files import atomic_write
 from keras_alexnet.weights import (
     IMAGENET_FULL,
     TORCHVISION_IMAGENET_FILENAME,
@@ -155,20 +156,7 @@ def keras_model_from_onnx(path):
 
 def save_weights_atomic(model, out):
     """``model.save_weights(out)`` through a temporary file and an atomic rename."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".weights.h5", dir=out.parent)
-    os.close(handle)
-    try:
-        model.save_weights(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual mode
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return out
+    return atomic_write(out, model.save_weights)
 
 
 @dataclasses.dataclass

@@ -12,13 +12,13 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from keras_alexnet.files import keras_home
 from keras_alexnet.preprocessing import CROP_SIZE, IMAGENET_MEAN, IMAGENET_STD, RESIZE_SIZE
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
@@ -224,8 +224,7 @@ def read_idx(path):
 
 def fashion_mnist_folder():
     """Where Keras keeps Fashion-MNIST: ``$KERAS_HOME/datasets/fashion-mnist``."""
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    return Path(home) / "datasets" / "fashion-mnist"
+    return keras_home() / "datasets" / "fashion-mnist"
 
 
 def _find(folder, stem):

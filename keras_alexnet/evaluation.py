@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_alexnet.callbacks import atomic_write
+from keras_alexnet.files import atomic_write
 from keras_alexnet.data import ImageFolder
 from keras_alexnet.layers import class_names_of
 from keras_alexnet.preprocessing import eval_transform

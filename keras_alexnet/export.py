@@ -18,6 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_alexnet.files import atomic_write
 from keras_alexnet.layers import class_names_of
 from keras_alexnet.preprocessing import CROP_SIZE, imagenet_eval_layers
 
@@ -100,7 +101,5 @@ def export_tflite(model, path, image_size=CROP_SIZE, check_images=None):
         diff = max(diff, float(np.max(np.abs(got - expected))))
     if diff > TOLERANCE:
         raise RuntimeError(f"TFLite check failed: max |difference| {diff:.2e} > {TOLERANCE:.0e}")
-    from keras_alexnet.callbacks import atomic_write
-
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(flatbuffer))
     return ExportCheck(path, diff, len(images))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 from pathlib import Path
 
 import h5py
 import numpy as np
+
+from keras_alexnet.files import keras_home
 
 from keras_alexnet.model import CONV_LAYERS, DENSE_LAYERS
 
@@ -62,8 +63,7 @@ TORCHVISION_SHA256_PREFIX = "7be5be79"
 
 def keras_cache_dir() -> Path:
     """``$KERAS_HOME/models`` (default ``~/.keras/models``), where Keras caches weights."""
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    return Path(home) / "models"
+    return keras_home() / "models"
 
 
 def sha256_of(path) -> str:

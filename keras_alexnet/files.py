@@ -1,0 +1,34 @@
+"""Small file helpers: atomic writes and the Keras home folder."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def keras_home() -> Path:
+    """``$KERAS_HOME`` (default ``~/.keras``), where Keras caches models and data sets."""
+    return Path(os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras"))
+
+
+def atomic_write(path, write):
+    """Call ``write(tmp_path)`` then rename onto ``path``: readers never see half a file.
+
+    The temporary name ends in the target's name (so ``.keras``/``.weights.h5``
+    suffixes that Keras checks are kept) and gets the usual umask-based mode.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.name, dir=path.parent)
+    os.close(handle)
+    try:
+        write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
