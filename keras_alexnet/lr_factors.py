@@ -21,6 +21,7 @@ import numbers
 
 import keras
 
+from keras_alexnet.fused_updates import fused_update
 from keras_alexnet.layer_names import resolve_layers
 
 
@@ -111,7 +112,8 @@ class LearningRateFactorsMixin:
         if self.weight_decay and l2_factor and self._use_weight_decay(keras_variable):
             decay = keras.ops.cast(self.weight_decay * l2_factor, variable.dtype)
             self.assign_sub(variable, variable * decay * keras.ops.cast(learning_rate, variable.dtype))
-        super().update_step(gradient, variable, learning_rate)
+        if not fused_update(self, gradient, variable, learning_rate):
+            super().update_step(gradient, variable, learning_rate)
 
     def get_config(self):
         return {
