@@ -2,8 +2,13 @@
 
 Public API only; see the modules for details. Importing the package registers its
 custom layers and factored optimizers, so ``keras.models.load_model`` can read
-models saved with them.
+models saved with them, and asks TensorFlow for its pooling CPU allocator (see
+``keras_alexnet.runtime``; set ``TF_CPU_ALLOCATOR_USE_BFC=false`` to opt out).
 """
+
+from keras_alexnet.runtime import prefer_pooled_cpu_allocator
+
+prefer_pooled_cpu_allocator()  # before any TensorFlow op runs
 
 from keras_alexnet.layers import AdaptiveAveragePooling2D, ClassNames, class_names_of
 from keras_alexnet.lr_factors import Factors, with_lr_factors

@@ -1,0 +1,26 @@
+"""Process-wide TensorFlow settings that keras-alexnet applies when imported.
+
+TensorFlow takes CPU tensors from ``malloc`` unless told otherwise. Tensors the
+size of fc6's weight gradient (151 MB) are then mapped and unmapped on every
+training step and every page is faulted in again; TensorFlow's pooling BFC
+allocator (the one it always uses on GPUs) keeps those pages. Measured on 2 CPU
+cores, batch 32: the frozen-features recipe went from 50 to 70-75 images/s.
+The setting only counts if it is made before TensorFlow allocates its first
+tensor, which is why ``import keras_alexnet`` makes it; importing TensorFlow or
+Keras earlier is fine, running an op earlier is not.
+"""
+
+from __future__ import annotations
+
+import os
+
+CPU_ALLOCATOR_VARIABLE = "TF_CPU_ALLOCATOR_USE_BFC"
+
+
+def prefer_pooled_cpu_allocator():
+    """Ask TensorFlow for its BFC allocator on the CPU unless the user chose.
+
+    Set ``TF_CPU_ALLOCATOR_USE_BFC=false`` in the environment to keep malloc.
+    Returns the value in effect.
+    """
+    return os.environ.setdefault(CPU_ALLOCATOR_VARIABLE, "true")
