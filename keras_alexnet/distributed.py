@@ -13,6 +13,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from keras_alexnet.data import without_autotune
+
 
 def distributed_fit(model, examples, strategy, global_batch_size, epochs=1):
     """Train a compiled ``model`` (built under ``strategy.scope()``).
@@ -31,7 +33,7 @@ def distributed_fit(model, examples, strategy, global_batch_size, epochs=1):
 
     def dataset_fn(context):
         shard = examples.shard(context.num_input_pipelines, context.input_pipeline_id)
-        return shard.batch(context.get_per_replica_batch_size(global_batch_size)).prefetch(tf.data.AUTOTUNE)
+        return without_autotune(shard.batch(context.get_per_replica_batch_size(global_batch_size)).prefetch(tf.data.AUTOTUNE))
 
     if not model.compiled:
         raise ValueError("distributed_fit needs a compiled model (model.compile(optimizer, loss) under strategy.scope()).")

@@ -21,6 +21,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_alexnet.data import without_autotune
+
 DEFAULT_MEMORY_LIMIT = 1 << 30  # bytes kept in RAM before falling back to disk
 
 
@@ -88,7 +90,7 @@ class CachedFeatures:
         )
         shape = features.shape[1:]
         ds = ds.map(lambda x, y: (tf.ensure_shape(x, (None, *shape)), tf.ensure_shape(y, (None,))))
-        return ds.prefetch(tf.data.AUTOTUNE)
+        return without_autotune(ds.prefetch(tf.data.AUTOTUNE))
 
 
 def cache_features(prefix, images, labels_dtype=np.int32, dtype="float32", memory_limit=DEFAULT_MEMORY_LIMIT, directory=None, name="train"):

@@ -125,3 +125,12 @@ def test_shapes_generator_is_deterministic(tmp_path):
     folder = ImageFolder.read(a)
     assert folder.class_names == sorted(SHAPE_CLASSES) and set(folder.counts().values()) == {5}
     shutil.rmtree(c)
+
+
+def test_pipelines_run_without_the_autotuner(tmp_path):
+    # tf.data's autotuner can hold the end of each Keras epoch for up to a minute
+    # (see keras_alexnet.data.without_autotune); every pipeline here turns it off.
+    folder = ImageFolder.read(make_folder(tmp_path / "d", per_class=3))
+    for ds in (folder.dataset(4), folder.dataset(4, training=True, augment="resized-crop")):
+        assert ds.options().autotune.enabled is False
+        assert next(iter(ds))[0].shape == (4, 224, 224, 3)
