@@ -15,7 +15,7 @@ import os
 import keras
 from keras import layers
 
-from keras_alexnet.layers import AdaptiveAveragePooling2D
+from keras_alexnet.layers import AdaptiveAveragePooling2D, Conv2D, Dense
 
 MIN_INPUT_SIZE = 63  # smallest side for which pool5 is still at least 1x1
 
@@ -65,7 +65,7 @@ def torch_default_initializers(fan_in):
 
 def _conv(x, filters, kernel, name, strides=1, padding="same"):
     kernel_init, bias_init = torch_default_initializers(x.shape[-1] * kernel * kernel)
-    return layers.Conv2D(
+    return Conv2D(
         filters,
         kernel,
         strides=strides,
@@ -84,7 +84,7 @@ def dense(units, fan_in, name, activation=None, output=False):
     the softmax and the loss are computed at full precision.
     """
     kernel_init, bias_init = torch_default_initializers(fan_in)
-    return layers.Dense(
+    return Dense(
         units,
         activation=activation,
         kernel_initializer=kernel_init,

@@ -24,3 +24,67 @@ def test_config_round_trip():
     model = keras.Model(inp, AdaptiveAveragePooling2D(3)(inp))
     clone = keras.Model.from_config(model.get_config())
     assert clone.layers[-1].output_size == (3, 3)
+
+
+def _gradients(layer, x, jit):
+    @tf.function(jit_compile=jit)
+    def run(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            loss = tf.reduce_sum(y * tf.cos(y))  # a non-trivial output gradient
+        return [y, *tape.gradient(loss, [x, *layer.trainable_variables])]
+
+    return [t.numpy() for t in run(tf.constant(x))]
+
+
+def _twin(ours, keras_cls, shape, **config):
+    """Our layer and Keras's, built on ``shape`` with the same random weights."""
+    theirs = keras_cls(**config)
+    ours.build(shape)
+    theirs.build(shape)
+    rng = np.random.default_rng(0)
+    for a, b in zip(ours.weights, theirs.weights):
+        value = rng.normal(scale=0.1, size=a.shape).astype(np.float32)
+        a.assign(value)
+        b.assign(value)
+    return theirs
+
+
+@pytest.mark.parametrize("jit", [False, True])
+@pytest.mark.parametrize("kernel, strides, padding", [(3, 1, "same"), (5, 1, "same"), (11, 4, "valid"), (3, 2, "same")])
+def test_conv2d_outputs_and_gradients_equal_keras(kernel, strides, padding, jit):
+    from keras_alexnet.layers import Conv2D
+
+    config = dict(filters=6, kernel_size=kernel, strides=strides, padding=padding, activation="relu")
+    ours = Conv2D(**config)
+    theirs = _twin(ours, keras.layers.Conv2D, (2, 23, 23, 4), **config)
+    x = np.random.default_rng(1).normal(size=(2, 23, 23, 4)).astype(np.float32)
+    assert ours._uses_forward_input_gradient() == (strides == 1)
+    for got, want in zip(_gradients(ours, x, jit), _gradients(theirs, x, jit)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_dense_outputs_and_gradients_equal_keras(jit):
+    from keras_alexnet.layers import Dense
+
+    ours = Dense(7, activation="relu")
+    theirs = _twin(ours, keras.layers.Dense, (3, 40), units=7, activation="relu")
+    x = np.random.default_rng(2).normal(size=(3, 40)).astype(np.float32)
+    for got, want in zip(_gradients(ours, x, jit), _gradients(theirs, x, jit)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_alexnet_uses_the_fast_gradient_layers_and_they_save(tmp_path):
+    from keras_alexnet import AlexNet
+    from keras_alexnet.layers import Conv2D, Dense
+
+    model = AlexNet(weights=None, classes=3, input_shape=(63, 63, 3))
+    assert all(isinstance(model.get_layer(f"conv{i}"), Conv2D) for i in range(1, 6))
+    assert all(isinstance(model.get_layer(f"fc{i}"), Dense) for i in range(6, 9))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert isinstance(loaded.get_layer("conv3"), Conv2D) and isinstance(loaded.get_layer("fc7"), Dense)
+    x = np.random.default_rng(0).normal(size=(2, 63, 63, 3)).astype(np.float32)
+    np.testing.assert_allclose(loaded(x), model(x), rtol=1e-6, atol=1e-7)
