@@ -139,7 +139,7 @@ def build_parser():
     p.add_argument("--drop-factor", type=float, default=0.1)
     p.add_argument("--drop-period", type=int, default=10)
     p.add_argument("--mixed-precision", choices=["float16", "bfloat16"])
-    p.add_argument("--xla", default="auto", choices=["auto", "on", "off"], help="XLA for the training step (auto: when the convolutions are frozen)")
+    p.add_argument("--xla", default="auto", choices=["auto", "on", "off"], help="XLA for the training step (auto: off on CPU, where it is slower; on a GPU when the convolutions are frozen)")
     p.add_argument("--deterministic", action="store_true", help="TensorFlow op determinism (GPUs; seeded CPU runs repeat anyway)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--weights", default="imagenet", help="'imagenet' (shipped conv weights), a weights file, or 'none'")

@@ -165,7 +165,7 @@ def train(
         augment: none, flip, resized-crop (torchvision's RandomResizedCrop + flip).
         lr_schedule: "none" or "piecewise" (``drop_factor`` every ``drop_period`` epochs).
         mixed_precision: None, "float16" or "bfloat16".
-        xla: True, False or "auto" (XLA when the convolutions are frozen, where it wins).
+        xla: True, False or "auto" (see ``keras_alexnet.transfer.resolve_jit_compile``).
         deterministic: TensorFlow op determinism (GPUs); seeded CPU runs repeat without it.
         cache_features: compute the frozen layers once and train the rest on the
             cached activations (needs augment="none"; same results as uncached).

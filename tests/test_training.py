@@ -129,8 +129,8 @@ def test_cli_frozen_features_recipe_reaches_90_percent_on_real_photos(tmp_path, 
 
 def test_seeded_cpu_runs_repeat_exactly(shapes_dir, tmp_path):
     runs = [
-        train(shapes_dir, val_split=0.3, recipe=recipe, epochs=2, batch_size=8, seed=3, run_dir=tmp_path / f"{recipe}{i}", verbose=0).history
-        for recipe in ("frozen-features", "fine-tune-all")  # with XLA and without ("auto")
+        train(shapes_dir, val_split=0.3, recipe=recipe, epochs=2, batch_size=8, seed=3, xla=xla, run_dir=tmp_path / f"{recipe}{i}", verbose=0).history
+        for recipe, xla in (("frozen-features", True), ("fine-tune-all", False))
         for i in range(2)
     ]
     assert runs[0] == runs[1] and runs[2] == runs[3]

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from keras_alexnet import AlexNet
 from keras_alexnet.layer_names import layer_range, resolve_layers
@@ -146,7 +147,8 @@ def test_recipe_can_keep_a_trained_head():
 def test_xla_is_chosen_where_it_wins():
     frozen = apply_recipe(AlexNet(weights=None, include_top=False, input_shape=SMALL), "frozen-features", 2)
     trained = apply_recipe(AlexNet(weights=None, include_top=False, input_shape=SMALL), "fine-tune-all", 2)
-    assert frozen.jit_compile is True and trained.jit_compile is False
+    on_gpu = bool(tf.config.list_physical_devices("GPU"))  # CPU: TensorFlow's kernels win (measured)
+    assert frozen.jit_compile is on_gpu and trained.jit_compile is False
     forced = apply_recipe(AlexNet(weights=None, include_top=False, input_shape=SMALL), "fine-tune-all", 2, jit_compile=True)
     assert forced.jit_compile is True
 
