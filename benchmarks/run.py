@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = ROOT / "tests" / "data" / "cats_vs_dogs" / "train"
 RECIPES = ("frozen-features", "fine-tune-all", "later-convs")
@@ -94,6 +96,7 @@ def worker_keras(task, batch, steps, repeats, xla=False):
     import tensorflow as tf
 
     from keras_alexnet import AlexNet
+    from keras_alexnet.data import without_autotune
     from keras_alexnet.transfer import apply_recipe
 
     keras.utils.set_random_seed(0)
@@ -109,15 +112,67 @@ def worker_keras(task, batch, steps, repeats, xla=False):
                 infer(tensor).numpy()
     else:
         recipe = task.split(":")[1]
-        # jit_compile "auto": XLA where it wins (frozen convolutions), as users get it.
+        # jit_compile "auto" and a pipeline finished like the package's own, as users get them.
         model = apply_recipe(AlexNet(weights="imagenet", include_top=False, input_shape=(224, 224, 3)), recipe, 2)
-        ds = tf.data.Dataset.from_tensors((x, y)).repeat(steps).cache()
+        ds = without_autotune(tf.data.Dataset.from_tensors((x, y)).repeat(steps).cache())
 
         def step():
             model.fit(ds, epochs=1, verbose=0)
 
     seconds = _timed(step, 1, repeats)
     return {"images_per_s": batch * steps / seconds, "peak_rss_mib": _peak_rss_mib()}
+
+
+def worker_matmul(framework, size=4096, repeats=10):
+    """GFLOP/s of one float32 size^3 matmul: the machine's practical compute rate."""
+    if framework == "torch":
+        from keras_alexnet.convert import import_torch
+
+        torch, _ = import_torch()
+        a, b = torch.randn(size, size), torch.randn(size, size)
+
+        def step():
+            torch.mm(a, b)
+    else:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        import keras_alexnet  # noqa: F401  (same allocator setting as the training runs)
+        import tensorflow as tf
+
+        a, b = tf.random.normal((size, size)), tf.random.normal((size, size))
+        matmul = tf.function(tf.matmul)
+
+        def step():
+            matmul(a, b).numpy()
+
+    return {"gflops": 2 * size**3 / _timed(step, 2, repeats) / 1e9}
+
+
+def flops_per_image(task, size=224):
+    """Multiply-add FLOPs per image of one inference or training step (convolutions and dense layers).
+
+    Training counts, per layer: the forward pass; the weight gradient if the layer
+    trains; the input gradient if any layer below it trains. Both frameworks do this work.
+    """
+    import keras
+
+    from keras_alexnet import AlexNet
+    from keras_alexnet.transfer import apply_recipe
+
+    if task == "inference":
+        model = AlexNet(weights=None, classes=2, input_shape=(size, size, 3))
+    else:
+        model = apply_recipe(AlexNet(weights=None, include_top=False, input_shape=(size, size, 3)), task.split(":")[1], 2)
+    total, below_trains = 0, False
+    for layer in model.layers:
+        if not isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
+            continue
+        kernel_macs = int(np.prod(layer.kernel.shape))
+        spatial = int(np.prod(layer.output.shape[1:-1])) if isinstance(layer, keras.layers.Conv2D) else 1
+        forward = 2 * kernel_macs * spatial
+        trains = task != "inference" and layer.kernel.trainable
+        total += forward * (1 + int(trains) + int(below_trains))
+        below_trains = below_trains or trains
+    return total
 
 
 def worker_pipeline(batch, repeats):
@@ -136,12 +191,16 @@ def worker_pipeline(batch, repeats):
 
 
 def worker_cache(epochs, batch, fraction=None):
-    """Frozen-features epochs on the real photos, uncached vs cached (seconds per epoch)."""
+    """Frozen-features epochs on the real photos, uncached vs cached.
+
+    Per epoch: ``batches_s`` (first step to last step: the work the cache removes)
+    and ``epoch_s`` (with ``train``'s end-of-epoch callbacks: backup, CSV, plot).
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
 
+    import keras_alexnet.training as training
     from keras_alexnet.data import ImageFolder
-    from keras_alexnet.training import train
 
     photos = ImageFolder.read(PHOTOS)
     if fraction:
@@ -149,24 +208,26 @@ def worker_cache(epochs, batch, fraction=None):
 
     results = {}
     for cached in (False, True):
-        times = []
+        epochs_s, batches_s = [], []
 
-        class Clock(keras.callbacks.Callback):
+        class Clock(keras.callbacks.Callback):  # runs after train's own callbacks
             def on_epoch_begin(self, epoch, logs=None):
                 self.start = time.perf_counter()
 
-            def on_epoch_end(self, epoch, logs=None):
-                times.append(time.perf_counter() - self.start)
+            def on_train_batch_end(self, batch, logs=None):
+                self.last_batch = time.perf_counter()
 
-        import keras_alexnet.training as training
+            def on_epoch_end(self, epoch, logs=None):
+                batches_s.append(self.last_batch - self.start)
+                epochs_s.append(time.perf_counter() - self.start)
 
         original = training.fit
         training.fit = lambda *a, **k: original(*a, **{**k, "extra_callbacks": [Clock()]})
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as run:
-            train(photos, recipe="frozen-features", epochs=epochs, batch_size=batch, run_dir=run, cache_features=cached, verbose=0)
+            training.train(photos, recipe="frozen-features", epochs=epochs, batch_size=batch, run_dir=run, cache_features=cached, verbose=0)
         training.fit = original
-        results["cached" if cached else "uncached"] = {"epoch_s": times, "total_s": time.perf_counter() - start}
+        results["cached" if cached else "uncached"] = {"epoch_s": epochs_s, "batches_s": batches_s, "total_s": time.perf_counter() - start}
     return results
 
 
@@ -220,30 +281,53 @@ def machine():
     return f"{cpu}, {os.cpu_count()} cores, {'GPU: ' + ', '.join(g.name for g in gpus) if gpus else 'no GPU'}; Python {platform.python_version()}, TensorFlow {tf.__version__}, PyTorch {torch.__version__}"
 
 
+WORKERS = {
+    "torch": worker_torch, "keras": worker_keras, "matmul": worker_matmul, "pipeline": worker_pipeline,
+    "cache": worker_cache, "conversion": worker_conversion,
+}
+
+
+def compare(task, batch, steps, repeats, rounds):
+    """Alternate keras and torch workers ``rounds`` times; medians of rates and of per-round ratios."""
+    ours, theirs, ratios = [], [], []
+    for _ in range(rounds):
+        spec = {"task": task.removesuffix(":xla"), "batch": batch, "steps": steps, "repeats": repeats}
+        ours.append(run_worker({"kind": "keras", **spec, "xla": task.endswith(":xla")}))
+        theirs.append(run_worker({"kind": "torch", **spec}))
+        ratios.append(ours[-1]["images_per_s"] / theirs[-1]["images_per_s"])
+    return {
+        "keras": statistics.median(r["images_per_s"] for r in ours),
+        "torch": statistics.median(r["images_per_s"] for r in theirs),
+        "ratio": statistics.median(ratios),
+        "keras_rss": max(r["peak_rss_mib"] for r in ours),
+        "torch_rss": max(r["peak_rss_mib"] for r in theirs),
+        "flops": flops_per_image(task.removesuffix(":xla")),
+    }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that everything runs")
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=2, help="timings per worker (median)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating keras/torch worker pairs per measurement")
     parser.add_argument("--onnx2tf", action="store_true", help="also time onnx2tf (minutes)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "RESULTS.md"))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         spec = json.loads(args.worker)
-        kind = spec.pop("kind")
-        result = {"torch": worker_torch, "keras": worker_keras, "pipeline": worker_pipeline, "cache": worker_cache, "conversion": worker_conversion}[kind](**spec)
-        print(json.dumps(result))
+        print(json.dumps(WORKERS[spec.pop("kind")](**spec)))
         return 0
 
-    batch, repeats = (4, 1) if args.quick else (args.batch, args.repeats)
+    batch, repeats, rounds = (4, 1, 1) if args.quick else (args.batch, args.repeats, args.rounds)
     steps = 1 if args.quick else 8
-    rows = []
+    matmul = {fw: run_worker({"kind": "matmul", "framework": fw, "size": 256 if args.quick else 4096})["gflops"] for fw in ("tf", "torch")}
+    print(f"float32 matmul: TensorFlow {matmul['tf']:.0f} GFLOP/s, PyTorch {matmul['torch']:.0f} GFLOP/s", flush=True)
+    rows = {}
     for task in ("inference", "inference:xla", *(f"train:{r}" for r in RECIPES)):
-        ours = run_worker({"kind": "keras", "task": task.removesuffix(":xla"), "batch": batch, "steps": steps, "repeats": repeats, "xla": task.endswith(":xla")})
-        theirs = run_worker({"kind": "torch", "task": task.removesuffix(":xla"), "batch": batch, "steps": steps, "repeats": repeats})
-        rows.append((task, ours, theirs))
-        print(f"{task:28s} keras {ours['images_per_s']:8.1f} img/s   torch {theirs['images_per_s']:8.1f} img/s   ratio {ours['images_per_s'] / theirs['images_per_s']:.2f}", flush=True)
+        rows[task] = row = compare(task, batch, steps, repeats, rounds)
+        print(f"{task:28s} keras {row['keras']:8.1f} img/s   torch {row['torch']:8.1f} img/s   ratio {row['ratio']:.2f}", flush=True)
     pipeline = run_worker({"kind": "pipeline", "batch": batch, "repeats": repeats})
     print(f"input pipeline (JPEG folder, resized-crop): {pipeline['images_per_s']:.0f} img/s", flush=True)
     cache = run_worker({"kind": "cache", "epochs": 2 if args.quick else 3, "batch": batch, "fraction": 0.05 if args.quick else None})
@@ -252,42 +336,51 @@ def main():
     print(f"conversion: {json.dumps(conversion)}", flush=True)
     if args.quick:
         return 0
-    write_results(Path(args.out), rows, pipeline, cache, conversion, batch, repeats)
+    write_results(Path(args.out), rows, matmul, pipeline, cache, conversion, batch, repeats, rounds)
     print(f"wrote {args.out}")
     return 0
 
 
-def write_results(path, rows, pipeline, cache, conversion, batch, repeats):
+def write_results(path, rows, matmul, pipeline, cache, conversion, batch, repeats, rounds):
     lines = [
         "# Benchmark results",
         "",
         f"Machine: {machine()}.",
         f"Command: `python benchmarks/run.py{' --onnx2tf' if 'onnx2tf_s' in conversion else ''}`; batch {batch}, 224x224, "
-        f"8 steps per timing, median of {repeats} repeats, each framework in its own process. PyTorch runs eager with "
-        "torchvision's AlexNet and Adam over param groups; keras-alexnet runs `model.fit` with the recipe's factored Adam "
-        "and its default `jit_compile=\"auto\"` (XLA when the convolutions are frozen). `inference:xla` is the same "
-        "forward pass compiled with XLA.",
+        f"8 steps per timing. Each framework runs in its own process; a keras and a torch process alternate {rounds} times per "
+        f"row (each the median of {repeats} timings), so both see the same machine; rates are medians over rounds and the "
+        "ratio is the median of the per-round ratios. PyTorch runs eager with torchvision's AlexNet and Adam over param "
+        "groups; keras-alexnet runs `model.fit` with the recipe's factored Adam and its default `jit_compile=\"auto\"` "
+        "(no XLA on CPU). `inference:xla` is the same forward pass compiled with XLA.",
         "",
-        "| measurement | keras-alexnet img/s | PyTorch img/s | ratio | peak RSS keras / torch (MiB) |",
-        "|---|---|---|---|---|",
+        f"float32 matmul (4096^3) at the start of the run: TensorFlow {matmul['tf']:.0f} GFLOP/s, PyTorch {matmul['torch']:.0f} "
+        "GFLOP/s (this shared machine's speed drifts by up to a third over minutes, which is why rows alternate processes). "
+        "GFLOP/s below count the convolutions and dense layers of each step: forward, weight gradients of trained layers, "
+        "input gradients above the lowest trained layer.",
+        "",
+        "| measurement | keras-alexnet img/s | PyTorch img/s | ratio | GFLOP/s keras / torch | peak RSS keras / torch (MiB) |",
+        "|---|---|---|---|---|---|",
     ]
-    for task, ours, theirs in rows:
+    for task, row in rows.items():
+        ours, theirs = row["flops"] * row["keras"] / 1e9, row["flops"] * row["torch"] / 1e9
         lines.append(
-            f"| {task} | {ours['images_per_s']:.1f} | {theirs['images_per_s']:.1f} | "
-            f"{ours['images_per_s'] / theirs['images_per_s']:.2f}x | {ours['peak_rss_mib']:.0f} / {theirs['peak_rss_mib']:.0f} |"
+            f"| {task} | {row['keras']:.1f} | {row['torch']:.1f} | {row['ratio']:.2f}x | "
+            f"{ours:.0f} / {theirs:.0f} | {row['keras_rss']:.0f} / {row['torch_rss']:.0f} |"
         )
     uncached, cached = cache["uncached"], cache["cached"]
-    later_uncached = statistics.median(uncached["epoch_s"][1:])
-    later_cached = statistics.median(cached["epoch_s"][1:])
-    frozen = next(ours for task, ours, _ in rows if task == "train:frozen-features")["images_per_s"]
+    later = {key: {kind: statistics.median(cache[kind][key][1:]) for kind in ("uncached", "cached")} for key in ("batches_s", "epoch_s")}
+    frozen = rows["train:frozen-features"]["keras"]
     lines += [
         "",
         f"Input pipeline from the JPEG folder (`tests/data/cats_vs_dogs/train`, decode + RandomResizedCrop + flip + normalise): "
-        f"{pipeline['images_per_s']:.0f} images/s, {pipeline['images_per_s'] / frozen:.1f}x the fastest training step above, so it is not the bottleneck.",
+        f"{pipeline['images_per_s']:.0f} images/s, {pipeline['images_per_s'] / frozen:.1f}x the fastest training step above.",
         "",
-        f"Frozen-feature cache (frozen-features recipe, 400 real photos, {len(uncached['epoch_s'])} epochs): epochs after the first take "
-        f"{later_uncached:.2f} s uncached and {later_cached:.3f} s cached: {later_uncached / later_cached:.1f}x faster "
-        f"(whole run incl. model build and caching: {uncached['total_s']:.1f} s vs {cached['total_s']:.1f} s).",
+        f"Frozen-feature cache (`train(..., recipe=\"frozen-features\")` on 400 real photos, {len(uncached['epoch_s'])} epochs, "
+        f"median of the epochs after the first): training steps take {later['batches_s']['uncached']:.2f} s per epoch uncached "
+        f"and {later['batches_s']['cached']:.2f} s cached, {later['batches_s']['uncached'] / later['batches_s']['cached']:.1f}x "
+        f"faster; whole epochs, with `train`'s end-of-epoch backup, CSV and plot, {later['epoch_s']['uncached']:.2f} s vs "
+        f"{later['epoch_s']['cached']:.2f} s, {later['epoch_s']['uncached'] / later['epoch_s']['cached']:.1f}x (whole runs incl. "
+        f"model build and caching: {uncached['total_s']:.1f} s vs {cached['total_s']:.1f} s).",
         "",
         f"Conversion of the same ONNX file (full AlexNet): ours {conversion['ours_s']:.1f} s to a written `.weights.h5`"
         + (
@@ -297,9 +390,10 @@ def write_results(path, rows, pipeline, cache, conversion, batch, repeats):
             f"{conversion['onnx2tf_in_memory_s'] / conversion['ours_s']:.1f}x ours."
             if "onnx2tf_s" in conversion else " (onnx2tf not timed in this run)."
         ),
-        "",
-        "GPU: no accelerator was lent to this run; mixed precision, XLA vs AMP + channels_last and MFU are not measured here.",
     ]
+    analysis = Path(__file__).with_name("ANALYSIS.md")  # hand-written reading of these numbers
+    if analysis.exists():
+        lines += ["", analysis.read_text().strip()]
     from keras_alexnet.files import atomic_write
 
     atomic_write(path, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
