@@ -10,7 +10,7 @@ from keras_alexnet.runtime import prefer_pooled_cpu_allocator
 
 prefer_pooled_cpu_allocator()  # before any TensorFlow op runs
 
-from keras_alexnet.layers import AdaptiveAveragePooling2D, ClassNames, class_names_of
+from keras_alexnet.layers import AdaptiveAveragePooling2D, ClassNames, Conv2D, Dense, class_names_of
 from keras_alexnet.lr_factors import Factors, with_lr_factors
 from keras_alexnet.model import AlexNet, TORCHVISION_MODULES
 from keras_alexnet.preprocessing import (
@@ -30,6 +30,8 @@ __all__ = [
     "AdaptiveAveragePooling2D",
     "AlexNet",
     "ClassNames",
+    "Conv2D",
+    "Dense",
     "Factors",
     "RECIPES",
     "ResizeShorterSide",
