@@ -19,6 +19,21 @@ def save_model_atomic(model, path):
     return atomic_write(path, model.save)
 
 
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """``keras.callbacks.BackupAndRestore`` whose backup files are replaced atomically.
+
+    Keras's callback rewrites its weights file in place, so a run killed while
+    writing it leaves a truncated file and cannot resume. Here the weights and
+    then the epoch counter are written to temporary files and renamed over the
+    old ones: a run killed at any moment resumes from the last complete backup.
+    """
+
+    def _save_model(self):
+        metadata = json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen})
+        atomic_write(self._weights_path, lambda tmp: self.model.save_weights(filepath=tmp, overwrite=True))
+        atomic_write(self._training_metadata_path, lambda tmp: Path(tmp).write_text(metadata))
+
+
 class TrainingProgress(keras.callbacks.Callback):
     """Records loss/accuracy per iteration and validation per epoch or every N iterations.
 

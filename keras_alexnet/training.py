@@ -16,7 +16,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from keras_alexnet.callbacks import BestModelCheckpoint, TrainingProgress, save_model_atomic
+from keras_alexnet.callbacks import AtomicBackupAndRestore, BestModelCheckpoint, TrainingProgress, save_model_atomic
 from keras_alexnet.data import ImageFolder
 from keras_alexnet.feature_cache import DEFAULT_MEMORY_LIMIT, cache_features, split_frozen_prefix
 from keras_alexnet.layers import attach_class_names
@@ -79,7 +79,7 @@ def fit(
 
     Writes into ``run_dir``: ``log.csv``, ``history.json``, ``progress.png``,
     ``best.keras`` (best validation accuracy) and, while running, ``backup/``
-    (Keras BackupAndRestore at every epoch end). With ``resume=True`` a killed
+    (``AtomicBackupAndRestore`` at every epoch end). With ``resume=True`` a killed
     run continues from its last finished epoch; otherwise an old backup is
     discarded. ``cache``: a (train, val) pair of pipelines over cached features
     and the head model to fit on them (see ``train``).
@@ -96,7 +96,7 @@ def fit(
     fit_model, fit_train, fit_val = (cache["head"], cache["train"], cache["val"]) if cache else (model, train_data, val_data)
     callbacks = [
         TrainableStateGuard(),
-        keras.callbacks.BackupAndRestore(str(backup), save_freq="epoch", delete_checkpoint=True),
+        AtomicBackupAndRestore(str(backup), save_freq="epoch", delete_checkpoint=True),
         keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=resume),
         TrainingProgress(run_dir, fit_val, validation_frequency),
     ]

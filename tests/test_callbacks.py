@@ -1,0 +1,55 @@
+"""The run directory's backup survives a crash in the middle of writing it."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from keras_alexnet.callbacks import AtomicBackupAndRestore
+
+
+def _model():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Dense(8, activation="relu")(inputs)))
+    model.compile(keras.optimizers.Adam(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+class _CrashWhileSavingAtEpoch(keras.callbacks.Callback):
+    """Makes the model's next weight save write half a file and die, from epoch ``epoch`` on."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epoch:
+            def crash(filepath, overwrite=True):
+                with open(filepath, "wb") as half_written:
+                    half_written.write(b"\x89HDF\r\n")
+                raise KeyboardInterrupt("killed while writing the backup")
+
+            self.model.save_weights = crash
+
+
+def test_a_crash_while_writing_the_backup_leaves_the_previous_one_to_resume_from(tmp_path):
+    x = np.random.default_rng(0).normal(size=(16, 4)).astype(np.float32)
+    y = np.arange(16) % 2
+    backup = tmp_path / "backup"
+    # The crash callback runs before the backup's epoch end, so the save after epoch 2 dies half-way.
+    with pytest.raises(KeyboardInterrupt):
+        _model().fit(x, y, epochs=3, verbose=0, shuffle=False, callbacks=[_CrashWhileSavingAtEpoch(2), AtomicBackupAndRestore(str(backup))])
+    assert json.loads((backup / "training_metadata.json").read_text())["epoch"] == 1
+    assert sorted(p.name for p in backup.iterdir()) == ["latest.weights.h5", "training_metadata.json"]  # no temporary files
+
+    resumed, epochs_run = _model(), []
+    log_epochs = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: epochs_run.append(epoch))
+    resumed.fit(x, y, epochs=3, verbose=0, shuffle=False, callbacks=[AtomicBackupAndRestore(str(backup)), log_epochs])
+    assert epochs_run == [1, 2]
+    uninterrupted = _model()
+    uninterrupted.fit(x, y, epochs=3, verbose=0, shuffle=False)
+    for got, want in zip(resumed.get_weights(), uninterrupted.get_weights()):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    assert not backup.exists(), "a finished run deletes its backup"
