@@ -4,6 +4,9 @@
     python benchmarks/run.py                 # full run, writes benchmarks/RESULTS.md
     python benchmarks/run.py --quick         # a smoke run (used by the tests)
 
+On a GPU both frameworks see, it compares float32, bfloat16 (+XLA) and float16
+against PyTorch AMP with channels_last, with MFU, into benchmarks/RESULTS_GPU.md.
+
 Measures (median of repeats, same batch size and data for both):
 inference images/s; training images/s for the frozen-features, fine-tune-all and
 later-convs recipes; epochs with the frozen-feature cache; the JPEG-folder input
@@ -49,21 +52,36 @@ def _timed(step, warmup, repeats):
     return statistics.median(times)
 
 
-def worker_torch(task, batch, steps, repeats):
+def worker_torch(task, batch, steps, repeats, device="cpu", precision=None, channels_last=False):
+    """torchvision AlexNet, eager; ``precision`` "bfloat16"/"float16" runs under autocast (AMP)."""
+    import contextlib
+
     from keras_alexnet.convert import import_torch
 
     torch, torchvision = import_torch()
     torch.manual_seed(0)
-    model = torchvision.models.alexnet(weights=None, num_classes=2)
-    x = torch.randn(batch, 3, 224, 224)
-    y = torch.randint(0, 2, (batch,))
+    model = torchvision.models.alexnet(weights=None, num_classes=2).to(device)
+    x = torch.randn(batch, 3, 224, 224, device=device)
+    y = torch.randint(0, 2, (batch,), device=device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+
+    def autocast():
+        return torch.autocast(device_type=device, dtype=getattr(torch, precision)) if precision else contextlib.nullcontext()
+
+    def finish():
+        if device == "cuda":
+            torch.cuda.synchronize()
+
     if task == "inference":
         model.eval()
 
         def step():
-            with torch.no_grad():
+            with torch.no_grad(), autocast():
                 for _ in range(steps):
                     model(x)
+            finish()
     else:
         recipe = task.split(":")[1]
         model.train()
@@ -78,18 +96,33 @@ def worker_torch(task, batch, steps, repeats):
             groups = [{"params": model.features[8:].parameters(), "lr": 1e-4}, {"params": model.classifier.parameters(), "lr": 1e-3}]
         optimizer = torch.optim.Adam(groups)
         loss_fn = torch.nn.CrossEntropyLoss()
+        # float16 AMP needs loss scaling, as PyTorch's AMP recipe does (Keras's mixed_float16 scales too).
+        scaler = torch.amp.GradScaler(device) if precision == "float16" else None
 
         def step():
             for _ in range(steps):
                 optimizer.zero_grad(set_to_none=True)
-                loss_fn(model(x), y).backward()
-                optimizer.step()
+                with autocast():
+                    loss = loss_fn(model(x), y)
+                if scaler is None:
+                    loss.backward()
+                    optimizer.step()
+                else:
+                    scaler.scale(loss).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
+            finish()
 
     seconds = _timed(step, 1, repeats)
-    return {"images_per_s": batch * steps / seconds, "peak_rss_mib": _peak_rss_mib()}
+    return {"images_per_s": batch * steps / seconds, "peak_rss_mib": _peak_rss_mib(), **_gpu_memory_mib(torch, device)}
 
 
-def worker_keras(task, batch, steps, repeats, xla=False):
+def _gpu_memory_mib(torch, device):
+    return {"peak_gpu_mib": torch.cuda.max_memory_allocated() / 2**20} if device == "cuda" else {}
+
+
+def worker_keras(task, batch, steps, repeats, xla=None, precision=None):
+    """keras-alexnet; ``xla`` None means the package's ``jit_compile="auto"``; ``precision`` a mixed policy."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
     import numpy as np
@@ -100,11 +133,13 @@ def worker_keras(task, batch, steps, repeats, xla=False):
     from keras_alexnet.transfer import apply_recipe
 
     keras.utils.set_random_seed(0)
+    if precision:
+        keras.mixed_precision.set_global_policy(f"mixed_{precision}")
     x = np.random.default_rng(0).normal(size=(batch, 224, 224, 3)).astype("float32")
     y = np.random.default_rng(1).integers(0, 2, batch)
     if task == "inference":
         model = AlexNet(weights=None, classes=2, input_shape=(224, 224, 3), classifier_activation=None)
-        infer = tf.function(lambda t: model(t, training=False), jit_compile=xla)
+        infer = tf.function(lambda t: model(t, training=False), jit_compile=bool(xla))
         tensor = tf.constant(x)
 
         def step():
@@ -112,33 +147,46 @@ def worker_keras(task, batch, steps, repeats, xla=False):
                 infer(tensor).numpy()
     else:
         recipe = task.split(":")[1]
-        # jit_compile "auto" and a pipeline finished like the package's own, as users get them.
-        model = apply_recipe(AlexNet(weights="imagenet", include_top=False, input_shape=(224, 224, 3)), recipe, 2)
-        ds = without_autotune(tf.data.Dataset.from_tensors((x, y)).repeat(steps).cache())
+        # A pipeline finished like the package's own, as users get it; prefetch overlaps the copy to a GPU.
+        model = apply_recipe(
+            AlexNet(weights="imagenet", include_top=False, input_shape=(224, 224, 3)), recipe, 2,
+            jit_compile="auto" if xla is None else xla,
+        )
+        ds = tf.data.Dataset.from_tensors((x, y)).repeat(steps).cache()
+        if tf.config.list_physical_devices("GPU"):
+            ds = ds.prefetch(2)  # overlaps the copy to the GPU, as the package's own pipelines do
+        ds = without_autotune(ds)
 
         def step():
             model.fit(ds, epochs=1, verbose=0)
 
     seconds = _timed(step, 1, repeats)
-    return {"images_per_s": batch * steps / seconds, "peak_rss_mib": _peak_rss_mib()}
+    result = {"images_per_s": batch * steps / seconds, "peak_rss_mib": _peak_rss_mib()}
+    if tf.config.list_physical_devices("GPU"):
+        result["peak_gpu_mib"] = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+    return result
 
 
-def worker_matmul(framework, size=4096, repeats=10):
-    """GFLOP/s of one float32 size^3 matmul: the machine's practical compute rate."""
+def worker_matmul(framework, size=4096, repeats=10, device="cpu", precision="float32"):
+    """GFLOP/s of one size^3 matmul: the machine's practical compute rate."""
     if framework == "torch":
         from keras_alexnet.convert import import_torch
 
         torch, _ = import_torch()
-        a, b = torch.randn(size, size), torch.randn(size, size)
+        dtype = getattr(torch, precision)
+        a, b = torch.randn(size, size, device=device, dtype=dtype), torch.randn(size, size, device=device, dtype=dtype)
 
         def step():
             torch.mm(a, b)
+            if device == "cuda":
+                torch.cuda.synchronize()
     else:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         import keras_alexnet  # noqa: F401  (same allocator setting as the training runs)
         import tensorflow as tf
 
-        a, b = tf.random.normal((size, size)), tf.random.normal((size, size))
+        a = tf.cast(tf.random.normal((size, size)), precision)
+        b = tf.cast(tf.random.normal((size, size)), precision)
         matmul = tf.function(tf.matmul)
 
         def step():
@@ -281,38 +329,94 @@ def machine():
     return f"{cpu}, {os.cpu_count()} cores, {'GPU: ' + ', '.join(g.name for g in gpus) if gpus else 'no GPU'}; Python {platform.python_version()}, TensorFlow {tf.__version__}, PyTorch {torch.__version__}"
 
 
-WORKERS = {
-    "torch": worker_torch, "keras": worker_keras, "matmul": worker_matmul, "pipeline": worker_pipeline,
-    "cache": worker_cache, "conversion": worker_conversion,
-}
-
-
-def compare(task, batch, steps, repeats, rounds):
+def compare(task, batch, steps, repeats, rounds, keras_options=None, torch_options=None):
     """Alternate keras and torch workers ``rounds`` times; medians of rates and of per-round ratios."""
+    task, xla = task.removesuffix(":xla"), task.endswith(":xla")
+    keras_options = keras_options if keras_options is not None else {"xla": True if xla else None}
     ours, theirs, ratios = [], [], []
     for _ in range(rounds):
-        spec = {"task": task.removesuffix(":xla"), "batch": batch, "steps": steps, "repeats": repeats}
-        ours.append(run_worker({"kind": "keras", **spec, "xla": task.endswith(":xla")}))
-        theirs.append(run_worker({"kind": "torch", **spec}))
+        spec = {"task": task, "batch": batch, "steps": steps, "repeats": repeats}
+        ours.append(run_worker({"kind": "keras", **spec, **keras_options}))
+        theirs.append(run_worker({"kind": "torch", **spec, **(torch_options or {})}))
         ratios.append(ours[-1]["images_per_s"] / theirs[-1]["images_per_s"])
-    return {
+    row = {
         "keras": statistics.median(r["images_per_s"] for r in ours),
         "torch": statistics.median(r["images_per_s"] for r in theirs),
         "ratio": statistics.median(ratios),
         "keras_rss": max(r["peak_rss_mib"] for r in ours),
         "torch_rss": max(r["peak_rss_mib"] for r in theirs),
-        "flops": flops_per_image(task.removesuffix(":xla")),
+        "flops": flops_per_image(task),
     }
+    if "peak_gpu_mib" in ours[0] and "peak_gpu_mib" in theirs[0]:
+        row["keras_gpu_mib"] = max(r["peak_gpu_mib"] for r in ours)
+        row["torch_gpu_mib"] = max(r["peak_gpu_mib"] for r in theirs)
+    return row
+
+
+# Mixed-precision comparison: (label, keras worker options, torch worker options). PyTorch's side is
+# its AMP recipe (autocast, GradScaler for float16) with channels_last, as its performance guide advises.
+PRECISION_VARIANTS = (
+    ("float32", {}, {}),
+    ("bfloat16", {"precision": "bfloat16"}, {"precision": "bfloat16", "channels_last": True}),
+    ("bfloat16+xla", {"precision": "bfloat16", "xla": True}, {"precision": "bfloat16", "channels_last": True}),
+    ("float16", {"precision": "float16"}, {"precision": "float16", "channels_last": True}),
+)
+
+# Dense tensor-core peaks in TFLOP/s from NVIDIA's datasheets. float32 rows use the TF32 peak: both
+# frameworks run convolutions in TF32 on these GPUs by default. Longer names are matched first.
+PEAK_TFLOPS = {
+    "H100 PCIe": {"float32": 378, "bfloat16": 756, "float16": 756},
+    "H100": {"float32": 495, "bfloat16": 989, "float16": 989},
+    "H200": {"float32": 495, "bfloat16": 989, "float16": 989},
+}
+
+
+def peak_tflops(device_name, precision):
+    """Datasheet peak for a GPU name and precision, or None when the GPU is not in ``PEAK_TFLOPS``."""
+    for key in sorted(PEAK_TFLOPS, key=len, reverse=True):
+        if key in device_name:
+            return PEAK_TFLOPS[key][precision.split("+")[0]]
+    return None
+
+
+def worker_devices():
+    """What each framework sees: the GPU both can use, or the CPU."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    from keras_alexnet.convert import import_torch
+
+    torch, _ = import_torch()
+    both = bool(tf.config.list_physical_devices("GPU")) and torch.cuda.is_available()
+    return {"device": "cuda" if both else "cpu", "name": torch.cuda.get_device_name(0) if both else platform.processor() or "CPU"}
+
+
+def precision_rows(device, tasks, variants, batch, steps, repeats, rounds):
+    """Each task at each precision variant, keras-alexnet vs PyTorch on ``device``."""
+    rows = {}
+    for task in tasks:
+        for label, keras_options, torch_options in variants:
+            rows[(task, label)] = row = compare(task, batch, steps, repeats, rounds, keras_options, {"device": device, **torch_options})
+            print(f"{task:24s} {label:13s} keras {row['keras']:8.1f} img/s   torch {row['torch']:8.1f} img/s   ratio {row['ratio']:.2f}", flush=True)
+    return rows
+
+
+WORKERS = {
+    "torch": worker_torch, "keras": worker_keras, "matmul": worker_matmul, "pipeline": worker_pipeline,
+    "cache": worker_cache, "conversion": worker_conversion, "devices": worker_devices,
+}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that everything runs")
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--gpu-batch", type=int, default=256, help="batch size of the rows on a GPU")
     parser.add_argument("--repeats", type=int, default=2, help="timings per worker (median)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating keras/torch worker pairs per measurement")
+    parser.add_argument("--rounds", type=int, help="alternating keras/torch worker pairs per measurement (default 3 on CPU, 1 on GPU)")
+    parser.add_argument("--precision-rows", action="store_true", help="on a CPU, also compare mixed precision (a GPU always does)")
     parser.add_argument("--onnx2tf", action="store_true", help="also time onnx2tf (minutes)")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "RESULTS.md"))
+    parser.add_argument("--out", help="default benchmarks/RESULTS.md, or benchmarks/RESULTS_GPU.md on a GPU")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -320,64 +424,110 @@ def main():
         print(json.dumps(WORKERS[spec.pop("kind")](**spec)))
         return 0
 
-    batch, repeats, rounds = (4, 1, 1) if args.quick else (args.batch, args.repeats, args.rounds)
+    devices = run_worker({"kind": "devices"})
+    gpu = devices["device"] == "cuda"
+    rounds = 1 if args.quick else args.rounds or (1 if gpu else 3)
+    batch, repeats = (4, 1) if args.quick else (args.gpu_batch if gpu else args.batch, args.repeats)
     steps = 1 if args.quick else 8
-    matmul = {fw: run_worker({"kind": "matmul", "framework": fw, "size": 256 if args.quick else 4096})["gflops"] for fw in ("tf", "torch")}
-    print(f"float32 matmul: TensorFlow {matmul['tf']:.0f} GFLOP/s, PyTorch {matmul['torch']:.0f} GFLOP/s", flush=True)
-    rows = {}
-    for task in ("inference", "inference:xla", *(f"train:{r}" for r in RECIPES)):
-        rows[task] = row = compare(task, batch, steps, repeats, rounds)
-        print(f"{task:28s} keras {row['keras']:8.1f} img/s   torch {row['torch']:8.1f} img/s   ratio {row['ratio']:.2f}", flush=True)
+    precisions = ("float32", "bfloat16") if gpu else ("float32",)
+    matmul = {
+        (fw, precision): run_worker({"kind": "matmul", "framework": fw, "size": 256 if args.quick else 4096, "device": devices["device"], "precision": precision})["gflops"]
+        for fw in ("tf", "torch") for precision in precisions
+    }
+    for precision in precisions:
+        print(f"{precision} matmul: TensorFlow {matmul['tf', precision]:.0f} GFLOP/s, PyTorch {matmul['torch', precision]:.0f} GFLOP/s", flush=True)
+    rows, precision = {}, {}
+    if not gpu:
+        for task in ("inference", "inference:xla", *(f"train:{r}" for r in RECIPES)):
+            rows[task] = row = compare(task, batch, steps, repeats, rounds)
+            print(f"{task:28s} keras {row['keras']:8.1f} img/s   torch {row['torch']:8.1f} img/s   ratio {row['ratio']:.2f}", flush=True)
+    if gpu or args.precision_rows:
+        tasks = ("inference", "train:frozen-features", "train:fine-tune-all")
+        variants = PRECISION_VARIANTS
+        if args.quick:
+            tasks, variants = ("train:frozen-features",), PRECISION_VARIANTS[1:2]
+        precision = precision_rows(devices["device"], tasks, variants, batch, steps, repeats, rounds)
     pipeline = run_worker({"kind": "pipeline", "batch": batch, "repeats": repeats})
     print(f"input pipeline (JPEG folder, resized-crop): {pipeline['images_per_s']:.0f} img/s", flush=True)
-    cache = run_worker({"kind": "cache", "epochs": 2 if args.quick else 3, "batch": batch, "fraction": 0.05 if args.quick else None})
+    cache = run_worker({"kind": "cache", "epochs": 2 if args.quick else 3, "batch": args.batch if not args.quick else batch, "fraction": 0.05 if args.quick else None})
     print(f"feature cache: {json.dumps(cache)}", flush=True)
     conversion = run_worker({"kind": "conversion", "check_onnx2tf": args.onnx2tf})
     print(f"conversion: {json.dumps(conversion)}", flush=True)
     if args.quick:
         return 0
-    write_results(Path(args.out), rows, matmul, pipeline, cache, conversion, batch, repeats, rounds)
-    print(f"wrote {args.out}")
+    out = Path(args.out) if args.out else ROOT / "benchmarks" / ("RESULTS_GPU.md" if gpu else "RESULTS.md")
+    results = {"devices": devices, "rows": rows, "precision": precision, "matmul": matmul, "pipeline": pipeline, "cache": cache, "conversion": conversion}
+    write_results(out, results, batch, repeats, rounds)
+    print(f"wrote {out}")
     return 0
 
 
-def write_results(path, rows, matmul, pipeline, cache, conversion, batch, repeats, rounds):
+def write_results(path, results, batch, repeats, rounds):
+    """RESULTS.md (or RESULTS_GPU.md): the machine, the tables, and on a CPU the hand-written reading."""
+    devices, rows, precision, matmul = results["devices"], results["rows"], results["precision"], results["matmul"]
+    pipeline, cache, conversion = results["pipeline"], results["cache"], results["conversion"]
+    gpu = devices["device"] == "cuda"
+    command = "python benchmarks/run.py" + (" --onnx2tf" if "onnx2tf_s" in conversion else "") + (" --precision-rows" if precision and not gpu else "")
     lines = [
-        "# Benchmark results",
+        "# Benchmark results" + (f" on {devices['name']}" if gpu else ""),
         "",
         f"Machine: {machine()}.",
-        f"Command: `python benchmarks/run.py{' --onnx2tf' if 'onnx2tf_s' in conversion else ''}`; batch {batch}, 224x224, "
-        f"8 steps per timing. Each framework runs in its own process; a keras and a torch process alternate {rounds} times per "
-        f"row (each the median of {repeats} timings), so both see the same machine; rates are medians over rounds and the "
-        "ratio is the median of the per-round ratios. PyTorch runs eager with torchvision's AlexNet and Adam over param "
-        "groups; keras-alexnet runs `model.fit` with the recipe's factored Adam and its default `jit_compile=\"auto\"` "
-        "(no XLA on CPU). `inference:xla` is the same forward pass compiled with XLA.",
+        f"Command: `{command}`; batch {batch}, 224x224, 8 steps per timing. Each framework runs in its own process; a keras "
+        f"and a torch process alternate {rounds} time{'s' if rounds > 1 else ''} per row (each the median of {repeats} "
+        "timings), so both see the same machine; rates are medians over rounds and the ratio is the median of the "
+        "per-round ratios. PyTorch runs eager with torchvision's AlexNet and Adam over param groups; keras-alexnet runs "
+        "`model.fit` with the recipe's factored Adam and its default `jit_compile=\"auto\"` (no XLA on CPU; on a GPU, "
+        "XLA when the convolutions are frozen). `inference:xla` is the same forward pass compiled with XLA.",
         "",
-        f"float32 matmul (4096^3) at the start of the run: TensorFlow {matmul['tf']:.0f} GFLOP/s, PyTorch {matmul['torch']:.0f} "
-        "GFLOP/s (this shared machine's speed drifts by up to a third over minutes, which is why rows alternate processes). "
-        "GFLOP/s below count the convolutions and dense layers of each step: forward, weight gradients of trained layers, "
-        "input gradients above the lowest trained layer.",
-        "",
-        "| measurement | keras-alexnet img/s | PyTorch img/s | ratio | GFLOP/s keras / torch | peak RSS keras / torch (MiB) |",
-        "|---|---|---|---|---|---|",
+        "Matmul (4096^3) at the start of the run: "
+        + "; ".join(f"{p_} TensorFlow {matmul['tf', p_]:.0f} GFLOP/s, PyTorch {matmul['torch', p_]:.0f} GFLOP/s" for p_ in sorted({k[1] for k in matmul}))
+        + ". GFLOP/s below count the convolutions and dense layers of each step: forward, weight gradients of trained "
+        "layers, input gradients above the lowest trained layer."
+        + ("" if gpu else " This shared machine's speed drifts by up to a third over minutes, which is why rows alternate processes."),
     ]
-    for task, row in rows.items():
-        ours, theirs = row["flops"] * row["keras"] / 1e9, row["flops"] * row["torch"] / 1e9
-        lines.append(
-            f"| {task} | {row['keras']:.1f} | {row['torch']:.1f} | {row['ratio']:.2f}x | "
-            f"{ours:.0f} / {theirs:.0f} | {row['keras_rss']:.0f} / {row['torch_rss']:.0f} |"
-        )
+    if rows:
+        lines += [
+            "",
+            "| measurement | keras-alexnet img/s | PyTorch img/s | ratio | GFLOP/s keras / torch | peak RSS keras / torch (MiB) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for task, row in rows.items():
+            ours, theirs = row["flops"] * row["keras"] / 1e9, row["flops"] * row["torch"] / 1e9
+            lines.append(
+                f"| {task} | {row['keras']:.1f} | {row['torch']:.1f} | {row['ratio']:.2f}x | "
+                f"{ours:.0f} / {theirs:.0f} | {row['keras_rss']:.0f} / {row['torch_rss']:.0f} |"
+            )
+    if precision:
+        lines += [
+            "",
+            f"Mixed precision on {devices['name']}: keras-alexnet with a `mixed_<precision>` policy (float32 head and "
+            "optimizer, loss scaling for float16), `+xla` with `jit_compile=True`; PyTorch with its AMP recipe "
+            "(`torch.autocast`, `GradScaler` for float16) and channels_last for the reduced precisions. MFU: model "
+            "FLOP/s over the datasheet's dense peak (TF32 for float32)"
+            + (f"; {devices['name']} is not in the peak table, so MFU is not given." if peak_tflops(devices["name"], "float32") is None else "."),
+            "",
+            "| measurement | precision | keras-alexnet img/s | PyTorch img/s | ratio | MFU keras / torch | peak memory keras / torch (MiB) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for (task, label), row in precision.items():
+            peak = peak_tflops(devices["name"], label)
+            mfu = f"{row['flops'] * row['keras'] / (peak * 1e12):.1%} / {row['flops'] * row['torch'] / (peak * 1e12):.1%}" if peak else "n/a"
+            memory = (row.get("keras_gpu_mib"), row.get("torch_gpu_mib")) if gpu else (row["keras_rss"], row["torch_rss"])
+            lines.append(
+                f"| {task} | {label} | {row['keras']:.1f} | {row['torch']:.1f} | {row['ratio']:.2f}x | {mfu} | "
+                f"{memory[0]:.0f} / {memory[1]:.0f}{' (GPU)' if gpu else ' (RSS)'} |"
+            )
     uncached, cached = cache["uncached"], cache["cached"]
     later = {key: {kind: statistics.median(cache[kind][key][1:]) for kind in ("uncached", "cached")} for key in ("batches_s", "epoch_s")}
-    frozen = rows["train:frozen-features"]["keras"]
+    frozen = rows["train:frozen-features"]["keras"] if rows else precision["train:frozen-features", "float32"]["keras"]
     lines += [
         "",
         f"Input pipeline from the JPEG folder (`tests/data/cats_vs_dogs/train`, decode + RandomResizedCrop + flip + normalise): "
-        f"{pipeline['images_per_s']:.0f} images/s, {pipeline['images_per_s'] / frozen:.1f}x the fastest training step above.",
+        f"{pipeline['images_per_s']:.0f} images/s, {pipeline['images_per_s'] / frozen:.1f}x the frozen-features training rate above.",
         "",
-        f"Frozen-feature cache (`train(..., recipe=\"frozen-features\")` on 400 real photos, {len(uncached['epoch_s'])} epochs, "
-        f"median of the epochs after the first): training steps take {later['batches_s']['uncached']:.2f} s per epoch uncached "
-        f"and {later['batches_s']['cached']:.2f} s cached, {later['batches_s']['uncached'] / later['batches_s']['cached']:.1f}x "
+        f"Frozen-feature cache (`train(..., recipe=\"frozen-features\")` on 400 real photos, batch 32, {len(uncached['epoch_s'])} "
+        f"epochs, median of the epochs after the first): training steps take {later['batches_s']['uncached']:.2f} s per epoch "
+        f"uncached and {later['batches_s']['cached']:.2f} s cached, {later['batches_s']['uncached'] / later['batches_s']['cached']:.1f}x "
         f"faster; whole epochs, with `train`'s end-of-epoch backup, CSV and plot, {later['epoch_s']['uncached']:.2f} s vs "
         f"{later['epoch_s']['cached']:.2f} s, {later['epoch_s']['uncached'] / later['epoch_s']['cached']:.1f}x (whole runs incl. "
         f"model build and caching: {uncached['total_s']:.1f} s vs {cached['total_s']:.1f} s).",
@@ -391,8 +541,8 @@ def write_results(path, rows, matmul, pipeline, cache, conversion, batch, repeat
             if "onnx2tf_s" in conversion else " (onnx2tf not timed in this run)."
         ),
     ]
-    analysis = Path(__file__).with_name("ANALYSIS.md")  # hand-written reading of these numbers
-    if analysis.exists():
+    analysis = Path(__file__).with_name("ANALYSIS.md")  # hand-written reading of the CPU numbers
+    if analysis.exists() and not gpu:
         lines += ["", analysis.read_text().strip()]
     from keras_alexnet.files import atomic_write
 
