@@ -16,12 +16,16 @@ def atomic_write(path, write):
     """Call ``write(tmp_path)`` then rename onto ``path``: readers never see half a file.
 
     The temporary name ends in the target's name (so ``.keras``/``.weights.h5``
-    suffixes that Keras checks are kept) and gets the usual umask-based mode.
+    suffixes that Keras checks are kept), does not exist when ``write`` is called,
+    and gets the usual umask-based mode.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.name, dir=path.parent)
     os.close(handle)
+    # The writer creates the file afresh: on ext4, rewriting a file truncated to zero makes
+    # close() flush it to disk (auto_da_alloc), 0.5-1.5 s for a 435 MB training backup.
+    os.remove(tmp)
     try:
         write(tmp)
         umask = os.umask(0)

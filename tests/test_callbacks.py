@@ -41,8 +41,9 @@ def test_a_crash_while_writing_the_backup_leaves_the_previous_one_to_resume_from
     # The crash callback runs before the backup's epoch end, so the save after epoch 2 dies half-way.
     with pytest.raises(KeyboardInterrupt):
         _model().fit(x, y, epochs=3, verbose=0, shuffle=False, callbacks=[_CrashWhileSavingAtEpoch(2), AtomicBackupAndRestore(str(backup))])
-    assert json.loads((backup / "training_metadata.json").read_text())["epoch"] == 1
-    assert sorted(p.name for p in backup.iterdir()) == ["latest.weights.h5", "training_metadata.json"]  # no temporary files
+    metadata = json.loads((backup / "training_metadata.json").read_text())
+    assert metadata["epoch"] == 1
+    assert sorted(p.name for p in backup.iterdir()) == sorted([metadata["weights"], "training_metadata.json"])  # no temporary files
 
     resumed, epochs_run = _model(), []
     log_epochs = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: epochs_run.append(epoch))
@@ -53,3 +54,22 @@ def test_a_crash_while_writing_the_backup_leaves_the_previous_one_to_resume_from
     for got, want in zip(resumed.get_weights(), uninterrupted.get_weights()):
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
     assert not backup.exists(), "a finished run deletes its backup"
+
+
+def test_each_backup_replaces_the_previous_one_and_names_its_file(tmp_path):
+    x = np.random.default_rng(0).normal(size=(16, 4)).astype(np.float32)
+    y = np.arange(16) % 2
+    backup = tmp_path / "backup"
+    callback = AtomicBackupAndRestore(str(backup), delete_checkpoint=False)
+    _model().fit(x, y, epochs=3, verbose=0, callbacks=[callback])
+    assert sorted(p.name for p in backup.iterdir()) == ["epoch-3.weights.h5", "training_metadata.json"]
+    assert json.loads((backup / "training_metadata.json").read_text()) == {"epoch": 3, "batch": 0, "weights": "epoch-3.weights.h5"}
+
+
+def test_a_backup_whose_weights_file_is_gone_is_refused_clearly(tmp_path):
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    (backup / "training_metadata.json").write_text(json.dumps({"epoch": 2, "batch": 0, "weights": "epoch-2.weights.h5"}))
+    x, y = np.zeros((4, 4), np.float32), np.zeros(4, int)
+    with pytest.raises(FileNotFoundError, match="epoch-2.weights.h5, which is missing"):
+        _model().fit(x, y, epochs=3, verbose=0, callbacks=[AtomicBackupAndRestore(str(backup))])
