@@ -436,7 +436,7 @@ def main():
     }
     for precision in precisions:
         print(f"{precision} matmul: TensorFlow {matmul['tf', precision]:.0f} GFLOP/s, PyTorch {matmul['torch', precision]:.0f} GFLOP/s", flush=True)
-    rows, precision = {}, {}
+    rows, precision_table = {}, {}
     if not gpu:
         for task in ("inference", "inference:xla", *(f"train:{r}" for r in RECIPES)):
             rows[task] = row = compare(task, batch, steps, repeats, rounds)
@@ -446,7 +446,7 @@ def main():
         variants = PRECISION_VARIANTS
         if args.quick:
             tasks, variants = ("train:frozen-features",), PRECISION_VARIANTS[1:2]
-        precision = precision_rows(devices["device"], tasks, variants, batch, steps, repeats, rounds)
+        precision_table = precision_rows(devices["device"], tasks, variants, batch, steps, repeats, rounds)
     pipeline = run_worker({"kind": "pipeline", "batch": batch, "repeats": repeats})
     print(f"input pipeline (JPEG folder, resized-crop): {pipeline['images_per_s']:.0f} img/s", flush=True)
     cache = run_worker({"kind": "cache", "epochs": 2 if args.quick else 3, "batch": args.batch if not args.quick else batch, "fraction": 0.05 if args.quick else None})
@@ -456,7 +456,7 @@ def main():
     if args.quick:
         return 0
     out = Path(args.out) if args.out else ROOT / "benchmarks" / ("RESULTS_GPU.md" if gpu else "RESULTS.md")
-    results = {"devices": devices, "rows": rows, "precision": precision, "matmul": matmul, "pipeline": pipeline, "cache": cache, "conversion": conversion}
+    results = {"devices": devices, "rows": rows, "precision": precision_table, "matmul": matmul, "pipeline": pipeline, "cache": cache, "conversion": conversion}
     write_results(out, results, batch, repeats, rounds)
     print(f"wrote {out}")
     return 0
@@ -477,7 +477,7 @@ def write_results(path, results, batch, repeats, rounds):
         "timings), so both see the same machine; rates are medians over rounds and the ratio is the median of the "
         "per-round ratios. PyTorch runs eager with torchvision's AlexNet and Adam over param groups; keras-alexnet runs "
         "`model.fit` with the recipe's factored Adam and its default `jit_compile=\"auto\"` (no XLA on CPU; on a GPU, "
-        "XLA when the convolutions are frozen). `inference:xla` is the same forward pass compiled with XLA.",
+        "XLA when the convolutions are frozen)." + (" `inference:xla` is the same forward pass compiled with XLA." if rows else ""),
         "",
         "Matmul (4096^3) at the start of the run: "
         + "; ".join(f"{p_} TensorFlow {matmul['tf', p_]:.0f} GFLOP/s, PyTorch {matmul['torch', p_]:.0f} GFLOP/s" for p_ in sorted({k[1] for k in matmul}))
