@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from keras_alexnet.runtime import tensorflow_uses_gpu
+
 
 def _averaging_matrix(in_size, out_size):
     """(out_size, in_size) matrix whose row i averages torch's adaptive-pool bin i.
@@ -112,10 +114,6 @@ def _conv2d_with_fast_gradients(inputs, kernel, strides, padding):
     return convolution(inputs, kernel)
 
 
-def _no_gpu():
-    return not tf.config.list_logical_devices("GPU")
-
-
 @keras.saving.register_keras_serializable(package="keras_alexnet")
 class Conv2D(keras.layers.Conv2D):
     """``keras.layers.Conv2D`` with faster gradients on CPU.
@@ -136,7 +134,7 @@ class Conv2D(keras.layers.Conv2D):
             and tuple(self.dilation_rate) == (1, 1)
             and self.groups == 1
             and self.data_format == "channels_last"
-            and _no_gpu()
+            and not tensorflow_uses_gpu()
         )
 
     def convolution_op(self, inputs, kernel):

@@ -1,4 +1,5 @@
-"""Process-wide TensorFlow settings that keras-alexnet applies when imported.
+"""Process-wide TensorFlow settings that keras-alexnet applies when imported,
+and what the choices that depend on the hardware ask of TensorFlow.
 
 TensorFlow takes CPU tensors from ``malloc`` unless told otherwise. Tensors the
 size of fc6's weight gradient (151 MB) are then mapped and unmapped on every
@@ -24,3 +25,13 @@ def prefer_pooled_cpu_allocator():
     Returns the value in effect.
     """
     return os.environ.setdefault(CPU_ALLOCATOR_VARIABLE, "true")
+
+
+def tensorflow_uses_gpu():
+    """True when TensorFlow places work on a GPU (one visible to it, not hidden by the user).
+
+    Decides the CPU-only choices: XLA off and the forward-convolution gradients.
+    """
+    import tensorflow as tf
+
+    return bool(tf.config.list_logical_devices("GPU"))

@@ -12,11 +12,11 @@ from __future__ import annotations
 import dataclasses
 
 import keras
-import tensorflow as tf
 
 from keras_alexnet.layer_names import layer_range, resolve_layers
 from keras_alexnet.lr_factors import factors_of, with_lr_factors
 from keras_alexnet.model import BACKBONE_OUTPUT, TORCHVISION_MODULES, classifier_layers, dense
+from keras_alexnet.runtime import tensorflow_uses_gpu
 
 
 def recompile(model):
@@ -287,7 +287,7 @@ def resolve_jit_compile(model, jit_compile="auto"):
     """
     if jit_compile != "auto":
         return bool(jit_compile)
-    if not tf.config.list_physical_devices("GPU"):
+    if not tensorflow_uses_gpu():
         return False
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     return all(not (layer.trainable and any(v.trainable for v in layer.weights)) for layer in convs)
