@@ -150,6 +150,7 @@ def train(
     cache_dtype="float32",
     cache_memory_limit=DEFAULT_MEMORY_LIMIT,
     on_bad_file="skip",
+    callbacks=(),
     verbose=1,
 ):
     """Train AlexNet on a folder of images (one sub-folder per class).
@@ -169,6 +170,7 @@ def train(
         deterministic: TensorFlow op determinism (GPUs); seeded CPU runs repeat without it.
         cache_features: compute the frozen layers once and train the rest on the
             cached activations (needs augment="none"; same results as uncached).
+        callbacks: more Keras callbacks, run after the run directory's own.
     Returns:
         ``TrainResult``; ``run_dir/model.keras`` holds the final model with its class names.
     """
@@ -214,7 +216,7 @@ def train(
 
     history = fit(
         model, train_ds, val_ds, epochs=epochs, run_dir=run_dir, resume=resume,
-        validation_frequency=validation_frequency, patience=patience, lr_schedule=schedule, cache=cache, verbose=verbose,
+        validation_frequency=validation_frequency, patience=patience, lr_schedule=schedule, cache=cache, verbose=verbose, extra_callbacks=callbacks,
     )
     final = attach_class_names(model, train_set.class_names)
     final.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])

@@ -100,9 +100,12 @@ def test_resume_after_sigkill(shapes_dir, tmp_path):
 def test_feature_cache_gives_the_uncached_loss_curve(shapes_dir, tmp_path):
     runs = {}
     for cached in (False, True):
+        losses = []  # a user's callback sees the epochs of the cached run too
+        log = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: losses.append(logs["loss"]))
         result = train(shapes_dir, val_split=0.3, recipe="frozen-features", epochs=3, batch_size=8, seed=5,
-                       run_dir=tmp_path / str(cached), cache_features=cached, verbose=0)
+                       run_dir=tmp_path / str(cached), cache_features=cached, callbacks=[log], verbose=0)
         assert result.cached_features == cached
+        assert losses == result.history["loss"]
         runs[cached] = result.history
     for key in ("loss", "val_loss", "val_accuracy"):
         np.testing.assert_allclose(runs[True][key], runs[False][key], rtol=1e-3, atol=1e-4, err_msg=key)
