@@ -35,7 +35,7 @@ def _train(args):
         augment=args.augment, lr_schedule=args.lr_schedule, drop_factor=args.drop_factor, drop_period=args.drop_period,
         mixed_precision=args.mixed_precision, xla={"auto": "auto", "on": True, "off": False}[args.xla],
         deterministic=args.deterministic, seed=args.seed, weights=args.weights,
-        cache_features=args.cache_features, cache_dtype=args.cache_dtype,
+        cache_features=args.cache_features, cache_dtype=args.cache_dtype, backup_every=args.backup_every,
         on_bad_file="raise" if args.fail_on_bad_file else "skip", verbose=2 if args.quiet else 1,
     )
     if result.val_accuracy is not None:
@@ -131,7 +131,8 @@ def build_parser():
     p.add_argument("--lr", type=float, help="base learning rate (default: the recipe's)")
     p.add_argument("--optimizer", choices=["sgdm", "sgd", "adam", "adamw", "rmsprop"], help="default: the recipe's")
     p.add_argument("--run-dir", default="runs/alexnet", help="where the model, log, plot and checkpoints go")
-    p.add_argument("--resume", action="store_true", help="continue a killed run from its last finished epoch")
+    p.add_argument("--resume", action="store_true", help="continue a killed run from its last backup")
+    p.add_argument("--backup-every", type=int, default=1, metavar="N", help="back up for --resume after every N-th epoch (default 1)")
     p.add_argument("--validation-frequency", type=int, help="validate every N iterations (default: every epoch)")
     p.add_argument("--patience", type=int, help="stop after N epochs without lower validation loss")
     p.add_argument("--augment", default="none", choices=AUGMENTATIONS)

@@ -16,7 +16,9 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from keras_alexnet.callbacks import AtomicBackupAndRestore, BestModelCheckpoint, TrainingProgress, save_model_atomic
+from keras_alexnet.callbacks import (
+    AtomicBackupAndRestore, BestModelCheckpoint, TrainingProgress, backed_up_epochs, save_model_atomic, trim_csv_log,
+)
 from keras_alexnet.data import ImageFolder
 from keras_alexnet.feature_cache import DEFAULT_MEMORY_LIMIT, cache_features, split_frozen_prefix
 from keras_alexnet.layers import attach_class_names
@@ -72,6 +74,7 @@ def fit(
     patience=None,
     lr_schedule=None,
     cache=None,
+    backup_every=1,
     verbose=1,
     extra_callbacks=(),
 ):
@@ -79,8 +82,8 @@ def fit(
 
     Writes into ``run_dir``: ``log.csv``, ``history.json``, ``progress.png``,
     ``best.keras`` (best validation accuracy) and, while running, ``backup/``
-    (``AtomicBackupAndRestore`` at every epoch end). With ``resume=True`` a killed
-    run continues from its last finished epoch; otherwise an old backup is
+    (``AtomicBackupAndRestore`` after every ``backup_every``-th epoch). With ``resume=True`` a killed
+    run continues from its last backup; otherwise an old backup is
     discarded. ``cache``: a (train, val) pair of pipelines over cached features
     and the head model to fit on them (see ``train``).
     """
@@ -92,11 +95,13 @@ def fit(
                 shutil.rmtree(stale)
             elif stale.exists():
                 stale.unlink()
+    else:
+        trim_csv_log(run_dir / "log.csv", backed_up_epochs(backup))
     run_dir.mkdir(parents=True, exist_ok=True)
     fit_model, fit_train, fit_val = (cache["head"], cache["train"], cache["val"]) if cache else (model, train_data, val_data)
     callbacks = [
         TrainableStateGuard(),
-        AtomicBackupAndRestore(str(backup), save_freq="epoch", delete_checkpoint=True),
+        AtomicBackupAndRestore(str(backup), save_freq="epoch", delete_checkpoint=True, every_epochs=backup_every),
         keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=resume),
         TrainingProgress(run_dir, fit_val, validation_frequency),
     ]
@@ -150,6 +155,7 @@ def train(
     cache_dtype="float32",
     cache_memory_limit=DEFAULT_MEMORY_LIMIT,
     on_bad_file="skip",
+    backup_every=1,
     callbacks=(),
     verbose=1,
 ):
@@ -170,6 +176,8 @@ def train(
         deterministic: TensorFlow op determinism (GPUs); seeded CPU runs repeat without it.
         cache_features: compute the frozen layers once and train the rest on the
             cached activations (needs augment="none"; same results as uncached).
+        backup_every: back up for ``resume`` after every N-th epoch (default every
+            epoch); larger for epochs shorter than the backup (1-2 s on 2 CPU cores).
         callbacks: more Keras callbacks, run after the run directory's own.
     Returns:
         ``TrainResult``; ``run_dir/model.keras`` holds the final model with its class names.
@@ -216,7 +224,8 @@ def train(
 
     history = fit(
         model, train_ds, val_ds, epochs=epochs, run_dir=run_dir, resume=resume,
-        validation_frequency=validation_frequency, patience=patience, lr_schedule=schedule, cache=cache, verbose=verbose, extra_callbacks=callbacks,
+        validation_frequency=validation_frequency, patience=patience, lr_schedule=schedule, cache=cache,
+        backup_every=backup_every, verbose=verbose, extra_callbacks=callbacks,
     )
     final = attach_class_names(model, train_set.class_names)
     final.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])

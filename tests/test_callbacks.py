@@ -73,3 +73,53 @@ def test_a_backup_whose_weights_file_is_gone_is_refused_clearly(tmp_path):
     x, y = np.zeros((4, 4), np.float32), np.zeros(4, int)
     with pytest.raises(FileNotFoundError, match="epoch-2.weights.h5, which is missing"):
         _model().fit(x, y, epochs=3, verbose=0, callbacks=[AtomicBackupAndRestore(str(backup))])
+
+
+class _CrashAtEpochBegin(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt(f"killed in epoch {epoch}")
+
+
+def test_backing_up_every_second_epoch_resumes_from_the_last_backup_with_the_same_result(tmp_path):
+    x = np.random.default_rng(0).normal(size=(16, 4)).astype(np.float32)
+    y = np.arange(16) % 2
+    backup = tmp_path / "backup"
+    with pytest.raises(KeyboardInterrupt):
+        _model().fit(x, y, epochs=5, verbose=0, shuffle=False, callbacks=[AtomicBackupAndRestore(str(backup), every_epochs=2), _CrashAtEpochBegin(3)])
+    assert json.loads((backup / "training_metadata.json").read_text())["epoch"] == 2  # not 3: epoch 3 was not backed up
+
+    resumed, epochs_run = _model(), []
+    log_epochs = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: epochs_run.append(epoch))
+    resumed.fit(x, y, epochs=5, verbose=0, shuffle=False, callbacks=[AtomicBackupAndRestore(str(backup), every_epochs=2), log_epochs])
+    assert epochs_run == [2, 3, 4]
+    uninterrupted = _model()
+    uninterrupted.fit(x, y, epochs=5, verbose=0, shuffle=False)
+    for got, want in zip(resumed.get_weights(), uninterrupted.get_weights()):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("every", [0, -1, 1.5, True])
+def test_a_backup_frequency_that_is_not_a_positive_whole_number_is_refused(tmp_path, every):
+    with pytest.raises(ValueError, match="every_epochs=.*whole number of epochs"):
+        AtomicBackupAndRestore(str(tmp_path), every_epochs=every)
+
+
+def test_a_resumed_run_logs_each_epoch_once(tmp_path):
+    import tensorflow as tf
+
+    from keras_alexnet.training import fit
+
+    x = np.random.default_rng(0).normal(size=(16, 4)).astype(np.float32)
+    data = tf.data.Dataset.from_tensor_slices((x, np.arange(16) % 2)).batch(8)
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        fit(_model(), data, epochs=5, run_dir=run, backup_every=2, verbose=0, extra_callbacks=[_CrashAtEpochBegin(3)])
+    fit(_model(), data, epochs=5, run_dir=run, backup_every=2, resume=True, verbose=0)
+    epochs = [line.split(",")[0] for line in (run / "log.csv").read_text().splitlines()]
+    assert epochs == ["epoch", "0", "1", "2", "3", "4"]
+    assert json.loads((run / "history.json").read_text())["epochs_done"] == 5
