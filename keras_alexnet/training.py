@@ -101,9 +101,11 @@ def fit(
     fit_model, fit_train, fit_val = (cache["head"], cache["train"], cache["val"]) if cache else (model, train_data, val_data)
     callbacks = [
         TrainableStateGuard(),
-        AtomicBackupAndRestore(str(backup), save_freq="epoch", delete_checkpoint=True, every_epochs=backup_every),
+        # The logs before the backup: a run killed between the two repeats an epoch that is
+        # logged (and trimmed on resume), instead of missing one.
         keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=resume),
         TrainingProgress(run_dir, fit_val, validation_frequency),
+        AtomicBackupAndRestore(str(backup), save_freq="epoch", delete_checkpoint=True, every_epochs=backup_every),
     ]
     if fit_val is not None:
         callbacks.append(BestModelCheckpoint(run_dir / "best.keras", model))
