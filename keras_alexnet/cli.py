@@ -105,6 +105,17 @@ def _demo(args):
     return 0
 
 
+def _positive_int(text):
+    """argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
 def build_parser():
     from keras_alexnet.data import AUGMENTATIONS
     from keras_alexnet.transfer import RECIPES
@@ -126,19 +137,19 @@ def build_parser():
     group.add_argument("--val", help="validation folder")
     group.add_argument("--val-split", type=float, help="hold out this stratified fraction of --data (e.g. 0.3)")
     p.add_argument("--recipe", default="frozen-features", choices=sorted(RECIPES))
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--epochs", type=_positive_int, default=3)
+    p.add_argument("--batch-size", type=_positive_int, default=32)
     p.add_argument("--lr", type=float, help="base learning rate (default: the recipe's)")
     p.add_argument("--optimizer", choices=["sgdm", "sgd", "adam", "adamw", "rmsprop"], help="default: the recipe's")
     p.add_argument("--run-dir", default="runs/alexnet", help="where the model, log, plot and checkpoints go")
     p.add_argument("--resume", action="store_true", help="continue a killed run from its last backup")
-    p.add_argument("--backup-every", type=int, default=1, metavar="N", help="back up for --resume after every N-th epoch (default 1)")
-    p.add_argument("--validation-frequency", type=int, help="validate every N iterations (default: every epoch)")
-    p.add_argument("--patience", type=int, help="stop after N epochs without lower validation loss")
+    p.add_argument("--backup-every", type=_positive_int, default=1, metavar="N", help="back up for --resume after every N-th epoch (default 1)")
+    p.add_argument("--validation-frequency", type=_positive_int, help="validate every N iterations (default: every epoch)")
+    p.add_argument("--patience", type=_positive_int, help="stop after N epochs without lower validation loss")
     p.add_argument("--augment", default="none", choices=AUGMENTATIONS)
     p.add_argument("--lr-schedule", default="none", choices=["none", "piecewise"])
     p.add_argument("--drop-factor", type=float, default=0.1)
-    p.add_argument("--drop-period", type=int, default=10)
+    p.add_argument("--drop-period", type=_positive_int, default=10)
     p.add_argument("--mixed-precision", choices=["float16", "bfloat16"])
     p.add_argument("--xla", default="auto", choices=["auto", "on", "off"], help="XLA for the training step (auto: off on CPU, where it is slower; on a GPU when the convolutions are frozen)")
     p.add_argument("--deterministic", action="store_true", help="TensorFlow op determinism (GPUs; seeded CPU runs repeat anyway)")
@@ -154,13 +165,13 @@ def build_parser():
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True, help="folder with one sub-folder per class")
     p.add_argument("--out", help="folder for evaluation.txt and confusion_matrix.png")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=_positive_int, default=32)
     p.set_defaults(run=_evaluate)
 
     p = commands.add_parser("predict", help="top-k classes of images")
     p.add_argument("images", nargs="+")
     p.add_argument("--model", help="a trained .keras model (default: ImageNet AlexNet, needs `keras-alexnet convert`)")
-    p.add_argument("--top", type=int, default=5)
+    p.add_argument("--top", type=_positive_int, default=5)
     p.set_defaults(run=_predict)
 
     p = commands.add_parser("export", help="export a trained model to SavedModel (TF Serving) or TFLite, verified")
@@ -171,13 +182,13 @@ def build_parser():
 
     p = commands.add_parser("layers", help="print the layer table (parameters, trainable, factors) of a recipe")
     p.add_argument("--recipe", choices=sorted(RECIPES))
-    p.add_argument("--classes", type=int, default=2)
+    p.add_argument("--classes", type=_positive_int, default=2)
     p.set_defaults(run=_layers)
 
     p = commands.add_parser("demo", help="offline demo: shapes data set, MATLAB recipe, plots, SavedModel")
     p.add_argument("--out", default="demo_output")
-    p.add_argument("--per-class", type=int, default=60)
-    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--per-class", type=_positive_int, default=60)
+    p.add_argument("--epochs", type=_positive_int, default=8)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=_demo)
     return parser

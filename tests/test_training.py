@@ -68,6 +68,14 @@ def test_bad_data_gives_clear_cli_errors(tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path / "missing"), "--run-dir", str(tmp_path / "r")]) == 2
 
 
+@pytest.mark.parametrize("flag, value", [("--backup-every", "0"), ("--epochs", "-1"), ("--batch-size", "two"), ("--patience", "0")])
+def test_counts_below_one_are_refused_before_any_work(tmp_path, capsys, flag, value):
+    with pytest.raises(SystemExit) as stopped:
+        main(["train", "--data", str(tmp_path), flag, value])
+    assert stopped.value.code == 2
+    assert f"argument {flag}: {value!r} is not a whole number of at least 1" in capsys.readouterr().err
+
+
 def _epochs_in_log(path):
     with open(path) as handle:
         return [int(row["epoch"]) for row in csv.DictReader(handle)]
