@@ -185,10 +185,12 @@ def train(
         ``TrainResult``; ``run_dir/model.keras`` holds the final model with its class names.
     """
     start = time.perf_counter()
-    configure(seed, mixed_precision, deterministic)
-    train_set = data if isinstance(data, ImageFolder) else ImageFolder.read(data, on_bad_file=on_bad_file)
     if val is not None and val_split is not None:
         raise ValueError("give either val (a folder) or val_split (a fraction), not both.")
+    if val_split is not None and not 0 < val_split < 1:
+        raise ValueError(f"val_split={val_split}: hold out a fraction strictly between 0 and 1 (e.g. 0.3).")
+    configure(seed, mixed_precision, deterministic)
+    train_set = data if isinstance(data, ImageFolder) else ImageFolder.read(data, on_bad_file=on_bad_file)
     if val_split is not None:
         train_set, val_set = train_set.split(1 - val_split, seed=seed)
     elif val is not None:

@@ -66,6 +66,8 @@ def test_bad_data_gives_clear_cli_errors(tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path / "one"), "--run-dir", str(tmp_path / "r")]) == 2
     assert "at least 2" in capsys.readouterr().err
     assert main(["train", "--data", str(tmp_path / "missing"), "--run-dir", str(tmp_path / "r")]) == 2
+    assert main(["train", "--data", str(tmp_path / "missing"), "--val-split", "1.5", "--run-dir", str(tmp_path / "r")]) == 2
+    assert "val_split=1.5: hold out a fraction strictly between 0 and 1" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("flag, value", [("--backup-every", "0"), ("--epochs", "-1"), ("--batch-size", "two"), ("--patience", "0")])

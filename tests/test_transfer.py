@@ -135,6 +135,12 @@ def test_unknown_recipe_and_optimizer():
         make_optimizer("adamx", 0.1)
 
 
+@pytest.mark.parametrize("rate", [0, -1e-3])
+def test_a_learning_rate_that_is_not_positive_is_refused(rate):
+    with pytest.raises(ValueError, match=f"learning_rate={rate}: use a positive number"):
+        apply_recipe(AlexNet(weights=None, include_top=False, input_shape=SMALL), "frozen-features", 2, learning_rate=rate)
+
+
 def test_recipe_can_keep_a_trained_head():
     model = apply_recipe(AlexNet(weights=None, include_top=False, input_shape=SMALL), "frozen-features", 4)
     fc8 = model.get_layer("fc8")
