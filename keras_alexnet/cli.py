@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import zipfile
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -51,6 +52,9 @@ def _load(path):
 
     if not Path(path).exists():
         raise SystemExit(f"model file {path} does not exist (train one with `keras-alexnet train`).")
+    if not zipfile.is_zipfile(path):
+        # Keras would report such a file as "not found".
+        raise SystemExit(f"{path} is not a .keras model (a zip archive): give the model.keras or best.keras of a run.")
     return keras.models.load_model(path)
 
 

@@ -70,6 +70,14 @@ def test_bad_data_gives_clear_cli_errors(tmp_path, capsys):
     assert "val_split=1.5: hold out a fraction strictly between 0 and 1" in capsys.readouterr().err
 
 
+def test_a_model_file_that_is_not_a_keras_archive_is_named(tmp_path):
+    junk = tmp_path / "model.keras"
+    junk.write_text("not a model")
+    for command in (["evaluate", "--model", str(junk), "--data", str(tmp_path)], ["predict", "--model", str(junk), "x.jpg"]):
+        with pytest.raises(SystemExit, match=f"{junk} is not a .keras model"):
+            main(command)
+
+
 @pytest.mark.parametrize("flag, value", [("--backup-every", "0"), ("--epochs", "-1"), ("--batch-size", "two"), ("--patience", "0")])
 def test_counts_below_one_are_refused_before_any_work(tmp_path, capsys, flag, value):
     with pytest.raises(SystemExit) as stopped:
