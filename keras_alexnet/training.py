@@ -185,6 +185,11 @@ def train(
         ``TrainResult``; ``run_dir/model.keras`` holds the final model with its class names.
     """
     start = time.perf_counter()
+    counts = {"epochs": epochs, "batch_size": batch_size, "backup_every": backup_every, "drop_period": drop_period,
+              "validation_frequency": validation_frequency, "patience": patience}
+    for name, value in counts.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name}={value!r}: use a whole number of at least 1.")
     if val is not None and val_split is not None:
         raise ValueError("give either val (a folder) or val_split (a fraction), not both.")
     if val_split is not None and not 0 < val_split < 1:

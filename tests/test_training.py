@@ -70,6 +70,13 @@ def test_bad_data_gives_clear_cli_errors(tmp_path, capsys):
     assert "val_split=1.5: hold out a fraction strictly between 0 and 1" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("option", [{"epochs": 0}, {"batch_size": 0}, {"backup_every": 2.5}, {"patience": 0}])
+def test_train_refuses_counts_below_one_before_reading_data(tmp_path, option):
+    (name, value), = option.items()
+    with pytest.raises(ValueError, match=f"{name}={value!r}: use a whole number of at least 1"):
+        train(tmp_path / "missing", run_dir=tmp_path / "run", **option)
+
+
 def test_a_model_file_that_is_not_a_keras_archive_is_named(tmp_path):
     junk = tmp_path / "model.keras"
     junk.write_text("not a model")
