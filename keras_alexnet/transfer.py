@@ -312,6 +312,8 @@ def apply_recipe(model, recipe, classes, *, learning_rate=None, optimizer=None, 
         if recipe not in RECIPES:
             raise ValueError(f"recipe {recipe!r} is not known: use one of {', '.join(RECIPES)}.")
         recipe = RECIPES[recipe]
+    if isinstance(learning_rate, (int, float)) and not learning_rate > 0:
+        raise ValueError(f"learning_rate={learning_rate}: use a positive number (or a keras LearningRateSchedule).")
     if new_head:
         model = replace_head(model, classes)
     elif model.output.shape[-1] != classes:
@@ -319,8 +321,6 @@ def apply_recipe(model, recipe, classes, *, learning_rate=None, optimizer=None, 
     unfreeze(model)
     for spec in recipe.frozen:
         freeze(model, spec)
-    if isinstance(learning_rate, (int, float)) and not learning_rate > 0:
-        raise ValueError(f"learning_rate={learning_rate}: use a positive number (or a keras LearningRateSchedule).")
     rate = learning_rate if learning_rate is not None else recipe.learning_rate
     if optimizer is None:
         optimizer = make_optimizer(recipe.optimizer, rate)
