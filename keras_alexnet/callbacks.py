@@ -11,6 +11,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from keras_alexnet.checks import is_count
 from keras_alexnet.files import atomic_write
 
 
@@ -39,7 +40,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True, every_epochs=1):
         super().__init__(backup_dir, save_freq=save_freq, delete_checkpoint=delete_checkpoint)
-        if isinstance(every_epochs, bool) or not isinstance(every_epochs, int) or every_epochs < 1:
+        if not is_count(every_epochs):
             raise ValueError(f"every_epochs={every_epochs!r}: give a whole number of epochs, 1 or more.")
         self.every_epochs = every_epochs
         self._cleanup = None
@@ -71,6 +72,11 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         self._cleanup = threading.Thread(target=_remove_quietly, args=(stale,), daemon=True)
         self._cleanup.start()
 
+    def backed_up_epochs(self):
+        """How many epochs the last committed backup holds (0 when there is none)."""
+        metadata = Path(self._training_metadata_path)
+        return json.loads(metadata.read_text())["epoch"] if metadata.exists() else 0
+
     def _wait_for_cleanup(self):
         if self._cleanup is not None:
             self._cleanup.join()
@@ -79,12 +85,6 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     def on_train_end(self, logs=None):
         self._wait_for_cleanup()
         super().on_train_end(logs)
-
-
-def backed_up_epochs(backup_dir):
-    """How many epochs the last committed backup in ``backup_dir`` holds (0 when there is none)."""
-    metadata = Path(backup_dir) / "training_metadata.json"
-    return json.loads(metadata.read_text())["epoch"] if metadata.exists() else 0
 
 
 def trim_csv_log(path, epochs):

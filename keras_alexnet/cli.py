@@ -11,6 +11,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+from keras_alexnet.checks import is_count
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -114,8 +116,8 @@ def _positive_int(text):
     try:
         value = int(text)
     except ValueError:
-        value = 0
-    if value < 1:
+        value = None
+    if not is_count(value):
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
     return value
 

@@ -15,6 +15,7 @@ import os
 import keras
 from keras import layers
 
+from keras_alexnet.checks import is_count
 from keras_alexnet.layers import AdaptiveAveragePooling2D, Conv2D, Dense
 
 MIN_INPUT_SIZE = 63  # smallest side for which pool5 is still at least 1x1
@@ -118,7 +119,7 @@ def _validate(weights, include_top, input_shape, pooling, classes):
                 "'imagenet', or the path of a .weights.h5 or .onnx file "
                 "(make one with `keras-alexnet convert`)."
             )
-    if not isinstance(classes, int) or isinstance(classes, bool) or classes < 1:
+    if not is_count(classes):
         raise ValueError(f"classes={classes!r} is not allowed: use a positive integer.")
     if weights == "imagenet" and include_top and classes != 1000:
         raise ValueError(

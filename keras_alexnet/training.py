@@ -17,8 +17,9 @@ import keras
 import tensorflow as tf
 
 from keras_alexnet.callbacks import (
-    AtomicBackupAndRestore, BestModelCheckpoint, TrainingProgress, backed_up_epochs, save_model_atomic, trim_csv_log,
+    AtomicBackupAndRestore, BestModelCheckpoint, TrainingProgress, save_model_atomic, trim_csv_log,
 )
+from keras_alexnet.checks import is_count
 from keras_alexnet.data import ImageFolder
 from keras_alexnet.feature_cache import DEFAULT_MEMORY_LIMIT, cache_features, split_frozen_prefix
 from keras_alexnet.layers import attach_class_names
@@ -89,6 +90,7 @@ def fit(
     """
     run_dir = Path(run_dir)
     backup = run_dir / "backup"
+    backup_callback = AtomicBackupAndRestore(str(backup), save_freq="epoch", delete_checkpoint=True, every_epochs=backup_every)
     if not resume:
         for stale in (backup, run_dir / "history.json", run_dir / "log.csv", run_dir / "best.best.json"):
             if stale.is_dir():
@@ -96,7 +98,7 @@ def fit(
             elif stale.exists():
                 stale.unlink()
     else:
-        trim_csv_log(run_dir / "log.csv", backed_up_epochs(backup))
+        trim_csv_log(run_dir / "log.csv", backup_callback.backed_up_epochs())
     run_dir.mkdir(parents=True, exist_ok=True)
     fit_model, fit_train, fit_val = (cache["head"], cache["train"], cache["val"]) if cache else (model, train_data, val_data)
     callbacks = [
@@ -105,7 +107,7 @@ def fit(
         # logged (and trimmed on resume), instead of missing one.
         keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=resume),
         TrainingProgress(run_dir, fit_val, validation_frequency),
-        AtomicBackupAndRestore(str(backup), save_freq="epoch", delete_checkpoint=True, every_epochs=backup_every),
+        backup_callback,
     ]
     if fit_val is not None:
         callbacks.append(BestModelCheckpoint(run_dir / "best.keras", model))
@@ -188,7 +190,7 @@ def train(
     counts = {"epochs": epochs, "batch_size": batch_size, "backup_every": backup_every, "drop_period": drop_period,
               "validation_frequency": validation_frequency, "patience": patience}
     for name, value in counts.items():
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        if value is not None and not is_count(value):
             raise ValueError(f"{name}={value!r}: use a whole number of at least 1.")
     if val is not None and val_split is not None:
         raise ValueError("give either val (a folder) or val_split (a fraction), not both.")
