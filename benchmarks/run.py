@@ -56,7 +56,7 @@ def worker_torch(task, batch, steps, repeats, device="cpu", precision=None, chan
     """torchvision AlexNet, eager; ``precision`` "bfloat16"/"float16" runs under autocast (AMP)."""
     import contextlib
 
-    from keras_alexnet.convert import import_torch
+    from keras_alexnet.conversion import import_torch
 
     torch, torchvision = import_torch()
     torch.manual_seed(0)
@@ -68,7 +68,11 @@ def worker_torch(task, batch, steps, repeats, device="cpu", precision=None, chan
         x = x.contiguous(memory_format=torch.channels_last)
 
     def autocast():
-        return torch.autocast(device_type=device, dtype=getattr(torch, precision)) if precision else contextlib.nullcontext()
+        return (
+            torch.autocast(device_type=device, dtype=getattr(torch, precision))
+            if precision
+            else contextlib.nullcontext()
+        )
 
     def finish():
         if device == "cuda":
@@ -90,10 +94,16 @@ def worker_torch(task, batch, steps, repeats, device="cpu", precision=None, chan
             model.features.requires_grad_(False)
             groups = [{"params": model.classifier.parameters(), "lr": 1e-4}]
         elif recipe == "fine-tune-all":
-            groups = [{"params": model.features.parameters(), "lr": 1e-4}, {"params": model.classifier.parameters(), "lr": 1e-3}]
+            groups = [
+                {"params": model.features.parameters(), "lr": 1e-4},
+                {"params": model.classifier.parameters(), "lr": 1e-3},
+            ]
         else:  # later-convs: freeze features[:8] (conv1..conv3)
             model.features[:8].requires_grad_(False)
-            groups = [{"params": model.features[8:].parameters(), "lr": 1e-4}, {"params": model.classifier.parameters(), "lr": 1e-3}]
+            groups = [
+                {"params": model.features[8:].parameters(), "lr": 1e-4},
+                {"params": model.classifier.parameters(), "lr": 1e-3},
+            ]
         optimizer = torch.optim.Adam(groups)
         loss_fn = torch.nn.CrossEntropyLoss()
         # float16 AMP needs loss scaling, as PyTorch's AMP recipe does (Keras's mixed_float16 scales too).
@@ -129,7 +139,7 @@ def worker_keras(task, batch, steps, repeats, xla=None, precision=None):
     import tensorflow as tf
 
     from keras_alexnet import AlexNet
-    from keras_alexnet.data import without_autotune
+    from keras_alexnet.datasets import without_autotune
     from keras_alexnet.transfer import apply_recipe
 
     keras.utils.set_random_seed(0)
@@ -149,7 +159,9 @@ def worker_keras(task, batch, steps, repeats, xla=None, precision=None):
         recipe = task.split(":")[1]
         # A pipeline finished like the package's own, as users get it; prefetch overlaps the copy to a GPU.
         model = apply_recipe(
-            AlexNet(weights="imagenet", include_top=False, input_shape=(224, 224, 3)), recipe, 2,
+            AlexNet(weights="imagenet", include_top=False, input_shape=(224, 224, 3)),
+            recipe,
+            2,
             jit_compile="auto" if xla is None else xla,
         )
         ds = tf.data.Dataset.from_tensors((x, y)).repeat(steps).cache()
@@ -170,7 +182,7 @@ def worker_keras(task, batch, steps, repeats, xla=None, precision=None):
 def worker_matmul(framework, size=4096, repeats=10, device="cpu", precision="float32"):
     """GFLOP/s of one size^3 matmul: the machine's practical compute rate."""
     if framework == "torch":
-        from keras_alexnet.convert import import_torch
+        from keras_alexnet.conversion import import_torch
 
         torch, _ = import_torch()
         dtype = getattr(torch, precision)
@@ -182,8 +194,9 @@ def worker_matmul(framework, size=4096, repeats=10, device="cpu", precision="flo
                 torch.cuda.synchronize()
     else:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        import keras_alexnet  # noqa: F401  (same allocator setting as the training runs)
         import tensorflow as tf
+
+        import keras_alexnet  # noqa: F401  (same allocator setting as the training runs)
 
         a = tf.cast(tf.random.normal((size, size)), precision)
         b = tf.cast(tf.random.normal((size, size)), precision)
@@ -209,7 +222,9 @@ def flops_per_image(task, size=224):
     if task == "inference":
         model = AlexNet(weights=None, classes=2, input_shape=(size, size, 3))
     else:
-        model = apply_recipe(AlexNet(weights=None, include_top=False, input_shape=(size, size, 3)), task.split(":")[1], 2)
+        model = apply_recipe(
+            AlexNet(weights=None, include_top=False, input_shape=(size, size, 3)), task.split(":")[1], 2
+        )
     total, below_trains = 0, False
     for layer in model.layers:
         if not isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
@@ -226,7 +241,7 @@ def flops_per_image(task, size=224):
 def worker_pipeline(batch, repeats):
     """Images/s of the JPEG-folder pipeline alone (decode, resize, crop, normalise)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from keras_alexnet.data import ImageFolder
+    from keras_alexnet.datasets import ImageFolder
 
     folder = ImageFolder.read(PHOTOS)
     ds = folder.dataset(batch, training=True, augment="resized-crop")
@@ -248,7 +263,7 @@ def worker_cache(epochs, batch, fraction=None):
     import keras
 
     import keras_alexnet.training as training
-    from keras_alexnet.data import ImageFolder
+    from keras_alexnet.datasets import ImageFolder
 
     photos = ImageFolder.read(PHOTOS)
     if fraction:
@@ -259,6 +274,10 @@ def worker_cache(epochs, batch, fraction=None):
         epochs_s, batches_s = [], []
 
         class Clock(keras.callbacks.Callback):  # runs after train's own callbacks
+            def __init__(self, batches_s, epochs_s):
+                super().__init__()
+                self.batches_s, self.epochs_s = batches_s, epochs_s
+
             def on_epoch_begin(self, epoch, logs=None):
                 self.start = time.perf_counter()
 
@@ -266,21 +285,40 @@ def worker_cache(epochs, batch, fraction=None):
                 self.last_batch = time.perf_counter()
 
             def on_epoch_end(self, epoch, logs=None):
-                batches_s.append(self.last_batch - self.start)
-                epochs_s.append(time.perf_counter() - self.start)
+                self.batches_s.append(self.last_batch - self.start)
+                self.epochs_s.append(time.perf_counter() - self.start)
 
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as run:
-            training.train(photos, recipe="frozen-features", epochs=epochs, batch_size=batch, run_dir=run, cache_features=cached, callbacks=[Clock()], verbose=0)
-        results["cached" if cached else "uncached"] = {"epoch_s": epochs_s, "batches_s": batches_s, "total_s": time.perf_counter() - start}
+            training.train(
+                photos,
+                recipe="frozen-features",
+                epochs=epochs,
+                batch_size=batch,
+                run_dir=run,
+                cache_activations=cached,
+                callbacks=[Clock(batches_s, epochs_s)],
+                verbose=0,
+            )
+        results["cached" if cached else "uncached"] = {
+            "epoch_s": epochs_s,
+            "batches_s": batches_s,
+            "total_s": time.perf_counter() - start,
+        }
     return results
 
 
 def worker_conversion(check_onnx2tf):
     """Seconds for our ONNX -> Keras step vs onnx2tf's on the same ONNX file."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from keras_alexnet.convert import (
-        export_onnx, keras_model_from_onnx, load_state_dict, parity_inputs, run_onnx2tf, save_weights_atomic, torchvision_alexnet,
+    from keras_alexnet.conversion import (
+        export_onnx,
+        keras_model_from_onnx,
+        load_state_dict,
+        parity_inputs,
+        run_onnx2tf,
+        save_weights_atomic,
+        torchvision_alexnet,
     )
 
     state, _ = load_state_dict("random:0", progress=lambda *_: None)
@@ -296,9 +334,13 @@ def worker_conversion(check_onnx2tf):
             run_onnx2tf(path, parity_inputs(1), Path(work) / "onnx2tf_memory")
             result["onnx2tf_in_memory_s"] = time.perf_counter() - start
             start = time.perf_counter()  # its normal run: SavedModel + float32/float16 TFLite on disk
-            onnx2tf.convert(input_onnx_file_path=str(path), output_folder_path=str(Path(work) / "onnx2tf"), non_verbose=True)
+            onnx2tf.convert(
+                input_onnx_file_path=str(path), output_folder_path=str(Path(work) / "onnx2tf"), non_verbose=True
+            )
             result["onnx2tf_s"] = time.perf_counter() - start
-            result["onnx2tf_output_mib"] = sum(f.stat().st_size for f in (Path(work) / "onnx2tf").rglob("*") if f.is_file()) / 2**20
+            result["onnx2tf_output_mib"] = (
+                sum(f.stat().st_size for f in (Path(work) / "onnx2tf").rglob("*") if f.is_file()) / 2**20
+            )
     return result
 
 
@@ -314,7 +356,7 @@ def run_worker(args):
 def machine():
     import tensorflow as tf
 
-    from keras_alexnet.convert import import_torch
+    from keras_alexnet.conversion import import_torch
 
     torch, _ = import_torch()
     gpus = tf.config.list_physical_devices("GPU")
@@ -381,11 +423,14 @@ def worker_devices():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
 
-    from keras_alexnet.convert import import_torch
+    from keras_alexnet.conversion import import_torch
 
     torch, _ = import_torch()
     both = bool(tf.config.list_physical_devices("GPU")) and torch.cuda.is_available()
-    return {"device": "cuda" if both else "cpu", "name": torch.cuda.get_device_name(0) if both else platform.processor() or "CPU"}
+    return {
+        "device": "cuda" if both else "cpu",
+        "name": torch.cuda.get_device_name(0) if both else platform.processor() or "CPU",
+    }
 
 
 def precision_rows(device, tasks, variants, batch, steps, repeats, rounds):
@@ -393,14 +438,24 @@ def precision_rows(device, tasks, variants, batch, steps, repeats, rounds):
     rows = {}
     for task in tasks:
         for label, keras_options, torch_options in variants:
-            rows[(task, label)] = row = compare(task, batch, steps, repeats, rounds, keras_options, {"device": device, **torch_options})
-            print(f"{task:24s} {label:13s} keras {row['keras']:8.1f} img/s   torch {row['torch']:8.1f} img/s   ratio {row['ratio']:.2f}", flush=True)
+            rows[(task, label)] = row = compare(
+                task, batch, steps, repeats, rounds, keras_options, {"device": device, **torch_options}
+            )
+            print(
+                f"{task:24s} {label:13s} keras {row['keras']:8.1f} img/s   torch {row['torch']:8.1f} img/s   ratio {row['ratio']:.2f}",
+                flush=True,
+            )
     return rows
 
 
 WORKERS = {
-    "torch": worker_torch, "keras": worker_keras, "matmul": worker_matmul, "pipeline": worker_pipeline,
-    "cache": worker_cache, "conversion": worker_conversion, "devices": worker_devices,
+    "torch": worker_torch,
+    "keras": worker_keras,
+    "matmul": worker_matmul,
+    "pipeline": worker_pipeline,
+    "cache": worker_cache,
+    "conversion": worker_conversion,
+    "devices": worker_devices,
 }
 
 
@@ -410,8 +465,12 @@ def main():
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--gpu-batch", type=int, default=256, help="batch size of the rows on a GPU")
     parser.add_argument("--repeats", type=int, default=2, help="timings per worker (median)")
-    parser.add_argument("--rounds", type=int, help="alternating keras/torch worker pairs per measurement (default 3 on CPU, 1 on GPU)")
-    parser.add_argument("--precision-rows", action="store_true", help="on a CPU, also compare mixed precision (a GPU always does)")
+    parser.add_argument(
+        "--rounds", type=int, help="alternating keras/torch worker pairs per measurement (default 3 on CPU, 1 on GPU)"
+    )
+    parser.add_argument(
+        "--precision-rows", action="store_true", help="on a CPU, also compare mixed precision (a GPU always does)"
+    )
     parser.add_argument("--onnx2tf", action="store_true", help="also time onnx2tf (minutes)")
     parser.add_argument("--out", help="default benchmarks/RESULTS.md, or benchmarks/RESULTS_GPU.md on a GPU")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -428,16 +487,31 @@ def main():
     steps = 1 if args.quick else 8
     precisions = ("float32", "bfloat16") if gpu else ("float32",)
     matmul = {
-        (fw, precision): run_worker({"kind": "matmul", "framework": fw, "size": 256 if args.quick else 4096, "device": devices["device"], "precision": precision})["gflops"]
-        for fw in ("tf", "torch") for precision in precisions
+        (fw, precision): run_worker(
+            {
+                "kind": "matmul",
+                "framework": fw,
+                "size": 256 if args.quick else 4096,
+                "device": devices["device"],
+                "precision": precision,
+            }
+        )["gflops"]
+        for fw in ("tf", "torch")
+        for precision in precisions
     }
     for precision in precisions:
-        print(f"{precision} matmul: TensorFlow {matmul['tf', precision]:.0f} GFLOP/s, PyTorch {matmul['torch', precision]:.0f} GFLOP/s", flush=True)
+        print(
+            f"{precision} matmul: TensorFlow {matmul['tf', precision]:.0f} GFLOP/s, PyTorch {matmul['torch', precision]:.0f} GFLOP/s",
+            flush=True,
+        )
     rows, precision_table = {}, {}
     if not gpu:
         for task in ("inference", "inference:xla", *(f"train:{r}" for r in RECIPES)):
             rows[task] = row = compare(task, batch, steps, repeats, rounds)
-            print(f"{task:28s} keras {row['keras']:8.1f} img/s   torch {row['torch']:8.1f} img/s   ratio {row['ratio']:.2f}", flush=True)
+            print(
+                f"{task:28s} keras {row['keras']:8.1f} img/s   torch {row['torch']:8.1f} img/s   ratio {row['ratio']:.2f}",
+                flush=True,
+            )
     if gpu or args.precision_rows:
         tasks = ("inference", "train:frozen-features", "train:fine-tune-all")
         variants = PRECISION_VARIANTS
@@ -446,14 +520,29 @@ def main():
         precision_table = precision_rows(devices["device"], tasks, variants, batch, steps, repeats, rounds)
     pipeline = run_worker({"kind": "pipeline", "batch": batch, "repeats": repeats})
     print(f"input pipeline (JPEG folder, resized-crop): {pipeline['images_per_s']:.0f} img/s", flush=True)
-    cache = run_worker({"kind": "cache", "epochs": 2 if args.quick else 3, "batch": args.batch if not args.quick else batch, "fraction": 0.05 if args.quick else None})
+    cache = run_worker(
+        {
+            "kind": "cache",
+            "epochs": 2 if args.quick else 3,
+            "batch": args.batch if not args.quick else batch,
+            "fraction": 0.05 if args.quick else None,
+        }
+    )
     print(f"feature cache: {json.dumps(cache)}", flush=True)
     conversion = run_worker({"kind": "conversion", "check_onnx2tf": args.onnx2tf})
     print(f"conversion: {json.dumps(conversion)}", flush=True)
     if args.quick:
         return 0
     out = Path(args.out) if args.out else ROOT / "benchmarks" / ("RESULTS_GPU.md" if gpu else "RESULTS.md")
-    results = {"devices": devices, "rows": rows, "precision": precision_table, "matmul": matmul, "pipeline": pipeline, "cache": cache, "conversion": conversion}
+    results = {
+        "devices": devices,
+        "rows": rows,
+        "precision": precision_table,
+        "matmul": matmul,
+        "pipeline": pipeline,
+        "cache": cache,
+        "conversion": conversion,
+    }
     write_results(out, results, batch, repeats, rounds)
     print(f"wrote {out}")
     return 0
@@ -464,7 +553,11 @@ def write_results(path, results, batch, repeats, rounds):
     devices, rows, precision, matmul = results["devices"], results["rows"], results["precision"], results["matmul"]
     pipeline, cache, conversion = results["pipeline"], results["cache"], results["conversion"]
     gpu = devices["device"] == "cuda"
-    command = "python benchmarks/run.py" + (" --onnx2tf" if "onnx2tf_s" in conversion else "") + (" --precision-rows" if precision and not gpu else "")
+    command = (
+        "python benchmarks/run.py"
+        + (" --onnx2tf" if "onnx2tf_s" in conversion else "")
+        + (" --precision-rows" if precision and not gpu else "")
+    )
     lines = [
         "# Benchmark results" + (f" on {devices['name']}" if gpu else ""),
         "",
@@ -473,14 +566,22 @@ def write_results(path, results, batch, repeats, rounds):
         f"and a torch process alternate {rounds} time{'s' if rounds > 1 else ''} per row (each the median of {repeats} "
         "timings), so both see the same machine; rates are medians over rounds and the ratio is the median of the "
         "per-round ratios. PyTorch runs eager with torchvision's AlexNet and Adam over param groups; keras-alexnet runs "
-        "`model.fit` with the recipe's factored Adam and its default `jit_compile=\"auto\"` (no XLA on CPU; on a GPU, "
-        "XLA when the convolutions are frozen)." + (" `inference:xla` is the same forward pass compiled with XLA." if rows else ""),
+        '`model.fit` with the recipe\'s factored Adam and its default `jit_compile="auto"` (no XLA on CPU; on a GPU, '
+        "XLA when the convolutions are frozen)."
+        + (" `inference:xla` is the same forward pass compiled with XLA." if rows else ""),
         "",
         "Matmul (4096^3) at the start of the run: "
-        + "; ".join(f"{p_} TensorFlow {matmul['tf', p_]:.0f} GFLOP/s, PyTorch {matmul['torch', p_]:.0f} GFLOP/s" for p_ in sorted({k[1] for k in matmul}))
+        + "; ".join(
+            f"{p_} TensorFlow {matmul['tf', p_]:.0f} GFLOP/s, PyTorch {matmul['torch', p_]:.0f} GFLOP/s"
+            for p_ in sorted({k[1] for k in matmul})
+        )
         + ". GFLOP/s below count the convolutions and dense layers of each step: forward, weight gradients of trained "
         "layers, input gradients above the lowest trained layer."
-        + ("" if gpu else " This shared machine's speed drifts by up to a third over minutes, which is why rows alternate processes."),
+        + (
+            ""
+            if gpu
+            else " This shared machine's speed drifts by up to a third over minutes, which is why rows alternate processes."
+        ),
     ]
     if rows:
         lines += [
@@ -501,28 +602,41 @@ def write_results(path, results, batch, repeats, rounds):
             "optimizer, loss scaling for float16), `+xla` with `jit_compile=True`; PyTorch with its AMP recipe "
             "(`torch.autocast`, `GradScaler` for float16) and channels_last for the reduced precisions. MFU: model "
             "FLOP/s over the datasheet's dense peak (TF32 for float32)"
-            + (f"; {devices['name']} is not in the peak table, so MFU is not given." if peak_tflops(devices["name"], "float32") is None else "."),
+            + (
+                f"; {devices['name']} is not in the peak table, so MFU is not given."
+                if peak_tflops(devices["name"], "float32") is None
+                else "."
+            ),
             "",
             "| measurement | precision | keras-alexnet img/s | PyTorch img/s | ratio | MFU keras / torch | peak memory keras / torch (MiB) |",
             "|---|---|---|---|---|---|---|",
         ]
         for (task, label), row in precision.items():
             peak = peak_tflops(devices["name"], label)
-            mfu = f"{row['flops'] * row['keras'] / (peak * 1e12):.1%} / {row['flops'] * row['torch'] / (peak * 1e12):.1%}" if peak else "n/a"
-            memory = (row.get("keras_gpu_mib"), row.get("torch_gpu_mib")) if gpu else (row["keras_rss"], row["torch_rss"])
+            mfu = (
+                f"{row['flops'] * row['keras'] / (peak * 1e12):.1%} / {row['flops'] * row['torch'] / (peak * 1e12):.1%}"
+                if peak
+                else "n/a"
+            )
+            memory = (
+                (row.get("keras_gpu_mib"), row.get("torch_gpu_mib")) if gpu else (row["keras_rss"], row["torch_rss"])
+            )
             lines.append(
                 f"| {task} | {label} | {row['keras']:.1f} | {row['torch']:.1f} | {row['ratio']:.2f}x | {mfu} | "
                 f"{memory[0]:.0f} / {memory[1]:.0f}{' (GPU)' if gpu else ' (RSS)'} |"
             )
     uncached, cached = cache["uncached"], cache["cached"]
-    later = {key: {kind: statistics.median(cache[kind][key][1:]) for kind in ("uncached", "cached")} for key in ("batches_s", "epoch_s")}
+    later = {
+        key: {kind: statistics.median(cache[kind][key][1:]) for kind in ("uncached", "cached")}
+        for key in ("batches_s", "epoch_s")
+    }
     frozen = rows["train:frozen-features"]["keras"] if rows else precision["train:frozen-features", "float32"]["keras"]
     lines += [
         "",
         f"Input pipeline from the JPEG folder (`tests/data/cats_vs_dogs/train`, decode + RandomResizedCrop + flip + normalise): "
         f"{pipeline['images_per_s']:.0f} images/s, {pipeline['images_per_s'] / frozen:.1f}x the frozen-features training rate above.",
         "",
-        f"Frozen-feature cache (`train(..., recipe=\"frozen-features\")` on 400 real photos, batch 32, {len(uncached['epoch_s'])} "
+        f'Frozen-feature cache (`train(..., recipe="frozen-features")` on 400 real photos, batch 32, {len(uncached["epoch_s"])} '
         f"epochs, median of the epochs after the first): training steps take {later['batches_s']['uncached']:.2f} s per epoch "
         f"uncached and {later['batches_s']['cached']:.2f} s cached, {later['batches_s']['uncached'] / later['batches_s']['cached']:.1f}x "
         f"faster; whole epochs, with `train`'s end-of-epoch backup, CSV and plot, {later['epoch_s']['uncached']:.2f} s vs "
@@ -535,13 +649,14 @@ def write_results(path, results, batch, repeats, rounds):
             f"{conversion['onnx2tf_s']:.1f} s, {conversion['onnx2tf_s'] / conversion['ours_s']:.1f}x ours; onnx2tf building its "
             f"model in memory only (what `--check-onnx2tf` uses) {conversion['onnx2tf_in_memory_s']:.1f} s, "
             f"{conversion['onnx2tf_in_memory_s'] / conversion['ours_s']:.1f}x ours."
-            if "onnx2tf_s" in conversion else " (onnx2tf not timed in this run)."
+            if "onnx2tf_s" in conversion
+            else " (onnx2tf not timed in this run)."
         ),
     ]
     analysis = Path(__file__).with_name("ANALYSIS.md")  # hand-written reading of the CPU numbers
     if analysis.exists() and not gpu:
         lines += ["", analysis.read_text().strip()]
-    from keras_alexnet.files import atomic_write
+    from keras_alexnet._utils.files import atomic_write
 
     atomic_write(path, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
 

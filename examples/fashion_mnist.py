@@ -12,9 +12,9 @@ tf.data pipeline.
 import argparse
 
 from keras_alexnet import AlexNet
-from keras_alexnet.data import FASHION_MNIST_CLASSES, fashion_mnist
-from keras_alexnet.transfer import apply_recipe
+from keras_alexnet.datasets import FASHION_MNIST_CLASSES, fashion_mnist
 from keras_alexnet.training import configure, fit
+from keras_alexnet.transfer import apply_recipe
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--folder", help="folder with the IDX files")

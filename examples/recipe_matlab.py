@@ -13,9 +13,9 @@ Here the same in a few lines, with the layer table MATLAB's analyzeNetwork would
 import argparse
 from pathlib import Path
 
-from keras_alexnet.data import ImageFolder
-from keras_alexnet.transfer import print_layer_table
+from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.training import train
+from keras_alexnet.transfer import print_layer_table
 
 PHOTOS = Path(__file__).resolve().parent.parent / "tests" / "data" / "cats_vs_dogs" / "train"
 
@@ -25,7 +25,15 @@ parser.add_argument("--epochs", type=int, default=6)
 args = parser.parse_args()
 
 train_set, val_set = ImageFolder.read(args.data).split(0.7, seed=0)
-result = train(train_set, val=val_set, recipe="matlab", epochs=args.epochs, batch_size=10,
-               validation_frequency=3 * 10, run_dir="runs/matlab", verbose=2)
+result = train(
+    train_set,
+    val=val_set,
+    recipe="matlab",
+    epochs=args.epochs,
+    batch_size=10,
+    validation_frequency=3 * 10,
+    run_dir="runs/matlab",
+    verbose=2,
+)
 print_layer_table(result.model)
 print(f"recipe matlab: validation accuracy {result.val_accuracy:.4f} ({result.seconds:.0f} s)")

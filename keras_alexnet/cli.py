@@ -8,77 +8,92 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import zipfile
-from pathlib import Path
 
-from keras_alexnet.checks import is_count
+from keras_alexnet._utils.checks import is_count
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _convert(args):
-    from keras_alexnet.convert import convert
+    from keras_alexnet.conversion import ParityError, convert
 
-    result = convert(args.source, out=args.out, check_onnx2tf=args.check_onnx2tf, keep_onnx=args.keep_onnx)
-    worst = max(row.max_rel for row in result.parity)
-    if worst > args.max_rel:
-        print(f"parity check failed: max relative difference {worst:.2e} > {args.max_rel:.0e}", file=sys.stderr)
+    try:
+        result = convert(
+            args.source, out=args.out, check_onnx2tf=args.check_onnx2tf, keep_onnx=args.keep_onnx, max_rel=args.max_rel
+        )
+    except ParityError as error:
+        print(error, file=sys.stderr)
         return 1
     print(f"weights: {result.weights_path}")
     return 0
+
+
+def training_options(args):
+    """The ``TrainingOptions`` that ``keras-alexnet train``'s flags describe."""
+    from keras_alexnet.training import TrainingOptions
+
+    return TrainingOptions(
+        recipe=args.recipe,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        optimizer=args.optimizer,
+        val_split=args.val_split,
+        validation_frequency=args.validation_frequency,
+        patience=args.patience,
+        augment=args.augment,
+        lr_schedule=args.lr_schedule,
+        drop_factor=args.drop_factor,
+        drop_period=args.drop_period,
+        mixed_precision=args.mixed_precision,
+        xla={"auto": "auto", "on": True, "off": False}[args.xla],
+        seed=args.seed,
+        deterministic=args.deterministic,
+        weights=args.weights,
+        architecture=args.architecture,
+        cache_activations=args.cache_activations,
+        cache_dtype=args.cache_dtype,
+        on_bad_file="raise" if args.fail_on_bad_file else "skip",
+        backup_every=args.backup_every,
+    )
 
 
 def _train(args):
     from keras_alexnet.training import train
 
     result = train(
-        args.data, val=args.val, val_split=args.val_split, recipe=args.recipe, epochs=args.epochs,
-        batch_size=args.batch_size, learning_rate=args.lr, optimizer=args.optimizer, run_dir=args.run_dir,
-        resume=args.resume, validation_frequency=args.validation_frequency, patience=args.patience,
-        augment=args.augment, lr_schedule=args.lr_schedule, drop_factor=args.drop_factor, drop_period=args.drop_period,
-        mixed_precision=args.mixed_precision, xla={"auto": "auto", "on": True, "off": False}[args.xla],
-        deterministic=args.deterministic, seed=args.seed, weights=args.weights,
-        cache_features=args.cache_features, cache_dtype=args.cache_dtype, backup_every=args.backup_every,
-        on_bad_file="raise" if args.fail_on_bad_file else "skip", verbose=2 if args.quiet else 1,
+        args.data,
+        training_options(args),
+        val=args.val,
+        run_dir=args.run_dir,
+        resume=args.resume,
+        verbose=2 if args.quiet else 1,
     )
     if result.val_accuracy is not None:
         print(f"validation accuracy: {result.val_accuracy:.4f}")
-    print(f"model: {result.model_path}\nprogress plot: {result.run_dir / 'progress.png'}\nlog: {result.run_dir / 'log.csv'}")
+    print(
+        f"model: {result.model_path}\nprogress plot: {result.run_dir / 'progress.png'}\nlog: {result.run_dir / 'log.csv'}"
+    )
     return 0
-
-
-def _load(path):
-    import keras
-
-    import keras_alexnet  # noqa: F401  (registers the package's layers and optimizers)
-
-    if not Path(path).exists():
-        raise SystemExit(f"model file {path} does not exist (train one with `keras-alexnet train`).")
-    if not zipfile.is_zipfile(path):
-        # Keras would report such a file as "not found".
-        raise SystemExit(f"{path} is not a .keras model (a zip archive): give the model.keras or best.keras of a run.")
-    return keras.models.load_model(path)
 
 
 def _evaluate(args):
     from keras_alexnet.evaluation import evaluate
+    from keras_alexnet.model import load_model
 
-    result = evaluate(_load(args.model), args.data, batch_size=args.batch_size)
+    result = evaluate(load_model(args.model), args.data, batch_size=args.batch_size)
     print(result.report())
     if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "evaluation.txt").write_text(result.report() + "\n")
-        result.plot(out / "confusion_matrix.png")
-        print(f"wrote {out / 'evaluation.txt'} and {out / 'confusion_matrix.png'}")
+        text, plot = result.save(args.out)
+        print(f"wrote {text} and {plot}")
     return 0
 
 
 def _predict(args):
-    from keras_alexnet import AlexNet
     from keras_alexnet.evaluation import predict
+    from keras_alexnet.model import AlexNet, load_model
 
-    model = _load(args.model) if args.model else AlexNet(weights="imagenet")
+    model = load_model(args.model) if args.model else AlexNet(weights="imagenet")
     for path, top in zip(args.images, predict(model, args.images, top=args.top)):
         print(f"{path}: " + ", ".join(f"{name} {score:.3f}" for name, score in top))
     return 0
@@ -86,10 +101,18 @@ def _predict(args):
 
 def _export(args):
     from keras_alexnet.export import export_savedmodel, export_tflite
+    from keras_alexnet.model import load_model
 
-    model = _load(args.model)
-    check = export_savedmodel(model, args.out) if args.format == "savedmodel" else export_tflite(model, args.out)
-    print(f"{args.format} written to {check.path}; checked on {check.samples} images: max |difference| to Keras {check.max_abs_diff:.2e}")
+    model = load_model(args.model)
+    if args.format == "savedmodel":
+        if args.quantize:
+            raise ValueError("--quantize applies to --format tflite only.")
+        check = export_savedmodel(model, args.out, overwrite=args.overwrite)
+    else:
+        check = export_tflite(model, args.out, quantize=args.quantize, overwrite=args.overwrite)
+    print(
+        f"{args.format} written to {check.path}; checked on {check.samples} images: max |difference| to Keras {check.max_abs_diff:.2e}"
+    )
     return 0
 
 
@@ -123,18 +146,33 @@ def _positive_int(text):
 
 
 def build_parser():
-    from keras_alexnet.data import AUGMENTATIONS
+    from keras_alexnet.conversion.parity import DEFAULT_MAX_REL
+    from keras_alexnet.datasets import AUGMENTATIONS
+    from keras_alexnet.optimizers import SOLVERS
     from keras_alexnet.transfer import RECIPES
 
-    parser = argparse.ArgumentParser(prog="keras-alexnet", description="torchvision's AlexNet in Keras: convert, train, evaluate, predict, export.")
+    parser = argparse.ArgumentParser(
+        prog="keras-alexnet", description="torchvision's AlexNet in Keras: convert, train, evaluate, predict, export."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    p = commands.add_parser("convert", help="convert torchvision AlexNet weights to Keras through ONNX, with a parity report")
-    p.add_argument("--source", default="torchvision", help="'torchvision' (download official ImageNet weights), 'random[:SEED]', or a .pth/.npz state dict")
+    p = commands.add_parser(
+        "convert", help="convert torchvision AlexNet weights to Keras through ONNX, with a parity report"
+    )
+    p.add_argument(
+        "--source",
+        default="torchvision",
+        help="'torchvision' (download official ImageNet weights), 'random[:SEED]', or a .pth/.npz state dict",
+    )
     p.add_argument("--out", help="output .weights.h5 (default: the Keras cache, $KERAS_HOME/models)")
     p.add_argument("--check-onnx2tf", action="store_true", help="also compare against onnx2tf's conversion")
     p.add_argument("--keep-onnx", metavar="PATH", help="keep the intermediate ONNX file here")
-    p.add_argument("--max-rel", type=float, default=1e-4, help="fail if any relative difference exceeds this")
+    p.add_argument(
+        "--max-rel",
+        type=float,
+        default=DEFAULT_MAX_REL,
+        help="fail (and write nothing) if any relative difference exceeds this",
+    )
     p.set_defaults(run=_convert)
 
     p = commands.add_parser("train", help="transfer-learn AlexNet on a folder of images (one sub-folder per class)")
@@ -146,24 +184,53 @@ def build_parser():
     p.add_argument("--epochs", type=_positive_int, default=3)
     p.add_argument("--batch-size", type=_positive_int, default=32)
     p.add_argument("--lr", type=float, help="base learning rate (default: the recipe's)")
-    p.add_argument("--optimizer", choices=["sgdm", "sgd", "adam", "adamw", "rmsprop"], help="default: the recipe's")
+    p.add_argument("--optimizer", choices=SOLVERS, help="default: the recipe's")
     p.add_argument("--run-dir", default="runs/alexnet", help="where the model, log, plot and checkpoints go")
     p.add_argument("--resume", action="store_true", help="continue a killed run from its last backup")
-    p.add_argument("--backup-every", type=_positive_int, default=1, metavar="N", help="back up for --resume after every N-th epoch (default 1)")
-    p.add_argument("--validation-frequency", type=_positive_int, help="validate every N iterations (default: every epoch)")
+    p.add_argument(
+        "--backup-every",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="back up for --resume after every N-th epoch (default 1)",
+    )
+    p.add_argument(
+        "--validation-frequency", type=_positive_int, help="validate every N iterations (default: every epoch)"
+    )
     p.add_argument("--patience", type=_positive_int, help="stop after N epochs without lower validation loss")
     p.add_argument("--augment", default="none", choices=AUGMENTATIONS)
     p.add_argument("--lr-schedule", default="none", choices=["none", "piecewise"])
     p.add_argument("--drop-factor", type=float, default=0.1)
     p.add_argument("--drop-period", type=_positive_int, default=10)
     p.add_argument("--mixed-precision", choices=["float16", "bfloat16"])
-    p.add_argument("--xla", default="auto", choices=["auto", "on", "off"], help="XLA for the training step (auto: off on CPU, where it is slower; on a GPU when the convolutions are frozen)")
-    p.add_argument("--deterministic", action="store_true", help="TensorFlow op determinism (GPUs; seeded CPU runs repeat anyway)")
+    p.add_argument(
+        "--xla",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="XLA for the training step (auto: off on CPU, where it is slower; on a GPU when the convolutions are frozen)",
+    )
+    p.add_argument(
+        "--deterministic", action="store_true", help="TensorFlow op determinism (GPUs; seeded CPU runs repeat anyway)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--weights", default="imagenet", help="'imagenet' (shipped conv weights), a weights file, or 'none'")
-    p.add_argument("--cache-features", action="store_true", help="compute frozen layers once, train the rest on cached activations")
+    p.add_argument(
+        "--architecture",
+        default="alexnet",
+        choices=["alexnet", "tiny"],
+        help="tiny: the same graph with few channels, for quick pipeline checks (use --weights none)",
+    )
+    p.add_argument(
+        "--cache-activations",
+        "--cache-features",
+        dest="cache_activations",
+        action="store_true",
+        help="compute frozen layers once, train the rest on cached activations",
+    )
     p.add_argument("--cache-dtype", default="float32", choices=["float32", "float16"])
-    p.add_argument("--fail-on-bad-file", action="store_true", help="stop at the first unreadable image instead of skipping it")
+    p.add_argument(
+        "--fail-on-bad-file", action="store_true", help="stop at the first unreadable image instead of skipping it"
+    )
     p.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
     p.set_defaults(run=_train)
 
@@ -184,6 +251,14 @@ def build_parser():
     p.add_argument("--model", required=True)
     p.add_argument("--format", required=True, choices=["savedmodel", "tflite"])
     p.add_argument("--out", required=True)
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing export (a SavedModel folder or .tflite file) at --out",
+    )
+    p.add_argument(
+        "--quantize", choices=["dynamic", "float16"], help="TFLite only: smaller file, checked with its own tolerance"
+    )
     p.set_defaults(run=_export)
 
     p = commands.add_parser("layers", help="print the layer table (parameters, trainable, factors) of a recipe")
@@ -205,9 +280,18 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if getattr(args, "weights", None) == "none":
         args.weights = None
+    from keras_alexnet.export import ExportCheckError
+    from keras_alexnet.training.callbacks import TrainingDiverged
+
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError) as error:
+    except ExportCheckError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except TrainingDiverged as error:
+        print(f"error: {error} (keras-alexnet train --lr ...)", file=sys.stderr)
+        return 1
+    except (ValueError, FileNotFoundError) as error:  # bad input: the message says what to do
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -13,10 +13,9 @@ from pathlib import Path
 
 
 def run_demo(out="demo_output", per_class=60, epochs=8, seed=0, batch_size=10, print_fn=print):
-    from keras_alexnet.data import ImageFolder
+    from keras_alexnet.datasets import ImageFolder, generate_shapes
     from keras_alexnet.evaluation import evaluate
     from keras_alexnet.export import export_savedmodel
-    from keras_alexnet.shapes import generate_shapes
     from keras_alexnet.training import train
 
     start = time.perf_counter()
@@ -26,12 +25,18 @@ def run_demo(out="demo_output", per_class=60, epochs=8, seed=0, batch_size=10, p
     train_set, val_set = folder.split(0.7, seed=seed)  # splitEachLabel(imds, 0.7, 'randomized')
     print_fn(f"shapes data set: {folder.counts()} -> {len(train_set)} training, {len(val_set)} validation images")
     result = train(
-        train_set, val=val_set, recipe="matlab", epochs=epochs, batch_size=batch_size,
-        run_dir=out / "run", validation_frequency=3 * 4, seed=seed, verbose=2,
+        train_set,
+        val=val_set,
+        recipe="matlab",
+        epochs=epochs,
+        batch_size=batch_size,
+        run_dir=out / "run",
+        validation_frequency=3 * 4,
+        seed=seed,
+        verbose=2,
     )
     evaluation = evaluate(result.model, val_set)
-    evaluation.plot(out / "confusion_matrix.png")
-    (out / "evaluation.txt").write_text(evaluation.report() + "\n")
+    evaluation.save(out)
     check = export_savedmodel(result.model, out / "savedmodel")
     print_fn(evaluation.report())
     print_fn(f"\nvalidation accuracy: {evaluation.accuracy:.4f}")

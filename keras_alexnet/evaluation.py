@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_alexnet.files import atomic_write
-from keras_alexnet.data import ImageFolder
+from keras_alexnet._utils.files import atomic_write
+from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.layers import class_names_of
 from keras_alexnet.preprocessing import eval_transform
 
@@ -50,6 +50,12 @@ class Evaluation:
             lines += ["", f"skipped {len(self.skipped)} unreadable files: " + ", ".join(p for p, _ in self.skipped[:5])]
         return "\n".join(lines)
 
+    def save(self, directory):
+        """Write ``evaluation.txt`` and ``confusion_matrix.png`` into ``directory``; returns their paths."""
+        directory = Path(directory)
+        text = atomic_write(directory / "evaluation.txt", lambda tmp: Path(tmp).write_text(self.report() + "\n"))
+        return text, self.plot(directory / "confusion_matrix.png")
+
     def plot(self, path):
         """The confusion matrix as a PNG (like MATLAB's confusionchart)."""
         import matplotlib
@@ -67,7 +73,14 @@ class Evaluation:
         threshold = self.confusion.max() / 2
         for i in range(n):
             for j in range(n):
-                axis.text(j, i, int(self.confusion[i, j]), ha="center", va="center", color="white" if self.confusion[i, j] > threshold else "black")
+                axis.text(
+                    j,
+                    i,
+                    int(self.confusion[i, j]),
+                    ha="center",
+                    va="center",
+                    color="white" if self.confusion[i, j] > threshold else "black",
+                )
         axis.set_title(f"Confusion matrix, accuracy {self.accuracy:.3f}")
         figure.tight_layout()
         atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=100))
@@ -88,10 +101,14 @@ def evaluate(model, data, class_names=None, batch_size=32, on_bad_file="skip"):
     folder must have a sub-folder for each.
     """
     names = class_names or class_names_of(model)
-    folder = data if isinstance(data, ImageFolder) else ImageFolder.read(data, on_bad_file=on_bad_file, class_names=names)
+    folder = (
+        data if isinstance(data, ImageFolder) else ImageFolder.read(data, on_bad_file=on_bad_file, class_names=names)
+    )
     names = names or folder.class_names
     probabilities = model.predict(folder.dataset(batch_size).map(lambda x, y: x), verbose=0)
-    return Evaluation(list(names), confusion_matrix(folder.labels, probabilities.argmax(axis=1), len(names)), folder.skipped)
+    return Evaluation(
+        list(names), confusion_matrix(folder.labels, probabilities.argmax(axis=1), len(names)), folder.skipped
+    )
 
 
 def predict(model, images, top=5, class_names=None):

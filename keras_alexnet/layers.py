@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from keras_alexnet.runtime import tensorflow_uses_gpu
+from keras_alexnet._utils.runtime import tensorflow_uses_gpu
 
 
 def _averaging_matrix(in_size, out_size):
@@ -67,8 +67,7 @@ def _kernel_gradient(inputs, output_gradient, kernel_size, strides, padding):
     is a forward convolution of the input (in_channels, H, W, batch) with the
     output gradient (out_h, out_w, batch, out_channels) as the filter, dilated
     by the stride. TensorFlow's oneDNN forward kernel runs it faster than
-    ``Conv2DBackpropFilter`` on CPU for every AlexNet layer (2 cores, batch 32:
-    conv1 50 vs 74 ms, conv2 86 vs 104 ms, conv4 62 vs 72 ms).
+    ``Conv2DBackpropFilter`` on CPU for every AlexNet layer (benchmarks/ANALYSIS.md).
     """
     if padding == "same":
         input_shape, output_shape = tf.shape(inputs), tf.shape(output_gradient)
@@ -104,8 +103,11 @@ def _conv2d_with_fast_gradients(inputs, kernel, strides, padding):
                 input_gradient = tf.nn.conv2d(output_gradient, flipped, strides=1, padding="SAME")
             else:
                 input_gradient = tf.raw_ops.Conv2DBackpropInput(
-                    input_sizes=tf.shape(inputs), filter=kernel, out_backprop=output_gradient,
-                    strides=[1, *strides, 1], padding=padding.upper(),
+                    input_sizes=tf.shape(inputs),
+                    filter=kernel,
+                    out_backprop=output_gradient,
+                    strides=[1, *strides, 1],
+                    padding=padding.upper(),
                 )
             return input_gradient, _kernel_gradient(inputs, output_gradient, kernel_size, strides, padding)
 
@@ -123,8 +125,8 @@ class Conv2D(keras.layers.Conv2D):
     both gradients are computed by TensorFlow's forward convolution kernel: the
     kernel gradient always (see ``_kernel_gradient``), the input gradient for
     stride-1 ``"same"`` convolutions with odd kernels (conv2..conv5), where
-    ``Conv2DBackpropInput`` is about twice as slow (2 cores, batch 32: conv4
-    73 vs 191 ms). Equal to Keras's gradients to float32 rounding. Elsewhere,
+    ``Conv2DBackpropInput`` is about twice as slow (benchmarks/ANALYSIS.md).
+    Equal to Keras's gradients to float32 rounding. Elsewhere,
     including on GPUs (cuDNN's backward kernels), Keras's path runs unchanged.
     """
 
@@ -163,8 +165,8 @@ class Dense(keras.layers.Dense):
 
     Same weights, config and outputs as Keras's layer. For 2-D inputs the input
     gradient is computed as ``(kernel @ dy^T)^T``, which TensorFlow's CPU
-    kernels run about 3x faster than its own ``dy @ kernel^T`` (2 cores, batch
-    32: fc6 33 vs 103 ms, fc7 14 vs 53 ms). Other inputs use Keras's path.
+    kernels run several times faster than its own ``dy @ kernel^T``
+    (benchmarks/ANALYSIS.md). Other inputs use Keras's path.
     """
 
     def call(self, inputs, training=None):
@@ -198,7 +200,9 @@ class ClassNames(keras.layers.Layer):
 def attach_class_names(model, class_names):
     """``model`` with a ``ClassNames`` layer at the end (a new model, same layers)."""
     if model.output.shape[-1] != len(class_names):
-        raise ValueError(f"the model has {model.output.shape[-1]} outputs but {len(class_names)} class names were given.")
+        raise ValueError(
+            f"the model has {model.output.shape[-1]} outputs but {len(class_names)} class names were given."
+        )
     return keras.Model(model.inputs, ClassNames(class_names)(model.output), name=model.name)
 
 

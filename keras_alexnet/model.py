@@ -1,53 +1,31 @@
 """AlexNet with torchvision's exact architecture, as a Keras 3 functional model.
 
-The graph mirrors ``torchvision.models.alexnet``: ``features`` (five convolutions,
-three max-pools), ``avgpool`` (adaptive average pooling to 6x6) and ``classifier``
-(dropout, fc6, dropout, fc7, fc8). Layers are named after the classic table
-(``conv1`` .. ``fc8``); ``TORCHVISION_MODULES`` maps torchvision's module paths
-onto them.
+The graph is built from ``keras_alexnet.architecture.ALEXNET``: ``features``
+(five convolutions, three max-pools), ``avgpool`` (adaptive average pooling to
+6x6) and ``classifier`` (dropout, fc6, dropout, fc7, fc8). Validate, build, then
+load weights as the last step, as ``keras.applications`` builders do.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import zipfile
+from pathlib import Path
 
 import keras
+import numpy as np
 from keras import layers
 
-from keras_alexnet.checks import is_count
+from keras_alexnet._utils.checks import is_count
+from keras_alexnet.architecture import ALEXNET
 from keras_alexnet.layers import AdaptiveAveragePooling2D, Conv2D, Dense
 
-MIN_INPUT_SIZE = 63  # smallest side for which pool5 is still at least 1x1
-
-CONV_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
-DENSE_LAYERS = ("fc6", "fc7", "fc8")
-BACKBONE_OUTPUT = "pool5"
-
-# torchvision module path -> Keras layer name. ReLUs are fused into the layer before.
-TORCHVISION_MODULES = {
-    "features.0": "conv1",
-    "features.1": "conv1",
-    "features.2": "pool1",
-    "features.3": "conv2",
-    "features.4": "conv2",
-    "features.5": "pool2",
-    "features.6": "conv3",
-    "features.7": "conv3",
-    "features.8": "conv4",
-    "features.9": "conv4",
-    "features.10": "conv5",
-    "features.11": "conv5",
-    "features.12": "pool5",
-    "avgpool": "avgpool",
-    "classifier.0": "drop6",
-    "classifier.1": "fc6",
-    "classifier.2": "fc6",
-    "classifier.3": "drop7",
-    "classifier.4": "fc7",
-    "classifier.5": "fc7",
-    "classifier.6": "fc8",
-}
+MIN_INPUT_SIZE = ALEXNET.min_input_size
+CONV_LAYERS = ALEXNET.conv_names
+DENSE_LAYERS = ALEXNET.dense_names
+FEATURES_OUTPUT = ALEXNET.features_output
+TORCHVISION_MODULES = ALEXNET.torchvision_modules
 
 
 def torch_default_initializers(fan_in):
@@ -57,25 +35,33 @@ def torch_default_initializers(fan_in):
     1/sqrt(fan_in)), and the same bound for the bias.
     """
     bound = 1.0 / math.sqrt(fan_in)
-    kernel = keras.initializers.VarianceScaling(
-        scale=1.0 / 3.0, mode="fan_in", distribution="uniform"
-    )
+    kernel = keras.initializers.VarianceScaling(scale=1.0 / 3.0, mode="fan_in", distribution="uniform")
     bias = keras.initializers.RandomUniform(-bound, bound)
     return kernel, bias
 
 
-def _conv(x, filters, kernel, name, strides=1, padding="same"):
-    kernel_init, bias_init = torch_default_initializers(x.shape[-1] * kernel * kernel)
-    return Conv2D(
-        filters,
-        kernel,
-        strides=strides,
-        padding=padding,
-        activation="relu",
-        kernel_initializer=kernel_init,
-        bias_initializer=bias_init,
-        name=name,
-    )(x)
+def _features(x, architecture):
+    """torchvision's ``features``: each convolution with its ReLU, and max-pools."""
+    for index, conv in enumerate(architecture.convolutions, start=1):
+        kernel_init, bias_init = torch_default_initializers(x.shape[-1] * conv.kernel**2)
+        # For stride-1 convolutions with an odd kernel, "same" is exactly torchvision's
+        # symmetric zero padding of (k - 1) / 2; otherwise pad explicitly.
+        same = conv.stride == 1 and conv.kernel % 2 == 1 and conv.padding == (conv.kernel - 1) // 2
+        if not same and conv.padding:
+            x = layers.ZeroPadding2D(conv.padding, name=f"pad{index}")(x)
+        x = Conv2D(
+            conv.filters,
+            conv.kernel,
+            strides=conv.stride,
+            padding="same" if same else "valid",
+            activation="relu",
+            kernel_initializer=kernel_init,
+            bias_initializer=bias_init,
+            name=conv.name,
+        )(x)
+        if conv.pool:
+            x = layers.MaxPooling2D(architecture.pool_kernel, strides=architecture.pool_stride, name=conv.pool)(x)
+    return x
 
 
 def dense(units, fan_in, name, activation=None, output=False):
@@ -95,18 +81,28 @@ def dense(units, fan_in, name, activation=None, output=False):
     )
 
 
-def classifier_layers(x, classes, classifier_activation="softmax"):
+def pooled_features(x, architecture=ALEXNET):
+    """torchvision's ``avgpool`` and the flattening before the classifier."""
+    side = architecture.pooled_size
+    x = AdaptiveAveragePooling2D((side, side), name=architecture.avgpool_name)(x)
+    return layers.Flatten(name=architecture.flatten_name)(x)
+
+
+def classifier_layers(x, classes, classifier_activation="softmax", architecture=ALEXNET):
     """torchvision's ``avgpool`` + ``classifier`` on top of a pool5 tensor."""
-    x = AdaptiveAveragePooling2D((6, 6), name="avgpool")(x)
-    x = layers.Flatten(name="flatten")(x)
-    x = layers.Dropout(0.5, name="drop6")(x)
-    x = dense(4096, x.shape[-1], "fc6", activation="relu")(x)
-    x = layers.Dropout(0.5, name="drop7")(x)
-    x = dense(4096, 4096, "fc7", activation="relu")(x)
-    return dense(classes, 4096, "fc8", activation=classifier_activation, output=True)(x)
+    x = pooled_features(x, architecture)
+    for name, units in zip(architecture.hidden_names, architecture.hidden_units):
+        x = layers.Dropout(architecture.dropout, name=architecture.dropout_name(name))(x)
+        x = dense(units, x.shape[-1], name, activation="relu")(x)
+    return output_layer(classes, x.shape[-1], classifier_activation, architecture)(x)
 
 
-def _validate(weights, include_top, input_shape, pooling, classes):
+def output_layer(classes, fan_in, activation="softmax", architecture=ALEXNET):
+    """A new fc8: ``Dense(classes)`` initialised like torch, float32 under mixed precision."""
+    return dense(classes, fan_in, architecture.output_name, activation=activation, output=True)
+
+
+def _validate(weights, include_top, input_shape, pooling, classes, min_size=MIN_INPUT_SIZE):
     if not (weights in (None, "imagenet") or isinstance(weights, (str, os.PathLike))):
         raise ValueError(
             f"weights={weights!r} is not allowed: use None (random init), "
@@ -128,24 +124,20 @@ def _validate(weights, include_top, input_shape, pooling, classes):
             "keras_alexnet.replace_head(model, classes) for a new classifier."
         )
     if include_top and pooling is not None:
-        raise ValueError(
-            f"pooling={pooling!r} only applies when include_top=False; "
-            "the full model always ends in fc8."
-        )
+        raise ValueError(f"pooling={pooling!r} only applies when include_top=False; the full model always ends in fc8.")
     if pooling not in (None, "avg", "max"):
         raise ValueError(f"pooling={pooling!r} is not allowed: use None, 'avg' or 'max'.")
     if input_shape is not None:
         if len(input_shape) != 3:
             raise ValueError(
-                f"input_shape={input_shape!r} must be (height, width, channels), "
-                "channels last, e.g. (224, 224, 3)."
+                f"input_shape={input_shape!r} must be (height, width, channels), channels last, e.g. (224, 224, 3)."
             )
         height, width, channels = input_shape
         for side in (height, width):
-            if side is not None and side < MIN_INPUT_SIZE:
+            if side is not None and side < min_size:
                 raise ValueError(
                     f"input_shape={tuple(input_shape)!r} is too small: AlexNet needs "
-                    f"height and width of at least {MIN_INPUT_SIZE} pixels "
+                    f"height and width of at least {min_size} pixels "
                     "(pool5 would be empty)."
                 )
         if weights is not None and channels != 3:
@@ -164,6 +156,7 @@ def AlexNet(
     classes=1000,
     classifier_activation="softmax",
     name="alexnet",
+    architecture=ALEXNET,
 ):
     """Build torchvision's AlexNet as a Keras functional model (channels last).
 
@@ -185,33 +178,25 @@ def AlexNet(
         classifier_activation: activation of fc8; None returns logits, which is
             what torchvision's model returns.
         name: model name.
+        architecture: the table to build from (``keras_alexnet.architecture``);
+            ``TINY`` is the same graph with few channels, for tests.
 
     Returns:
         A ``keras.Model`` taking images preprocessed by ``preprocess_input``.
     """
-    _validate(weights, include_top, input_shape, pooling, classes)
+    min_size = architecture.min_input_size
+    _validate(weights, include_top, input_shape, pooling, classes, min_size)
     if input_tensor is not None:
         if not keras.backend.is_keras_tensor(input_tensor):
             input_tensor = keras.Input(tensor=input_tensor)
         img_input = input_tensor
-        _validate(weights, include_top, tuple(img_input.shape[1:]), pooling, classes)
+        _validate(weights, include_top, tuple(img_input.shape[1:]), pooling, classes, min_size)
     else:
-        img_input = keras.Input(shape=input_shape or (None, None, 3), name="image")
+        img_input = keras.Input(shape=input_shape or (None, None, architecture.channels), name="image")
 
-    x = layers.ZeroPadding2D(2, name="pad1")(img_input)
-    x = _conv(x, 64, 11, "conv1", strides=4, padding="valid")
-    x = layers.MaxPooling2D(3, strides=2, name="pool1")(x)
-    # For stride-1 convolutions with an odd kernel, "same" is exactly torchvision's
-    # symmetric zero padding of (k - 1) / 2.
-    x = _conv(x, 192, 5, "conv2")
-    x = layers.MaxPooling2D(3, strides=2, name="pool2")(x)
-    x = _conv(x, 384, 3, "conv3")
-    x = _conv(x, 256, 3, "conv4")
-    x = _conv(x, 256, 3, "conv5")
-    x = layers.MaxPooling2D(3, strides=2, name=BACKBONE_OUTPUT)(x)
-
+    x = _features(img_input, architecture)
     if include_top:
-        x = classifier_layers(x, classes, classifier_activation)
+        x = classifier_layers(x, classes, classifier_activation, architecture)
     elif pooling == "avg":
         x = layers.GlobalAveragePooling2D(name="global_avg_pool")(x)
     elif pooling == "max":
@@ -227,6 +212,28 @@ def AlexNet(
     return model
 
 
-def backbone_of(model):
-    """The sub-model from the input to pool5, sharing layers with ``model``."""
-    return keras.Model(model.inputs, model.get_layer(BACKBONE_OUTPUT).output)
+def features_of(model):
+    """The sub-model from the input to pool5 (torchvision's ``features``), sharing layers with ``model``."""
+    return keras.Model(model.inputs, model.get_layer(FEATURES_OUTPUT).output)
+
+
+def load_model(path):
+    """A model saved by this package (``model.keras``, ``best.keras``), with clear errors.
+
+    Importing ``keras_alexnet`` registers its layers and optimizers, so any saved
+    model of this package loads; a missing file or one that is not a ``.keras``
+    archive is named as such (Keras would call the latter "not found").
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"model file {path} does not exist (train one with `keras-alexnet train`).")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is not a .keras model (a zip archive): give the model.keras or best.keras of a run.")
+    model = keras.models.load_model(path)
+    for variable in model.weights:
+        if not np.all(np.isfinite(keras.ops.convert_to_numpy(variable))):
+            raise ValueError(
+                f"{path} has non-finite weights (NaN or infinity) in {variable.path}: it comes from a diverged "
+                "run. Train again with a lower learning rate."
+            )
+    return model

@@ -22,7 +22,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 RESIZE_SIZE = 256
 CROP_SIZE = 224
-CLASS_NAMES_FILE = Path(__file__).parent / "data" / "imagenet_classes.txt"
+CLASS_NAMES_FILE = Path(__file__).parent / "assets" / "imagenet_classes.txt"
 
 
 def load_image(path) -> Image.Image:

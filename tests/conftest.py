@@ -6,6 +6,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # the same numerics on every machine
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -22,7 +24,7 @@ def _isolated_keras_home(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def torch_modules():
-    from keras_alexnet.convert import import_torch
+    from keras_alexnet.conversion import import_torch
 
     return import_torch()
 
@@ -30,7 +32,7 @@ def torch_modules():
 @pytest.fixture(scope="session")
 def seeded_state():
     """A seeded, randomly initialised torchvision AlexNet state dict (numpy arrays)."""
-    from keras_alexnet.convert import load_state_dict
+    from keras_alexnet.conversion import load_state_dict
 
     state, _ = load_state_dict("random:1234", progress=lambda *_: None)
     return state
@@ -39,7 +41,7 @@ def seeded_state():
 @pytest.fixture(scope="session")
 def seeded_conversion(tmp_path_factory, seeded_state):
     """torch model, its ONNX export and the Keras model filled from that ONNX."""
-    from keras_alexnet.convert import export_onnx, keras_model_from_onnx, torchvision_alexnet
+    from keras_alexnet.conversion import export_onnx, keras_model_from_onnx, torchvision_alexnet
 
     torch_model = torchvision_alexnet(seeded_state, features_only=False)
     onnx_path = export_onnx(torch_model, tmp_path_factory.mktemp("onnx") / "alexnet.onnx")
@@ -64,3 +66,18 @@ def relative_error(reference, candidate):
     return float(np.max(np.abs(reference - candidate)) / np.max(np.abs(reference)))
 
 
+HAS_TORCH = all(importlib.util.find_spec(name) for name in ("torch", "torchvision", "onnxruntime"))
+# Tests that need torch: by fixture, or whole files about the conversion.
+TORCH_FIXTURES = {"torch_modules", "seeded_state", "seeded_conversion"}
+TORCH_FILES = {"test_convert.py", "test_onnx_import.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    skip = pytest.mark.skip(
+        reason="needs the `convert` extra (pip install -e '.[convert]'): torch, torchvision, onnxruntime"
+    )
+    for item in items:
+        if TORCH_FIXTURES & set(getattr(item, "fixturenames", ())) or item.path.name in TORCH_FILES:
+            item.add_marker(pytest.mark.torch)
+        if not HAS_TORCH and item.get_closest_marker("torch"):
+            item.add_marker(skip)

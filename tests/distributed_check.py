@@ -13,7 +13,6 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 
 from tiny_model import build_factored  # noqa: E402
 
-
 rng = np.random.default_rng(0)
 x, y = rng.normal(size=(64, 6)).astype("float32"), rng.integers(0, 3, 64)
 data = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
@@ -27,9 +26,17 @@ with strategy.scope():
     mirrored = build_factored()
 mirrored.fit(data, epochs=3, verbose=0)
 
-print(json.dumps({
-    "replicas": strategy.num_replicas_in_sync,
-    "a_unchanged": bool(np.array_equal(mirrored.get_layer("a").kernel.numpy(), initial_a)),
-    "max_diff": max(float(np.max(np.abs(u.numpy() - v.numpy()))) for u, v in zip(single.weights, mirrored.weights)),
-    "moved": float(np.max(np.abs(mirrored.get_layer("c").kernel.numpy() - build_factored().get_layer("c").kernel.numpy()))),
-}))
+print(
+    json.dumps(
+        {
+            "replicas": strategy.num_replicas_in_sync,
+            "a_unchanged": bool(np.array_equal(mirrored.get_layer("a").kernel.numpy(), initial_a)),
+            "max_diff": max(
+                float(np.max(np.abs(u.numpy() - v.numpy()))) for u, v in zip(single.weights, mirrored.weights)
+            ),
+            "moved": float(
+                np.max(np.abs(mirrored.get_layer("c").kernel.numpy() - build_factored().get_layer("c").kernel.numpy()))
+            ),
+        }
+    )
+)

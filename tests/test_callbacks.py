@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_alexnet.callbacks import AtomicBackupAndRestore
+from keras_alexnet.training.callbacks import AtomicBackupAndRestore
 
 
 def _model():
@@ -26,6 +26,7 @@ class _CrashWhileSavingAtEpoch(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if epoch + 1 == self.epoch:
+
             def crash(filepath, overwrite=True):
                 with open(filepath, "wb") as half_written:
                     half_written.write(b"\x89HDF\r\n")
@@ -40,10 +41,19 @@ def test_a_crash_while_writing_the_backup_leaves_the_previous_one_to_resume_from
     backup = tmp_path / "backup"
     # The crash callback runs before the backup's epoch end, so the save after epoch 2 dies half-way.
     with pytest.raises(KeyboardInterrupt):
-        _model().fit(x, y, epochs=3, verbose=0, shuffle=False, callbacks=[_CrashWhileSavingAtEpoch(2), AtomicBackupAndRestore(str(backup))])
+        _model().fit(
+            x,
+            y,
+            epochs=3,
+            verbose=0,
+            shuffle=False,
+            callbacks=[_CrashWhileSavingAtEpoch(2), AtomicBackupAndRestore(str(backup))],
+        )
     metadata = json.loads((backup / "training_metadata.json").read_text())
     assert metadata["epoch"] == 1
-    assert sorted(p.name for p in backup.iterdir()) == sorted([metadata["weights"], "training_metadata.json"])  # no temporary files
+    assert sorted(p.name for p in backup.iterdir()) == sorted(
+        [metadata["weights"], "training_metadata.json"]
+    )  # no temporary files
 
     resumed, epochs_run = _model(), []
     log_epochs = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: epochs_run.append(epoch))
@@ -63,13 +73,19 @@ def test_each_backup_replaces_the_previous_one_and_names_its_file(tmp_path):
     callback = AtomicBackupAndRestore(str(backup), delete_checkpoint=False)
     _model().fit(x, y, epochs=3, verbose=0, callbacks=[callback])
     assert sorted(p.name for p in backup.iterdir()) == ["epoch-3.weights.h5", "training_metadata.json"]
-    assert json.loads((backup / "training_metadata.json").read_text()) == {"epoch": 3, "batch": 0, "weights": "epoch-3.weights.h5"}
+    assert json.loads((backup / "training_metadata.json").read_text()) == {
+        "epoch": 3,
+        "batch": 0,
+        "weights": "epoch-3.weights.h5",
+    }
 
 
 def test_a_backup_whose_weights_file_is_gone_is_refused_clearly(tmp_path):
     backup = tmp_path / "backup"
     backup.mkdir()
-    (backup / "training_metadata.json").write_text(json.dumps({"epoch": 2, "batch": 0, "weights": "epoch-2.weights.h5"}))
+    (backup / "training_metadata.json").write_text(
+        json.dumps({"epoch": 2, "batch": 0, "weights": "epoch-2.weights.h5"})
+    )
     x, y = np.zeros((4, 4), np.float32), np.zeros(4, int)
     with pytest.raises(FileNotFoundError, match="epoch-2.weights.h5, which is missing"):
         _model().fit(x, y, epochs=3, verbose=0, callbacks=[AtomicBackupAndRestore(str(backup))])
@@ -90,12 +106,26 @@ def test_backing_up_every_second_epoch_resumes_from_the_last_backup_with_the_sam
     y = np.arange(16) % 2
     backup = tmp_path / "backup"
     with pytest.raises(KeyboardInterrupt):
-        _model().fit(x, y, epochs=5, verbose=0, shuffle=False, callbacks=[AtomicBackupAndRestore(str(backup), every_epochs=2), _CrashAtEpochBegin(3)])
+        _model().fit(
+            x,
+            y,
+            epochs=5,
+            verbose=0,
+            shuffle=False,
+            callbacks=[AtomicBackupAndRestore(str(backup), every_epochs=2), _CrashAtEpochBegin(3)],
+        )
     assert json.loads((backup / "training_metadata.json").read_text())["epoch"] == 2  # not 3: epoch 3 was not backed up
 
     resumed, epochs_run = _model(), []
     log_epochs = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: epochs_run.append(epoch))
-    resumed.fit(x, y, epochs=5, verbose=0, shuffle=False, callbacks=[AtomicBackupAndRestore(str(backup), every_epochs=2), log_epochs])
+    resumed.fit(
+        x,
+        y,
+        epochs=5,
+        verbose=0,
+        shuffle=False,
+        callbacks=[AtomicBackupAndRestore(str(backup), every_epochs=2), log_epochs],
+    )
     assert epochs_run == [2, 3, 4]
     uninterrupted = _model()
     uninterrupted.fit(x, y, epochs=5, verbose=0, shuffle=False)

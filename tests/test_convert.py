@@ -9,7 +9,7 @@ import pytest
 
 from keras_alexnet import AlexNet
 from keras_alexnet.cli import main
-from keras_alexnet.convert import convert, default_output, load_state_dict
+from keras_alexnet.conversion import convert, default_output, load_state_dict
 from keras_alexnet.weights import keras_cache_dir
 
 TOOL = Path(__file__).parent.parent / "tools" / "convert_torchvision_alexnet.py"
@@ -87,10 +87,16 @@ def test_tool_script_with_onnx2tf_check(tmp_path, seeded_state):
     out = tmp_path / "features.weights.h5"
     run = subprocess.run(
         [sys.executable, str(TOOL), "--source", str(npz), "--out", str(out), "--check-onnx2tf"],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    rows = {line.split(" vs ")[0].strip(): float(line.split("max rel")[1]) for line in run.stdout.splitlines() if "max rel" in line}
+    rows = {
+        line.split(" vs ")[0].strip(): float(line.split("max rel")[1])
+        for line in run.stdout.splitlines()
+        if "max rel" in line
+    }
     assert set(rows) == {"ONNX Runtime", "Keras", "onnx2tf"}
     assert max(rows.values()) < 1e-5
     kernel = AlexNet(weights=out, include_top=False).get_layer("conv3").get_weights()[0]

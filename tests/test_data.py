@@ -7,11 +7,10 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import PHOTOS
 from PIL import Image
 
-from conftest import PHOTOS
-from keras_alexnet.data import DatasetError, ImageFolder, fashion_mnist, read_idx
-from keras_alexnet.shapes import SHAPE_CLASSES, generate_shapes
+from keras_alexnet.datasets import SHAPE_CLASSES, DatasetError, ImageFolder, fashion_mnist, generate_shapes, read_idx
 
 
 def make_folder(root, classes=("a", "b"), per_class=3):
@@ -27,7 +26,7 @@ def test_corrupt_and_non_image_files_are_reported_and_skipped(tmp_path, caplog):
     root = make_folder(tmp_path / "d")
     (root / "a" / "truncated.jpg").write_bytes((root / "a" / "0.jpg").read_bytes()[:200])
     (root / "b" / "notes.txt").write_text("not an image")
-    with caplog.at_level(logging.WARNING, logger="keras_alexnet.data"):
+    with caplog.at_level(logging.WARNING, logger="keras_alexnet.datasets"):
         folder = ImageFolder.read(root)
     assert len(folder) == 6 and {p.split("/")[-1] for p, _ in folder.skipped} == {"truncated.jpg", "notes.txt"}
     assert "truncated.jpg" in caplog.text
@@ -129,7 +128,7 @@ def test_shapes_generator_is_deterministic(tmp_path):
 
 def test_pipelines_run_without_the_autotuner(tmp_path):
     # tf.data's autotuner can hold the end of each Keras epoch for up to a minute
-    # (see keras_alexnet.data.without_autotune); every pipeline here turns it off.
+    # (see keras_alexnet.datasets.without_autotune); every pipeline here turns it off.
     folder = ImageFolder.read(make_folder(tmp_path / "d", per_class=3))
     for ds in (folder.dataset(4), folder.dataset(4, training=True, augment="resized-crop")):
         assert ds.options().autotune.enabled is False

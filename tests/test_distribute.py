@@ -37,7 +37,12 @@ def test_two_worker_processes_on_loopback():
     """MultiWorkerMirroredStrategy, two processes on 127.0.0.1, factors intact."""
     script = Path(__file__).parent / "multiworker_check.py"
     ports = ",".join(map(str, _free_ports(2)))
-    workers = [subprocess.Popen([sys.executable, str(script), ports, str(i)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, str(script), ports, str(i)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for i in range(2)
+    ]
     try:
         outputs = [w.communicate(timeout=300) for w in workers]
     finally:

@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_alexnet.fused_updates import fused_kernel_name
-from keras_alexnet.lr_factors import with_lr_factors
+from keras_alexnet.optimizers import with_lr_factors
+from keras_alexnet.optimizers.fused import fused_kernel_name
 
 OPTIMIZERS = {
     "sgd": (lambda: keras.optimizers.SGD(0.1), "ResourceApplyGradientDescent"),

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from harness import run_model_saving_test
 
 from keras_alexnet.layers import AdaptiveAveragePooling2D
 
@@ -12,7 +13,9 @@ from keras_alexnet.layers import AdaptiveAveragePooling2D
 def test_equals_torch_adaptive_avg_pool(torch_modules, height, width):
     torch, _ = torch_modules
     x = np.random.default_rng(height * 100 + width).normal(size=(2, height, width, 4)).astype(np.float32)
-    expected = torch.nn.AdaptiveAvgPool2d((6, 6))(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy().transpose(0, 2, 3, 1)
+    expected = (
+        torch.nn.AdaptiveAvgPool2d((6, 6))(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy().transpose(0, 2, 3, 1)
+    )
     layer = AdaptiveAveragePooling2D((6, 6))
     np.testing.assert_allclose(layer(x), expected, rtol=1e-6, atol=1e-6)
     traced = tf.function(layer, input_signature=[tf.TensorSpec((None, None, None, 4))])
@@ -54,7 +57,15 @@ def _twin(ours, keras_cls, shape, **config):
 @pytest.mark.parametrize("jit", [False, True])
 @pytest.mark.parametrize(
     "kernel, strides, padding, size",
-    [(3, 1, "same", 23), (5, 1, "same", 23), (11, 4, "valid", 23), (11, 4, "valid", 26), (3, 2, "same", 23), (4, 2, "same", 24), (3, 2, "valid", 24)],
+    [
+        (3, 1, "same", 23),
+        (5, 1, "same", 23),
+        (11, 4, "valid", 23),
+        (11, 4, "valid", 26),
+        (3, 2, "same", 23),
+        (4, 2, "same", 24),
+        (3, 2, "valid", 24),
+    ],
 )
 def test_conv2d_outputs_and_gradients_equal_keras(kernel, strides, padding, size, jit):
     # size 26 with an 11-pixel kernel at stride 4 leaves input rows no window reaches.
@@ -87,8 +98,6 @@ def test_alexnet_uses_the_fast_gradient_layers_and_they_save(tmp_path):
     model = AlexNet(weights=None, classes=3, input_shape=(63, 63, 3))
     assert all(isinstance(model.get_layer(f"conv{i}"), Conv2D) for i in range(1, 6))
     assert all(isinstance(model.get_layer(f"fc{i}"), Dense) for i in range(6, 9))
-    model.save(tmp_path / "m.keras")
-    loaded = keras.models.load_model(tmp_path / "m.keras")
-    assert isinstance(loaded.get_layer("conv3"), Conv2D) and isinstance(loaded.get_layer("fc7"), Dense)
     x = np.random.default_rng(0).normal(size=(2, 63, 63, 3)).astype(np.float32)
-    np.testing.assert_allclose(loaded(x), model(x), rtol=1e-6, atol=1e-7)
+    loaded = run_model_saving_test(model, x, tmp_path)
+    assert isinstance(loaded.get_layer("conv3"), Conv2D) and isinstance(loaded.get_layer("fc7"), Dense)

@@ -4,8 +4,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from harness import run_model_saving_test
 
-from keras_alexnet.lr_factors import Factors, LearningRateFactorsMixin, with_lr_factors
+from keras_alexnet.optimizers import Factors, LearningRateFactorsMixin, with_lr_factors
 
 
 def small_model(seed=0):
@@ -80,7 +81,9 @@ def test_scaling_gradients_would_do_nothing_for_adam():
     steps = one_step(model, with_lr_factors(keras.optimizers.Adam(0.01, epsilon=1e-7), {"a": 10.0}, model))
     for path, rate in [("a/kernel", 0.1), ("b/kernel", 0.01)]:
         delta, grad = steps[path]
-        np.testing.assert_allclose(-delta, rate * grad / (np.abs(grad) + 1e-7 / np.sqrt(1 - 0.999)), rtol=1e-3, atol=STEP_ATOL)
+        np.testing.assert_allclose(
+            -delta, rate * grad / (np.abs(grad) + 1e-7 / np.sqrt(1 - 0.999)), rtol=1e-3, atol=STEP_ATOL
+        )
 
 
 def test_schedule_times_factor_at_every_step():
@@ -97,11 +100,15 @@ def test_zero_factor_keeps_weights_bit_identical_and_skips_gradients():
     opt = with_lr_factors(keras.optimizers.Adam(0.05), {"a": 0.0, "b": (1.0, 0.0)}, model)
     assert not model.get_layer("a").kernel.trainable and not model.get_layer("b").bias.trainable
     assert len(model.trainable_variables) == 3  # b/kernel, c/kernel, c/bias: no gradients for the rest
-    frozen = [v.numpy().copy() for v in (model.get_layer("a").kernel, model.get_layer("a").bias, model.get_layer("b").bias)]
+    frozen = [
+        v.numpy().copy() for v in (model.get_layer("a").kernel, model.get_layer("a").bias, model.get_layer("b").bias)
+    ]
     moving = model.get_layer("c").kernel.numpy().copy()
     model.compile(opt, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(*data(), epochs=3, batch_size=8, verbose=0)
-    for before, variable in zip(frozen, (model.get_layer("a").kernel, model.get_layer("a").bias, model.get_layer("b").bias)):
+    for before, variable in zip(
+        frozen, (model.get_layer("a").kernel, model.get_layer("a").bias, model.get_layer("b").bias)
+    ):
         np.testing.assert_array_equal(variable.numpy(), before)
     assert np.abs(model.get_layer("c").kernel.numpy() - moving).max() > 1e-3
 
@@ -119,7 +126,12 @@ def test_zero_factor_holds_even_if_the_variable_is_trainable_again():
 def test_coupled_l2_with_factors_is_matlab_l2regularization():
     model = small_model()
     weights = {v.path: v.numpy().copy() for v in model.trainable_variables}
-    opt = with_lr_factors(keras.optimizers.SGD(0.1), {"a": Factors(weight_lr=2.0, weight_l2=3.0), "b": Factors(weight_l2=0.0)}, model, l2_regularization=0.01)
+    opt = with_lr_factors(
+        keras.optimizers.SGD(0.1),
+        {"a": Factors(weight_lr=2.0, weight_l2=3.0), "b": Factors(weight_l2=0.0)},
+        model,
+        l2_regularization=0.01,
+    )
     steps = one_step(model, opt)
     for path, lr_f, l2_f in [("a/kernel", 2.0, 3.0), ("b/kernel", 1.0, 0.0), ("c/kernel", 1.0, 1.0)]:
         delta, grad = steps[path]
@@ -129,21 +141,26 @@ def test_coupled_l2_with_factors_is_matlab_l2regularization():
 def test_decoupled_weight_decay_uses_l2_factor_and_effective_rate():
     model = small_model()
     weights = {v.path: v.numpy().copy() for v in model.trainable_variables}
-    opt = with_lr_factors(keras.optimizers.AdamW(0.01, weight_decay=0.5), {"a": Factors(weight_lr=2.0, weight_l2=0.5)}, model)
+    opt = with_lr_factors(
+        keras.optimizers.AdamW(0.01, weight_decay=0.5), {"a": Factors(weight_lr=2.0, weight_l2=0.5)}, model
+    )
     variables = model.trainable_variables
     opt.apply([tf.zeros_like(v) for v in variables], variables)  # zero gradient: Adam's own step is 0
-    np.testing.assert_allclose(model.get_layer("a").kernel.numpy(), weights["a/kernel"] * (1 - 0.5 * 0.5 * 0.01 * 2.0), rtol=1e-6)
+    np.testing.assert_allclose(
+        model.get_layer("a").kernel.numpy(), weights["a/kernel"] * (1 - 0.5 * 0.5 * 0.01 * 2.0), rtol=1e-6
+    )
     np.testing.assert_allclose(model.get_layer("c").kernel.numpy(), weights["c/kernel"] * (1 - 0.5 * 0.01), rtol=1e-6)
 
 
 def test_factors_survive_save_and_training_continues_identically(tmp_path):
     x, y = data(48)
     model = small_model()
-    opt = with_lr_factors(keras.optimizers.SGD(0.05, momentum=0.9), {"a": 0.0, "b": (3.0, 0.5), "c": 20.0}, model, l2_regularization=1e-3)
+    opt = with_lr_factors(
+        keras.optimizers.SGD(0.05, momentum=0.9), {"a": 0.0, "b": (3.0, 0.5), "c": 20.0}, model, l2_regularization=1e-3
+    )
     model.compile(opt, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
-    model.save(tmp_path / "m.keras")
-    loaded = keras.models.load_model(tmp_path / "m.keras")
+    loaded = run_model_saving_test(model, x, tmp_path)
     assert isinstance(loaded.optimizer, LearningRateFactorsMixin)
     assert loaded.optimizer.lr_factors == opt.lr_factors and loaded.optimizer.l2_regularization == 1e-3
     assert type(loaded.optimizer).__name__ == "FactoredSGD"
@@ -182,3 +199,39 @@ def test_bad_factors_are_refused():
         with_lr_factors(keras.optimizers.SGD(), {"fc9": 2.0}, model)
     with pytest.raises(ValueError, match="not understood"):
         with_lr_factors(keras.optimizers.SGD(), {"a": "fast"}, model)
+
+
+def _vgg_style():
+    """A small VGG-style stack (two conv blocks and a dense head): no AlexNet anywhere."""
+    keras.utils.set_random_seed(3)
+    inp = keras.Input((12, 12, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="block1_conv1")(inp)
+    x = keras.layers.MaxPooling2D(name="block1_pool")(x)
+    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="block2_conv1")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inp, keras.layers.Dense(3, name="predictions")(x), name="vgg_style")
+
+
+def test_factors_work_for_any_keras_model_by_layer_path_or_pattern():
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((8, 12, 12, 3)).astype("float32"), rng.integers(0, 3, 8)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def step(factors):
+        model = _vgg_style()
+        before = {v.path: v.numpy().copy() for v in model.trainable_variables}
+        model.compile(with_lr_factors(keras.optimizers.SGD(0.1), factors, model), loss)
+        model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+        return {v.path: v.numpy() - before[v.path] for v in model.weights}
+
+    plain = step({})
+    factored = step({"block1_conv1": 0.0, "block2_conv1/kernel": 3.0, "pred.*/bias": 0.5})
+    np.testing.assert_array_equal(factored["block1_conv1/kernel"], 0.0)
+    np.testing.assert_allclose(
+        factored["block2_conv1/kernel"], 3.0 * plain["block2_conv1/kernel"], rtol=1e-5, atol=1e-7
+    )
+    np.testing.assert_allclose(factored["block2_conv1/bias"], plain["block2_conv1/bias"], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(factored["predictions/bias"], 0.5 * plain["predictions/bias"], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(factored["predictions/kernel"], plain["predictions/kernel"], rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="unknown layer 'block9.*'"):
+        with_lr_factors(keras.optimizers.SGD(0.1), {"block9.*": 2.0}, _vgg_style())

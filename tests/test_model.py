@@ -3,8 +3,10 @@
 import keras
 import numpy as np
 import pytest
+from harness import run_model_saving_test
 
-from keras_alexnet import AlexNet, TORCHVISION_MODULES
+from keras_alexnet import TORCHVISION_MODULES, AlexNet, apply_recipe, replace_head
+from keras_alexnet.architecture import ALEXNET, TINY
 
 
 def test_full_model_matches_torchvision_architecture(torch_modules):
@@ -12,7 +14,16 @@ def test_full_model_matches_torchvision_architecture(torch_modules):
     model = AlexNet(weights=None)
     reference = torchvision.models.alexnet(weights=None)
     assert model.count_params() == sum(p.numel() for p in reference.parameters()) == 61_100_840
-    assert [l.name for l in model.layers if l.weights] == ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"]
+    assert [layer.name for layer in model.layers if layer.weights] == [
+        "conv1",
+        "conv2",
+        "conv3",
+        "conv4",
+        "conv5",
+        "fc6",
+        "fc7",
+        "fc8",
+    ]
     assert model.get_layer("drop6").rate == model.get_layer("drop7").rate == 0.5
     for path, module in reference.named_modules():
         if path in TORCHVISION_MODULES and hasattr(module, "weight"):
@@ -80,14 +91,23 @@ def test_grayscale_from_scratch_is_allowed():
     assert model.get_layer("conv1").kernel.shape == (11, 11, 1, 64)
 
 
-def test_keras_file_round_trip(tmp_path):
-    model = AlexNet(weights=None, classes=3, input_shape=(80, 80, 3))
+@pytest.mark.parametrize("architecture", [ALEXNET, TINY], ids=["alexnet", "tiny"])
+def test_keras_file_round_trip(tmp_path, architecture):
+    model = AlexNet(weights=None, classes=3, input_shape=(80, 80, 3), architecture=architecture)
     x = np.random.default_rng(1).normal(size=(2, 80, 80, 3)).astype("float32")
-    path = tmp_path / "m.keras"
-    model.save(path)
-    loaded = keras.models.load_model(path)  # safe_mode: no Lambda layers
+    loaded = run_model_saving_test(model, x, tmp_path, rtol=0, atol=0)
     np.testing.assert_array_equal(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
-    assert [l.name for l in loaded.layers] == [l.name for l in model.layers]
+
+
+def test_replaced_and_recipe_heads_round_trip(tmp_path):
+    x = np.random.default_rng(4).normal(size=(2, 70, 70, 3)).astype("float32")
+    features = AlexNet(weights=None, include_top=False, input_shape=(70, 70, 3), architecture=TINY)
+    custom = replace_head(features, layers=[keras.layers.Dense(3, activation="softmax", name="mine")], name="custom")
+    run_model_saving_test(custom, x, tmp_path)
+    recipe = apply_recipe(
+        AlexNet(weights=None, include_top=False, input_shape=(70, 70, 3), architecture=TINY), "matlab", 4
+    )
+    run_model_saving_test(recipe, x, tmp_path)
 
 
 def test_weights_file_round_trip(tmp_path):
@@ -98,6 +118,8 @@ def test_weights_file_round_trip(tmp_path):
     loaded = AlexNet(weights=path, classes=4, input_shape=(70, 70, 3))
     np.testing.assert_array_equal(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
     features = AlexNet(weights=path, include_top=False)  # conv layers out of a full file
-    np.testing.assert_array_equal(features.get_layer("conv5").get_weights()[0], model.get_layer("conv5").get_weights()[0])
+    np.testing.assert_array_equal(
+        features.get_layer("conv5").get_weights()[0], model.get_layer("conv5").get_weights()[0]
+    )
     with pytest.raises(ValueError, match="classes=4"):
         AlexNet(weights=path, classes=5)

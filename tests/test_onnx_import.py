@@ -3,11 +3,11 @@
 import numpy as np
 import onnx
 import pytest
-
 from conftest import relative_error
+
 from keras_alexnet import AlexNet
-from keras_alexnet.convert import export_onnx, run_onnxruntime, run_torch, torchvision_alexnet
-from keras_alexnet.onnx_import import read_torch_layers
+from keras_alexnet.conversion import export_onnx, run_onnxruntime, run_torch, torchvision_alexnet
+from keras_alexnet.weights.onnx_reader import read_torch_layers
 
 TOLERANCE = 1e-5  # max |a - b| / max |reference|, float32 on CPU
 
@@ -85,6 +85,7 @@ def test_missing_conv_is_named(seeded_conversion, tmp_path):
     def drop_last_conv(graph):
         convs = [n for n in graph.node if n.op_type == "Conv"]
         convs[-1].op_type = "Relu"
+
     path = _mutated(seeded_conversion[1], tmp_path, drop_last_conv)
     with pytest.raises(ValueError, match="4 Conv nodes, AlexNet has 5"):
         read_torch_layers(path)
@@ -96,6 +97,7 @@ def test_wrong_shape_is_named(seeded_conversion, tmp_path):
         tensor = next(t for t in graph.initializer if t.name == conv2.input[1])
         arr = onnx.numpy_helper.to_array(tensor)[:100]
         tensor.CopyFrom(onnx.numpy_helper.from_array(arr, tensor.name))
+
     path = _mutated(seeded_conversion[1], tmp_path, shrink_conv2)
     with pytest.raises(ValueError, match=r"AlexNet conv2 needs \(192, 64, 5, 5\)"):
         read_torch_layers(path)

@@ -3,10 +3,17 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import photo_paths
 from PIL import Image
 
-from conftest import photo_paths
-from keras_alexnet import decode_predictions, eval_transform, imagenet_class_names, imagenet_eval_layers, load_image, preprocess_input
+from keras_alexnet import (
+    decode_predictions,
+    eval_transform,
+    imagenet_class_names,
+    imagenet_eval_layers,
+    load_image,
+    preprocess_input,
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +57,9 @@ def test_keras_layers_run_in_parallel_tf_data_pipelines():
 
 def test_preprocess_input_normalises_with_imagenet_statistics():
     x = np.full((1, 2, 2, 3), 255.0)
-    np.testing.assert_allclose(preprocess_input(x)[0, 0, 0], [(1 - 0.485) / 0.229, (1 - 0.456) / 0.224, (1 - 0.406) / 0.225], rtol=1e-6)
+    np.testing.assert_allclose(
+        preprocess_input(x)[0, 0, 0], [(1 - 0.485) / 0.229, (1 - 0.456) / 0.224, (1 - 0.406) / 0.225], rtol=1e-6
+    )
     with pytest.raises(ValueError, match="channels last"):
         preprocess_input(np.zeros((1, 3, 8, 8)))
 

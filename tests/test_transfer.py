@@ -5,11 +5,18 @@ import numpy as np
 import pytest
 
 from keras_alexnet import AlexNet
-from keras_alexnet.layer_names import layer_range, resolve_layers
-from keras_alexnet.runtime import tensorflow_uses_gpu
+from keras_alexnet._utils.runtime import tensorflow_uses_gpu
 from keras_alexnet.transfer import (
-    RECIPES, TrainableStateGuard, apply_recipe, format_layer_table, freeze, layer_table, replace_head, unfreeze,
+    RECIPES,
+    TrainableStateGuard,
+    apply_recipe,
+    format_layer_table,
+    freeze,
+    layer_table,
+    replace_head,
+    unfreeze,
 )
+from keras_alexnet.transfer.names import layer_range, resolve_layers
 
 SMALL = (80, 80, 3)
 
@@ -74,15 +81,22 @@ def test_replace_fc8_keeps_fc6_fc7(full):
 def test_replace_head_on_features_only_model():
     features = AlexNet(weights="imagenet", include_top=False)
     new = replace_head(features, 5)
-    assert [n for n in ("avgpool", "fc6", "fc7", "fc8") if n in {l.name for l in new.layers}] == ["avgpool", "fc6", "fc7", "fc8"]
+    assert [n for n in ("avgpool", "fc6", "fc7", "fc8") if n in {layer.name for layer in new.layers}] == [
+        "avgpool",
+        "fc6",
+        "fc7",
+        "fc8",
+    ]
     assert new(np.zeros((1, 100, 100, 3), "float32")).shape == (1, 5)
     np.testing.assert_array_equal(new.get_layer("conv1").get_weights()[0], features.get_layer("conv1").get_weights()[0])
 
 
 def test_replace_whole_classifier_with_user_layers(full):
-    new = replace_head(full, layers=[keras.layers.Dense(64, activation="relu", name="hidden"), keras.layers.Dense(2, name="out")])
+    new = replace_head(
+        full, layers=[keras.layers.Dense(64, activation="relu", name="hidden"), keras.layers.Dense(2, name="out")]
+    )
     assert new.get_layer("hidden").kernel.shape == (9216, 64)
-    assert "fc6" not in {l.name for l in new.layers}
+    assert "fc6" not in {layer.name for layer in new.layers}
     with pytest.raises(ValueError, match="exactly one"):
         replace_head(full)
 
@@ -93,7 +107,12 @@ def test_layer_table_shows_factors_and_frozen_layers():
     assert rows["fc8"].weight_lr_factor == 20 and rows["fc8"].bias_lr_factor == 20
     assert rows["conv1"].weight_lr_factor == 1 and rows["conv1"].torchvision == "features.0,features.1"
     assert rows["fc8"].params == 4096 * 4 + 4
-    frozen = {r.name: r for r in layer_table(apply_recipe(AlexNet(weights=None, include_top=False, input_shape=SMALL), "later-convs", 4))}
+    frozen = {
+        r.name: r
+        for r in layer_table(
+            apply_recipe(AlexNet(weights=None, include_top=False, input_shape=SMALL), "later-convs", 4)
+        )
+    }
     assert not frozen["conv3"].trainable and frozen["conv3"].weight_lr_factor == 0
     assert frozen["conv4"].weight_lr_factor == pytest.approx(0.1) and frozen["fc6"].weight_lr_factor == 1
     text = format_layer_table(list(frozen.values()))
@@ -138,7 +157,9 @@ def test_unknown_recipe_and_optimizer():
 @pytest.mark.parametrize("rate", [0, -1e-3])
 def test_a_learning_rate_that_is_not_positive_is_refused(rate):
     with pytest.raises(ValueError, match=f"learning_rate={rate}: use a positive number"):
-        apply_recipe(AlexNet(weights=None, include_top=False, input_shape=SMALL), "frozen-features", 2, learning_rate=rate)
+        apply_recipe(
+            AlexNet(weights=None, include_top=False, input_shape=SMALL), "frozen-features", 2, learning_rate=rate
+        )
 
 
 def test_recipe_can_keep_a_trained_head():
@@ -155,12 +176,14 @@ def test_xla_is_chosen_where_it_wins():
     trained = apply_recipe(AlexNet(weights=None, include_top=False, input_shape=SMALL), "fine-tune-all", 2)
     on_gpu = tensorflow_uses_gpu()  # CPU: TensorFlow's kernels win (measured)
     assert frozen.jit_compile is on_gpu and trained.jit_compile is False
-    forced = apply_recipe(AlexNet(weights=None, include_top=False, input_shape=SMALL), "fine-tune-all", 2, jit_compile=True)
+    forced = apply_recipe(
+        AlexNet(weights=None, include_top=False, input_shape=SMALL), "fine-tune-all", 2, jit_compile=True
+    )
     assert forced.jit_compile is True
 
 
 def test_zero_factor_variables_do_not_trip_the_guard_after_unfreeze():
-    from keras_alexnet.lr_factors import with_lr_factors
+    from keras_alexnet.optimizers import with_lr_factors
 
     model = AlexNet(weights=None, classes=10, input_shape=SMALL)
     model.compile(with_lr_factors(keras.optimizers.SGD(0.01), {"conv1": 0.0}, model), "sparse_categorical_crossentropy")
@@ -194,7 +217,7 @@ def test_float16_loss_scaling_keeps_the_learning_rate_factors():
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
     _, full = _one_step_updates("float32")
     for path, want in full.items():
-        # float16 passes round the small backbone gradients (5-15% from float32's measured); a lost
+        # float16 passes round the small convolution gradients (5-15% from float32's measured); a lost
         # fc8 factor would be 95% off there, a loss scale left in the gradients 32768x everywhere.
         error = np.linalg.norm(half[path] - want) / np.linalg.norm(want)
         assert error < (0.05 if path.startswith("fc8/") else 0.3), (path, error)

@@ -2,17 +2,19 @@
 
 import numpy as np
 import pytest
-
 from conftest import SHARED_NPZ, photo_paths, relative_error
+
 from keras_alexnet import AlexNet, eval_transform
-from keras_alexnet.convert import run_torch, torchvision_alexnet
-from keras_alexnet.weights import IMAGENET_FEATURES, PACKAGE_DATA, describe_weights_file, sha256_of
+from keras_alexnet.architecture import ALEXNET
+from keras_alexnet.conversion import run_torch, torchvision_alexnet
+from keras_alexnet.weights import IMAGENET_FEATURES, read_keras_weights, sha256_of
 
 
 def test_embedded_file_is_the_declared_one():
-    path = PACKAGE_DATA / IMAGENET_FEATURES.filename
+    path = IMAGENET_FEATURES.path
     assert sha256_of(path) == IMAGENET_FEATURES.sha256
-    assert describe_weights_file(path).covers == "features"
+    assert IMAGENET_FEATURES.covers == "features"
+    assert set(read_keras_weights(path)) == set(ALEXNET.conv_names)
 
 
 def _embedded_as_torch_state():
@@ -27,13 +29,14 @@ def _embedded_as_torch_state():
 
 @pytest.mark.skipif(not SHARED_NPZ.exists(), reason="the source .npz lives in ../shared, not in a user's clone")
 def test_embedded_weights_are_the_shared_torchvision_arrays():
-    from keras_alexnet.weights import load_state_arrays
+    from keras_alexnet.weights import load_npz
 
-    source = load_state_arrays(SHARED_NPZ)
+    source = load_npz(SHARED_NPZ)
     for key, value in _embedded_as_torch_state().items():
         np.testing.assert_array_equal(value, source[key], err_msg=key)
 
 
+@pytest.mark.torch
 def test_embedded_weights_give_torchvision_pool5_on_real_photos():
     torch_features = torchvision_alexnet(_embedded_as_torch_state(), features_only=True)
     images = np.stack([eval_transform(p) for p in photo_paths(per_class=4)])
@@ -80,6 +83,6 @@ def test_wrong_files_get_clear_errors(tmp_path):
     keras.Model(inp, keras.layers.Dense(2)(inp)).save_weights(other)
     with pytest.raises(ValueError, match="does not hold AlexNet weights"):
         AlexNet(weights=other)
-    features = PACKAGE_DATA / IMAGENET_FEATURES.filename
+    features = IMAGENET_FEATURES.path
     with pytest.raises(ValueError, match="include_top=False"):
         AlexNet(weights=features)

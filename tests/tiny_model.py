@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_alexnet.lr_factors import with_lr_factors
+from keras_alexnet.optimizers import with_lr_factors
 
 FACTORS = {"a": 0.0, "b": (3.0, 0.5), "c": 20.0}
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from keras_alexnet.data import without_autotune
+from keras_alexnet.datasets.pipeline import without_autotune
 
 
 def distributed_fit(model, examples, strategy, global_batch_size, epochs=1):
@@ -33,12 +33,20 @@ def distributed_fit(model, examples, strategy, global_batch_size, epochs=1):
 
     def dataset_fn(context):
         shard = examples.shard(context.num_input_pipelines, context.input_pipeline_id)
-        return without_autotune(shard.batch(context.get_per_replica_batch_size(global_batch_size)).prefetch(tf.data.AUTOTUNE))
+        return without_autotune(
+            shard.batch(context.get_per_replica_batch_size(global_batch_size)).prefetch(tf.data.AUTOTUNE)
+        )
 
     if not model.compiled:
-        raise ValueError("distributed_fit needs a compiled model (model.compile(optimizer, loss) under strategy.scope()).")
+        raise ValueError(
+            "distributed_fit needs a compiled model (model.compile(optimizer, loss) under strategy.scope())."
+        )
     loss_fn = keras.losses.get(model.loss) if isinstance(model.loss, str) else model.loss
-    reduction_free = loss_fn.__class__.from_config({**loss_fn.get_config(), "reduction": None}) if hasattr(loss_fn, "get_config") else loss_fn
+    reduction_free = (
+        loss_fn.__class__.from_config({**loss_fn.get_config(), "reduction": None})
+        if hasattr(loss_fn, "get_config")
+        else loss_fn
+    )
     optimizer = model.optimizer
 
     def replica_step(images, labels):

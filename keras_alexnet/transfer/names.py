@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 
-from keras_alexnet.model import TORCHVISION_MODULES
+from keras_alexnet.architecture import ALEXNET
 
-GROUP_SIZES = {"features": 13, "classifier": 7}
+TORCHVISION_MODULES = ALEXNET.torchvision_modules
+GROUP_SIZES = ALEXNET.group_sizes
 _SLICE = re.compile(r"^(features|classifier)\[(-?\d*):(-?\d*)\]$")
 
 
@@ -22,6 +23,8 @@ def _torch_paths(spec):
     if match:
         group, start, stop = match.groups()
         indices = range(GROUP_SIZES[group])[slice(int(start) if start else None, int(stop) if stop else None)]
+        if not indices:
+            raise ValueError(f"{spec!r} is an empty slice of {group} (0..{GROUP_SIZES[group] - 1}): nothing to select.")
         return [f"{group}.{i}" for i in indices]
     if spec in TORCHVISION_MODULES:
         return [spec]
@@ -32,13 +35,15 @@ def _unique(names):
     return list(dict.fromkeys(names))
 
 
-def resolve_layers(model, spec):
+def resolve_layers(model, spec, allow_paths=False):
     """Keras layer names for a Keras name, a torchvision path/slice/group, or a list of them.
 
-    Raises ``ValueError`` naming the unknown entry and what is accepted.
+    Raises ``ValueError`` naming the unknown entry and what is accepted. With
+    ``allow_paths`` an entry that is neither is returned as it is (a variable path
+    or pattern, for ``keras_alexnet.optimizers.with_lr_factors``).
     """
     if isinstance(spec, (list, tuple)):
-        return _unique(name for item in spec for name in resolve_layers(model, item))
+        return _unique(name for item in spec for name in resolve_layers(model, item, allow_paths))
     names = {layer.name for layer in model.layers}
     if spec in names:
         return [spec]
@@ -48,6 +53,8 @@ def resolve_layers(model, spec):
         if mapped:
             return _unique(mapped)
         raise ValueError(f"{spec!r} names torchvision modules that this model does not have (its head was replaced?).")
+    if allow_paths:
+        return [spec]
     weighted = [layer.name for layer in model.layers if layer.weights]
     raise ValueError(
         f"unknown layer {spec!r}. Use a layer name ({', '.join(weighted)}), a torchvision "

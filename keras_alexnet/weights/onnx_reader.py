@@ -1,4 +1,4 @@
-"""Read torchvision AlexNet weights out of an ONNX file and put them into Keras.
+"""Read torchvision AlexNet weights out of an ONNX file.
 
 Tensors are found by graph structure, not by name: the Conv nodes in order are
 conv1..conv5 and the Gemm (or MatMul + Add) nodes in order are fc6..fc8, so
@@ -14,17 +14,11 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from keras_alexnet.model import CONV_LAYERS, DENSE_LAYERS
+from keras_alexnet.architecture import ALEXNET
+from keras_alexnet.weights.readers import torch_to_keras
 
-# torchvision layout: (out, in, kH, kW), stride, padding
-CONV_SPECS = {
-    "conv1": ((64, 3, 11, 11), 4, 2),
-    "conv2": ((192, 64, 5, 5), 1, 2),
-    "conv3": ((384, 192, 3, 3), 1, 1),
-    "conv4": ((256, 384, 3, 3), 1, 1),
-    "conv5": ((256, 256, 3, 3), 1, 1),
-}
-POOL5_CHANNELS, POOL5_SIZE = 256, 6
+CONV_LAYERS = ALEXNET.conv_names
+DENSE_LAYERS = ALEXNET.dense_names
 
 
 @dataclasses.dataclass
@@ -67,17 +61,15 @@ def _conv_layers(graph, constants, path):
             f"AlexNet has {len(CONV_LAYERS)} (conv1..conv5)."
         )
     found = {}
-    for name, (index, node) in zip(CONV_LAYERS, convs):
-        label = _node_label(node, index)
-        shape, stride, pad = CONV_SPECS[name]
+    shapes = ALEXNET.torch_shapes(classes=None)
+    for conv, (index, node) in zip(ALEXNET.convolutions, convs):
+        name, label = conv.name, _node_label(node, index)
+        shape, stride, pad = shapes[name], conv.stride, conv.padding
         if node.input[1] not in constants:
             raise ValueError(f"{path}: {label} takes its weight from a computed tensor, not a constant.")
         weight = constants[node.input[1]]
         if weight.shape != shape:
-            raise ValueError(
-                f"{path}: {label} has weight shape {weight.shape}; AlexNet {name} "
-                f"needs {shape}."
-            )
+            raise ValueError(f"{path}: {label} has weight shape {weight.shape}; AlexNet {name} needs {shape}.")
         strides, pads = _attr(node, "strides", [1, 1]), _attr(node, "pads", [0, 0, 0, 0])
         if list(strides) != [stride] * 2 or list(pads) != [pad] * 4:
             raise ValueError(
@@ -125,18 +117,20 @@ def _dense_layers(graph, constants, path):
             f"{path} is not torchvision AlexNet: it has {len(found)} fully connected "
             f"(Gemm/MatMul) nodes, AlexNet has 3 (fc6, fc7, fc8) or none (features only)."
         )
-    expected = {"fc6": (4096, POOL5_CHANNELS * POOL5_SIZE**2), "fc7": (4096, 4096)}
+    shapes = ALEXNET.torch_shapes(classes=None)
     layers = dict(zip(DENSE_LAYERS, found))
-    for name, shape in expected.items():
+    for name in ALEXNET.hidden_names:
+        shape = shapes[name]
         if layers[name].weight.shape != shape:
             raise ValueError(
                 f"{path}: {layers[name].node} has weight shape {layers[name].weight.shape}; "
                 f"AlexNet {name} needs {shape} (out, in)."
             )
-    if layers["fc8"].weight.shape[1] != 4096:
+    output = layers[ALEXNET.output_name]
+    if output.weight.shape[1] != ALEXNET.hidden_units[-1]:
         raise ValueError(
-            f"{path}: {layers['fc8'].node} has weight shape {layers['fc8'].weight.shape}; "
-            "AlexNet fc8 needs (classes, 4096)."
+            f"{path}: {output.node} has weight shape {output.weight.shape}; AlexNet "
+            f"{ALEXNET.output_name} needs (classes, {ALEXNET.hidden_units[-1]})."
         )
     return layers
 
@@ -158,37 +152,6 @@ def read_torch_layers(path) -> dict[str, TorchLayer]:
     return layers
 
 
-def to_keras_arrays(name, layer: TorchLayer) -> list[np.ndarray]:
-    """[kernel, bias] for the Keras layer ``name`` from torchvision's layout."""
-    weight = np.asarray(layer.weight, np.float32)
-    bias = np.asarray(layer.bias, np.float32)
-    if weight.ndim == 4:  # OIHW -> HWIO
-        return [weight.transpose(2, 3, 1, 0), bias]
-    if name == "fc6":
-        # torch flattens pool output as (C, H, W); Keras flattens (H, W, C).
-        out = weight.shape[0]
-        weight = weight.reshape(out, POOL5_CHANNELS, POOL5_SIZE, POOL5_SIZE)
-        weight = weight.transpose(2, 3, 1, 0).reshape(-1, out)
-        return [weight, bias]
-    return [weight.T, bias]
-
-
-def load_onnx_weights(model, path):
-    """Fill an AlexNet Keras model from an ONNX export of torchvision's AlexNet."""
-    layers = read_torch_layers(path)
-    has_top = any(layer.name == "fc8" for layer in model.layers)
-    if has_top and "fc8" not in layers:
-        raise ValueError(
-            f"{path} holds only the convolution layers; build the model with "
-            "include_top=False, then add a head with keras_alexnet.replace_head."
-        )
-    if has_top:
-        classes = layers["fc8"].weight.shape[0]
-        if model.get_layer("fc8").units != classes:
-            raise ValueError(
-                f"{path} has fc8 with {classes} classes but the model was built with "
-                f"classes={model.get_layer('fc8').units}. Pass classes={classes}."
-            )
-    names = CONV_LAYERS + (DENSE_LAYERS if has_top else ())
-    for name in names:
-        model.get_layer(name).set_weights(to_keras_arrays(name, layers[name]))
+def read_onnx(path) -> dict[str, list[np.ndarray]]:
+    """The AlexNet layers of an ONNX file as Keras ``[kernel, bias]`` arrays."""
+    return {name: torch_to_keras(name, layer.weight, layer.bias) for name, layer in read_torch_layers(path).items()}

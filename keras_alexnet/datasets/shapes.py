@@ -21,9 +21,15 @@ def _polygon(kind, cx, cy, radius, angle, rng):
     elif kind == "rectangle":
         aspect = rng.uniform(0.45, 1.0)
         half_w, half_h = radius, radius * aspect
-        corners = [(math.hypot(half_w, half_h), angle + a) for a in (
-            math.atan2(half_h, half_w), math.pi - math.atan2(half_h, half_w),
-            math.pi + math.atan2(half_h, half_w), -math.atan2(half_h, half_w))]
+        corners = [
+            (math.hypot(half_w, half_h), angle + a)
+            for a in (
+                math.atan2(half_h, half_w),
+                math.pi - math.atan2(half_h, half_w),
+                math.pi + math.atan2(half_h, half_w),
+                -math.atan2(half_h, half_w),
+            )
+        ]
     else:  # star: five points, inner radius 0.4
         corners = [((radius if k % 2 == 0 else 0.4 * radius), angle + k * math.pi / 5) for k in range(10)]
     return [(cx + r * math.cos(a), cy + r * math.sin(a)) for r, a in corners]

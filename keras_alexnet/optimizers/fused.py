@@ -3,8 +3,8 @@
 Keras 3 writes an optimizer step as a chain of tensor ops (``m += (g - m) *
 (1 - beta_1)``, ...). On the TensorFlow backend every op in that chain allocates
 a full-size temporary and walks memory once more: for AlexNet's 58M-parameter
-classifier, Adam's update measured about 0.9 s per step on 2 CPU cores. The
-``ResourceApply*`` kernels that tf.keras 2 used do the same arithmetic in one
+classifier that is many passes over 58M floats per step (benchmarks/ANALYSIS.md
+has the measured cost). The ``ResourceApply*`` kernels that tf.keras 2 used do the same arithmetic in one
 in-place pass. ``fused_update`` routes a step to them when the arithmetic is
 the same and reports ``False`` otherwise, so the caller falls back to Keras.
 """
@@ -12,6 +12,8 @@ the same and reports ``False`` otherwise, so the caller falls back to Keras.
 from __future__ import annotations
 
 import keras
+
+from keras_alexnet import _keras_compat
 
 
 def _update_step_owner(optimizer):
@@ -67,15 +69,16 @@ def fused_update(optimizer, gradient, variable, learning_rate):
     dtype = variable.dtype
     gradient = tf.cast(gradient, dtype)
     learning_rate = tf.cast(learning_rate, dtype)
-    index = optimizer._get_variable_index(variable)
+    index = _keras_compat.variable_index(optimizer, variable)
     if kernel == "ResourceApplyAdam":
+        momentum, velocity = _keras_compat.adam_slots(optimizer, index)
         step = tf.cast(optimizer.iterations + 1, dtype)
         beta_1 = tf.cast(optimizer.beta_1, dtype)
         beta_2 = tf.cast(optimizer.beta_2, dtype)
         tf.raw_ops.ResourceApplyAdam(
             var=_handle(variable),
-            m=_handle(optimizer._momentums[index]),
-            v=_handle(optimizer._velocities[index]),
+            m=_handle(momentum),
+            v=_handle(velocity),
             beta1_power=tf.pow(beta_1, step),
             beta2_power=tf.pow(beta_2, step),
             lr=learning_rate,
@@ -87,7 +90,7 @@ def fused_update(optimizer, gradient, variable, learning_rate):
     elif kernel == "ResourceApplyKerasMomentum":
         tf.raw_ops.ResourceApplyKerasMomentum(
             var=_handle(variable),
-            accum=_handle(optimizer.momentums[index]),
+            accum=_handle(_keras_compat.sgd_momentum(optimizer, index)),
             lr=learning_rate,
             grad=gradient,
             momentum=tf.cast(optimizer.momentum, dtype),

@@ -1,11 +1,11 @@
-"""Train on cached activations of the frozen part of a model.
+"""Train on cached activations of the frozen part of a model (the activation cache).
 
 When the first layers are frozen (the most common recipe), their output is the
 same every epoch: computing it again is waste. ``split_frozen_prefix`` cuts the
-model after its last leading frozen layer; ``cache_features`` runs the frozen
+model after its last leading frozen layer; ``cache_activations`` runs the frozen
 part once over a dataset, keeping the activations in memory or, past a memory
-budget, in a file on disk (optionally float16). The head model shares its layers
-with the full model, so training the head trains the full model.
+budget, in a file on disk (optionally float16). The rest of the model shares its
+layers with the full model, so training the rest trains the full model.
 
 Rule for augmentation: random augmentation changes the frozen part's input every
 epoch, so cached features would freeze one random draw. Caching is refused
@@ -21,13 +21,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_alexnet.data import without_autotune
-
-DEFAULT_MEMORY_LIMIT = 1 << 30  # bytes kept in RAM before falling back to disk
+from keras_alexnet import _keras_compat
+from keras_alexnet.datasets.pipeline import without_autotune
+from keras_alexnet.training.options import DEFAULT_CACHE_MEMORY_LIMIT as DEFAULT_MEMORY_LIMIT
 
 
 def split_frozen_prefix(model):
-    """(prefix, head) around the last layer of the leading frozen chain, or None.
+    """(prefix, rest) around the last layer of the leading frozen chain, or None.
 
     Only chain-shaped models (each layer feeding the next) are split, as AlexNet is.
     """
@@ -42,18 +42,18 @@ def split_frozen_prefix(model):
     if cut is None or cut == len(layers) - 1:
         return None
     for previous, layer in zip(layers, layers[1:]):
-        if len(layer._inbound_nodes) != 1 or layer.input is not previous.output:
+        if _keras_compat.inbound_node_count(layer) != 1 or layer.input is not previous.output:
             return None
     prefix = keras.Model(model.inputs, layers[cut].output, name=f"{model.name}_frozen")
-    head_input = keras.Input(layers[cut].output.shape[1:], name="cached_features")
-    x = head_input
+    rest_input = keras.Input(layers[cut].output.shape[1:], name="cached_activations")
+    x = rest_input
     for layer in layers[cut + 1 :]:
         x = layer(x)
-    return prefix, keras.Model(head_input, x, name=f"{model.name}_head")
+    return prefix, keras.Model(rest_input, x, name=f"{model.name}_rest")
 
 
 @dataclasses.dataclass
-class CachedFeatures:
+class CachedActivations:
     """Activations of the frozen prefix with their labels."""
 
     features: np.ndarray  # may be a np.memmap on disk
@@ -70,8 +70,7 @@ class CachedFeatures:
         if self.on_disk:
             # Stream from the memory-mapped file instead of copying it into a tensor.
             def rows():
-                for i in range(count):
-                    yield i
+                yield from range(count)
 
             ds = tf.data.Dataset.from_generator(rows, output_signature=tf.TensorSpec((), tf.int64))
         else:
@@ -93,7 +92,15 @@ class CachedFeatures:
         return without_autotune(ds.prefetch(tf.data.AUTOTUNE))
 
 
-def cache_features(prefix, images, labels_dtype=np.int32, dtype="float32", memory_limit=DEFAULT_MEMORY_LIMIT, directory=None, name="train"):
+def cache_activations(
+    prefix,
+    images,
+    labels_dtype=np.int32,
+    dtype="float32",
+    memory_limit=DEFAULT_MEMORY_LIMIT,
+    directory=None,
+    name="train",
+):
     """Run ``prefix`` once over an unshuffled (image, label) batch dataset.
 
     Memory: at most ``memory_limit`` bytes of activations in RAM; a larger cache
@@ -106,9 +113,13 @@ def cache_features(prefix, images, labels_dtype=np.int32, dtype="float32", memor
     shape = (count, *prefix.output.shape[1:])
     if on_disk:
         if directory is None:
-            raise ValueError(f"the feature cache needs {nbytes / 2**20:.0f} MiB, over the {memory_limit / 2**20:.0f} MiB memory limit: give a directory for the on-disk cache.")
+            raise ValueError(
+                f"the feature cache needs {nbytes / 2**20:.0f} MiB, over the {memory_limit / 2**20:.0f} MiB memory limit: give a directory for the on-disk cache."
+            )
         Path(directory).mkdir(parents=True, exist_ok=True)
-        features = np.lib.format.open_memmap(Path(directory) / f"{name}.features.npy", mode="w+", dtype=dtype, shape=shape)
+        features = np.lib.format.open_memmap(
+            Path(directory) / f"{name}.features.npy", mode="w+", dtype=dtype, shape=shape
+        )
     else:
         features = np.empty(shape, dtype)
     labels = np.empty(count, labels_dtype)
@@ -121,4 +132,4 @@ def cache_features(prefix, images, labels_dtype=np.int32, dtype="float32", memor
         position += n
     if on_disk:
         features.flush()
-    return CachedFeatures(features, labels, on_disk)
+    return CachedActivations(features, labels, on_disk)

@@ -4,9 +4,8 @@ and what the choices that depend on the hardware ask of TensorFlow.
 TensorFlow takes CPU tensors from ``malloc`` unless told otherwise. Tensors the
 size of fc6's weight gradient (151 MB) are then mapped and unmapped on every
 training step and every page is faulted in again; TensorFlow's pooling BFC
-allocator (the one it always uses on GPUs) keeps those pages. Measured on 2 CPU
-cores, batch 32: the frozen-features recipe went from 50 to 70-75 images/s.
-The setting only counts if it is made before TensorFlow allocates its first
+allocator (the one it always uses on GPUs) keeps those pages (benchmarks/ANALYSIS.md
+has the measured gain). The setting only counts if it is made before TensorFlow allocates its first
 tensor, which is why ``import keras_alexnet`` makes it; importing TensorFlow or
 Keras earlier is fine, running an op earlier is not.
 """

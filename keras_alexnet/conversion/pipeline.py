@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 import tempfile
 import time
 import warnings
@@ -19,33 +18,21 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_alexnet.files import atomic_write
-from keras_alexnet.weights import (
-    IMAGENET_FULL,
-    TORCHVISION_IMAGENET_FILENAME,
-    TORCHVISION_IMAGENET_URL,
-    TORCHVISION_SHA256_PREFIX,
-    keras_cache_dir,
-    load_state_arrays,
-)
+from keras_alexnet._utils.files import atomic_write
+from keras_alexnet.architecture import ALEXNET
+from keras_alexnet.conversion.parity import DEFAULT_MAX_REL, ParityRow, parity_inputs, parity_report, worst_difference
+from keras_alexnet.conversion.torch_import import import_torch
+from keras_alexnet.weights import IMAGENET, keras_cache_dir, load_npz, sha256_of
 
-FEATURE_KEYS = tuple(f"features.{i}.{p}" for i in (0, 3, 6, 8, 10) for p in ("weight", "bias"))
+FEATURE_KEYS = tuple(key for conv in ALEXNET.conv_names for key in ALEXNET.state_dict_keys[conv])
 
 
-def import_torch():
-    """Import torch and torchvision in a process that already runs TensorFlow.
+class ParityError(ValueError):
+    """The converted Keras model does not reproduce PyTorch's outputs; nothing was written."""
 
-    torchvision imports triton when it is installed (CUDA builds of torch), and
-    triton's LLVM clashes with TensorFlow's: the process segfaults. triton only
-    compiles GPU kernels for torch.compile, which conversion never uses, so it is
-    hidden unless it was already imported.
-    """
-    if "triton" not in sys.modules:
-        sys.modules["triton"] = None  # `import triton` now raises ImportError
-    import torch
-    import torchvision
-
-    return torch, torchvision
+    def __init__(self, message, rows):
+        super().__init__(message)
+        self.rows = rows
 
 
 def load_state_dict(source, progress=print):
@@ -60,10 +47,8 @@ def load_state_dict(source, progress=print):
     torch, torchvision = import_torch()
     source = os.fspath(source)
     if source == "torchvision":
-        progress(f"downloading {TORCHVISION_IMAGENET_URL} (sha256 checked)")
-        state = torch.hub.load_state_dict_from_url(
-            TORCHVISION_IMAGENET_URL, progress=False, check_hash=True, map_location="cpu"
-        )
+        progress(f"downloading {IMAGENET.url} (sha256 checked)")
+        state = torch.hub.load_state_dict_from_url(IMAGENET.url, progress=False, check_hash=True, map_location="cpu")
     elif source == "random" or source.startswith("random:"):
         seed = int(source.partition(":")[2] or 0)
         torch.manual_seed(seed)
@@ -76,16 +61,14 @@ def load_state_dict(source, progress=print):
                 "'random[:SEED]', or the path of a .pth or .npz state dict."
             )
         if path.suffix == ".npz":
-            state = load_state_arrays(path)
+            state = load_npz(path)
         elif path.suffix in (".pth", ".pt"):
-            if path.name == TORCHVISION_IMAGENET_FILENAME:
+            if path.name == IMAGENET.url_filename:
                 _check_hash_prefix(path)
             try:
                 state = torch.load(path, map_location="cpu", weights_only=True)
             except Exception as error:  # pickle errors come in many types
-                raise ValueError(
-                    f"{path} is not a torch state dict loadable with weights_only=True: {error}"
-                ) from None
+                raise ValueError(f"{path} is not a torch state dict loadable with weights_only=True: {error}") from None
         else:
             raise ValueError(
                 f"{path} has suffix {path.suffix!r}; the converter reads .pth/.pt or .npz "
@@ -103,13 +86,11 @@ def load_state_dict(source, progress=print):
 
 
 def _check_hash_prefix(path):
-    from keras_alexnet.weights import sha256_of
-
     digest = sha256_of(path)
-    if not digest.startswith(TORCHVISION_SHA256_PREFIX):
+    if not digest.startswith(IMAGENET.url_sha256_prefix):
         raise ValueError(
             f"{path} has sha256 {digest[:8]}..., but torchvision's file starts with "
-            f"{TORCHVISION_SHA256_PREFIX}: the file is damaged or not torchvision's."
+            f"{IMAGENET.url_sha256_prefix}: the file is damaged or not torchvision's."
         )
 
 
@@ -145,85 +126,18 @@ def export_onnx(torch_model, path, image_size=224):
 def keras_model_from_onnx(path):
     """A Keras AlexNet (logits out) filled from an ONNX export of torchvision's."""
     from keras_alexnet.model import AlexNet
-    from keras_alexnet.onnx_import import read_torch_layers
+    from keras_alexnet.weights.onnx_reader import read_torch_layers
 
     layers = read_torch_layers(path)
-    if "fc8" not in layers:
+    if ALEXNET.output_name not in layers:
         return AlexNet(weights=path, include_top=False)
-    classes = layers["fc8"].weight.shape[0]
+    classes = layers[ALEXNET.output_name].weight.shape[0]
     return AlexNet(weights=path, classes=classes, classifier_activation=None)
 
 
 def save_weights_atomic(model, out):
     """``model.save_weights(out)`` through a temporary file and an atomic rename."""
     return atomic_write(out, model.save_weights)
-
-
-@dataclasses.dataclass
-class ParityRow:
-    """Differences between two implementations' outputs on the same inputs."""
-
-    reference: str
-    candidate: str
-    max_abs: float
-    max_rel: float  # max_abs / max |reference|
-
-    def __str__(self):
-        return f"{self.candidate:>13} vs {self.reference:<12} max abs {self.max_abs:.3e}   max rel {self.max_rel:.3e}"
-
-
-def parity_inputs(batch=2, size=224, seed=0):
-    """Fixed inputs (NCHW float32) shaped like preprocessed images."""
-    return np.random.default_rng(seed).standard_normal((batch, 3, size, size)).astype(np.float32)
-
-
-def _compare(reference_name, reference, candidate_name, candidate):
-    diff = float(np.max(np.abs(reference - candidate)))
-    scale = float(np.max(np.abs(reference))) or 1.0
-    return ParityRow(reference_name, candidate_name, diff, diff / scale)
-
-
-def _nhwc(x):
-    return x.transpose(0, 2, 3, 1) if x.ndim == 4 else x
-
-
-def run_torch(torch_model, inputs):
-    torch, _ = import_torch()
-    with torch.no_grad():
-        return torch_model(torch.from_numpy(inputs)).numpy()
-
-
-def run_onnxruntime(onnx_path, inputs):
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    return session.run(None, {session.get_inputs()[0].name: inputs})[0]
-
-
-def run_onnx2tf(onnx_path, inputs, workdir):
-    """Convert with onnx2tf (the independent converter) and run its model (NHWC in)."""
-    import onnx2tf
-
-    model = onnx2tf.convert(
-        input_onnx_file_path=str(onnx_path),
-        output_folder_path=str(workdir),
-        disable_model_save=True,
-        not_use_onnxsim=True,
-        non_verbose=True,
-    )
-    return np.asarray(model(inputs.transpose(0, 2, 3, 1)))
-
-
-def parity_report(torch_model, onnx_path, keras_model, inputs, check_onnx2tf=False, workdir=None):
-    """Max absolute/relative differences: ONNX Runtime and Keras (and onnx2tf) vs PyTorch."""
-    reference = _nhwc(run_torch(torch_model, inputs))
-    rows = [
-        _compare("PyTorch", reference, "ONNX Runtime", _nhwc(run_onnxruntime(onnx_path, inputs))),
-        _compare("PyTorch", reference, "Keras", np.asarray(keras_model(inputs.transpose(0, 2, 3, 1), training=False))),
-    ]
-    if check_onnx2tf:
-        rows.append(_compare("PyTorch", reference, "onnx2tf", run_onnx2tf(onnx_path, inputs, workdir)))
-    return rows
 
 
 @dataclasses.dataclass
@@ -241,14 +155,20 @@ class ConversionResult:
 def default_output(source, features_only):
     """Where a conversion lands when ``out`` is not given: the Keras cache."""
     name = os.path.basename(os.fspath(source))
-    if source == "torchvision" or name == TORCHVISION_IMAGENET_FILENAME:
-        return keras_cache_dir() / IMAGENET_FULL.filename
+    if source == "torchvision" or name == IMAGENET.url_filename:
+        return keras_cache_dir() / IMAGENET.filename
     stem = name.split(".")[0].replace(":", "-") or "alexnet"
     return keras_cache_dir() / f"{stem}{'_features' if features_only and 'features' not in stem else ''}.weights.h5"
 
 
-def convert(source="torchvision", out=None, check_onnx2tf=False, keep_onnx=None, progress=print):
+def convert(
+    source="torchvision", out=None, check_onnx2tf=False, keep_onnx=None, progress=print, max_rel=DEFAULT_MAX_REL
+):
     """Convert torchvision AlexNet weights to a Keras ``.weights.h5`` through ONNX.
+
+    The weights are written to a temporary file next to ``out`` and renamed onto it
+    only after the parity check passes: a failed check (a relative difference above
+    ``max_rel``, or any NaN) raises ``ParityError`` and leaves nothing behind.
 
     Args:
         source: see ``load_state_dict``.
@@ -274,14 +194,18 @@ def convert(source="torchvision", out=None, check_onnx2tf=False, keep_onnx=None,
         step("reading ONNX graph into Keras")
         keras_model = keras_model_from_onnx(onnx_path)
         out = Path(out) if out else default_output(source, features_only)
+        step("parity check: PyTorch vs ONNX Runtime vs Keras" + (" vs onnx2tf" if check_onnx2tf else ""))
+        rows = parity_report(torch_model, onnx_path, keras_model, parity_inputs(), check_onnx2tf, workdir)
+        for row in rows:
+            progress(f"  {row}")
+        worst = worst_difference(rows)
+        if not worst <= max_rel:
+            raise ParityError(
+                f"parity check failed: max relative difference {worst:.2e} > {max_rel:.0e}; {out} was not written.",
+                rows,
+            )
         step(f"writing {out}")
         save_weights_atomic(keras_model, out)
-        step("parity check: PyTorch vs ONNX Runtime vs Keras" + (" vs onnx2tf" if check_onnx2tf else ""))
-        rows = parity_report(
-            torch_model, onnx_path, keras_model, parity_inputs(), check_onnx2tf, workdir
-        )
-    for row in rows:
-        progress(f"  {row}")
     seconds = time.perf_counter() - start
     step(f"done in {seconds:.1f}s")
     classes = None if features_only else int(state["classifier.6.weight"].shape[0])

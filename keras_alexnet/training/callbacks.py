@@ -11,8 +11,40 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_alexnet.checks import is_count
-from keras_alexnet.files import atomic_write
+from keras_alexnet._keras_compat import BackupState
+from keras_alexnet._utils.checks import is_count
+from keras_alexnet._utils.files import atomic_write
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the run stopped before saving anything from that state."""
+
+
+class StopOnDivergence(keras.callbacks.Callback):
+    """Stop ``fit`` at the first non-finite training loss, before any later callback saves that state.
+
+    Keras's ``TerminateOnNaN`` only sets ``stop_training``, so the epoch's end (and
+    its backup and checkpoints) still runs on NaN weights. This raises instead: the
+    last backup keeps the last finite state, and no model is written.
+    """
+
+    def __init__(self, learning_rate=None):
+        super().__init__()
+        self.learning_rate = learning_rate
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(loss):
+            rate = f" (base rate {self.learning_rate:g})" if isinstance(self.learning_rate, float) else ""
+            raise TrainingDiverged(
+                f"training diverged: the loss became {loss} in epoch {self._epoch + 1}, iteration {batch + 1}. "
+                f"Lower the learning rate{rate}, e.g. by 10x; the last backup (if any) holds the last "
+                "finite state, and nothing was saved from the diverged one."
+            )
 
 
 def save_model_atomic(model, path):
@@ -29,9 +61,8 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     to a new file (``epoch-<N>.weights.h5``, written under a temporary name and
     renamed); then ``training_metadata.json``, replaced atomically, names it:
     that rename is the commit. A run killed at any moment resumes from the last
-    committed backup. Older files are deleted in a background thread. Cost per
-    backup of the demo's AlexNet (435 MB with momentum), 2-core VM on ext4:
-    0.6-1.3 s, as for Keras's in-place rewrite (0.5-1.2 s).
+    committed backup. Older files are deleted in a background thread, so a backup
+    costs what Keras's in-place rewrite costs (benchmarks/ANALYSIS.md).
 
     ``every_epochs=N`` backs up after every N-th epoch only (MATLAB's
     ``CheckpointFrequency``), for epochs shorter than writing a backup takes;
@@ -44,29 +75,31 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             raise ValueError(f"every_epochs={every_epochs!r}: give a whole number of epochs, 1 or more.")
         self.every_epochs = every_epochs
         self._cleanup = None
+        self._state = BackupState(self)
 
     def on_train_begin(self, logs=None):
-        metadata_path = Path(self._training_metadata_path)
+        metadata_path = Path(self._state.metadata_path)
         if metadata_path.exists():
             named = json.loads(metadata_path.read_text()).get("weights")
             if named is not None:
-                self._weights_path = str(Path(self.backup_dir) / named)
-                if not Path(self._weights_path).exists():
+                self._state.weights_path = str(Path(self.backup_dir) / named)
+                if not Path(self._state.weights_path).exists():
                     raise FileNotFoundError(
                         f"the backup in {self.backup_dir} names {named}, which is missing: start again without resume."
                     )
         super().on_train_begin(logs)
 
-    def _save_model(self):
-        if self.save_freq == "epoch" and self._current_epoch % self.every_epochs:
+    def _save_model(self):  # Keras's hook (listed in _keras_compat.PRIVATE_ATTRIBUTES)
+        epoch, batch = self._state.epoch, self._state.batch
+        if self.save_freq == "epoch" and epoch % self.every_epochs:
             return
         self._wait_for_cleanup()
         backup_dir = Path(self.backup_dir)
-        name = f"epoch-{self._current_epoch}" + (f"-batch-{self._last_batch_seen}" if self._last_batch_seen else "") + ".weights.h5"
+        name = f"epoch-{epoch}" + (f"-batch-{batch}" if batch else "") + ".weights.h5"
         atomic_write(backup_dir / name, lambda tmp: self.model.save_weights(filepath=tmp, overwrite=True))
-        metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": name}
-        atomic_write(self._training_metadata_path, lambda tmp: Path(tmp).write_text(json.dumps(metadata)))
-        self._weights_path = str(backup_dir / name)
+        metadata = {"epoch": epoch, "batch": batch, "weights": name}
+        atomic_write(self._state.metadata_path, lambda tmp: Path(tmp).write_text(json.dumps(metadata)))
+        self._state.weights_path = str(backup_dir / name)
         stale = [path for path in backup_dir.glob("*.weights.h5") if path.name != name]
         stale += list(backup_dir.glob(".tmp-*"))  # left by a run killed while writing
         self._cleanup = threading.Thread(target=_remove_quietly, args=(stale,), daemon=True)
@@ -74,7 +107,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def backed_up_epochs(self):
         """How many epochs the last committed backup holds (0 when there is none)."""
-        metadata = Path(self._training_metadata_path)
+        metadata = Path(self._state.metadata_path)
         return json.loads(metadata.read_text())["epoch"] if metadata.exists() else 0
 
     def _wait_for_cleanup(self):
@@ -121,7 +154,16 @@ class TrainingProgress(keras.callbacks.Callback):
         self.validation_data = validation_data
         self.validation_frequency = validation_frequency
         self.state_path = self.run_dir / "history.json"
-        self.state = {"iteration": [], "loss": [], "accuracy": [], "val_iteration": [], "val_loss": [], "val_accuracy": [], "epochs_done": 0, "iterations_per_epoch": None}
+        self.state = {
+            "iteration": [],
+            "loss": [],
+            "accuracy": [],
+            "val_iteration": [],
+            "val_loss": [],
+            "val_accuracy": [],
+            "epochs_done": 0,
+            "iterations_per_epoch": None,
+        }
         if self.state_path.exists():
             self.state.update(json.loads(self.state_path.read_text()))
         self._iteration = self.state["iteration"][-1] if self.state["iteration"] else 0
@@ -145,7 +187,11 @@ class TrainingProgress(keras.callbacks.Callback):
         self.state["iteration"].append(self._iteration)
         self.state["loss"].append(float(logs.get("loss", np.nan)))
         self.state["accuracy"].append(float(logs.get("accuracy", np.nan)))
-        if self.validation_frequency and self.validation_data is not None and self._iteration % self.validation_frequency == 0:
+        if (
+            self.validation_frequency
+            and self.validation_data is not None
+            and self._iteration % self.validation_frequency == 0
+        ):
             self._validate()
 
     def _validate(self):
@@ -157,7 +203,9 @@ class TrainingProgress(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         self.state["iterations_per_epoch"] = self._iteration - self._epoch_start
-        if "val_loss" in logs and (not self.state["val_iteration"] or self.state["val_iteration"][-1] != self._iteration):
+        if "val_loss" in logs and (
+            not self.state["val_iteration"] or self.state["val_iteration"][-1] != self._iteration
+        ):
             self.state["val_iteration"].append(self._iteration)
             self.state["val_loss"].append(float(logs["val_loss"]))
             self.state["val_accuracy"].append(float(logs.get("val_accuracy", np.nan)))
@@ -180,7 +228,9 @@ def plot_progress(state, path):
     for axis, key, label in ((axes[0], "accuracy", "Accuracy"), (axes[1], "loss", "Loss")):
         axis.plot(state["iteration"], state[key], color="tab:blue", linewidth=1, label="training (running epoch mean)")
         if state["val_iteration"]:
-            axis.plot(state["val_iteration"], state[f"val_{key}"], "o--", color="black", markersize=4, label="validation")
+            axis.plot(
+                state["val_iteration"], state[f"val_{key}"], "o--", color="black", markersize=4, label="validation"
+            )
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
         axis.legend(loc="best")
@@ -217,4 +267,6 @@ class BestModelCheckpoint(keras.callbacks.Callback):
         if better:
             self.best = float(value)
             save_model_atomic(self.full_model, self.path)
-            atomic_write(self.best_path, lambda tmp: Path(tmp).write_text(json.dumps({"best": self.best, "epoch": epoch + 1})))
+            atomic_write(
+                self.best_path, lambda tmp: Path(tmp).write_text(json.dumps({"best": self.best, "epoch": epoch + 1}))
+            )

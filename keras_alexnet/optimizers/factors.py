@@ -12,17 +12,22 @@ A factor of 0 means the variable is never touched (no step, no decay); given the
 model, such variables are also marked non-trainable so no gradient is computed.
 Factors are part of the optimizer's config: they survive ``model.save`` and
 ``keras.models.load_model`` and work under ``jit_compile`` and ``tf.distribute``.
+
+Nothing here knows AlexNet: keys are a model's layer names, variable paths or
+regular expressions over variable paths, for any Keras model.
+``keras_alexnet.transfer.with_lr_factors`` adds torchvision's module paths.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import numbers
+import re
 
 import keras
 
-from keras_alexnet.fused_updates import fused_update
-from keras_alexnet.layer_names import resolve_layers
+from keras_alexnet import _keras_compat
+from keras_alexnet.optimizers.fused import fused_update
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,7 +106,7 @@ class LearningRateFactorsMixin:
     def update_step(self, gradient, variable, learning_rate):
         # In the TF backend `variable` is the raw (maybe per-replica) tf.Variable;
         # its index leads back to the Keras variable and its path.
-        keras_variable = self._trainable_variables[self._get_variable_index(variable)]
+        keras_variable = _keras_compat.optimizer_variables(self)[_keras_compat.variable_index(self, variable)]
         lr_factor, l2_factor = self.factor_of(keras_variable.path)
         if lr_factor == 0.0:
             return  # MATLAB: a zero factor freezes the parameter, decay included
@@ -109,7 +114,7 @@ class LearningRateFactorsMixin:
             # MATLAB's L2Regularization: added to the gradient (coupled).
             gradient = gradient + (self.l2_regularization * l2_factor) * keras.ops.cast(variable, gradient.dtype)
         learning_rate = learning_rate * lr_factor
-        if self.weight_decay and l2_factor and self._use_weight_decay(keras_variable):
+        if self.weight_decay and l2_factor and _keras_compat.uses_weight_decay(self, keras_variable):
             decay = keras.ops.cast(self.weight_decay * l2_factor, variable.dtype)
             self.assign_sub(variable, variable * decay * keras.ops.cast(learning_rate, variable.dtype))
         if not fused_update(self, gradient, variable, learning_rate):
@@ -147,16 +152,43 @@ for _name in ("SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax"
         factored_optimizer_class(getattr(keras.optimizers, _name))
 
 
+def _variables_named(model, key):
+    """The variables ``key`` names: a layer of ``model``, a variable path, or a path pattern."""
+    names = {layer.name for layer in model.layers}
+    if key in names:
+        return list(model.get_layer(key).weights)
+    exact = [v for v in model.weights if v.path == key]
+    if exact:
+        return exact
+    try:
+        pattern = re.compile(key)
+    except re.error:
+        pattern = None
+    matched = [v for v in model.weights if pattern is not None and pattern.fullmatch(v.path)]
+    if not matched:
+        weighted = [layer.name for layer in model.layers if layer.weights]
+        raise ValueError(
+            f"unknown layer {key!r}: model {model.name!r} has no layer, variable path or path pattern by "
+            "that name. Use a layer name "
+            f"({', '.join(weighted)}), a variable path such as {model.weights[0].path!r}, or a "
+            "regular expression over variable paths such as 'conv.*/kernel'."
+        )
+    return matched
+
+
 def variable_factors(model, factors):
-    """Resolve ``{layer spec: factor}`` to ``({path: lr}, {path: l2})`` for the variables."""
+    """Resolve ``{key: factor}`` to ``({path: lr}, {path: l2})`` for ``model``'s variables.
+
+    A key is a layer name, a variable path (``"fc8/kernel"``) or a regular expression
+    matched against whole variable paths (``"conv[45]/.*"``). Later keys win.
+    """
     lr, l2 = {}, {}
-    for spec, value in factors.items():
+    for key, value in factors.items():
         value = Factors.of(value)
-        for layer in resolve_layers(model, spec):
-            for variable in model.get_layer(layer).weights:
-                is_bias = variable.name == "bias" or len(variable.shape) == 1
-                lr[variable.path] = value.bias_lr if is_bias else value.weight_lr
-                l2[variable.path] = value.bias_l2 if is_bias else value.weight_l2
+        for variable in _variables_named(model, key):
+            is_bias = variable.name == "bias" or len(variable.shape) == 1
+            lr[variable.path] = value.bias_lr if is_bias else value.weight_lr
+            l2[variable.path] = value.bias_l2 if is_bias else value.weight_l2
     return lr, l2
 
 
@@ -165,12 +197,11 @@ def with_lr_factors(optimizer, factors, model, l2_regularization=0.0):
 
     Args:
         optimizer: any Keras optimizer instance (its config is copied, state is not).
-        factors: ``{layer: factor}``. Layers are Keras names (``"fc8"``),
-            torchvision paths (``"classifier.6"``, ``"features[0:5]"``) or group
-            names (``"features"``, ``"classifier"``). A factor is a number (weights
-            and biases), a ``(weight, bias)`` pair, or ``Factors(...)``. Layers not
-            named keep factor 1.
-        model: the model whose variables the names refer to. Variables with a zero
+        factors: ``{key: factor}``. A key is a layer name of ``model`` (``"fc8"``), a
+            variable path (``"fc8/kernel"``) or a regular expression over variable paths
+            (``"block[12]_.*"``). A factor is a number (weights and biases), a
+            ``(weight, bias)`` pair, or ``Factors(...)``. Variables not named keep factor 1.
+        model: any Keras model whose variables the keys refer to. Variables with a zero
             factor are made non-trainable, so no gradient is computed for them.
         l2_regularization: MATLAB's global L2Regularization (coupled, added to the
             gradient), scaled per variable by the L2 factors. For decoupled decay

@@ -1,0 +1,137 @@
+"""Image folders (one sub-folder per class) as streaming tf.data pipelines.
+
+``ImageFolder`` is torchvision's ImageFolder / MATLAB's
+``imageDatastore(..., 'LabelSource', 'foldernames')``: one sub-folder per class,
+class names sorted. Files are checked once when the folder is read; a corrupt or
+non-image file is reported with its path and skipped (or raises with
+``on_bad_file="raise"``), so no epoch crashes half-way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from keras_alexnet.datasets.pipeline import decode, image_pipeline
+from keras_alexnet.preprocessing import CROP_SIZE
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+log = logging.getLogger("keras_alexnet.data")
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be used as given; the message says why and what to do."""
+
+
+def check_image(path):
+    """None if ``path`` decodes as an image, else the reason it does not."""
+    try:
+        with Image.open(path) as image:
+            image.draft("RGB", (64, 64))  # JPEG: decode at reduced scale, still reads all data
+            image.load()
+        return None
+    except Exception as error:  # PIL raises many types for bad files
+        return f"{type(error).__name__}: {error}"
+
+
+@dataclasses.dataclass
+class ImageFolder:
+    """Image paths with integer labels and the class names they index."""
+
+    paths: list
+    labels: list
+    class_names: list
+    skipped: list = dataclasses.field(default_factory=list)  # (path, reason)
+
+    @classmethod
+    def read(cls, directory, on_bad_file="skip", class_names=None):
+        """Read a folder-per-class tree (JPEG, PNG, BMP, GIF).
+
+        Args:
+            on_bad_file: ``"skip"`` (log the path and reason, leave it out) or ``"raise"``.
+            class_names: fix the classes (e.g. a test set read with a model's classes).
+        """
+        directory = Path(directory)
+        if on_bad_file not in ("skip", "raise"):
+            raise ValueError(f"on_bad_file={on_bad_file!r}: use 'skip' or 'raise'.")
+        if not directory.is_dir():
+            raise DatasetError(f"{directory} is not a folder. Give a folder with one sub-folder of images per class.")
+        found = sorted(p.name for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
+        names = list(class_names) if class_names is not None else found
+        if class_names is not None and set(names) - set(found):
+            raise DatasetError(f"{directory} lacks the class folders {sorted(set(names) - set(found))}.")
+        if len(names) < 2:
+            raise DatasetError(
+                f"{directory} has {len(names)} class folder(s) {names}; classification needs at "
+                "least 2, one sub-folder of images per class."
+            )
+        paths, labels, skipped = [], [], []
+        for label, name in enumerate(names):
+            files = sorted(p for p in (directory / name).rglob("*") if p.is_file() and not p.name.startswith("."))
+            good = 0
+            for path in files:
+                reason = (
+                    f"not an image file (suffix {path.suffix!r})"
+                    if path.suffix.lower() not in IMAGE_SUFFIXES
+                    else check_image(path)
+                )
+                if reason:
+                    if on_bad_file == "raise":
+                        raise DatasetError(f"{path}: {reason}. Remove or replace it, or use on_bad_file='skip'.")
+                    log.warning("skipping %s: %s", path, reason)
+                    skipped.append((str(path), reason))
+                    continue
+                paths.append(str(path))
+                labels.append(label)
+                good += 1
+            if good == 0:
+                raise DatasetError(
+                    f"class folder {directory / name} has no readable images ({', '.join(IMAGE_SUFFIXES)})."
+                )
+        return cls(paths, labels, names, skipped)
+
+    def __len__(self):
+        return len(self.paths)
+
+    def counts(self):
+        """Images per class name."""
+        return {name: int(np.sum(np.asarray(self.labels) == i)) for i, name in enumerate(self.class_names)}
+
+    def split(self, fraction, seed=0):
+        """Stratified random split, like MATLAB ``splitEachLabel(imds, fraction, 'randomized')``.
+
+        Each class contributes ``round(fraction * n)`` images to the first part.
+        """
+        if not 0 < fraction < 1:
+            raise ValueError(f"fraction={fraction!r}: use a number strictly between 0 and 1.")
+        rng = np.random.default_rng(seed)
+        labels = np.asarray(self.labels)
+        first, second = [], []
+        for label in range(len(self.class_names)):
+            members = np.flatnonzero(labels == label)
+            rng.shuffle(members)
+            cut = int(round(fraction * len(members)))
+            first += members[:cut].tolist()
+            second += members[cut:].tolist()
+        return self._subset(sorted(first)), self._subset(sorted(second))
+
+    def _subset(self, indices):
+        return ImageFolder([self.paths[i] for i in indices], [self.labels[i] for i in indices], list(self.class_names))
+
+    def dataset(self, batch_size=32, training=False, augment="none", seed=0, image_size=CROP_SIZE):
+        """A batched, prefetched tf.data pipeline of (normalised image, label).
+
+        Training pipelines reshuffle every epoch (MATLAB Shuffle 'every-epoch').
+        Evaluation uses torchvision's ImageNet eval transform.
+        """
+        ds = tf.data.Dataset.from_tensor_slices((self.paths, np.asarray(self.labels, np.int32)))
+        if training:
+            ds = ds.shuffle(len(self.paths), seed=seed, reshuffle_each_iteration=True)
+        return image_pipeline(
+            ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE), batch_size, training, augment, seed, image_size
+        )

@@ -1,0 +1,286 @@
+"""Training with ``model.fit`` and MATLAB-grade options: validation frequency,
+patience, piecewise schedules, progress plot, CSV log, best checkpoint, resume
+after a crash, mixed precision, XLA, activation caching. ``train`` goes from a
+folder of images to a trained, saved model; ``fit`` wires the run directory's
+callbacks around any compiled model and tf.data pipelines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from keras_alexnet.architecture import ALEXNET, TINY
+from keras_alexnet.datasets import ImageFolder
+from keras_alexnet.layers import attach_class_names
+from keras_alexnet.model import AlexNet
+from keras_alexnet.optimizers import make_optimizer
+from keras_alexnet.training.activation_cache import cache_activations, split_frozen_prefix
+from keras_alexnet.training.callbacks import (
+    AtomicBackupAndRestore,
+    BestModelCheckpoint,
+    StopOnDivergence,
+    TrainingProgress,
+    save_model_atomic,
+    trim_csv_log,
+)
+from keras_alexnet.training.options import TrainingOptions
+from keras_alexnet.transfer import RECIPES, TrainableStateGuard, apply_recipe
+
+log = logging.getLogger("keras_alexnet.training")
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a training run produced."""
+
+    model: keras.Model
+    history: dict
+    run_dir: Path
+    model_path: Path
+    best_path: Path
+    class_names: list
+    val_accuracy: float | None
+    seconds: float
+    cached_activations: bool = False
+    options: TrainingOptions | None = None
+
+
+def configure(seed=0, mixed_precision=None, deterministic=False):
+    """Seed everything; set the dtype policy (None, "float16" or "bfloat16").
+
+    Seeded CPU runs repeat exactly without more (tested). ``deterministic=True``
+    also turns on TensorFlow's op determinism, for GPUs; it disables XLA.
+    """
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    if mixed_precision not in (None, "float16", "bfloat16"):
+        raise ValueError(f"mixed_precision={mixed_precision!r}: use None, 'float16' or 'bfloat16'.")
+    keras.mixed_precision.set_global_policy(f"mixed_{mixed_precision}" if mixed_precision else "float32")
+
+
+def piecewise_schedule(initial_rate, drop_factor=0.1, drop_period=10):
+    """MATLAB LearnRateSchedule 'piecewise': multiply by ``drop_factor`` every ``drop_period`` epochs."""
+    return keras.callbacks.LearningRateScheduler(lambda epoch: initial_rate * drop_factor ** (epoch // drop_period))
+
+
+def fit(
+    model,
+    train_data,
+    val_data=None,
+    *,
+    epochs=3,
+    run_dir="runs/alexnet",
+    resume=False,
+    validation_frequency=None,
+    patience=None,
+    lr_schedule=None,
+    cache=None,
+    backup_every=1,
+    verbose=1,
+    extra_callbacks=(),
+):
+    """``model.fit`` with the run directory's callbacks.
+
+    Writes into ``run_dir``: ``log.csv``, ``history.json``, ``progress.png``,
+    ``best.keras`` (best validation accuracy) and, while running, ``backup/``
+    (``AtomicBackupAndRestore`` after every ``backup_every``-th epoch). With ``resume=True`` a killed
+    run continues from its last backup; otherwise an old backup is
+    discarded. ``cache``: a (train, val) pair of pipelines over cached features
+    and the model to fit on them (see ``train``).
+    """
+    run_dir = Path(run_dir)
+    backup = run_dir / "backup"
+    backup_callback = AtomicBackupAndRestore(
+        str(backup), save_freq="epoch", delete_checkpoint=True, every_epochs=backup_every
+    )
+    if not resume:
+        for stale in (backup, run_dir / "history.json", run_dir / "log.csv", run_dir / "best.best.json"):
+            if stale.is_dir():
+                shutil.rmtree(stale)
+            elif stale.exists():
+                stale.unlink()
+    else:
+        trim_csv_log(run_dir / "log.csv", backup_callback.backed_up_epochs())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fit_model, fit_train, fit_val = (
+        (cache["model"], cache["train"], cache["val"]) if cache else (model, train_data, val_data)
+    )
+    rate = model.optimizer.learning_rate if model.optimizer is not None else None
+    callbacks = [
+        TrainableStateGuard(),
+        # First: a non-finite loss stops the run before the log, plot, backup or checkpoint see it.
+        StopOnDivergence(float(keras.ops.convert_to_numpy(rate)) if isinstance(rate, keras.Variable) else None),
+        # The logs before the backup: a run killed between the two repeats an epoch that is
+        # logged (and trimmed on resume), instead of missing one.
+        keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=resume),
+        TrainingProgress(run_dir, fit_val, validation_frequency),
+        backup_callback,
+    ]
+    if fit_val is not None:
+        callbacks.append(BestModelCheckpoint(run_dir / "best.keras", model))
+        if patience:
+            callbacks.append(keras.callbacks.EarlyStopping("val_loss", patience=patience, restore_best_weights=False))
+    if lr_schedule is not None:
+        callbacks.append(lr_schedule)
+    callbacks.extend(extra_callbacks)
+    # shuffle=False: the pipelines shuffle themselves, every epoch.
+    history = fit_model.fit(
+        fit_train, validation_data=fit_val, epochs=epochs, callbacks=callbacks, verbose=verbose, shuffle=False
+    )
+    return history.history
+
+
+def prepare_model(
+    recipe,
+    classes,
+    *,
+    weights="imagenet",
+    learning_rate=None,
+    optimizer=None,
+    xla="auto",
+    input_shape=None,
+    architecture="alexnet",
+):
+    """AlexNet with ``weights`` (convolutions), set up and compiled by ``recipe``.
+
+    ``architecture``: ``"alexnet"`` or ``"tiny"`` (``keras_alexnet.architecture``), or a table.
+    """
+    if optimizer is not None and isinstance(optimizer, str):
+        recipe_obj = RECIPES[recipe] if isinstance(recipe, str) else recipe
+        optimizer = make_optimizer(optimizer, learning_rate if learning_rate is not None else recipe_obj.learning_rate)
+    if isinstance(architecture, str):
+        architecture = {"alexnet": ALEXNET, "tiny": TINY}[architecture]
+    base = AlexNet(weights=weights, include_top=False, input_shape=input_shape, architecture=architecture)
+    return apply_recipe(base, recipe, classes, learning_rate=learning_rate, optimizer=optimizer, jit_compile=xla)
+
+
+def train(data, options=None, *, val=None, run_dir="runs/alexnet", resume=False, callbacks=(), verbose=1, **changes):
+    """Train AlexNet on a folder of images (one sub-folder per class).
+
+    Args:
+        data: training folder, or an ``ImageFolder``.
+        options: a ``TrainingOptions`` (default: its defaults). Keyword arguments
+            named like its fields change it: ``train(data, epochs=5, recipe="matlab")``.
+        val: a validation folder (or ``options.val_split``: a stratified fraction of
+            ``data`` held out, MATLAB ``splitEachLabel(imds, 1 - val_split, 'randomized')``).
+        run_dir: where the model, log, plot, options and backups go.
+        resume: continue a killed run from its last backup.
+        callbacks: more Keras callbacks, run after the run directory's own.
+    Returns:
+        ``TrainResult``; ``run_dir/model.keras`` holds the final model with its class
+        names and ``run_dir/options.json`` the options it was trained with.
+    """
+    start = time.perf_counter()
+    if "cache_features" in changes:  # the name before the activation cache was named so
+        changes["cache_activations"] = changes.pop("cache_features")
+    options = (options or TrainingOptions()).replace(**changes)
+    if val is not None and options.val_split is not None:
+        raise ValueError("give either val (a folder) or val_split (a fraction), not both.")
+    configure(options.seed, options.mixed_precision, options.deterministic)
+    train_set = data if isinstance(data, ImageFolder) else ImageFolder.read(data, on_bad_file=options.on_bad_file)
+    if options.val_split is not None:
+        train_set, val_set = train_set.split(1 - options.val_split, seed=options.seed)
+    elif val is not None:
+        val_set = (
+            val
+            if isinstance(val, ImageFolder)
+            else ImageFolder.read(val, on_bad_file=options.on_bad_file, class_names=train_set.class_names)
+        )
+    else:
+        val_set = None
+    classes = len(train_set.class_names)
+    model = prepare_model(
+        options.recipe,
+        classes,
+        weights=options.weights,
+        learning_rate=options.learning_rate,
+        optimizer=options.optimizer,
+        xla=options.xla,
+        architecture=options.architecture,
+    )
+    train_ds = train_set.dataset(options.batch_size, training=True, augment=options.augment, seed=options.seed)
+    val_ds = val_set.dataset(options.batch_size) if val_set is not None else None
+    schedule = None
+    if options.lr_schedule == "piecewise":
+        initial = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+        schedule = piecewise_schedule(initial, options.drop_factor, options.drop_period)
+
+    cache = None
+    if options.cache_activations:
+        cache = _cached_pipelines(model, options, train_set, val_set, Path(run_dir) / "activation_cache")
+
+    options.save(Path(run_dir) / "options.json")
+    history = fit(
+        model,
+        train_ds,
+        val_ds,
+        epochs=options.epochs,
+        run_dir=run_dir,
+        resume=resume,
+        validation_frequency=options.validation_frequency,
+        patience=options.patience,
+        lr_schedule=schedule,
+        cache=cache,
+        backup_every=options.backup_every,
+        verbose=verbose,
+        extra_callbacks=callbacks,
+    )
+    final = attach_class_names(model, train_set.class_names)
+    final.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])
+    model_path = save_model_atomic(final, Path(run_dir) / "model.keras")
+    best_path = Path(run_dir) / "best.keras"
+    if best_path.exists():  # the checkpoint holds the bare model: add the names there too
+        best = keras.models.load_model(best_path)
+        save_model_atomic(attach_class_names(best, train_set.class_names), best_path)
+    val_accuracy = history.get("val_accuracy", [None])[-1] if history.get("val_accuracy") else None
+    return TrainResult(
+        final,
+        history,
+        Path(run_dir),
+        model_path,
+        best_path,
+        train_set.class_names,
+        val_accuracy,
+        time.perf_counter() - start,
+        cache is not None,
+        options,
+    )
+
+
+def _cached_pipelines(model, options, train_set, val_set, cache_dir):
+    """The frozen prefix's activations over both sets, and the rest of the model to train on them."""
+    split = split_frozen_prefix(model)
+    if split is None:
+        raise ValueError(f"cache_activations: recipe {options.recipe_name!r} leaves no frozen leading layers to cache.")
+    prefix, rest = split
+    rest.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"], jit_compile=model.jit_compile)
+
+    def cached(folder, name):
+        images = folder.dataset(options.batch_size, training=False)  # file order, eval transform
+        return cache_activations(
+            prefix,
+            images,
+            dtype=options.cache_dtype,
+            memory_limit=options.cache_memory_limit,
+            directory=cache_dir,
+            name=name,
+        )
+
+    cached_train = cached(train_set, "train")
+    cached_val = cached(val_set, "val") if val_set is not None else None
+    log.info(
+        "activation cache: %.1f MiB (%s)", cached_train.nbytes / 2**20, "disk" if cached_train.on_disk else "memory"
+    )
+    return {
+        "model": rest,
+        "train": cached_train.dataset(options.batch_size, training=True, seed=options.seed),
+        "val": cached_val.dataset(options.batch_size, training=False) if cached_val is not None else None,
+    }

@@ -1,0 +1,144 @@
+"""Training options as one validated object, the way MATLAB has ``trainingOptions``.
+
+``train()``, the CLI and the run directory share ``TrainingOptions``: the CLI builds
+it from flags, ``train`` runs it, and the run directory records it in
+``options.json`` so a run says how it was made. Every field is checked when the
+object is made, and an error names the field, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+from keras_alexnet._utils.checks import is_count
+from keras_alexnet._utils.files import atomic_write
+
+LR_SCHEDULES = ("none", "piecewise")
+MIXED_PRECISION = (None, "float16", "bfloat16")
+CACHE_DTYPES = ("float32", "float16")
+BAD_FILE_POLICIES = ("skip", "raise")
+ARCHITECTURES = ("alexnet", "tiny")
+DEFAULT_CACHE_MEMORY_LIMIT = 1 << 30  # bytes of cached activations kept in RAM before using disk
+
+
+def _allowed(values):
+    return ", ".join(repr(v) for v in values)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingOptions:
+    """How to train: recipe, epochs, batches, rates, validation, schedule, precision, caching.
+
+    Fields mirror MATLAB's ``trainingOptions`` where one exists (``MaxEpochs`` ->
+    ``epochs``, ``MiniBatchSize`` -> ``batch_size``, ``InitialLearnRate`` ->
+    ``learning_rate``, ``ValidationFrequency`` (iterations), ``ValidationPatience``
+    -> ``patience``, ``LearnRateSchedule``/``LearnRateDropFactor``/``LearnRateDropPeriod``,
+    ``CheckpointFrequency`` -> ``backup_every``).
+    """
+
+    recipe: object = "frozen-features"  # a name from RECIPES or a transfer.Recipe
+    epochs: int = 3
+    batch_size: int = 32
+    learning_rate: object = None  # None: the recipe's; a float or a keras LearningRateSchedule
+    optimizer: str | None = None  # None: the recipe's; else one of optimizers.SOLVERS
+    val_split: float | None = None
+    validation_frequency: int | None = None
+    patience: int | None = None
+    augment: str = "none"
+    lr_schedule: str = "none"
+    drop_factor: float = 0.1
+    drop_period: int = 10
+    mixed_precision: str | None = None
+    xla: object = "auto"  # True, False or "auto"
+    seed: int = 0
+    deterministic: bool = False
+    weights: str | None = "imagenet"
+    architecture: str = "alexnet"  # "tiny": the same graph with few channels, for quick pipeline checks
+    cache_activations: bool = False
+    cache_dtype: str = "float32"
+    cache_memory_limit: int = DEFAULT_CACHE_MEMORY_LIMIT
+    on_bad_file: str = "skip"
+    backup_every: int = 1
+
+    def __post_init__(self):
+        from keras_alexnet.datasets.pipeline import AUGMENTATIONS
+        from keras_alexnet.optimizers.solvers import SOLVERS
+        from keras_alexnet.transfer.recipes import RECIPES, Recipe
+
+        for name in ("epochs", "batch_size", "backup_every", "drop_period", "validation_frequency", "patience"):
+            value = getattr(self, name)
+            if value is not None and not is_count(value):
+                raise ValueError(f"{name}={value!r}: use a whole number of at least 1.")
+        if not isinstance(self.recipe, Recipe) and self.recipe not in RECIPES:
+            raise ValueError(f"recipe={self.recipe!r} is not known: use one of {', '.join(RECIPES)}.")
+        rate = self.learning_rate
+        if isinstance(rate, (int, float)) and not (rate > 0 and math.isfinite(rate)):
+            raise ValueError(f"learning_rate={rate}: use a positive, finite number (or a keras LearningRateSchedule).")
+        if self.optimizer is not None and self.optimizer not in SOLVERS:
+            raise ValueError(f"optimizer={self.optimizer!r} is not known: use one of {_allowed(SOLVERS)}.")
+        if self.val_split is not None and not 0 < self.val_split < 1:
+            raise ValueError(f"val_split={self.val_split}: hold out a fraction strictly between 0 and 1 (e.g. 0.3).")
+        if self.augment not in AUGMENTATIONS:
+            raise ValueError(f"augment={self.augment!r}: use one of {', '.join(AUGMENTATIONS)}.")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule={self.lr_schedule!r}: use 'none' or 'piecewise'.")
+        if not (isinstance(self.drop_factor, (int, float)) and 0 < self.drop_factor <= 1):
+            raise ValueError(f"drop_factor={self.drop_factor!r}: use a number in (0, 1], e.g. 0.1.")
+        if self.mixed_precision not in MIXED_PRECISION:
+            raise ValueError(f"mixed_precision={self.mixed_precision!r}: use None, 'float16' or 'bfloat16'.")
+        if self.xla not in (True, False, "auto"):
+            raise ValueError(f"xla={self.xla!r}: use True, False or 'auto'.")
+        if self.cache_dtype not in CACHE_DTYPES:
+            raise ValueError(f"cache_dtype={self.cache_dtype!r}: use one of {_allowed(CACHE_DTYPES)}.")
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture={self.architecture!r}: use one of {_allowed(ARCHITECTURES)}.")
+        if self.architecture != "alexnet" and self.weights == "imagenet":
+            raise ValueError(
+                f"weights='imagenet' fit only architecture='alexnet', not {self.architecture!r}: "
+                "use weights=None (or a weights file made for it)."
+            )
+        if self.on_bad_file not in BAD_FILE_POLICIES:
+            raise ValueError(f"on_bad_file={self.on_bad_file!r}: use 'skip' or 'raise'.")
+        if self.cache_activations and self.augment != "none":
+            raise ValueError(
+                "cache_activations needs augment='none': random augmentation changes the frozen "
+                "layers' input every epoch."
+            )
+
+    @property
+    def recipe_name(self):
+        return self.recipe if isinstance(self.recipe, str) else self.recipe.name
+
+    def replace(self, **changes):
+        """A copy with ``changes`` applied (and validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self):
+        """The options as JSON-ready values (a recipe object by its fields, a schedule by its config)."""
+        values = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name == "recipe" and not isinstance(value, str):
+                value = dataclasses.asdict(value)
+            elif field.name == "learning_rate" and value is not None and not isinstance(value, (int, float)):
+                value = {"class": type(value).__name__, "config": value.get_config()}
+            values[field.name] = value
+        return values
+
+    def save(self, path):
+        """Write the options as JSON (atomically)."""
+        text = json.dumps(self.to_dict(), indent=2, sort_keys=True, default=str) + "\n"
+        return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+    @classmethod
+    def load(cls, path):
+        """Options from an ``options.json`` written by ``save`` (named recipes and float rates)."""
+        values = json.loads(Path(path).read_text())
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{path} has unknown training options {unknown}; it was written by another version.")
+        return cls(**values)

@@ -1,0 +1,135 @@
+"""Transfer-learning recipes as data, and ``apply_recipe`` that sets a model up with one."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+
+from keras_alexnet._utils.runtime import tensorflow_uses_gpu
+from keras_alexnet.optimizers import make_optimizer
+from keras_alexnet.transfer.factors import with_lr_factors
+from keras_alexnet.transfer.freezing import freeze, unfreeze
+from keras_alexnet.transfer.heads import replace_head
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """A transfer-learning recipe: what to freeze, factors, optimizer and rate."""
+
+    name: str
+    summary: str
+    frozen: tuple = ()
+    factors: dict = dataclasses.field(default_factory=dict)
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    l2_regularization: float = 0.0
+
+
+RECIPES = {
+    recipe.name: recipe
+    for recipe in (
+        Recipe(
+            "frozen-features",
+            "PyTorch guide: freeze the convolutions (features), train a new classifier.",
+            frozen=("features",),
+            optimizer="adam",
+            learning_rate=1e-4,
+        ),
+        # The guide's head rate of 1e-3 assumes pretrained fc6/fc7. With the fresh ones the
+        # offline weights give, 1e-4 trains far better (cats vs dogs, 3 epochs: fine-tune-all
+        # 0.935 vs 0.75, later-convs 0.925 vs 0.875); the 1:10 ratio is the guide's.
+        Recipe(
+            "fine-tune-all",
+            "PyTorch guide: fine-tune everything, convolutions at 1/10 of the classifier's rate (1e-5 vs 1e-4).",
+            factors={"features": 0.1},
+            optimizer="adam",
+            learning_rate=1e-4,
+        ),
+        Recipe(
+            "later-convs",
+            "PyTorch guide: freeze conv1..conv3, fine-tune conv4/conv5 at 1/10 of the classifier's rate (1e-5 vs 1e-4).",
+            frozen=("conv1", "conv2", "conv3"),
+            factors={"conv4": 0.1, "conv5": 0.1},
+            optimizer="adam",
+            learning_rate=1e-4,
+        ),
+        Recipe(
+            "matlab",
+            "MATLAB guide: new fc8 with WeightLearnRateFactor=BiasLearnRateFactor=20, sgdm, rate 1e-4, L2 1e-4.",
+            factors={"fc8": 20.0},
+            optimizer="sgdm",
+            learning_rate=1e-4,
+            l2_regularization=1e-4,
+        ),
+    )
+}
+
+
+def resolve_jit_compile(model, jit_compile="auto"):
+    """``"auto"``: XLA on a GPU when every convolution is frozen; never on the CPU.
+
+    On the CPU, with this package's fused optimizer updates and pooled allocator,
+    TensorFlow's own kernels beat XLA for frozen convolutions and tie with it when
+    convolutions train (benchmarks/RESULTS.md). On GPUs the choice follows
+    TensorFlow's advice (XLA fuses the classifier's element-wise work).
+    """
+    if jit_compile != "auto":
+        return bool(jit_compile)
+    if not tensorflow_uses_gpu():
+        return False
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    return all(not (layer.trainable and any(v.trainable for v in layer.weights)) for layer in convs)
+
+
+def apply_recipe(
+    model,
+    recipe,
+    classes,
+    *,
+    learning_rate=None,
+    optimizer=None,
+    metrics=("accuracy",),
+    jit_compile="auto",
+    new_head=True,
+):
+    """Prepare ``model`` for ``classes`` outputs with a recipe and compile it.
+
+    Args:
+        model: an AlexNet from ``AlexNet(...)`` (with or without top).
+        recipe: a name from ``RECIPES`` or a ``Recipe``.
+        learning_rate: overrides the recipe's base rate (a float or a schedule).
+        optimizer: a Keras optimizer whose config replaces the recipe's choice.
+        new_head: replace fc8 with a new layer for ``classes`` (False keeps a
+            trained head, e.g. to fine-tune after training with frozen features).
+        jit_compile: True, False or ``"auto"`` (see ``resolve_jit_compile``).
+    Returns:
+        A new compiled model (softmax head, sparse categorical cross-entropy) that
+        shares the features' layers with ``model``.
+    """
+    if isinstance(recipe, str):
+        if recipe not in RECIPES:
+            raise ValueError(f"recipe {recipe!r} is not known: use one of {', '.join(RECIPES)}.")
+        recipe = RECIPES[recipe]
+    if isinstance(learning_rate, (int, float)) and not learning_rate > 0:
+        raise ValueError(f"learning_rate={learning_rate}: use a positive number (or a keras LearningRateSchedule).")
+    if new_head:
+        model = replace_head(model, classes)
+    elif model.output.shape[-1] != classes:
+        raise ValueError(f"new_head=False keeps the model's {model.output.shape[-1]} outputs, but classes={classes}.")
+    unfreeze(model)
+    for spec in recipe.frozen:
+        freeze(model, spec)
+    rate = learning_rate if learning_rate is not None else recipe.learning_rate
+    if optimizer is None:
+        optimizer = make_optimizer(recipe.optimizer, rate)
+    elif learning_rate is not None:
+        optimizer = optimizer.__class__.from_config({**optimizer.get_config(), "learning_rate": rate})
+    optimizer = with_lr_factors(optimizer, recipe.factors, model, l2_regularization=recipe.l2_regularization)
+    model.compile(
+        optimizer=optimizer,
+        loss="sparse_categorical_crossentropy",
+        metrics=list(metrics),
+        jit_compile=resolve_jit_compile(model, jit_compile),
+    )
+    return model

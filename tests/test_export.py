@@ -1,0 +1,106 @@
+"""Exports: TFLite with its weights, NaN-aware checks, and folders the package did not create left alone."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import photo_paths
+
+from keras_alexnet import TINY, AlexNet
+from keras_alexnet.cli import main
+from keras_alexnet.export import ExportCheckError, export_savedmodel, export_tflite
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    return AlexNet(weights=None, classes=2, architecture=TINY, input_shape=(224, 224, 3))
+
+
+def _crops():
+    """Real photos, center-cropped to 224x224 uint8 as a mobile app would pass them."""
+    from PIL import Image
+
+    crops = []
+    for path in photo_paths(per_class=2):
+        with Image.open(path) as image:
+            image = image.convert("RGB").resize((224, 224))
+            crops.append(np.asarray(image, np.uint8))
+    return np.stack(crops)
+
+
+@pytest.mark.parametrize("quantize", [None, "float16", "dynamic"])
+def test_tflite_has_the_weights_and_matches_keras_in_a_fresh_process(tiny_model, tmp_path, quantize):
+    out = tmp_path / "m.tflite"
+    images = _crops()
+    check = export_tflite(tiny_model, out, check_images=images, quantize=quantize)
+    params = tiny_model.count_params()
+    size = os.path.getsize(out)
+    bytes_per_param = {None: 4, "float16": 2, "dynamic": 1}[quantize]
+    assert size > 0.9 * bytes_per_param * params  # the weights are in the file (it was 15 KB of zeros)
+    from keras_alexnet.export import TFLITE_TOLERANCE
+    from keras_alexnet.preprocessing import preprocess_input
+
+    expected = tiny_model.predict(preprocess_input(images), verbose=0)
+    np.save(tmp_path / "images.npy", images)
+    code = (
+        "import numpy as np, tensorflow as tf; "
+        f"r = tf.lite.Interpreter(r'{out}').get_signature_runner(); "
+        f"x = np.load(r'{tmp_path / 'images.npy'}'); "
+        f"np.save(r'{tmp_path / 'got.npy'}', np.concatenate([r(image=i[None])['probabilities'] for i in x]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = np.load(tmp_path / "got.npy")
+    assert np.all(np.isfinite(got))
+    assert np.max(np.abs(got - expected)) <= TFLITE_TOLERANCE[quantize]
+    assert check.max_abs_diff <= TFLITE_TOLERANCE[quantize]
+
+
+def test_a_nan_producing_model_fails_the_check_and_leaves_no_file(tiny_model, tmp_path):
+    broken = AlexNet(weights=None, classes=2, architecture=TINY, input_shape=(224, 224, 3))
+    kernel, bias = broken.get_layer("fc8").get_weights()
+    broken.get_layer("fc8").set_weights([np.full_like(kernel, np.nan), bias])
+    with pytest.raises(ExportCheckError, match="NaN"):
+        export_tflite(broken, tmp_path / "m.tflite")
+    with pytest.raises(ExportCheckError, match="NaN"):
+        export_savedmodel(broken, tmp_path / "sm")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_savedmodel_never_deletes_a_users_folder(tiny_model, tmp_path, monkeypatch):
+    mine = tmp_path / "photos"
+    mine.mkdir()
+    (mine / "holiday.jpg").write_bytes(b"precious")
+    with pytest.raises(ValueError, match="not empty; nothing was changed"):
+        export_savedmodel(tiny_model, mine)
+    with pytest.raises(ValueError, match="not a SavedModel"):
+        export_savedmodel(tiny_model, mine, overwrite=True)
+    assert (mine / "holiday.jpg").read_bytes() == b"precious"
+    monkeypatch.chdir(mine)
+    assert main(["export", "--model", "x.keras", "--format", "savedmodel", "--out", "."]) == 2  # no such model
+    with pytest.raises(ValueError, match="not empty"):
+        export_savedmodel(tiny_model, ".")
+    assert sorted(p.name for p in mine.iterdir()) == ["holiday.jpg"]
+
+
+def test_savedmodel_replaces_only_a_savedmodel_and_follows_the_umask(tiny_model, tmp_path):
+    out = tmp_path / "serving" / "1"
+    export_savedmodel(tiny_model, out)
+    assert (out / "saved_model.pb").exists()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (out.stat().st_mode & 0o777) == 0o777 & ~umask
+    with pytest.raises(ValueError, match="--overwrite"):
+        export_savedmodel(tiny_model, out)
+    export_savedmodel(tiny_model, out, overwrite=True)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["1"]  # no temporary or old copy left
+
+
+def test_tflite_refuses_to_replace_an_existing_file(tiny_model, tmp_path):
+    existing = tmp_path / "notes.tflite"
+    existing.write_text("mine")
+    with pytest.raises(ValueError, match="exists; nothing was changed"):
+        export_tflite(tiny_model, existing)
+    assert existing.read_text() == "mine"

@@ -1,0 +1,78 @@
+"""TrainingOptions: one validated object shared by train(), the CLI and the run directory."""
+
+import json
+
+import pytest
+
+from keras_alexnet.cli import build_parser, training_options
+from keras_alexnet.training import TrainingOptions
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"epochs": 0}, "epochs=0: use a whole number of at least 1"),
+        ({"recipe": "fastest"}, "recipe='fastest' is not known: use one of frozen-features"),
+        ({"optimizer": "lbfgs"}, "optimizer='lbfgs' is not known: use one of 'sgdm'"),
+        ({"learning_rate": float("inf")}, "learning_rate=inf: use a positive, finite number"),
+        ({"learning_rate": float("nan")}, "learning_rate=nan"),
+        ({"val_split": 1.5}, "val_split=1.5: hold out a fraction strictly between 0 and 1"),
+        ({"augment": "spin"}, "augment='spin': use one of none, flip, resized-crop"),
+        ({"lr_schedule": "cosine-ish"}, "lr_schedule='cosine-ish': use 'none' or 'piecewise'"),
+        ({"drop_factor": 2.0}, r"drop_factor=2.0: use a number in \(0, 1\]"),
+        ({"mixed_precision": "int8"}, "mixed_precision='int8'"),
+        ({"xla": "maybe"}, "xla='maybe'"),
+        ({"cache_dtype": "int8"}, "cache_dtype='int8'"),
+        ({"on_bad_file": "ignore"}, "on_bad_file='ignore'"),
+        ({"cache_activations": True, "augment": "flip"}, "augment='none'"),
+        ({"architecture": "vgg", "weights": None}, "architecture='vgg': use one of 'alexnet', 'tiny'"),
+        ({"architecture": "tiny"}, "weights='imagenet' fit only architecture='alexnet'"),
+    ],
+)
+def test_errors_name_the_field_and_the_allowed_values(change, message):
+    with pytest.raises(ValueError, match=message):
+        TrainingOptions(**change)
+
+
+def test_options_round_trip_through_json(tmp_path):
+    options = TrainingOptions(recipe="matlab", epochs=12, batch_size=10, learning_rate=3e-4, validation_frequency=3)
+    options.save(tmp_path / "options.json")
+    assert TrainingOptions.load(tmp_path / "options.json") == options
+    assert json.loads((tmp_path / "options.json").read_text())["recipe"] == "matlab"
+
+
+def test_cli_flags_build_the_same_options():
+    args = build_parser().parse_args(
+        [
+            "train",
+            "--data",
+            "d",
+            "--recipe",
+            "matlab",
+            "--optimizer",
+            "sgdm",
+            "--batch-size",
+            "10",
+            "--epochs",
+            "12",
+            "--lr",
+            "1e-4",
+            "--validation-frequency",
+            "3",
+            "--xla",
+            "off",
+            "--cache-features",
+            "--fail-on-bad-file",
+        ]
+    )
+    assert training_options(args) == TrainingOptions(
+        recipe="matlab",
+        optimizer="sgdm",
+        batch_size=10,
+        epochs=12,
+        learning_rate=1e-4,
+        validation_frequency=3,
+        xla=False,
+        cache_activations=True,
+        on_bad_file="raise",
+    )
