@@ -16,6 +16,9 @@ def run(recipe):
     parser.add_argument("--val", default=str(PHOTOS / "test"), help="validation folder")
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args()
-    result = train(args.data, val=args.val, recipe=recipe, epochs=args.epochs, run_dir=f"runs/{recipe}", verbose=2)
+    # overwrite: each run of an example replaces that example's own runs/<recipe>.
+    result = train(
+        args.data, val=args.val, recipe=recipe, epochs=args.epochs, run_dir=f"runs/{recipe}", overwrite=True, verbose=2
+    )
     print(f"recipe {recipe}: validation accuracy {result.val_accuracy:.4f} ({result.seconds:.0f} s)")
     return result

@@ -67,6 +67,7 @@ def _train(args):
         val=args.val,
         run_dir=args.run_dir,
         resume=args.resume,
+        overwrite=args.overwrite,
         verbose=2 if args.quiet else 1,
     )
     if result.val_accuracy is not None:
@@ -186,7 +187,9 @@ def build_parser():
     p.add_argument("--lr", type=float, help="base learning rate (default: the recipe's)")
     p.add_argument("--optimizer", choices=SOLVERS, help="default: the recipe's")
     p.add_argument("--run-dir", default="runs/alexnet", help="where the model, log, plot and checkpoints go")
-    p.add_argument("--resume", action="store_true", help="continue a killed run from its last backup")
+    resume = p.add_mutually_exclusive_group()
+    resume.add_argument("--resume", action="store_true", help="continue a killed run from its last backup")
+    resume.add_argument("--overwrite", action="store_true", help="replace a previous run's files in --run-dir")
     p.add_argument(
         "--backup-every",
         type=_positive_int,

@@ -31,13 +31,14 @@ def run_demo(out="demo_output", per_class=60, epochs=8, seed=0, batch_size=10, p
         epochs=epochs,
         batch_size=batch_size,
         run_dir=out / "run",
+        overwrite=True,  # the demo's own folder: a second demo replaces the first
         validation_frequency=3 * 4,
         seed=seed,
         verbose=2,
     )
     evaluation = evaluate(result.model, val_set)
     evaluation.save(out)
-    check = export_savedmodel(result.model, out / "savedmodel")
+    check = export_savedmodel(result.model, out / "savedmodel", overwrite=True)
     print_fn(evaluation.report())
     print_fn(f"\nvalidation accuracy: {evaluation.accuracy:.4f}")
     print_fn(f"training progress plot: {out / 'run' / 'progress.png'}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,8 @@ from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.layers import class_names_of
 from keras_alexnet.preprocessing import eval_transform
 
+log = logging.getLogger("keras_alexnet.evaluation")
+
 
 @dataclasses.dataclass
 class Evaluation:
@@ -20,6 +23,7 @@ class Evaluation:
     class_names: list
     confusion: np.ndarray  # rows: true class, columns: predicted class
     skipped: list
+    ignored_folders: list = dataclasses.field(default_factory=list)  # class folders the model does not know
 
     @property
     def accuracy(self):
@@ -48,6 +52,8 @@ class Evaluation:
             lines.append(name.ljust(width) + "  " + " ".join(str(int(v)).rjust(8) for v in row))
         if self.skipped:
             lines += ["", f"skipped {len(self.skipped)} unreadable files: " + ", ".join(p for p, _ in self.skipped[:5])]
+        if self.ignored_folders:
+            lines += ["", f"ignored folders of classes the model does not know: {', '.join(self.ignored_folders)}"]
         return "\n".join(lines)
 
     def save(self, directory):
@@ -98,17 +104,27 @@ def evaluate(model, data, class_names=None, batch_size=32, on_bad_file="skip"):
     """Score ``model`` on a folder-per-class tree (or an ``ImageFolder``).
 
     Class names come from the model (``attach_class_names``) unless given; the
-    folder must have a sub-folder for each.
+    folder must have a sub-folder for each. Sub-folders of classes the model does
+    not know are left out, and named (``Evaluation.ignored_folders``, the report).
     """
     names = class_names or class_names_of(model)
-    folder = (
-        data if isinstance(data, ImageFolder) else ImageFolder.read(data, on_bad_file=on_bad_file, class_names=names)
-    )
+    ignored = []
+    if isinstance(data, ImageFolder):
+        folder = data
+    else:
+        if names is not None and Path(data).is_dir():
+            ignored = sorted(
+                p.name
+                for p in Path(data).iterdir()
+                if p.is_dir() and not p.name.startswith(".") and p.name not in names
+            )
+            if ignored:
+                log.warning("ignoring folders of classes the model does not know: %s (it knows %s)", ignored, names)
+        folder = ImageFolder.read(data, on_bad_file=on_bad_file, class_names=names)
     names = names or folder.class_names
     probabilities = model.predict(folder.dataset(batch_size).map(lambda x, y: x), verbose=0)
-    return Evaluation(
-        list(names), confusion_matrix(folder.labels, probabilities.argmax(axis=1), len(names)), folder.skipped
-    )
+    confusion = confusion_matrix(folder.labels, probabilities.argmax(axis=1), len(names))
+    return Evaluation(list(names), confusion, folder.skipped, ignored)
 
 
 def predict(model, images, top=5, class_names=None):

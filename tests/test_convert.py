@@ -101,3 +101,76 @@ def test_tool_script_with_onnx2tf_check(tmp_path, seeded_state):
     assert max(rows.values()) < 1e-5
     kernel = AlexNet(weights=out, include_top=False).get_layer("conv3").get_weights()[0]
     np.testing.assert_array_equal(kernel, seeded_state["features.6.weight"].transpose(2, 3, 1, 0))
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda torch, state: torch.zeros(3), "holds a Tensor, not a state dict"),
+        (lambda torch, state: [torch.zeros(3)], "holds a list, not a state dict"),
+        (
+            lambda torch, state: {"state_dict": {k: torch.from_numpy(v) for k, v in state.items()}},
+            "training checkpoint",
+        ),
+        (
+            lambda torch, state: {
+                **{k: torch.from_numpy(v) for k, v in state.items()},
+                "features.6.weight": torch.zeros(384, 192, 5, 5),
+            },
+            r"'features.6.weight' \(conv3\) has shape \(384, 192, 5, 5\), torchvision AlexNet's is \(384, 192, 3, 3\)",
+        ),
+    ],
+    ids=["tensor", "list", "checkpoint", "wrong-shape"],
+)
+def test_pth_that_is_not_an_alexnet_state_dict_is_named(tmp_path, torch_modules, seeded_state, make, message):
+    torch, _ = torch_modules
+    path = tmp_path / "odd.pth"
+    torch.save(make(torch, seeded_state), path)
+    with pytest.raises(ValueError, match=message):
+        load_state_dict(path, progress=lambda _: None)
+
+
+def test_bad_random_seed_and_output_name_are_refused_before_any_work(tmp_path, capsys):
+    assert main(["convert", "--source", "random:abc", "--out", str(tmp_path / "x.weights.h5")]) == 2
+    assert "must be a whole number, e.g. random:0" in capsys.readouterr().err
+    assert main(["convert", "--source", "random:1", "--out", str(tmp_path / "mine.h5")]) == 2
+    assert f"{tmp_path / 'mine.h5'}' must end in .weights.h5" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_parity_check_writes_nothing(tmp_path, capsys):
+    cache_target = keras_cache_dir() / "random-3.weights.h5"
+    assert main(["convert", "--source", "random:3", "--max-rel", "0"]) == 1  # no conversion is bit-exact
+    assert "parity check failed" in capsys.readouterr().err
+    assert not cache_target.exists()
+    assert not keras_cache_dir().exists() or list(keras_cache_dir().iterdir()) == []
+
+
+@pytest.mark.torch
+def test_a_killed_conversion_leaves_no_temporary_files(tmp_path):
+    import os
+    import signal
+    import time
+
+    work, out_dir = tmp_path / "tmp", tmp_path / "out"
+    work.mkdir()
+    out_dir.mkdir()
+    env = {**os.environ, "TMPDIR": str(work), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [
+        sys.executable,
+        "-m",
+        "keras_alexnet.cli",
+        "convert",
+        "--source",
+        "random:5",
+        "--out",
+        str(out_dir / "x.weights.h5"),
+    ]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(work.glob("keras-alexnet-*/alexnet.onnx*")):
+        assert process.poll() is None, "the conversion ended before it could be killed"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=120) != 0
+    assert list(work.glob("keras-alexnet-*")) == [] and list(out_dir.iterdir()) == []

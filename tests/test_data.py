@@ -133,3 +133,47 @@ def test_pipelines_run_without_the_autotuner(tmp_path):
     for ds in (folder.dataset(4), folder.dataset(4, training=True, augment="resized-crop")):
         assert ds.options().autotune.enabled is False
         assert next(iter(ds))[0].shape == (4, 224, 224, 3)
+
+
+@pytest.mark.parametrize("val_split", [0.99, 0.01])
+def test_extreme_splits_keep_every_class_on_both_sides(tmp_path, val_split):
+    from keras_alexnet.datasets import ImageFolder
+
+    root = tmp_path / "set"
+    for name, count in (("a", 3), ("b", 5)):
+        (root / name).mkdir(parents=True)
+        for i in range(count):
+            Image.new("RGB", (20, 20), (i * 20, 0, 0)).save(root / name / f"{i}.png")
+    train_part, val_part = ImageFolder.read(root).split(1 - val_split)
+    assert min(train_part.counts().values()) >= 1
+    assert min(val_part.counts().values()) >= 1 and len(train_part) + len(val_part) == 8
+
+
+def test_a_class_too_small_to_split_is_named(tmp_path):
+    from keras_alexnet.datasets import DatasetError, ImageFolder
+
+    root = tmp_path / "set"
+    for name, count in (("big", 4), ("lonely", 1)):
+        (root / name).mkdir(parents=True)
+        for i in range(count):
+            Image.new("RGB", (20, 20)).save(root / name / f"{i}.png")
+    with pytest.raises(DatasetError, match="'lonely': 1.*fewer than 2 images"):
+        ImageFolder.read(root).split(0.7)
+
+
+def test_evaluate_names_class_folders_the_model_does_not_know(tmp_path):
+    import keras
+
+    from keras_alexnet import TINY, AlexNet
+    from keras_alexnet.evaluation import evaluate
+    from keras_alexnet.layers import attach_class_names
+
+    root = tmp_path / "test"
+    for name in ("cat", "dog", "zebra"):
+        (root / name).mkdir(parents=True)
+        Image.new("RGB", (80, 80)).save(root / name / "0.png")
+    model = attach_class_names(AlexNet(weights=None, classes=2, architecture=TINY), ["cat", "dog"])
+    assert isinstance(model, keras.Model)
+    result = evaluate(model, root)
+    assert result.ignored_folders == ["zebra"] and int(result.confusion.sum()) == 2
+    assert "ignored folders of classes the model does not know: zebra" in result.report()

@@ -235,3 +235,11 @@ def test_factors_work_for_any_keras_model_by_layer_path_or_pattern():
     np.testing.assert_allclose(factored["predictions/kernel"], plain["predictions/kernel"], rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="unknown layer 'block9.*'"):
         with_lr_factors(keras.optimizers.SGD(0.1), {"block9.*": 2.0}, _vgg_style())
+
+
+def test_infinite_factors_and_negative_l2_are_refused():
+    model = small_model()
+    with pytest.raises(ValueError, match="factors must be >= 0 and finite"):
+        with_lr_factors(keras.optimizers.SGD(), {"a": float("inf")}, model)
+    with pytest.raises(ValueError, match="l2_regularization=-0.1: use a number >= 0"):
+        with_lr_factors(keras.optimizers.SGD(), {"a": 1.0}, model, l2_regularization=-0.1)

@@ -221,3 +221,9 @@ def test_float16_loss_scaling_keeps_the_learning_rate_factors():
         # fc8 factor would be 95% off there, a loss scale left in the gradients 32768x everywhere.
         error = np.linalg.norm(half[path] - want) / np.linalg.norm(want)
         assert error < (0.05 if path.startswith("fc8/") else 0.3), (path, error)
+
+
+def test_an_empty_torchvision_slice_says_it_is_empty():
+    model = AlexNet(weights=None, classes=3, input_shape=SMALL)
+    with pytest.raises(ValueError, match=r"'features\[5:2\]' is an empty slice of features"):
+        freeze(model, "features[5:2]")

@@ -86,3 +86,25 @@ def test_wrong_files_get_clear_errors(tmp_path):
     features = IMAGENET_FEATURES.path
     with pytest.raises(ValueError, match="include_top=False"):
         AlexNet(weights=features)
+
+
+def test_weights_of_another_five_convolution_network_name_the_first_layer_that_differs(tmp_path):
+    other = tmp_path / "other_cnn.weights.h5"
+    from keras_alexnet import TINY
+
+    AlexNet(weights=None, include_top=False, architecture=TINY).save_weights(other)  # 5 convs, other widths
+    with pytest.raises(ValueError) as refused:
+        AlexNet(weights=other, include_top=False)
+    message = str(refused.value)
+    assert "layer conv1 has kernel/bias shapes [(11, 11, 3, 8), (8,)] in the file" in message
+    assert "(11, 11, 3, 64)" in message and len(message.splitlines()) == 1 and len(message) < 400
+
+
+def test_weights_load_into_the_tiny_table_from_its_own_file(tmp_path):
+    from keras_alexnet import TINY
+
+    source = AlexNet(weights=None, classes=3, architecture=TINY)
+    source.save_weights(tmp_path / "tiny.weights.h5")
+    loaded = AlexNet(weights=tmp_path / "tiny.weights.h5", classes=3, architecture=TINY)
+    for a, b in zip(source.weights, loaded.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

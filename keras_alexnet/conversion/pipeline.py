@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_alexnet._utils.files import atomic_write
+from keras_alexnet._utils.files import atomic_write, cleanup_on_signals
 from keras_alexnet.architecture import ALEXNET
 from keras_alexnet.conversion.parity import DEFAULT_MAX_REL, ParityRow, parity_inputs, parity_report, worst_difference
 from keras_alexnet.conversion.torch_import import import_torch
@@ -50,8 +50,10 @@ def load_state_dict(source, progress=print):
         progress(f"downloading {IMAGENET.url} (sha256 checked)")
         state = torch.hub.load_state_dict_from_url(IMAGENET.url, progress=False, check_hash=True, map_location="cpu")
     elif source == "random" or source.startswith("random:"):
-        seed = int(source.partition(":")[2] or 0)
-        torch.manual_seed(seed)
+        seed_text = source.partition(":")[2] or "0"
+        if not seed_text.isdigit():
+            raise ValueError(f"{source!r}: the seed after 'random:' must be a whole number, e.g. random:0.")
+        torch.manual_seed(int(seed_text))
         state = torchvision.models.alexnet(weights=None).state_dict()
     else:
         path = Path(source)
@@ -74,6 +76,16 @@ def load_state_dict(source, progress=print):
                 f"{path} has suffix {path.suffix!r}; the converter reads .pth/.pt or .npz "
                 "state dicts (or use 'torchvision' / 'random')."
             )
+    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+        hint = " (a training checkpoint? save its 'state_dict' entry)" if isinstance(state, dict) else ""
+        raise ValueError(
+            f"weight source {source!r} holds a {type(state).__name__}, not a state dict: save "
+            f"torchvision's model.state_dict(), a dict of tensors by name{hint}."
+        )
+    if "state_dict" in state and isinstance(state["state_dict"], dict):
+        raise ValueError(
+            f"weight source {source!r} is a training checkpoint: save its 'state_dict' entry and convert that."
+        )
     state = {k: np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v) for k, v in state.items()}
     missing = [k for k in FEATURE_KEYS if k not in state]
     if missing:
@@ -82,7 +94,28 @@ def load_state_dict(source, progress=print):
             f"{' ...' if len(missing) > 4 else ''} (torchvision names expected)."
         )
     features_only = not any(k.startswith("classifier.") for k in state)
+    _check_shapes(state, source, features_only)
     return state, features_only
+
+
+def _check_shapes(state, source, features_only):
+    """Every AlexNet tensor in ``state`` has torchvision's shape; the first that does not is named."""
+    output_weight = ALEXNET.state_dict_keys[ALEXNET.output_name][0]
+    classes = None if features_only or output_weight not in state else int(state[output_weight].shape[0])
+    for layer, shape in ALEXNET.torch_shapes(classes).items():
+        if features_only and layer not in ALEXNET.conv_names:
+            continue
+        weight_key, bias_key = ALEXNET.state_dict_keys[layer]
+        for key, expected in ((weight_key, shape), (bias_key, shape[:1])):
+            if key not in state:
+                raise ValueError(
+                    f"weight source {source!r} is not an AlexNet state dict: {key!r} ({layer}) is missing."
+                )
+            if tuple(state[key].shape) != tuple(expected):
+                raise ValueError(
+                    f"weight source {source!r}: {key!r} ({layer}) has shape {tuple(state[key].shape)}, "
+                    f"torchvision AlexNet's is {tuple(expected)}."
+                )
 
 
 def _check_hash_prefix(path):
@@ -179,6 +212,10 @@ def convert(
         keep_onnx: path to keep the intermediate ONNX file at.
         progress: called with one line per step.
     """
+    if out is not None and not os.fspath(out).endswith(".weights.h5"):
+        raise ValueError(
+            f"--out {os.fspath(out)!r} must end in .weights.h5 (Keras's weights format), e.g. mine.weights.h5."
+        )
     start = time.perf_counter()
 
     def step(message):
@@ -187,7 +224,8 @@ def convert(
     step(f"loading state dict from {source}")
     state, features_only = load_state_dict(source, progress=step)
     torch_model = torchvision_alexnet(state, features_only)
-    with tempfile.TemporaryDirectory(prefix="keras-alexnet-") as workdir:
+    # A kill (SIGTERM/SIGHUP) mid-conversion removes the 234 MB ONNX work folder and any partial file.
+    with cleanup_on_signals(), tempfile.TemporaryDirectory(prefix="keras-alexnet-") as workdir:
         onnx_path = Path(keep_onnx) if keep_onnx else Path(workdir) / "alexnet.onnx"
         step(f"exporting torchvision AlexNet{' features' if features_only else ''} to ONNX")
         export_onnx(torch_model, onnx_path)
@@ -208,5 +246,5 @@ def convert(
         save_weights_atomic(keras_model, out)
     seconds = time.perf_counter() - start
     step(f"done in {seconds:.1f}s")
-    classes = None if features_only else int(state["classifier.6.weight"].shape[0])
+    classes = None if features_only else int(state[ALEXNET.state_dict_keys[ALEXNET.output_name][0]].shape[0])
     return ConversionResult(out, features_only, classes, rows, seconds, Path(keep_onnx) if keep_onnx else None)

@@ -105,17 +105,27 @@ class ImageFolder:
     def split(self, fraction, seed=0):
         """Stratified random split, like MATLAB ``splitEachLabel(imds, fraction, 'randomized')``.
 
-        Each class contributes ``round(fraction * n)`` images to the first part.
+        Each class contributes ``round(fraction * n)`` images to the first part, but
+        at least one and at most ``n - 1``: both parts get every class. A class with
+        fewer than two images cannot be split, and the error names it.
         """
         if not 0 < fraction < 1:
             raise ValueError(f"fraction={fraction!r}: use a number strictly between 0 and 1.")
         rng = np.random.default_rng(seed)
         labels = np.asarray(self.labels)
+        too_small = {
+            name: int(np.sum(labels == i)) for i, name in enumerate(self.class_names) if np.sum(labels == i) < 2
+        }
+        if too_small:
+            raise DatasetError(
+                f"classes {too_small} have fewer than 2 images: a split needs at least one image per class on "
+                "each side (training and validation). Add images, or give a separate validation folder."
+            )
         first, second = [], []
         for label in range(len(self.class_names)):
             members = np.flatnonzero(labels == label)
             rng.shuffle(members)
-            cut = int(round(fraction * len(members)))
+            cut = min(max(int(round(fraction * len(members))), 1), len(members) - 1)
             first += members[:cut].tolist()
             second += members[cut:].tolist()
         return self._subset(sorted(first)), self._subset(sorted(second))

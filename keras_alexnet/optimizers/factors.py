@@ -21,6 +21,7 @@ regular expressions over variable paths, for any Keras model.
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 import re
 
@@ -58,8 +59,8 @@ class Factors:
     def __post_init__(self):
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if not value >= 0:
-                raise ValueError(f"{field.name}={value!r}: factors must be >= 0.")
+            if not (value >= 0 and math.isfinite(value)):
+                raise ValueError(f"{field.name}={value!r}: factors must be >= 0 and finite.")
 
 
 class LearningRateFactorsMixin:
@@ -73,6 +74,8 @@ class LearningRateFactorsMixin:
         self.lr_factors = {str(k): float(v) for k, v in (lr_factors or {}).items()}
         self.l2_factors = {str(k): float(v) for k, v in (l2_factors or {}).items()}
         self.l2_regularization = float(l2_regularization)
+        if not (self.l2_regularization >= 0 and math.isfinite(self.l2_regularization)):
+            raise ValueError(f"l2_regularization={l2_regularization!r}: use a number >= 0 and finite (e.g. 1e-4).")
 
     def factor_of(self, path):
         """(learning-rate factor, L2 factor) of the variable at ``path``."""

@@ -31,6 +31,7 @@ from keras_alexnet.training.callbacks import (
     trim_csv_log,
 )
 from keras_alexnet.training.options import TrainingOptions
+from keras_alexnet.training.run_directory import RunDirectoryError, check_new_run, check_resumable, locked
 from keras_alexnet.transfer import RECIPES, TrainableStateGuard, apply_recipe
 
 log = logging.getLogger("keras_alexnet.training")
@@ -162,7 +163,18 @@ def prepare_model(
     return apply_recipe(base, recipe, classes, learning_rate=learning_rate, optimizer=optimizer, jit_compile=xla)
 
 
-def train(data, options=None, *, val=None, run_dir="runs/alexnet", resume=False, callbacks=(), verbose=1, **changes):
+def train(
+    data,
+    options=None,
+    *,
+    val=None,
+    run_dir="runs/alexnet",
+    resume=False,
+    overwrite=False,
+    callbacks=(),
+    verbose=1,
+    **changes,
+):
     """Train AlexNet on a folder of images (one sub-folder per class).
 
     Args:
@@ -172,7 +184,8 @@ def train(data, options=None, *, val=None, run_dir="runs/alexnet", resume=False,
         val: a validation folder (or ``options.val_split``: a stratified fraction of
             ``data`` held out, MATLAB ``splitEachLabel(imds, 1 - val_split, 'randomized')``).
         run_dir: where the model, log, plot, options and backups go.
-        resume: continue a killed run from its last backup.
+        resume: continue a killed run from its last backup (which must exist and load).
+        overwrite: replace a previous run's files in ``run_dir`` (refused otherwise).
         callbacks: more Keras callbacks, run after the run directory's own.
     Returns:
         ``TrainResult``; ``run_dir/model.keras`` holds the final model with its class
@@ -184,6 +197,20 @@ def train(data, options=None, *, val=None, run_dir="runs/alexnet", resume=False,
     options = (options or TrainingOptions()).replace(**changes)
     if val is not None and options.val_split is not None:
         raise ValueError("give either val (a folder) or val_split (a fraction), not both.")
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirectoryError(f"--run-dir {run_dir} is a file; give a folder (it is created if missing).")
+    if resume and not (run_dir / "backup").is_dir():
+        check_resumable(run_dir, classes=None)  # raises: names what is missing, before any work
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with locked(run_dir):
+        if not resume:
+            check_new_run(run_dir, overwrite)
+        return _train_locked(data, options, val, run_dir, resume, callbacks, verbose, start)
+
+
+def _train_locked(data, options, val, run_dir, resume, callbacks, verbose, start):
+    """``train`` once the run directory is locked and checked."""
     configure(options.seed, options.mixed_precision, options.deterministic)
     train_set = data if isinstance(data, ImageFolder) else ImageFolder.read(data, on_bad_file=options.on_bad_file)
     if options.val_split is not None:
@@ -197,6 +224,8 @@ def train(data, options=None, *, val=None, run_dir="runs/alexnet", resume=False,
     else:
         val_set = None
     classes = len(train_set.class_names)
+    if resume:
+        check_resumable(run_dir, classes)
     model = prepare_model(
         options.recipe,
         classes,

@@ -1,0 +1,105 @@
+"""Run directories: locked while used, a previous run never replaced by accident, resume checked first."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import keras
+import pytest
+
+from keras_alexnet.cli import main
+from keras_alexnet.datasets import generate_shapes
+from keras_alexnet.training import train
+from keras_alexnet.training.run_directory import RunDirectoryError
+
+TINY = {"architecture": "tiny", "weights": None, "val_split": 0.3, "batch_size": 8, "verbose": 0}
+
+
+@pytest.fixture(scope="module")
+def shapes_dir(tmp_path_factory):
+    return generate_shapes(tmp_path_factory.mktemp("shapes") / "data", per_class=8, size=72, seed=1)
+
+
+class Crash(keras.callbacks.Callback):
+    """Stands in for a kill: the run stops after its first epoch's backup."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+
+def _interrupted_run(shapes_dir, run):
+    with pytest.raises(KeyboardInterrupt):
+        train(shapes_dir, run_dir=run, epochs=3, callbacks=[Crash()], **TINY)
+    assert (run / "backup" / "training_metadata.json").exists()
+
+
+def _snapshot(directory):
+    return {p.relative_to(directory): p.read_bytes() for p in directory.rglob("*") if p.is_file()}
+
+
+def test_a_previous_run_is_not_replaced_without_overwrite(shapes_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    train(shapes_dir, run_dir=run, epochs=1, **TINY)
+    before = _snapshot(run)
+    with pytest.raises(RunDirectoryError, match="holds a previous run .*--resume.*--overwrite"):
+        train(shapes_dir, run_dir=run, epochs=1, **TINY)
+    assert _snapshot(run) == before  # nothing changed
+    args = ["train", "--data", str(shapes_dir), "--run-dir", str(run), "--architecture", "tiny", "--weights", "none"]
+    assert main(args + ["--epochs", "1"]) == 2 and "holds a previous run" in capsys.readouterr().err
+    assert main(args + ["--epochs", "1", "--overwrite", "--quiet"]) == 0
+    assert not (run / "run.lock").exists()
+
+
+def test_a_run_directory_in_use_by_a_live_process_is_refused(shapes_dir, tmp_path):
+    run = tmp_path / "busy"
+    run.mkdir()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (run / "run.lock").write_text(f"{other.pid}\n")
+        with pytest.raises(RunDirectoryError, match=f"in use by another training run \\(process {other.pid}"):
+            train(shapes_dir, run_dir=run, epochs=1, overwrite=True, **TINY)
+    finally:
+        other.kill()
+        other.wait()
+    train(shapes_dir, run_dir=run, epochs=1, overwrite=True, **TINY)  # a dead process's lock is replaced
+    assert (run / "model.keras").exists() and not (run / "run.lock").exists()
+
+
+def test_resume_needs_a_backup_and_says_so(shapes_dir, tmp_path):
+    with pytest.raises(RunDirectoryError, match="nothing to resume: .*missing does not exist"):
+        train(shapes_dir, run_dir=tmp_path / "missing", resume=True, epochs=1, **TINY)
+    assert not (tmp_path / "missing").exists()
+    finished = tmp_path / "finished"
+    train(shapes_dir, run_dir=finished, epochs=1, **TINY)
+    with pytest.raises(RunDirectoryError, match="has no backup/ to resume from"):
+        train(shapes_dir, run_dir=finished, resume=True, epochs=2, **TINY)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(RunDirectoryError, match="is a file"):
+        train(shapes_dir, run_dir=tmp_path / "afile", epochs=1, **TINY)
+
+
+def test_a_damaged_backup_is_named_and_nothing_is_trimmed(shapes_dir, tmp_path):
+    run = tmp_path / "run"
+    _interrupted_run(shapes_dir, run)
+    log_before = (run / "log.csv").read_bytes()
+    metadata = run / "backup" / "training_metadata.json"
+    metadata.write_text(metadata.read_text()[:7])  # truncated
+    with pytest.raises(RunDirectoryError, match="training_metadata.json is damaged"):
+        train(shapes_dir, run_dir=run, resume=True, epochs=3, **TINY)
+    assert (run / "log.csv").read_bytes() == log_before
+
+
+def test_resume_with_other_classes_is_refused_before_anything_changes(shapes_dir, tmp_path):
+    run = tmp_path / "run"
+    _interrupted_run(shapes_dir, run)
+    before = _snapshot(run)
+    fewer = tmp_path / "three_classes"
+    shutil.copytree(shapes_dir, fewer)
+    shutil.rmtree(fewer / "star")
+    with pytest.raises(RunDirectoryError, match="trained for 4 classes, the data now has 3"):
+        train(fewer, run_dir=run, resume=True, epochs=3, **TINY)
+    assert _snapshot(run) == before
+    result = train(shapes_dir, run_dir=run, resume=True, epochs=3, **TINY)  # the right data resumes
+    assert result.history and not (run / "backup").exists() and not os.path.exists(run / "run.lock")
