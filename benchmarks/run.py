@@ -98,10 +98,10 @@ def worker_torch(task, batch, steps, repeats, device="cpu", precision=None, chan
                 {"params": model.features.parameters(), "lr": 1e-4},
                 {"params": model.classifier.parameters(), "lr": 1e-3},
             ]
-        else:  # later-convs: freeze features[:8] (conv1..conv3)
-            model.features[:8].requires_grad_(False)
+        else:  # later-convs, the guide's Example 3: freeze features[0:5] (conv1, conv2)
+            model.features[:5].requires_grad_(False)
             groups = [
-                {"params": model.features[8:].parameters(), "lr": 1e-4},
+                {"params": model.features[5:].parameters(), "lr": 1e-4},
                 {"params": model.classifier.parameters(), "lr": 1e-3},
             ]
         optimizer = torch.optim.Adam(groups)

@@ -55,6 +55,7 @@ def training_options(args):
         cache_dtype=args.cache_dtype,
         on_bad_file="raise" if args.fail_on_bad_file else "skip",
         backup_every=args.backup_every,
+        save_optimizer=args.save_optimizer,
     )
 
 
@@ -231,6 +232,11 @@ def build_parser():
         help="compute frozen layers once, train the rest on cached activations",
     )
     p.add_argument("--cache-dtype", default="float32", choices=["float32", "float16"])
+    p.add_argument(
+        "--save-optimizer",
+        action="store_true",
+        help="keep the optimizer's state in model.keras (to continue training it later; 3x the size with Adam)",
+    )
     p.add_argument(
         "--fail-on-bad-file", action="store_true", help="stop at the first unreadable image instead of skipping it"
     )

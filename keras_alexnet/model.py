@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -229,7 +230,23 @@ def load_model(path):
         raise FileNotFoundError(f"model file {path} does not exist (train one with `keras-alexnet train`).")
     if not zipfile.is_zipfile(path):
         raise ValueError(f"{path} is not a .keras model (a zip archive): give the model.keras or best.keras of a run.")
-    model = keras.models.load_model(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = keras.models.load_model(path)
+    for warning in caught:
+        message = str(warning.message)
+        # Keras only warns when a saved optimizer's state does not fit the model, and training then
+        # goes on from a fresh state. An optimizer saved before its first step has 2 variables
+        # (iterations, learning rate) and nothing to restore.
+        if "Skipping variable loading for optimizer" in message and not message.rstrip(". ").endswith(
+            "has 2 variables"
+        ):
+            raise ValueError(
+                f"{path}: the saved optimizer state does not fit the model ({message.strip()}). Training it further "
+                "would silently restart the optimizer: load it with keras.models.load_model(path, compile=False) "
+                "and compile a new optimizer, or save it again with the optimizer it was trained with."
+            )
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     for variable in model.weights:
         if not np.all(np.isfinite(keras.ops.convert_to_numpy(variable))):
             raise ValueError(

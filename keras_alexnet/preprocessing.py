@@ -25,22 +25,50 @@ CROP_SIZE = 224
 CLASS_NAMES_FILE = Path(__file__).parent / "assets" / "imagenet_classes.txt"
 
 
-def load_image(path) -> Image.Image:
-    """Open an image file as RGB, like torchvision's ImageFolder loader.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
-    Grayscale, palette and RGBA images are converted to RGB. A missing, corrupt or
-    non-image file raises ``ValueError`` naming the path.
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """An 8-bit RGB copy of any image PIL reads, with the values it shows.
+
+    Palette, 1-bit, grayscale, grey+alpha, RGBA and CMYK convert as PIL does (alpha
+    dropped); 16- and 32-bit grayscale is scaled to 8 bits instead of being clipped,
+    which turned such images white.
+    """
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") else max(float(values.max()), 1.0)
+        if image.mode == "I" and values.max() <= 65535:
+            top = 65535.0 if values.max() > 255 else 255.0
+        grey = np.clip(np.rint(values / top * 255.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    return image.convert("RGB")
+
+
+def load_image(path) -> Image.Image:
+    """Open an image file as 8-bit RGB: the one decoder for training, evaluation and prediction.
+
+    Every format PIL reads works (JPEG, PNG including 16-bit, BMP including 1-bit and
+    palette, GIF's first frame, TIFF, WebP, CMYK JPEG); see ``to_rgb``. A missing,
+    corrupt or non-image file raises ``ValueError`` naming the path.
     """
     try:
         with Image.open(path) as image:
             image.load()
-            return image.convert("RGB")
+            return to_rgb(image)
     except FileNotFoundError:
         raise FileNotFoundError(f"image file {os.fspath(path)!r} does not exist") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ValueError(
             f"{os.fspath(path)!r} is not a readable image ({error}); remove or replace the file."
         ) from None
+
+
+def decode_rgb(path) -> np.ndarray:
+    """``load_image`` as a uint8 (height, width, 3) array (what the tf.data pipelines decode with)."""
+    return np.asarray(load_image(path), dtype=np.uint8)
 
 
 def resized_size(height, width, size=RESIZE_SIZE):

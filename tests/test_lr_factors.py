@@ -243,3 +243,37 @@ def test_infinite_factors_and_negative_l2_are_refused():
         with_lr_factors(keras.optimizers.SGD(), {"a": float("inf")}, model)
     with pytest.raises(ValueError, match="l2_regularization=-0.1: use a number >= 0"):
         with_lr_factors(keras.optimizers.SGD(), {"a": 1.0}, model, l2_regularization=-0.1)
+
+
+def test_an_earlier_zero_factor_does_not_stick_and_training_resumes_identically(tmp_path):
+    from keras_alexnet import load_model
+
+    x, y = data(48)
+    model = small_model()
+    with_lr_factors(keras.optimizers.SGD(0.1), {"a": 0.0}, model)  # built, then replaced by the one below
+    model.compile(
+        with_lr_factors(keras.optimizers.Adam(0.01), {"c": 5.0}, model),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    before = model.get_layer("a").kernel.numpy().copy()
+    model.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
+    assert not np.array_equal(model.get_layer("a").kernel.numpy(), before)  # the optimizer in use decides: a trains
+    model.save(tmp_path / "m.keras")
+    loaded = load_model(tmp_path / "m.keras")  # the optimizer state fits: no warning, no error
+    for m in (model, loaded):
+        m.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
+    for a, b in zip(model.weights, loaded.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7, err_msg=a.path)
+
+
+def test_loading_optimizer_state_that_does_not_fit_is_an_error(tmp_path):
+    from keras_alexnet import load_model
+
+    x, y = data(16)
+    model = small_model()
+    model.compile(keras.optimizers.Adam(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    model.get_layer("a").trainable = False  # by hand, without recompiling: the saved slots no longer fit
+    model.save(tmp_path / "m.keras")
+    with pytest.raises(ValueError, match="saved optimizer state does not fit the model"):
+        load_model(tmp_path / "m.keras")

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import keras
+import numpy as np
 import pytest
 
 from keras_alexnet.cli import main
@@ -103,3 +104,16 @@ def test_resume_with_other_classes_is_refused_before_anything_changes(shapes_dir
     assert _snapshot(run) == before
     result = train(shapes_dir, run_dir=run, resume=True, epochs=3, **TINY)  # the right data resumes
     assert result.history and not (run / "backup").exists() and not os.path.exists(run / "run.lock")
+
+
+def test_a_resumed_run_ends_with_the_uninterrupted_runs_weights(shapes_dir, tmp_path):
+    """Batch order, augmentation and dropout masks follow the epoch: the resumed epoch is the one it replaces."""
+    options = {**TINY, "recipe": "fine-tune-all", "augment": "flip", "seed": 4, "epochs": 3}
+    whole = train(shapes_dir, run_dir=tmp_path / "whole", **options)
+    _interrupted = tmp_path / "killed"
+    with pytest.raises(KeyboardInterrupt):
+        train(shapes_dir, run_dir=_interrupted, callbacks=[Crash()], **options)
+    resumed = train(shapes_dir, run_dir=_interrupted, resume=True, **options)
+    for a, b in zip(whole.model.weights, resumed.model.weights):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.path)
+    np.testing.assert_allclose(resumed.history["loss"], whole.history["loss"][1:], rtol=1e-5)

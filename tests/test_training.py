@@ -313,7 +313,15 @@ def test_mixed_precision_trains_with_a_float32_head(shapes_dir, tmp_path):
 def test_saved_model_loads_in_a_fresh_process(shapes_dir, tmp_path):
     """A user's new process: `import keras_alexnet` must register the factored optimizer and layers."""
     result = train(
-        shapes_dir, val_split=0.3, recipe="fine-tune-all", epochs=1, batch_size=8, run_dir=tmp_path, verbose=0, **TINY
+        shapes_dir,
+        val_split=0.3,
+        recipe="fine-tune-all",
+        epochs=1,
+        batch_size=8,
+        run_dir=tmp_path,
+        verbose=0,
+        save_optimizer=True,  # asked for: the final model keeps its optimizer
+        **TINY,
     )
     code = (
         f"import keras, keras_alexnet; m = keras.models.load_model(r'{result.model_path}'); "
@@ -380,3 +388,29 @@ def test_a_model_with_nan_weights_is_refused_by_evaluate_and_predict(shapes_dir,
     ):
         assert main(command) == 2
         assert "non-finite weights" in capsys.readouterr().err
+
+
+def test_the_final_model_holds_no_optimizer_state_unless_asked(shapes_dir, tmp_path):
+    import zipfile
+
+    sizes = {}
+    for keep in (False, True):
+        result = train(
+            shapes_dir,
+            val_split=0.3,
+            recipe="fine-tune-all",
+            epochs=1,
+            batch_size=8,
+            run_dir=tmp_path / str(keep),
+            verbose=0,
+            save_optimizer=keep,
+            **TINY,
+        )
+        loaded = keras.models.load_model(result.model_path)
+        assert (getattr(loaded, "optimizer", None) is not None) == keep
+        with zipfile.ZipFile(result.model_path) as archive:
+            sizes[keep] = archive.getinfo("model.weights.h5").file_size
+        np.testing.assert_array_equal(
+            loaded.get_layer("fc8").kernel.numpy(), result.model.get_layer("fc8").kernel.numpy()
+        )
+    assert sizes[True] > 2.5 * sizes[False]  # Adam's two moments per weight

@@ -113,7 +113,9 @@ def test_layer_table_shows_factors_and_frozen_layers():
             apply_recipe(AlexNet(weights=None, include_top=False, input_shape=SMALL), "later-convs", 4)
         )
     }
-    assert not frozen["conv3"].trainable and frozen["conv3"].weight_lr_factor == 0
+    # The PyTorch guide's Example 3: features[0:5] (conv1, conv2) frozen, features[5:] at 1/10.
+    assert not frozen["conv2"].trainable and frozen["conv2"].weight_lr_factor == 0
+    assert frozen["conv3"].trainable and frozen["conv3"].weight_lr_factor == pytest.approx(0.1)
     assert frozen["conv4"].weight_lr_factor == pytest.approx(0.1) and frozen["fc6"].weight_lr_factor == 1
     text = format_layer_table(list(frozen.values()))
     assert "conv4" in text and "trainable" in text
@@ -127,7 +129,7 @@ def test_recipes_freeze_and_factor_as_documented(name):
     expected = {
         "frozen-features": [0, 0, 0, 0, 0],
         "fine-tune-all": [0.1] * 5,
-        "later-convs": [0, 0, 0, 0.1, 0.1],
+        "later-convs": [0, 0, 0.1, 0.1, 0.1],
         "matlab": [1] * 5,
     }[name]
     assert convs == pytest.approx(expected)

@@ -15,13 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image
 
-from keras_alexnet.datasets.pipeline import decode, image_pipeline
-from keras_alexnet.preprocessing import CROP_SIZE
+from keras_alexnet.datasets.pipeline import augmented_batches, decode, epochs_of, image_pipeline
+from keras_alexnet.preprocessing import CROP_SIZE, IMAGE_SUFFIXES, load_image
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
-log = logging.getLogger("keras_alexnet.data")
+log = logging.getLogger("keras_alexnet.datasets")
 
 
 class DatasetError(ValueError):
@@ -29,13 +27,17 @@ class DatasetError(ValueError):
 
 
 def check_image(path):
-    """None if ``path`` decodes as an image, else the reason it does not."""
+    """None if ``path`` decodes as an image, else the reason it does not.
+
+    The check decodes with the pipelines' own decoder (``preprocessing.load_image``),
+    so a file that passes is a file that trains.
+    """
     try:
-        with Image.open(path) as image:
-            image.draft("RGB", (64, 64))  # JPEG: decode at reduced scale, still reads all data
-            image.load()
+        load_image(path)
         return None
-    except Exception as error:  # PIL raises many types for bad files
+    except (ValueError, FileNotFoundError) as error:
+        return str(error)
+    except Exception as error:  # PIL raises many types for unusual files
         return f"{type(error).__name__}: {error}"
 
 
@@ -50,7 +52,7 @@ class ImageFolder:
 
     @classmethod
     def read(cls, directory, on_bad_file="skip", class_names=None):
-        """Read a folder-per-class tree (JPEG, PNG, BMP, GIF).
+        """Read a folder-per-class tree (JPEG, PNG, BMP, GIF, TIFF, WebP).
 
         Args:
             on_bad_file: ``"skip"`` (log the path and reason, leave it out) or ``"raise"``.
@@ -130,15 +132,36 @@ class ImageFolder:
             second += members[cut:].tolist()
         return self._subset(sorted(first)), self._subset(sorted(second))
 
+    def _epochs(self, batch_size, augment, seed, image_size, epochs, start_epoch):
+        paths = tf.constant(self.paths)
+        labels = tf.constant(np.asarray(self.labels, np.int32))
+        count = len(self.paths)
+
+        def make_epoch(epoch, order):
+            examples = tf.data.Dataset.from_tensor_slices(order).map(
+                lambda i: (tf.gather(paths, i), tf.gather(labels, i))
+            )
+            examples = examples.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            return augmented_batches(examples, batch_size, True, augment, seed, image_size, first_index=epoch * count)
+
+        return epochs_of(count, seed, epochs, start_epoch, make_epoch)
+
     def _subset(self, indices):
         return ImageFolder([self.paths[i] for i in indices], [self.labels[i] for i in indices], list(self.class_names))
 
-    def dataset(self, batch_size=32, training=False, augment="none", seed=0, image_size=CROP_SIZE):
+    def dataset(
+        self, batch_size=32, training=False, augment="none", seed=0, image_size=CROP_SIZE, epochs=None, start_epoch=0
+    ):
         """A batched, prefetched tf.data pipeline of (normalised image, label).
 
         Training pipelines reshuffle every epoch (MATLAB Shuffle 'every-epoch').
-        Evaluation uses torchvision's ImageNet eval transform.
+        Evaluation uses torchvision's ImageNet eval transform. With ``epochs``, a
+        training pipeline holds epochs ``start_epoch`` .. ``epochs - 1``, each ordered
+        and augmented from (seed, epoch) alone, so a resumed run repeats nothing and
+        skips nothing; fit it with ``steps_per_epoch=ceil(len(self) / batch_size)``.
         """
+        if training and epochs is not None:
+            return self._epochs(batch_size, augment, seed, image_size, epochs, start_epoch)
         ds = tf.data.Dataset.from_tensor_slices((self.paths, np.asarray(self.labels, np.int32)))
         if training:
             ds = ds.shuffle(len(self.paths), seed=seed, reshuffle_each_iteration=True)

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
-from keras_alexnet.preprocessing import CROP_SIZE, IMAGENET_MEAN, IMAGENET_STD, RESIZE_SIZE
+from keras_alexnet.preprocessing import CROP_SIZE, IMAGENET_MEAN, IMAGENET_STD, RESIZE_SIZE, decode_rgb
 
 AUGMENTATIONS = ("none", "flip", "resized-crop")
 
 
 def decode(path, label):
-    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    """(path, label) -> (uint8 RGB image, label) with ``preprocessing.decode_rgb``.
+
+    PIL decodes, not ``tf.io.decode_image``: one decoder for the folder check, training,
+    evaluation and prediction, so every file that passes the check trains as it looks
+    (TensorFlow crashed mid-epoch on TIFF and 1-bit BMP, read palette BMP as grey
+    indices and 16-bit PNG as white).
+    """
+
+    def read(file_name):
+        file_name = file_name.item() if hasattr(file_name, "item") else file_name  # a 0-d numpy array
+        return decode_rgb(file_name.decode() if isinstance(file_name, bytes) else file_name)
+
+    image = tf.numpy_function(read, [path], tf.uint8, stateful=False)
     image.set_shape((None, None, 3))
     return image, label
 
@@ -62,8 +75,32 @@ def without_autotune(ds):
     return ds.with_options(options)
 
 
-def image_pipeline(ds, batch_size, training, augment, seed, image_size=CROP_SIZE):
-    """Decoded (uint8 image, label) pairs -> augmented/cropped, normalised batches."""
+def epoch_order(count, seed, epoch):
+    """The order of ``count`` examples in ``epoch``: a permutation drawn from (seed, epoch) alone."""
+    return np.random.default_rng([int(seed), int(epoch)]).permutation(count)
+
+
+def epochs_of(count, seed, epochs, start_epoch, make_epoch):
+    """One pipeline for epochs ``start_epoch`` .. ``epochs - 1``, each built by ``make_epoch(epoch, order)``.
+
+    Every epoch's order (and, through ``make_epoch``, its augmentation) depends on the
+    seed and the epoch number only, so a run resumed at epoch k sees the batches the
+    uninterrupted run saw. Fit it with ``steps_per_epoch=ceil(count / batch_size)``.
+    """
+    if not 0 <= start_epoch < epochs:
+        raise ValueError(f"start_epoch={start_epoch} must be in [0, epochs={epochs}).")
+    numbers = np.arange(start_epoch, epochs, dtype=np.int64)
+    orders = np.stack([epoch_order(count, seed, epoch) for epoch in numbers]).astype(np.int64)
+    ds = tf.data.Dataset.from_tensor_slices((numbers, orders)).flat_map(make_epoch)
+    return without_autotune(ds.prefetch(tf.data.AUTOTUNE))
+
+
+def augmented_batches(ds, batch_size, training, augment, seed, image_size=CROP_SIZE, first_index=0):
+    """Decoded (uint8 image, label) pairs -> augmented/cropped, normalised batches (no prefetch).
+
+    Example ``first_index + i`` of the stream is augmented with the seed (seed, index):
+    reproducible, and different every epoch when epochs number their examples on.
+    """
     if augment not in AUGMENTATIONS:
         raise ValueError(f"augment={augment!r}: use one of {', '.join(AUGMENTATIONS)}.")
     augment = augment if training else "none"
@@ -79,7 +116,16 @@ def image_pipeline(ds, batch_size, training, augment, seed, image_size=CROP_SIZE
             image = tf.image.stateless_random_flip_left_right(image, seed=pair_seed + 1)
         return normalize(image), label
 
-    # A per-example counter seeds augmentation: reproducible, different every epoch
-    # because the counter keeps running across repeats of the shuffled dataset.
-    ds = ds.enumerate().map(transform, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return without_autotune(ds.batch(batch_size).prefetch(tf.data.AUTOTUNE))
+    ds = ds.enumerate(start=first_index).map(transform, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.batch(batch_size)
+
+
+def image_pipeline(ds, batch_size, training, augment, seed, image_size=CROP_SIZE):
+    """Decoded (uint8 image, label) pairs -> augmented/cropped, normalised, prefetched batches.
+
+    A per-example counter seeds augmentation: reproducible, different every epoch
+    because the counter keeps running across repeats of the shuffled dataset.
+    """
+    return without_autotune(
+        augmented_batches(ds, batch_size, training, augment, seed, image_size).prefetch(tf.data.AUTOTUNE)
+    )

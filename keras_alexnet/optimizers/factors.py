@@ -224,10 +224,25 @@ def with_lr_factors(optimizer, factors, model, l2_regularization=0.0):
         config.pop(key, None)
     cls = factored_optimizer_class(type(optimizer))
     factored = cls.from_config({**config, "lr_factors": lr, "l2_factors": l2, "l2_regularization": l2_regularization})
-    for variable in model.weights:
-        if variable.path in lr:
-            variable.trainable = lr[variable.path] != 0.0
+    _mark_zero_factors(model, lr)
     return factored
+
+
+# Set on a variable that a zero factor made non-trainable, so that the next optimizer, whose
+# factors may differ, can give it back: what trains is what the optimizer in use says.
+_FROZEN_BY_FACTOR = "_keras_alexnet_frozen_by_factor"
+
+
+def _mark_zero_factors(model, lr):
+    """Make zero-factor variables non-trainable (no gradient computed) and undo an earlier optimizer's."""
+    for variable in model.weights:
+        if lr.get(variable.path) == 0.0:
+            if variable.trainable:
+                variable.trainable = False
+                setattr(variable, _FROZEN_BY_FACTOR, True)
+        elif getattr(variable, _FROZEN_BY_FACTOR, False):
+            variable.trainable = True
+            delattr(variable, _FROZEN_BY_FACTOR)
 
 
 def factors_of(optimizer, variable_path):

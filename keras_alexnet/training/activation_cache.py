@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_alexnet import _keras_compat
-from keras_alexnet.datasets.pipeline import without_autotune
+from keras_alexnet.datasets.pipeline import epochs_of, without_autotune
 from keras_alexnet.training.options import DEFAULT_CACHE_MEMORY_LIMIT as DEFAULT_MEMORY_LIMIT
 
 
@@ -64,9 +64,34 @@ class CachedActivations:
     def nbytes(self):
         return int(self.features.nbytes)
 
-    def dataset(self, batch_size, training, seed=0):
-        """A tf.data pipeline over the cache, shuffled like the image pipeline."""
+    def dataset(self, batch_size, training, seed=0, epochs=None, start_epoch=0):
+        """A tf.data pipeline over the cache, shuffled like the image pipeline.
+
+        With ``epochs`` (training), epochs ``start_epoch`` .. ``epochs - 1`` in the
+        orders ``ImageFolder.dataset`` uses for the same seed: cached and uncached
+        training see the same batches, and a resumed run the ones it would have seen.
+        """
         count = len(self.labels)
+        features, labels = self.features, self.labels
+        shape = features.shape[1:]
+
+        def fetch(indices):
+            return features[indices].astype(np.float32), labels[indices]
+
+        def batches(indices):
+            ds = indices.batch(batch_size).map(
+                lambda i: tf.numpy_function(fetch, [i], (tf.float32, tf.int32)), num_parallel_calls=tf.data.AUTOTUNE
+            )
+            return ds.map(lambda x, y: (tf.ensure_shape(x, (None, *shape)), tf.ensure_shape(y, (None,))))
+
+        if training and epochs is not None:
+            return epochs_of(
+                count,
+                seed,
+                epochs,
+                start_epoch,
+                lambda epoch, order: batches(tf.data.Dataset.from_tensor_slices(order)),
+            )
         if self.on_disk:
             # Stream from the memory-mapped file instead of copying it into a tensor.
             def rows():
@@ -77,19 +102,7 @@ class CachedActivations:
             ds = tf.data.Dataset.range(count)
         if training:
             ds = ds.shuffle(count, seed=seed, reshuffle_each_iteration=True)
-        features, labels = self.features, self.labels
-
-        def fetch(indices):
-            return features[indices].astype(np.float32), labels[indices]
-
-        ds = ds.batch(batch_size)
-        ds = ds.map(
-            lambda i: tf.numpy_function(fetch, [i], (tf.float32, tf.int32)),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
-        shape = features.shape[1:]
-        ds = ds.map(lambda x, y: (tf.ensure_shape(x, (None, *shape)), tf.ensure_shape(y, (None,))))
-        return without_autotune(ds.prefetch(tf.data.AUTOTUNE))
+        return without_autotune(batches(ds).prefetch(tf.data.AUTOTUNE))
 
 
 def cache_activations(

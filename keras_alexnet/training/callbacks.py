@@ -64,6 +64,9 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     committed backup. Older files are deleted in a background thread, so a backup
     costs what Keras's in-place rewrite costs (benchmarks/ANALYSIS.md).
 
+    Keras's weight files leave out the dropout layers' random states; the metadata
+    keeps them, so a resumed epoch draws the masks the lost one would have.
+
     ``every_epochs=N`` backs up after every N-th epoch only (MATLAB's
     ``CheckpointFrequency``), for epochs shorter than writing a backup takes;
     a killed run then repeats up to N - 1 epochs.
@@ -79,15 +82,17 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def on_train_begin(self, logs=None):
         metadata_path = Path(self._state.metadata_path)
-        if metadata_path.exists():
-            named = json.loads(metadata_path.read_text()).get("weights")
-            if named is not None:
-                self._state.weights_path = str(Path(self.backup_dir) / named)
-                if not Path(self._state.weights_path).exists():
-                    raise FileNotFoundError(
-                        f"the backup in {self.backup_dir} names {named}, which is missing: start again without resume."
-                    )
+        metadata = json.loads(metadata_path.read_text()) if metadata_path.exists() else {}
+        named = metadata.get("weights")
+        if named is not None:
+            self._state.weights_path = str(Path(self.backup_dir) / named)
+            if not Path(self._state.weights_path).exists():
+                raise FileNotFoundError(
+                    f"the backup in {self.backup_dir} names {named}, which is missing: start again without resume."
+                )
         super().on_train_begin(logs)
+        if metadata.get("random_states"):
+            _restore_random_states(self.model, metadata["random_states"])  # after Keras restored the weights
 
     def _save_model(self):  # Keras's hook (listed in _keras_compat.PRIVATE_ATTRIBUTES)
         epoch, batch = self._state.epoch, self._state.batch
@@ -97,7 +102,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         backup_dir = Path(self.backup_dir)
         name = f"epoch-{epoch}" + (f"-batch-{batch}" if batch else "") + ".weights.h5"
         atomic_write(backup_dir / name, lambda tmp: self.model.save_weights(filepath=tmp, overwrite=True))
-        metadata = {"epoch": epoch, "batch": batch, "weights": name}
+        metadata = {"epoch": epoch, "batch": batch, "weights": name, "random_states": _random_states(self.model)}
         atomic_write(self._state.metadata_path, lambda tmp: Path(tmp).write_text(json.dumps(metadata)))
         self._state.weights_path = str(backup_dir / name)
         stale = [path for path in backup_dir.glob("*.weights.h5") if path.name != name]
@@ -118,6 +123,28 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     def on_train_end(self, logs=None):
         self._wait_for_cleanup()
         super().on_train_end(logs)
+
+
+def _seed_generators(model):
+    """{layer name: SeedGenerator} of the layers that draw random numbers while training (dropout)."""
+    found = {}
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            found.update(_seed_generators(layer))
+        elif getattr(layer, "seed_generator", None) is not None:
+            found[layer.name] = layer.seed_generator
+    return found
+
+
+def _random_states(model):
+    """The dropout layers' random states, which Keras's weight files leave out."""
+    return {name: [int(v) for v in keras.ops.convert_to_numpy(g.state)] for name, g in _seed_generators(model).items()}
+
+
+def _restore_random_states(model, states):
+    for name, generator in _seed_generators(model).items():
+        if name in states:
+            generator.state.assign(np.asarray(states[name], dtype=generator.state.dtype))
 
 
 def trim_csv_log(path, epochs):

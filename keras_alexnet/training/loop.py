@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import shutil
 import time
 from pathlib import Path
@@ -87,6 +88,7 @@ def fit(
     backup_every=1,
     verbose=1,
     extra_callbacks=(),
+    steps_per_epoch=None,
 ):
     """``model.fit`` with the run directory's callbacks.
 
@@ -94,7 +96,8 @@ def fit(
     ``best.keras`` (best validation accuracy) and, while running, ``backup/``
     (``AtomicBackupAndRestore`` after every ``backup_every``-th epoch). With ``resume=True`` a killed
     run continues from its last backup; otherwise an old backup is
-    discarded. ``cache``: a (train, val) pair of pipelines over cached features
+    discarded. ``steps_per_epoch``: for pipelines that hold several epochs
+    (``ImageFolder.dataset(epochs=...)``). ``cache``: a (train, val) pair of pipelines over cached features
     and the model to fit on them (see ``train``).
     """
     run_dir = Path(run_dir)
@@ -134,9 +137,20 @@ def fit(
     callbacks.extend(extra_callbacks)
     # shuffle=False: the pipelines shuffle themselves, every epoch.
     history = fit_model.fit(
-        fit_train, validation_data=fit_val, epochs=epochs, callbacks=callbacks, verbose=verbose, shuffle=False
+        fit_train,
+        validation_data=fit_val,
+        epochs=epochs,
+        callbacks=callbacks,
+        verbose=verbose,
+        shuffle=False,
+        steps_per_epoch=steps_per_epoch,
     )
     return history.history
+
+
+def without_optimizer(model):
+    """The same layers as an uncompiled model: ``save`` then writes no optimizer state."""
+    return keras.Model(model.inputs, model.outputs, name=model.name)
 
 
 def prepare_model(
@@ -224,8 +238,7 @@ def _train_locked(data, options, val, run_dir, resume, callbacks, verbose, start
     else:
         val_set = None
     classes = len(train_set.class_names)
-    if resume:
-        check_resumable(run_dir, classes)
+    done = check_resumable(run_dir, classes) if resume else 0  # epochs the backup holds
     model = prepare_model(
         options.recipe,
         classes,
@@ -235,7 +248,12 @@ def _train_locked(data, options, val, run_dir, resume, callbacks, verbose, start
         xla=options.xla,
         architecture=options.architecture,
     )
-    train_ds = train_set.dataset(options.batch_size, training=True, augment=options.augment, seed=options.seed)
+    # Each epoch's batches come from (seed, epoch): a resumed run continues with the epoch it lost.
+    epochs = {"epochs": options.epochs, "start_epoch": min(done, options.epochs - 1)}
+    steps_per_epoch = math.ceil(len(train_set) / options.batch_size)
+    train_ds = train_set.dataset(
+        options.batch_size, training=True, augment=options.augment, seed=options.seed, **epochs
+    )
     val_ds = val_set.dataset(options.batch_size) if val_set is not None else None
     schedule = None
     if options.lr_schedule == "piecewise":
@@ -244,7 +262,7 @@ def _train_locked(data, options, val, run_dir, resume, callbacks, verbose, start
 
     cache = None
     if options.cache_activations:
-        cache = _cached_pipelines(model, options, train_set, val_set, Path(run_dir) / "activation_cache")
+        cache = _cached_pipelines(model, options, train_set, val_set, Path(run_dir) / "activation_cache", epochs)
 
     options.save(Path(run_dir) / "options.json")
     history = fit(
@@ -261,14 +279,18 @@ def _train_locked(data, options, val, run_dir, resume, callbacks, verbose, start
         backup_every=options.backup_every,
         verbose=verbose,
         extra_callbacks=callbacks,
+        steps_per_epoch=steps_per_epoch,
     )
     final = attach_class_names(model, train_set.class_names)
     final.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])
-    model_path = save_model_atomic(final, Path(run_dir) / "model.keras")
+    # The optimizer's state (Adam: two more copies of every weight) is for resuming, which the
+    # backup does; the final model holds it only when asked.
+    saved = final if options.save_optimizer else without_optimizer(final)
+    model_path = save_model_atomic(saved, Path(run_dir) / "model.keras")
     best_path = Path(run_dir) / "best.keras"
     if best_path.exists():  # the checkpoint holds the bare model: add the names there too
-        best = keras.models.load_model(best_path)
-        save_model_atomic(attach_class_names(best, train_set.class_names), best_path)
+        best = attach_class_names(keras.models.load_model(best_path), train_set.class_names)
+        save_model_atomic(best if options.save_optimizer else without_optimizer(best), best_path)
     val_accuracy = history.get("val_accuracy", [None])[-1] if history.get("val_accuracy") else None
     return TrainResult(
         final,
@@ -284,7 +306,7 @@ def _train_locked(data, options, val, run_dir, resume, callbacks, verbose, start
     )
 
 
-def _cached_pipelines(model, options, train_set, val_set, cache_dir):
+def _cached_pipelines(model, options, train_set, val_set, cache_dir, epochs):
     """The frozen prefix's activations over both sets, and the rest of the model to train on them."""
     split = split_frozen_prefix(model)
     if split is None:
@@ -310,6 +332,6 @@ def _cached_pipelines(model, options, train_set, val_set, cache_dir):
     )
     return {
         "model": rest,
-        "train": cached_train.dataset(options.batch_size, training=True, seed=options.seed),
+        "train": cached_train.dataset(options.batch_size, training=True, seed=options.seed, **epochs),
         "val": cached_val.dataset(options.batch_size, training=False) if cached_val is not None else None,
     }

@@ -62,6 +62,7 @@ class TrainingOptions:
     cache_memory_limit: int = DEFAULT_CACHE_MEMORY_LIMIT
     on_bad_file: str = "skip"
     backup_every: int = 1
+    save_optimizer: bool = False  # keep the optimizer's state in model.keras/best.keras (3x the size with Adam)
 
     def __post_init__(self):
         from keras_alexnet.datasets.pipeline import AUGMENTATIONS

@@ -48,9 +48,10 @@ RECIPES = {
         ),
         Recipe(
             "later-convs",
-            "PyTorch guide: freeze conv1..conv3, fine-tune conv4/conv5 at 1/10 of the classifier's rate (1e-5 vs 1e-4).",
-            frozen=("conv1", "conv2", "conv3"),
-            factors={"conv4": 0.1, "conv5": 0.1},
+            "PyTorch guide, Example 3: freeze features[0:5] (conv1, conv2), fine-tune features[5:] "
+            "(conv3..conv5) at 1/10 of the classifier's rate (1e-5 vs 1e-4).",
+            frozen=("features[0:5]",),
+            factors={"features[5:]": 0.1},
             optimizer="adam",
             learning_rate=1e-4,
         ),
