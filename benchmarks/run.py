@@ -9,7 +9,7 @@ against PyTorch AMP with channels_last, with MFU, into benchmarks/RESULTS_GPU.md
 
 Measures (median of repeats, same batch size and data for both):
 inference images/s; training images/s for the frozen-features, fine-tune-all and
-later-convs recipes; epochs with the frozen-feature cache; the JPEG-folder input
+later-convs recipes; epochs with the activation cache; the JPEG-folder input
 pipeline; conversion time of our tool vs onnx2tf on the same ONNX file; peak
 memory of each training process. Each framework runs in its own subprocess so
 that threads and peak memory are measured apart.
@@ -528,7 +528,7 @@ def main():
             "fraction": 0.05 if args.quick else None,
         }
     )
-    print(f"feature cache: {json.dumps(cache)}", flush=True)
+    print(f"activation cache: {json.dumps(cache)}", flush=True)
     conversion = run_worker({"kind": "conversion", "check_onnx2tf": args.onnx2tf})
     print(f"conversion: {json.dumps(conversion)}", flush=True)
     if args.quick:
@@ -636,7 +636,7 @@ def write_results(path, results, batch, repeats, rounds):
         f"Input pipeline from the JPEG folder (`tests/data/cats_vs_dogs/train`, decode + RandomResizedCrop + flip + normalise): "
         f"{pipeline['images_per_s']:.0f} images/s, {pipeline['images_per_s'] / frozen:.1f}x the frozen-features training rate above.",
         "",
-        f'Frozen-feature cache (`train(..., recipe="frozen-features")` on 400 real photos, batch 32, {len(uncached["epoch_s"])} '
+        f'Activation cache (`train(..., recipe="frozen-features", cache_activations=True)` on 400 real photos, batch 32, {len(uncached["epoch_s"])} '
         f"epochs, median of the epochs after the first): training steps take {later['batches_s']['uncached']:.2f} s per epoch "
         f"uncached and {later['batches_s']['cached']:.2f} s cached, {later['batches_s']['uncached'] / later['batches_s']['cached']:.1f}x "
         f"faster; whole epochs, with `train`'s end-of-epoch backup, CSV and plot, {later['epoch_s']['uncached']:.2f} s vs "

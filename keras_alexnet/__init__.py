@@ -26,72 +26,66 @@ only part that needs torch), ``optimizers`` (factors for any Keras model), ``tra
 cache, distributed), ``datasets``, ``evaluation``, ``export``, ``cli``.
 """
 
+import importlib
+import os
+import sys
+
 from keras_alexnet._utils.runtime import prefer_pooled_cpu_allocator
 
 prefer_pooled_cpu_allocator()  # before any TensorFlow op runs
 
-from keras_alexnet.architecture import ALEXNET, TINY, Architecture  # noqa: E402
-from keras_alexnet.layers import AdaptiveAveragePooling2D, ClassNames, class_names_of  # noqa: E402
-from keras_alexnet.model import TORCHVISION_MODULES, AlexNet, load_model  # noqa: E402
-from keras_alexnet.optimizers import Factors  # noqa: E402
-from keras_alexnet.preprocessing import (  # noqa: E402
-    ResizeShorterSide,
-    decode_predictions,
-    eval_transform,
-    imagenet_class_names,
-    imagenet_eval_layers,
-    load_image,
-    preprocess_input,
-)
-from keras_alexnet.training import TrainingOptions  # noqa: E402
-from keras_alexnet.transfer import (  # noqa: E402
-    RECIPES,
-    apply_recipe,
-    freeze,
-    print_layer_table,
-    replace_head,
-    unfreeze,
-    with_lr_factors,
-)
-
 __version__ = "0.2.0"
 
-__all__ = [
-    "ALEXNET",
-    "AdaptiveAveragePooling2D",
-    "AlexNet",
-    "Architecture",
-    "ClassNames",
-    "Factors",
-    "RECIPES",
-    "ResizeShorterSide",
-    "TINY",
-    "TORCHVISION_MODULES",
-    "TrainingOptions",
-    "apply_recipe",
-    "class_names_of",
-    "decode_predictions",
-    "eval_transform",
-    "freeze",
-    "imagenet_class_names",
-    "imagenet_eval_layers",
-    "load_image",
-    "load_model",
-    "preprocess_input",
-    "print_layer_table",
-    "replace_head",
-    "unfreeze",
-    "with_lr_factors",
-]
+# Public name -> the module that defines it.
+_EXPORTS = {
+    "ALEXNET": "keras_alexnet.architecture",
+    "TINY": "keras_alexnet.architecture",
+    "Architecture": "keras_alexnet.architecture",
+    "AdaptiveAveragePooling2D": "keras_alexnet.layers",
+    "ClassNames": "keras_alexnet.layers",
+    "class_names_of": "keras_alexnet.layers",
+    "AlexNet": "keras_alexnet.model",
+    "TORCHVISION_MODULES": "keras_alexnet.model",
+    "load_model": "keras_alexnet.model",
+    "Factors": "keras_alexnet.optimizers",
+    "ResizeShorterSide": "keras_alexnet.preprocessing",
+    "decode_predictions": "keras_alexnet.preprocessing",
+    "eval_transform": "keras_alexnet.preprocessing",
+    "imagenet_class_names": "keras_alexnet.preprocessing",
+    "imagenet_eval_layers": "keras_alexnet.preprocessing",
+    "load_image": "keras_alexnet.preprocessing",
+    "preprocess_input": "keras_alexnet.preprocessing",
+    "TrainingOptions": "keras_alexnet.training",
+    "RECIPES": "keras_alexnet.transfer",
+    "apply_recipe": "keras_alexnet.transfer",
+    "freeze": "keras_alexnet.transfer",
+    "print_layer_table": "keras_alexnet.transfer",
+    "replace_head": "keras_alexnet.transfer",
+    "unfreeze": "keras_alexnet.transfer",
+    "with_lr_factors": "keras_alexnet.transfer",
+}
+__all__ = sorted(_EXPORTS)
 
-# Kept importable by name, but out of ``__all__`` and the top-level namespace, so that
-# ``from keras_alexnet import *`` does not shadow keras.layers.Conv2D/Dense.
-_LAYERS_BY_NAME = {"Conv2D", "Dense"}
+# Kept importable by name, but out of ``__all__``, so that ``from keras_alexnet import *``
+# does not shadow keras.layers.Conv2D/Dense.
+_LAYERS_BY_NAME = {"Conv2D": "keras_alexnet.layers", "Dense": "keras_alexnet.layers"}
+
+
+def _import_public_api():
+    """Import every public name (which registers the package's layers and optimizers with Keras)."""
+    for name, module in _EXPORTS.items():
+        globals()[name] = getattr(importlib.import_module(module), name)
 
 
 def __getattr__(name):
-    if name in _LAYERS_BY_NAME:
-        from keras_alexnet import layers
+    module = _EXPORTS.get(name) or _LAYERS_BY_NAME.get(name)
+    if module is None:
+        raise AttributeError(f"module 'keras_alexnet' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
 
-        return getattr(layers, name)
-    raise AttributeError(f"module 'keras_alexnet' has no attribute {name!r}")
+
+# ``import keras_alexnet`` loads the API at once, so that keras.models.load_model finds the
+# registered classes. Only the ``keras-alexnet`` console script defers it: its parser needs
+# no TensorFlow, and each subcommand imports what it uses (``--help`` answers in well under 1 s).
+if os.path.basename(sys.argv[0] if sys.argv else "") != "keras-alexnet":
+    _import_public_api()

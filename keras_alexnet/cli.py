@@ -1,25 +1,39 @@
-"""The ``keras-alexnet`` command line: thin wrappers over the Python API.
+"""The ``keras-alexnet`` command line: flags in, calls of the Python API out.
 
-Subcommands: convert, train, evaluate, predict, export, layers, demo.
+Subcommands: convert, train, evaluate, predict, export, layers, demo. The parser
+needs neither TensorFlow nor Keras (``--help`` and bad flags answer at once);
+each subcommand imports what it uses, with TensorFlow's start-up lines hidden
+unless ``--verbose``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 
 from keras_alexnet._utils.checks import is_count
+from keras_alexnet._utils.choices import AUGMENTATIONS, CACHE_DTYPES, RECIPE_NAMES, SOLVERS
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+EXAMPLES = {
+    "convert": "keras-alexnet convert --source alexnet-owt-7be5be79.pth",
+    "train": "keras-alexnet train --data photos/ --val-split 0.3 --recipe frozen-features --run-dir runs/pets",
+    "evaluate": "keras-alexnet evaluate --model runs/pets/model.keras --data test/ --out runs/pets/eval",
+    "predict": "keras-alexnet predict --model runs/pets/model.keras photo1.jpg photo2.jpg --top 3",
+    "export": "keras-alexnet export --model runs/pets/model.keras --format savedmodel --out serving/pets/1",
+    "layers": "keras-alexnet layers --recipe matlab --classes 5",
+    "demo": "keras-alexnet demo --out demo_output",
+}
 
 
 def _convert(args):
     from keras_alexnet.conversion import ParityError, convert
 
     try:
+        threshold = {} if args.max_rel is None else {"max_rel": args.max_rel}
         result = convert(
-            args.source, out=args.out, check_onnx2tf=args.check_onnx2tf, keep_onnx=args.keep_onnx, max_rel=args.max_rel
+            args.source, out=args.out, check_onnx2tf=args.check_onnx2tf, keep_onnx=args.keep_onnx, **threshold
         )
     except ParityError as error:
         print(error, file=sys.stderr)
@@ -119,7 +133,7 @@ def _export(args):
 
 
 def _layers(args):
-    from keras_alexnet import AlexNet
+    from keras_alexnet.model import AlexNet
     from keras_alexnet.transfer import apply_recipe, print_layer_table
 
     model = AlexNet(weights=None, include_top=False)
@@ -148,19 +162,25 @@ def _positive_int(text):
 
 
 def build_parser():
-    from keras_alexnet.conversion.parity import DEFAULT_MAX_REL
-    from keras_alexnet.datasets import AUGMENTATIONS
-    from keras_alexnet.optimizers import SOLVERS
-    from keras_alexnet.transfer import RECIPES
-
     parser = argparse.ArgumentParser(
-        prog="keras-alexnet", description="torchvision's AlexNet in Keras: convert, train, evaluate, predict, export."
+        prog="keras-alexnet",
+        description="torchvision's AlexNet in Keras: convert, train, evaluate, predict, export.",
+        epilog="example: " + EXAMPLES["train"],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up and log lines")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = commands.add_parser(
-        "convert", help="convert torchvision AlexNet weights to Keras through ONNX, with a parity report"
-    )
+    def command(name, summary):
+        return commands.add_parser(
+            name,
+            help=summary,
+            description=summary[0].upper() + summary[1:] + ".",
+            epilog="example: " + EXAMPLES[name],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    p = command("convert", "convert torchvision AlexNet weights to Keras through ONNX, with a parity report")
     p.add_argument(
         "--source",
         default="torchvision",
@@ -172,17 +192,16 @@ def build_parser():
     p.add_argument(
         "--max-rel",
         type=float,
-        default=DEFAULT_MAX_REL,
-        help="fail (and write nothing) if any relative difference exceeds this",
+        help="fail (and write nothing) if any relative difference exceeds this (default 1e-4)",
     )
     p.set_defaults(run=_convert)
 
-    p = commands.add_parser("train", help="transfer-learn AlexNet on a folder of images (one sub-folder per class)")
+    p = command("train", "transfer-learn AlexNet on a folder of images (one sub-folder per class)")
     p.add_argument("--data", required=True, help="training folder")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--val", help="validation folder")
     group.add_argument("--val-split", type=float, help="hold out this stratified fraction of --data (e.g. 0.3)")
-    p.add_argument("--recipe", default="frozen-features", choices=sorted(RECIPES))
+    p.add_argument("--recipe", default="frozen-features", choices=RECIPE_NAMES)
     p.add_argument("--epochs", type=_positive_int, default=3)
     p.add_argument("--batch-size", type=_positive_int, default=32)
     p.add_argument("--lr", type=float, help="base learning rate (default: the recipe's)")
@@ -231,32 +250,34 @@ def build_parser():
         action="store_true",
         help="compute frozen layers once, train the rest on cached activations",
     )
-    p.add_argument("--cache-dtype", default="float32", choices=["float32", "float16"])
+    p.add_argument("--cache-dtype", default="float32", choices=CACHE_DTYPES)
     p.add_argument(
         "--save-optimizer",
         action="store_true",
         help="keep the optimizer's state in model.keras (to continue training it later; 3x the size with Adam)",
     )
     p.add_argument(
-        "--fail-on-bad-file", action="store_true", help="stop at the first unreadable image instead of skipping it"
+        "--fail-on-bad-file",
+        action="store_true",
+        help="stop at the first unreadable image instead of skipping it (and naming it)",
     )
     p.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
     p.set_defaults(run=_train)
 
-    p = commands.add_parser("evaluate", help="accuracy, per-class precision/recall, confusion matrix")
+    p = command("evaluate", "accuracy, per-class precision/recall, confusion matrix")
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True, help="folder with one sub-folder per class")
     p.add_argument("--out", help="folder for evaluation.txt and confusion_matrix.png")
     p.add_argument("--batch-size", type=_positive_int, default=32)
     p.set_defaults(run=_evaluate)
 
-    p = commands.add_parser("predict", help="top-k classes of images")
+    p = command("predict", "top-k classes of images")
     p.add_argument("images", nargs="+")
     p.add_argument("--model", help="a trained .keras model (default: ImageNet AlexNet, needs `keras-alexnet convert`)")
     p.add_argument("--top", type=_positive_int, default=5)
     p.set_defaults(run=_predict)
 
-    p = commands.add_parser("export", help="export a trained model to SavedModel (TF Serving) or TFLite, verified")
+    p = command("export", "export a trained model to SavedModel (TF Serving) or TFLite, verified")
     p.add_argument("--model", required=True)
     p.add_argument("--format", required=True, choices=["savedmodel", "tflite"])
     p.add_argument("--out", required=True)
@@ -270,12 +291,12 @@ def build_parser():
     )
     p.set_defaults(run=_export)
 
-    p = commands.add_parser("layers", help="print the layer table (parameters, trainable, factors) of a recipe")
-    p.add_argument("--recipe", choices=sorted(RECIPES))
+    p = command("layers", "print the layer table (parameters, trainable, factors) of a recipe")
+    p.add_argument("--recipe", choices=RECIPE_NAMES)
     p.add_argument("--classes", type=_positive_int, default=2)
     p.set_defaults(run=_layers)
 
-    p = commands.add_parser("demo", help="offline demo: shapes data set, MATLAB recipe, plots, SavedModel")
+    p = command("demo", "offline demo: shapes data set, MATLAB recipe, plots, SavedModel")
     p.add_argument("--out", default="demo_output")
     p.add_argument("--per-class", type=_positive_int, default=60)
     p.add_argument("--epochs", type=_positive_int, default=8)
@@ -284,13 +305,42 @@ def build_parser():
     return parser
 
 
+@contextlib.contextmanager
+def _quiet_tensorflow(verbose):
+    """Import TensorFlow with its C++ start-up lines (CUDA probes, oneDNN, CPU flags) hidden.
+
+    TF_CPP_MIN_LOG_LEVEL silences most of them; a few are printed by absl before it
+    is read, so standard error is pointed at /dev/null while TensorFlow loads.
+    """
+    if verbose:
+        yield
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" in sys.modules:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                import tensorflow  # noqa: F401
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+    yield
+
+
 def main(argv=None):
     """Entry point of the ``keras-alexnet`` console script."""
     args = build_parser().parse_args(argv)
     if getattr(args, "weights", None) == "none":
         args.weights = None
-    from keras_alexnet.export import ExportCheckError
-    from keras_alexnet.training.callbacks import TrainingDiverged
+    with _quiet_tensorflow(args.verbose):
+        from keras_alexnet.export import ExportCheckError
+        from keras_alexnet.training.callbacks import TrainingDiverged
 
     try:
         return args.run(args)

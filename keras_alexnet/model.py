@@ -230,6 +230,9 @@ def load_model(path):
         raise FileNotFoundError(f"model file {path} does not exist (train one with `keras-alexnet train`).")
     if not zipfile.is_zipfile(path):
         raise ValueError(f"{path} is not a .keras model (a zip archive): give the model.keras or best.keras of a run.")
+    import keras_alexnet
+
+    keras_alexnet._import_public_api()  # every custom layer and optimizer registered, however we were imported
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model = keras.models.load_model(path)

@@ -23,7 +23,7 @@ def test_benchmark_command_runs_in_quick_mode():
         "train:later-convs",
         "bfloat16",
         "input pipeline",
-        "feature cache",
+        "activation cache",
         "conversion",
     ):
         assert label in run.stdout, label

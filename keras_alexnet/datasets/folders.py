@@ -84,7 +84,10 @@ class ImageFolder:
                 )
                 if reason:
                     if on_bad_file == "raise":
-                        raise DatasetError(f"{path}: {reason}. Remove or replace it, or use on_bad_file='skip'.")
+                        raise DatasetError(
+                            f"{path}: {reason}. Remove or replace it, or skip such files: leave out "
+                            "--fail-on-bad-file (Python: on_bad_file='skip')."
+                        )
                     log.warning("skipping %s: %s", path, reason)
                     skipped.append((str(path), reason))
                     continue

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from keras_alexnet._utils.choices import AUGMENTATIONS
 from keras_alexnet.preprocessing import CROP_SIZE, IMAGENET_MEAN, IMAGENET_STD, RESIZE_SIZE, decode_rgb
-
-AUGMENTATIONS = ("none", "flip", "resized-crop")
 
 
 def decode(path, label):

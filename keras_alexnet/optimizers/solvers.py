@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-SOLVERS = ("sgdm", "sgd", "adam", "adamw", "rmsprop")
+from keras_alexnet._utils.choices import SOLVERS
 
 
 def make_optimizer(name, learning_rate):

@@ -92,7 +92,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
                 )
         super().on_train_begin(logs)
         if metadata.get("random_states"):
-            _restore_random_states(self.model, metadata["random_states"])  # after Keras restored the weights
+            restore_random_states(self.model, metadata["random_states"])  # after Keras restored the weights
 
     def _save_model(self):  # Keras's hook (listed in _keras_compat.PRIVATE_ATTRIBUTES)
         epoch, batch = self._state.epoch, self._state.batch
@@ -102,7 +102,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         backup_dir = Path(self.backup_dir)
         name = f"epoch-{epoch}" + (f"-batch-{batch}" if batch else "") + ".weights.h5"
         atomic_write(backup_dir / name, lambda tmp: self.model.save_weights(filepath=tmp, overwrite=True))
-        metadata = {"epoch": epoch, "batch": batch, "weights": name, "random_states": _random_states(self.model)}
+        metadata = {"epoch": epoch, "batch": batch, "weights": name, "random_states": random_states(self.model)}
         atomic_write(self._state.metadata_path, lambda tmp: Path(tmp).write_text(json.dumps(metadata)))
         self._state.weights_path = str(backup_dir / name)
         stale = [path for path in backup_dir.glob("*.weights.h5") if path.name != name]
@@ -136,12 +136,13 @@ def _seed_generators(model):
     return found
 
 
-def _random_states(model):
-    """The dropout layers' random states, which Keras's weight files leave out."""
+def random_states(model):
+    """{layer name: state} of the dropout layers' random generators, which Keras's weight files leave out."""
     return {name: [int(v) for v in keras.ops.convert_to_numpy(g.state)] for name, g in _seed_generators(model).items()}
 
 
-def _restore_random_states(model, states):
+def restore_random_states(model, states):
+    """Put back states taken by ``random_states``: the next masks are those that would have come."""
     for name, generator in _seed_generators(model).items():
         if name in states:
             generator.state.assign(np.asarray(states[name], dtype=generator.state.dtype))

@@ -14,13 +14,18 @@ import math
 from pathlib import Path
 
 from keras_alexnet._utils.checks import is_count
+from keras_alexnet._utils.choices import (
+    ARCHITECTURES,
+    AUGMENTATIONS,
+    BAD_FILE_POLICIES,
+    CACHE_DTYPES,
+    LR_SCHEDULES,
+    MIXED_PRECISION,
+    RECIPE_NAMES,
+    SOLVERS,
+)
 from keras_alexnet._utils.files import atomic_write
 
-LR_SCHEDULES = ("none", "piecewise")
-MIXED_PRECISION = (None, "float16", "bfloat16")
-CACHE_DTYPES = ("float32", "float16")
-BAD_FILE_POLICIES = ("skip", "raise")
-ARCHITECTURES = ("alexnet", "tiny")
 DEFAULT_CACHE_MEMORY_LIMIT = 1 << 30  # bytes of cached activations kept in RAM before using disk
 
 
@@ -65,16 +70,20 @@ class TrainingOptions:
     save_optimizer: bool = False  # keep the optimizer's state in model.keras/best.keras (3x the size with Adam)
 
     def __post_init__(self):
-        from keras_alexnet.datasets.pipeline import AUGMENTATIONS
-        from keras_alexnet.optimizers.solvers import SOLVERS
-        from keras_alexnet.transfer.recipes import RECIPES, Recipe
-
         for name in ("epochs", "batch_size", "backup_every", "drop_period", "validation_frequency", "patience"):
             value = getattr(self, name)
             if value is not None and not is_count(value):
                 raise ValueError(f"{name}={value!r}: use a whole number of at least 1.")
-        if not isinstance(self.recipe, Recipe) and self.recipe not in RECIPES:
-            raise ValueError(f"recipe={self.recipe!r} is not known: use one of {', '.join(RECIPES)}.")
+        if isinstance(self.recipe, str):
+            if self.recipe not in RECIPE_NAMES:
+                raise ValueError(f"recipe={self.recipe!r} is not known: use one of {', '.join(RECIPE_NAMES)}.")
+        else:
+            from keras_alexnet.transfer.recipes import Recipe
+
+            if not isinstance(self.recipe, Recipe):
+                raise ValueError(
+                    f"recipe={self.recipe!r}: use a name ({', '.join(RECIPE_NAMES)}) or a transfer.Recipe."
+                )
         rate = self.learning_rate
         if isinstance(rate, (int, float)) and not (rate > 0 and math.isfinite(rate)):
             raise ValueError(f"learning_rate={rate}: use a positive, finite number (or a keras LearningRateSchedule).")

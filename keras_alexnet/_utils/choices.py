@@ -1,0 +1,15 @@
+"""The named choices that options, the library and the command line share.
+
+Kept free of TensorFlow and Keras, so that ``keras-alexnet --help`` and argument
+checks answer without loading them.
+"""
+
+AUGMENTATIONS = ("none", "flip", "resized-crop")
+SOLVERS = ("sgdm", "sgd", "adam", "adamw", "rmsprop")
+LR_SCHEDULES = ("none", "piecewise")
+MIXED_PRECISION = (None, "float16", "bfloat16")
+CACHE_DTYPES = ("float32", "float16")
+BAD_FILE_POLICIES = ("skip", "raise")
+ARCHITECTURES = ("alexnet", "tiny")
+# The names of keras_alexnet.transfer.RECIPES, in its order (a test keeps the two equal).
+RECIPE_NAMES = ("frozen-features", "fine-tune-all", "later-convs", "matlab")

@@ -1,0 +1,233 @@
+"""The learning-rate finder (fastai's ``lr_find``): sweep the base rate, watch the loss, suggest a rate.
+
+The base rate grows exponentially from ``start_lr`` to ``end_lr`` over at most
+``steps`` training steps; each layer keeps its factor, so the sweep finds the base
+rate of the optimizer as compiled. The loss is smoothed (an exponential moving
+average with bias correction) and the sweep stops once it exceeds ``4x`` its
+minimum. Afterwards the model's weights and the optimizer's state are exactly as
+before. With frozen leading layers the sweep trains on their cached activations.
+
+Suggestions, as fastai names them: ``valley`` (a point a third into the longest
+stretch of falling loss, fastai's default) and ``steep`` (the steepest descent of
+the smoothed loss against log rate).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from keras_alexnet._utils.files import atomic_write
+from keras_alexnet.training.callbacks import random_states, restore_random_states
+
+
+@dataclasses.dataclass
+class LRFindResult:
+    """The sweep's rates and smoothed losses, and the suggested base rates."""
+
+    learning_rates: list
+    losses: list  # smoothed
+    raw_losses: list
+    valley: float
+    steep: float
+    plot_path: Path | None = None
+
+    def __str__(self):
+        return f"suggested base learning rate: {self.valley:.2e} (valley); steepest descent at {self.steep:.2e}"
+
+
+def _snapshot(variables):
+    return [keras.ops.convert_to_numpy(v).copy() for v in variables]
+
+
+def _restore(variables, values):
+    for variable, value in zip(variables, values):
+        variable.assign(value)
+
+
+def valley(learning_rates, losses):
+    """fastai's "valley": the longest run of decreasing loss; a rate a third of the way down its slope.
+
+    Finds, for every step, the longest chain of earlier steps with higher loss (a longest
+    decreasing subsequence), takes the longest such chain, and returns the rate a bit past
+    its first third, where the loss still falls steadily.
+    """
+    count = len(losses)
+    longest = [1] * count
+    best_end = 0
+    for i in range(1, count):
+        for j in range(i):
+            if losses[i] < losses[j] and longest[i] < longest[j] + 1:
+                longest[i] = longest[j] + 1
+        if longest[i] > longest[best_end]:
+            best_end = i
+    best_start = best_end - longest[best_end] + 1
+    third = (best_end - best_start) / 3
+    return float(learning_rates[min(best_start + int(third) + int(third / 2), count - 1)])
+
+
+def steepest(learning_rates, losses):
+    """The rate where the smoothed loss falls fastest against the log of the rate."""
+    if len(losses) < 3:
+        return float(learning_rates[0])
+    slopes = np.gradient(np.asarray(losses), np.log(np.asarray(learning_rates)))
+    return float(learning_rates[int(np.argmin(slopes))])
+
+
+def lr_find(
+    model, data, *, start_lr=1e-7, end_lr=10.0, steps=100, smoothing=0.98, divergence=4.0, plot=None, verbose=True
+):
+    """Sweep the base learning rate of compiled ``model`` over batches of ``data``.
+
+    Args:
+        model: a compiled Keras model whose optimizer has a constant learning rate
+            (factors, frozen layers and L2 apply as in training).
+        data: a ``tf.data.Dataset`` (or iterable) of (inputs, labels) batches; it is
+            repeated if shorter than ``steps``.
+        start_lr / end_lr / steps: the exponential sweep (fastai: 1e-7, 10, 100).
+        smoothing: the moving-average weight of the loss (fastai's 0.98).
+        divergence: stop once the smoothed loss exceeds this multiple of its minimum.
+        plot: a PNG path for loss against rate with the suggestions marked.
+    Returns:
+        ``LRFindResult``. The model's weights and the optimizer's state are restored.
+    """
+    if not model.compiled or model.optimizer is None:
+        raise ValueError("lr_find needs a compiled model (model.compile(optimizer, loss)), e.g. from apply_recipe.")
+    if not (0 < start_lr < end_lr and math.isfinite(end_lr)):
+        raise ValueError(f"start_lr={start_lr!r}, end_lr={end_lr!r}: use 0 < start_lr < end_lr, both finite.")
+    if not (isinstance(steps, int) and steps >= 3):
+        raise ValueError(f"steps={steps!r}: use a whole number of at least 3 (fastai: 100).")
+    optimizer = model.optimizer
+    if isinstance(optimizer.learning_rate, keras.optimizers.schedules.LearningRateSchedule) or not hasattr(
+        optimizer.learning_rate, "assign"
+    ):
+        raise ValueError("lr_find sweeps a constant learning rate: compile with a number, not a schedule.")
+    if not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    weights, state = _snapshot(model.weights), _snapshot(optimizer.variables)
+    draws = random_states(model)  # dropout's draws: training after the sweep is as without it
+    rates = start_lr * (end_lr / start_lr) ** (np.arange(steps) / (steps - 1))
+    raw, smoothed = [], []
+    average, best = 0.0, math.inf
+    try:
+        batches = iter(_repeat(data))
+        for index, rate in enumerate(rates):
+            optimizer.learning_rate.assign(float(rate))
+            x, y = next(batches)
+            logs = model.train_on_batch(x, y, return_dict=True)
+            loss = float(logs["loss"])
+            raw.append(loss)
+            if not math.isfinite(loss):
+                break
+            average = smoothing * average + (1 - smoothing) * loss
+            value = average / (1 - smoothing ** (index + 1))
+            smoothed.append(value)
+            best = min(best, value)
+            if value > divergence * best:
+                break
+    finally:
+        _restore(model.weights, weights)
+        _restore(optimizer.variables, state)
+        restore_random_states(model, draws)
+    swept = list(map(float, rates[: len(smoothed)]))
+    if len(smoothed) < 3:
+        raise ValueError(
+            f"the loss diverged within {len(smoothed)} steps from start_lr={start_lr:g}: start lower (e.g. start_lr=1e-9)."
+        )
+    result = LRFindResult(swept, smoothed, raw, valley(swept, smoothed), steepest(swept, smoothed))
+    if plot is not None:
+        result.plot_path = plot_lr_find(result, plot)
+    if verbose:
+        print(result)
+    return result
+
+
+def _repeat(data):
+    while True:
+        empty = True
+        for batch in data:
+            empty = False
+            yield batch
+        if empty:
+            raise ValueError("lr_find got no batches: the data is empty.")
+
+
+def plot_lr_find(result, path):
+    """Smoothed loss against learning rate (log scale), the suggestions marked, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(8, 5))
+    axis.plot(result.learning_rates, result.losses, color="tab:blue", label="smoothed training loss")
+    for rate, label, style in ((result.valley, "valley", "o"), (result.steep, "steep", "s")):
+        index = int(np.argmin(np.abs(np.asarray(result.learning_rates) - rate)))
+        axis.plot(
+            rate,
+            result.losses[index],
+            style,
+            color="tab:red" if label == "valley" else "tab:orange",
+            markersize=9,
+            label=f"{label}: {rate:.1e}",
+        )
+    axis.set_xscale("log")
+    axis.set_xlabel("base learning rate (log scale)")
+    axis.set_ylabel("loss")
+    axis.set_title("Learning-rate finder")
+    axis.grid(alpha=0.3, which="both")
+    axis.legend()
+    figure.tight_layout()
+    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=100))
+    plt.close(figure)
+    return Path(path)
+
+
+def lr_find_on_folder(data, options=None, *, plot=None, steps=100, start_lr=1e-7, end_lr=10.0, verbose=True, **changes):
+    """``lr_find`` for a recipe on a folder of images (what ``keras-alexnet lr-find`` runs).
+
+    The model is built as ``train`` builds it from ``options`` (recipe, weights, factors).
+    With frozen leading layers and no augmentation, their activations are computed once
+    and the sweep trains the rest on them: seconds instead of minutes.
+    """
+    import tempfile
+
+    from keras_alexnet.datasets import ImageFolder
+    from keras_alexnet.training.activation_cache import cache_activations, split_frozen_prefix
+    from keras_alexnet.training.loop import configure, prepare_model
+    from keras_alexnet.training.options import TrainingOptions
+
+    options = (options or TrainingOptions()).replace(**changes)
+    configure(options.seed, options.mixed_precision, options.deterministic)
+    folder = data if isinstance(data, ImageFolder) else ImageFolder.read(data, on_bad_file=options.on_bad_file)
+    if options.val_split is not None:
+        folder, _ = folder.split(1 - options.val_split, seed=options.seed)
+    model = prepare_model(
+        options.recipe,
+        len(folder.class_names),
+        weights=options.weights,
+        learning_rate=options.learning_rate,
+        optimizer=options.optimizer,
+        xla=options.xla,
+        architecture=options.architecture,
+    )
+    split = split_frozen_prefix(model) if options.augment == "none" else None
+    sweep = {"start_lr": start_lr, "end_lr": end_lr, "steps": steps, "plot": plot, "verbose": verbose}
+    if split is None:
+        batches = folder.dataset(options.batch_size, training=True, augment=options.augment, seed=options.seed)
+        return lr_find(model, batches, **sweep)
+    prefix, rest = split
+    rest.compile(optimizer=model.optimizer, loss=model.loss, jit_compile=model.jit_compile)
+    with tempfile.TemporaryDirectory(prefix="keras-alexnet-lr-find-") as cache_dir:
+        cached = cache_activations(
+            prefix,
+            folder.dataset(options.batch_size, training=False),
+            dtype=options.cache_dtype,
+            memory_limit=options.cache_memory_limit,
+            directory=cache_dir,
+        )
+        return lr_find(rest, cached.dataset(options.batch_size, training=True, seed=options.seed), **sweep)

@@ -1,0 +1,61 @@
+"""The command line as a user meets it: fast help, examples, no TensorFlow noise, shared choices."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from keras_alexnet._utils.choices import RECIPE_NAMES
+from keras_alexnet.cli import EXAMPLES, build_parser
+
+SCRIPT = Path(sys.executable).parent / "keras-alexnet"
+
+
+def test_help_needs_no_tensorflow():
+    code = (
+        "import sys; sys.argv = ['keras-alexnet', '--help']\n"
+        "from keras_alexnet.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('tensorflow loaded' if 'tensorflow' in sys.modules else 'tensorflow not loaded')"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("tensorflow not loaded") and "usage: keras-alexnet" in done.stdout
+
+
+@pytest.mark.parametrize("command", sorted(EXAMPLES))
+def test_every_subcommand_has_a_description_and_an_example(command, capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([command, "--help"])
+    text = capsys.readouterr().out
+    assert f"example: {EXAMPLES[command]}" in text and EXAMPLES[command].split()[1] == command
+    description = text.split("\n\n")[1]
+    assert description.strip() and description.strip()[0].isupper()
+
+
+@pytest.mark.skipif(not SCRIPT.exists(), reason="the console script is installed by `pip install -e .`")
+def test_no_tensorflow_start_up_lines_unless_verbose():
+    quiet = subprocess.run([str(SCRIPT), "layers", "--recipe", "matlab"], capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == 0 and "fc8" in quiet.stdout
+    assert quiet.stderr == "", quiet.stderr
+    loud = subprocess.run(
+        [str(SCRIPT), "--verbose", "layers"], capture_output=True, text=True, timeout=300, env={"PATH": "/usr/bin:/bin"}
+    )
+    assert loud.returncode == 0 and loud.stderr  # TensorFlow's own lines, shown on request
+
+
+def test_the_cli_recipe_names_are_the_library_recipes():
+    from keras_alexnet.transfer import RECIPES
+
+    assert tuple(RECIPES) == RECIPE_NAMES
+
+
+def test_bad_file_hint_names_the_flag(tmp_path, capsys):
+    from keras_alexnet.cli import main
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "broken.jpg").write_bytes(b"not a jpeg")
+    assert main(["train", "--data", str(tmp_path), "--fail-on-bad-file", "--run-dir", str(tmp_path / "r")]) == 2
+    assert "leave out --fail-on-bad-file" in capsys.readouterr().err
