@@ -14,7 +14,7 @@ import os
 import sys
 
 from keras_alexnet._utils.checks import is_count
-from keras_alexnet._utils.choices import AUGMENTATIONS, CACHE_DTYPES, RECIPE_NAMES, SOLVERS
+from keras_alexnet._utils.choices import AUGMENTATIONS, CACHE_DTYPES, LR_SCHEDULES, RECIPE_NAMES, SOLVERS
 
 EXAMPLES = {
     "convert": "keras-alexnet convert --source alexnet-owt-7be5be79.pth",
@@ -23,6 +23,7 @@ EXAMPLES = {
     "predict": "keras-alexnet predict --model runs/pets/model.keras photo1.jpg photo2.jpg --top 3",
     "export": "keras-alexnet export --model runs/pets/model.keras --format savedmodel --out serving/pets/1",
     "layers": "keras-alexnet layers --recipe matlab --classes 5",
+    "lr-find": "keras-alexnet lr-find --data photos/ --recipe frozen-features --plot lr_find.png",
     "demo": "keras-alexnet demo --out demo_output",
 }
 
@@ -90,6 +91,28 @@ def _train(args):
     print(
         f"model: {result.model_path}\nprogress plot: {result.run_dir / 'progress.png'}\nlog: {result.run_dir / 'log.csv'}"
     )
+    return 0
+
+
+def _lr_find(args):
+    from keras_alexnet.training import TrainingOptions
+    from keras_alexnet.training.lr_find import lr_find_on_folder
+
+    options = TrainingOptions(
+        recipe=args.recipe,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        val_split=args.val_split,
+        seed=args.seed,
+        weights=args.weights,
+        architecture=args.architecture,
+    )
+    result = lr_find_on_folder(
+        args.data, options, plot=args.plot, steps=args.steps, start_lr=args.start_lr, end_lr=args.end_lr, verbose=False
+    )
+    print(result)
+    print(f"plot: {result.plot_path}")
+    print(f"next: keras-alexnet train --data {args.data} --recipe {args.recipe} --lr {result.valley:.1e} ...")
     return 0
 
 
@@ -222,7 +245,13 @@ def build_parser():
     )
     p.add_argument("--patience", type=_positive_int, help="stop after N epochs without lower validation loss")
     p.add_argument("--augment", default="none", choices=AUGMENTATIONS)
-    p.add_argument("--lr-schedule", default="none", choices=["none", "piecewise"])
+    p.add_argument(
+        "--lr-schedule",
+        default="none",
+        choices=LR_SCHEDULES,
+        help="piecewise: --drop-factor every --drop-period epochs; one-cycle: PyTorch's OneCycleLR peaking at "
+        "--lr; cosine: linear warm-up, then cosine decay",
+    )
     p.add_argument("--drop-factor", type=float, default=0.1)
     p.add_argument("--drop-period", type=_positive_int, default=10)
     p.add_argument("--mixed-precision", choices=["float16", "bfloat16"])
@@ -263,6 +292,21 @@ def build_parser():
     )
     p.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
     p.set_defaults(run=_train)
+
+    p = command("lr-find", "sweep the base learning rate of a recipe and suggest one (fastai's lr_find)")
+    p.add_argument("--data", required=True, help="training folder, one sub-folder per class")
+    p.add_argument("--recipe", default="frozen-features", choices=RECIPE_NAMES)
+    p.add_argument("--val-split", type=float, help="sweep on the training part of this split, as train would")
+    p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.add_argument("--optimizer", choices=SOLVERS, help="default: the recipe's")
+    p.add_argument("--weights", default="imagenet", help="'imagenet' (shipped conv weights), a weights file, or 'none'")
+    p.add_argument("--architecture", default="alexnet", choices=["alexnet", "tiny"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=_positive_int, default=100, help="at most this many steps (default 100)")
+    p.add_argument("--start-lr", type=float, default=1e-7)
+    p.add_argument("--end-lr", type=float, default=10.0)
+    p.add_argument("--plot", default="lr_find.png", help="PNG of loss against rate (default lr_find.png)")
+    p.set_defaults(run=_lr_find)
 
     p = command("evaluate", "accuracy, per-class precision/recall, confusion matrix")
     p.add_argument("--model", required=True)

@@ -11,7 +11,8 @@ from keras_alexnet.training.lr_find import lr_find, lr_find_on_folder, steepest,
 def _problem(seed=0):
     """Two well-separated Gaussian classes in 8 dimensions, and a small MLP with dropout."""
     rng = np.random.default_rng(seed)
-    x = np.concatenate([rng.normal(-1, 1, (256, 8)), rng.normal(1, 1, (256, 8))]).astype("float32")
+    # Inputs of scale 4: large rates make this diverge well inside fastai's sweep to 10.
+    x = 4 * np.concatenate([rng.normal(-1, 1, (256, 8)), rng.normal(1, 1, (256, 8))]).astype("float32")
     y = np.repeat([0, 1], 256)
     keras.utils.set_random_seed(seed)
     inp = keras.Input((8,))
@@ -49,14 +50,15 @@ def test_the_sweep_restores_weights_optimizer_state_and_random_draws_bit_for_bit
 
 
 def test_the_suggestion_falls_in_the_known_good_range():
-    """On this problem SGD learns fastest between 0.03 and 3 (checked by training at fixed rates)."""
+    """The good range, measured by training 10 steps at fixed rates: loss 0.82 at 1e-3, 0.51 at 0.01,
+    0.31 at 0.03, 0.15 at 0.1, 0.09 at 0.3, 0.22 at 1, and 4e16 (diverged) at 3. So [0.01, 1]."""
     import tensorflow as tf
 
     model, x, y = _problem(1)
     model = _compiled(model, keras.optimizers.SGD(0.01), {})
     data = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(512, seed=1).batch(32)
     result = lr_find(model, data, verbose=False)
-    assert 0.03 <= result.valley <= 3.0, result.valley
+    assert 0.01 <= result.valley <= 1.0, result.valley
     assert result.learning_rates[-1] < 10.0  # the sweep stopped when the loss diverged
 
 
@@ -75,7 +77,8 @@ def test_factors_shift_the_suggested_base_rate():
 
 def test_valley_and_steep_on_a_known_curve():
     rates = np.logspace(-6, 1, 50)
-    losses = 1 + np.tanh(-(np.log10(rates) + 2))  # falls around 1e-2, steepest at 1e-2
+    losses = 1 + np.tanh(-(np.log10(rates) + 2))  # falls from 1e-4 to 1, steepest at 1e-2
+    losses[rates < 1e-4] = losses[rates >= 1e-4][0]  # flat before
     losses[-8:] = np.linspace(losses[-9], 5, 8)  # then diverges
     assert 1e-3 <= valley(rates, losses) <= 1e-1
     assert steepest(rates, losses) == pytest.approx(1e-2, rel=0.5)
@@ -98,3 +101,41 @@ def test_a_schedule_or_an_uncompiled_model_is_refused():
     model.compile(keras.optimizers.SGD(keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.9)), "mse")
     with pytest.raises(ValueError, match="constant learning rate"):
         lr_find(model, [(x, y)])
+
+
+def test_cli_lr_find_prints_the_suggestion_and_writes_the_plot(tmp_path, capsys):
+    from keras_alexnet.cli import main
+    from keras_alexnet.datasets import generate_shapes
+
+    shapes = generate_shapes(tmp_path / "shapes", per_class=6, size=72, seed=0)
+    plot = tmp_path / "lr.png"
+    args = ["lr-find", "--data", str(shapes), "--architecture", "tiny", "--weights", "none"]
+    assert main([*args, "--batch-size", "8", "--steps", "30", "--plot", str(plot)]) == 0
+    out = capsys.readouterr().out
+    assert "suggested base learning rate" in out and "keras-alexnet train" in out and plot.exists()
+
+
+def test_one_cycle_training_follows_the_schedule_and_plots_the_rate(tmp_path):
+    import json
+
+    from keras_alexnet.datasets import generate_shapes
+    from keras_alexnet.training import train
+
+    shapes = generate_shapes(tmp_path / "shapes", per_class=6, size=72, seed=0)
+    result = train(
+        shapes,
+        recipe="fine-tune-all",
+        architecture="tiny",
+        weights=None,
+        epochs=3,
+        batch_size=8,
+        learning_rate=1e-3,
+        lr_schedule="one-cycle",
+        run_dir=tmp_path / "run",
+        verbose=0,
+    )
+    rates = json.loads((tmp_path / "run" / "history.json").read_text())["learning_rate"]
+    peak = int(np.argmax(rates))
+    assert max(rates) == pytest.approx(1e-3, rel=0.05) and 0 < peak < len(rates) - 1
+    assert rates[-1] < 1e-5 and rates[0] < 1e-4  # from max/25 up, then down to max/25e4
+    assert result.options.lr_schedule == "one-cycle"

@@ -18,7 +18,7 @@ from keras_alexnet.training import TrainingOptions
         ({"learning_rate": float("nan")}, "learning_rate=nan"),
         ({"val_split": 1.5}, "val_split=1.5: hold out a fraction strictly between 0 and 1"),
         ({"augment": "spin"}, "augment='spin': use one of none, flip, resized-crop"),
-        ({"lr_schedule": "cosine-ish"}, "lr_schedule='cosine-ish': use 'none' or 'piecewise'"),
+        ({"lr_schedule": "cosine-ish"}, "lr_schedule='cosine-ish': use one of 'none', 'piecewise', 'one-cycle'"),
         ({"drop_factor": 2.0}, r"drop_factor=2.0: use a number in \(0, 1\]"),
         ({"mixed_precision": "int8"}, "mixed_precision='int8'"),
         ({"xla": "maybe"}, "xla='maybe'"),

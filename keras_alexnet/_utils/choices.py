@@ -6,7 +6,7 @@ checks answer without loading them.
 
 AUGMENTATIONS = ("none", "flip", "resized-crop")
 SOLVERS = ("sgdm", "sgd", "adam", "adamw", "rmsprop")
-LR_SCHEDULES = ("none", "piecewise")
+LR_SCHEDULES = ("none", "piecewise", "one-cycle", "cosine")
 MIXED_PRECISION = (None, "float16", "bfloat16")
 CACHE_DTYPES = ("float32", "float16")
 BAD_FILE_POLICIES = ("skip", "raise")

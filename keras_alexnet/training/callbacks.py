@@ -183,6 +183,7 @@ class TrainingProgress(keras.callbacks.Callback):
         self.validation_frequency = validation_frequency
         self.state_path = self.run_dir / "history.json"
         self.state = {
+            "learning_rate": [],
             "iteration": [],
             "loss": [],
             "accuracy": [],
@@ -201,13 +202,21 @@ class TrainingProgress(keras.callbacks.Callback):
         per_epoch = self.state["iterations_per_epoch"]
         if per_epoch:
             cutoff = epoch * per_epoch
-            for key, xs in (("iteration", ("loss", "accuracy")), ("val_iteration", ("val_loss", "val_accuracy"))):
+            for key, xs in (
+                ("iteration", ("loss", "accuracy", "learning_rate")),
+                ("val_iteration", ("val_loss", "val_accuracy")),
+            ):
                 keep = [i for i, it in enumerate(self.state[key]) if it <= cutoff]
                 self.state[key] = [self.state[key][i] for i in keep]
-                for name in xs:
-                    self.state[name] = [self.state[name][i] for i in keep]
+                for name in xs:  # a history from before 0.2 has no learning_rate list
+                    self.state[name] = [self.state[name][i] for i in keep if i < len(self.state[name])]
             self._iteration = cutoff
         self._epoch_start = self._iteration
+
+    def on_train_batch_begin(self, batch, logs=None):
+        # The rate this step uses (a schedule's value moves on once the step is taken).
+        rate = getattr(getattr(self.model, "optimizer", None), "learning_rate", None)
+        self._rate = float(keras.ops.convert_to_numpy(rate)) if rate is not None else float("nan")
 
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
@@ -215,6 +224,7 @@ class TrainingProgress(keras.callbacks.Callback):
         self.state["iteration"].append(self._iteration)
         self.state["loss"].append(float(logs.get("loss", np.nan)))
         self.state["accuracy"].append(float(logs.get("accuracy", np.nan)))
+        self.state["learning_rate"].append(self._rate)
         if (
             self.validation_frequency
             and self.validation_data is not None
@@ -246,13 +256,15 @@ class TrainingProgress(keras.callbacks.Callback):
 
 
 def plot_progress(state, path):
-    """Accuracy and loss against iteration, training and validation, as a PNG."""
+    """Accuracy, loss and the learning rate against iteration, training and validation, as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
+    rates = state.get("learning_rate") or []
+    show_rate = len(rates) == len(state["iteration"]) and len(rates) > 0
+    figure, axes = plt.subplots(3 if show_rate else 2, 1, figsize=(9, 9 if show_rate else 7), sharex=True)
     for axis, key, label in ((axes[0], "accuracy", "Accuracy"), (axes[1], "loss", "Loss")):
         axis.plot(state["iteration"], state[key], color="tab:blue", linewidth=1, label="training (running epoch mean)")
         if state["val_iteration"]:
@@ -262,12 +274,17 @@ def plot_progress(state, path):
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
         axis.legend(loc="best")
+    if show_rate:
+        axes[2].plot(state["iteration"], rates, color="tab:green", linewidth=1, label="base learning rate")
+        axes[2].set_ylabel("Learning rate")
+        axes[2].grid(alpha=0.3)
+        axes[2].legend(loc="best")
     per_epoch = state.get("iterations_per_epoch")
     if per_epoch:
         for epoch in range(1, state["epochs_done"] + 1):
             for axis in axes:
                 axis.axvline(epoch * per_epoch, color="grey", alpha=0.25, linewidth=0.8)
-    axes[1].set_xlabel("Iteration")
+    axes[-1].set_xlabel("Iteration")
     last = state["val_accuracy"][-1] if state["val_accuracy"] else None
     title = f"Training progress: epoch {state['epochs_done']}"
     if last is not None:

@@ -33,6 +33,7 @@ from keras_alexnet.training.callbacks import (
 )
 from keras_alexnet.training.options import TrainingOptions
 from keras_alexnet.training.run_directory import RunDirectoryError, check_new_run, check_resumable, locked
+from keras_alexnet.training.schedules import OneCycle, cosine_with_warmup
 from keras_alexnet.transfer import RECIPES, TrainableStateGuard, apply_recipe
 
 log = logging.getLogger("keras_alexnet.training")
@@ -239,18 +240,19 @@ def _train_locked(data, options, val, run_dir, resume, callbacks, verbose, start
         val_set = None
     classes = len(train_set.class_names)
     done = check_resumable(run_dir, classes) if resume else 0  # epochs the backup holds
+    # Each epoch's batches come from (seed, epoch): a resumed run continues with the epoch it lost.
+    epochs = {"epochs": options.epochs, "start_epoch": min(done, options.epochs - 1)}
+    steps_per_epoch = math.ceil(len(train_set) / options.batch_size)
+    learning_rate = _learning_rate(options, steps_per_epoch)
     model = prepare_model(
         options.recipe,
         classes,
         weights=options.weights,
-        learning_rate=options.learning_rate,
+        learning_rate=learning_rate,
         optimizer=options.optimizer,
         xla=options.xla,
         architecture=options.architecture,
     )
-    # Each epoch's batches come from (seed, epoch): a resumed run continues with the epoch it lost.
-    epochs = {"epochs": options.epochs, "start_epoch": min(done, options.epochs - 1)}
-    steps_per_epoch = math.ceil(len(train_set) / options.batch_size)
     train_ds = train_set.dataset(
         options.batch_size, training=True, augment=options.augment, seed=options.seed, **epochs
     )
@@ -304,6 +306,18 @@ def _train_locked(data, options, val, run_dir, resume, callbacks, verbose, start
         cache is not None,
         options,
     )
+
+
+def _learning_rate(options, steps_per_epoch):
+    """The base rate, or a schedule over the whole run (one-cycle, cosine) peaking at it."""
+    rate = options.learning_rate
+    if options.lr_schedule not in ("one-cycle", "cosine"):
+        return rate
+    if rate is None:
+        recipe = RECIPES[options.recipe] if isinstance(options.recipe, str) else options.recipe
+        rate = recipe.learning_rate
+    total = max(options.epochs * steps_per_epoch, 2)
+    return OneCycle(rate, total) if options.lr_schedule == "one-cycle" else cosine_with_warmup(rate, total)
 
 
 def _cached_pipelines(model, options, train_set, val_set, cache_dir, epochs):

@@ -71,11 +71,15 @@ def valley(learning_rates, losses):
 
 
 def steepest(learning_rates, losses):
-    """The rate where the smoothed loss falls fastest against the log of the rate."""
-    if len(losses) < 3:
+    """The rate where the smoothed loss falls fastest against the log of the rate.
+
+    The first tenth of the sweep is left out: there the moving average is still warming up.
+    """
+    skip = len(losses) // 10
+    if len(losses) - skip < 3:
         return float(learning_rates[0])
-    slopes = np.gradient(np.asarray(losses), np.log(np.asarray(learning_rates)))
-    return float(learning_rates[int(np.argmin(slopes))])
+    slopes = np.gradient(np.asarray(losses[skip:]), np.log(np.asarray(learning_rates[skip:])))
+    return float(learning_rates[skip + int(np.argmin(slopes))])
 
 
 def lr_find(

@@ -94,7 +94,7 @@ class TrainingOptions:
         if self.augment not in AUGMENTATIONS:
             raise ValueError(f"augment={self.augment!r}: use one of {', '.join(AUGMENTATIONS)}.")
         if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule={self.lr_schedule!r}: use 'none' or 'piecewise'.")
+            raise ValueError(f"lr_schedule={self.lr_schedule!r}: use one of {_allowed(LR_SCHEDULES)}.")
         if not (isinstance(self.drop_factor, (int, float)) and 0 < self.drop_factor <= 1):
             raise ValueError(f"drop_factor={self.drop_factor!r}: use a number in (0, 1], e.g. 0.1.")
         if self.mixed_precision not in MIXED_PRECISION:

@@ -50,17 +50,19 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         return self.initial_lr / self.final_div_factor
 
     def __call__(self, step):
-        step = keras.ops.cast(step, "float32")
-        # PyTorch's phase boundary is pct_start * total_steps - 1 (a float), the last step total_steps - 1.
+        # float64 inside: float32 cosines drift 2e-6 (relative) from PyTorch's Python floats.
+        # PyTorch's phase boundary is pct_start * total_steps - 1 (a float), the last step total_steps - 1;
+        # steps past the last keep its rate (PyTorch refuses them).
         warmup_end = self.pct_start * self.total_steps - 1.0
         last = float(self.total_steps - 1)
+        step = keras.ops.minimum(keras.ops.cast(step, "float64"), last)
 
         def cosine(start, end, fraction):
             return end + (start - end) / 2.0 * (keras.ops.cos(math.pi * fraction) + 1.0)
 
         rising = cosine(self.initial_lr, self.max_lr, step / warmup_end)
         falling = cosine(self.max_lr, self.min_lr, (step - warmup_end) / (last - warmup_end))
-        return keras.ops.where(step <= warmup_end, rising, falling)
+        return keras.ops.cast(keras.ops.where(step <= warmup_end, rising, falling), "float32")
 
     def get_config(self):
         return {
