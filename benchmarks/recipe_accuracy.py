@@ -33,6 +33,11 @@ def variants():
     held_out = {"val": PHOTOS / "test"}
     return [
         ("frozen-features", "frozen-features", {**held_out, "cache_activations": True}),
+        (
+            "frozen-features, compact head",
+            "frozen-features",
+            {**held_out, "cache_activations": True, "head": "compact"},
+        ),
         ("fine-tune-all", "fine-tune-all", held_out),
         ("later-convs (guide: conv1-2 frozen)", "later-convs", held_out),
         ("later-convs, conv1-3 frozen (before 0.2)", old_later, held_out),
@@ -45,11 +50,14 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "RECIPES.md"))
+    parser.add_argument("--only", nargs="+", help="run only the rows whose label starts with one of these")
     args = parser.parse_args()
     from keras_alexnet.training import train
 
     rows = []
     for label, recipe, kwargs in variants():
+        if args.only and not any(label.startswith(prefix) for prefix in args.only):
+            continue
         accuracies, seconds = [], []
         for seed in args.seeds:
             options = {"epochs": args.epochs, **kwargs}

@@ -16,7 +16,7 @@ import keras
 PRIVATE_ATTRIBUTES = {
     "optimizer": ("_trainable_variables", "_get_variable_index", "_apply_weight_decay", "_use_weight_decay"),
     "adam": ("_momentums", "_velocities"),
-    "layer": ("_inbound_nodes",),
+    "layer": ("_inbound_nodes", "_trainable_variables"),
     "backup": ("_training_metadata_path", "_weights_path", "_current_epoch", "_last_batch_seen", "_save_model"),
 }
 
@@ -44,6 +44,12 @@ def sgd_momentum(optimizer, index):
 def uses_weight_decay(optimizer, variable):
     """Whether ``optimizer``'s ``weight_decay`` applies to ``variable`` (its exclusion lists)."""
     return optimizer._use_weight_decay(variable)
+
+
+def trainable_by_design(layer):
+    """The variables ``layer`` created as trainable (not, e.g., batch norm's moving statistics),
+    whatever its ``trainable`` flag says now."""
+    return list(layer._trainable_variables)
 
 
 def inbound_node_count(layer):

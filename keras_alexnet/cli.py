@@ -14,7 +14,7 @@ import os
 import sys
 
 from keras_alexnet._utils.checks import is_count
-from keras_alexnet._utils.choices import AUGMENTATIONS, CACHE_DTYPES, LR_SCHEDULES, RECIPE_NAMES, SOLVERS
+from keras_alexnet._utils.choices import AUGMENTATIONS, CACHE_DTYPES, HEADS, LR_SCHEDULES, RECIPE_NAMES, SOLVERS
 
 EXAMPLES = {
     "convert": "keras-alexnet convert --source alexnet-owt-7be5be79.pth",
@@ -66,6 +66,7 @@ def training_options(args):
         deterministic=args.deterministic,
         weights=args.weights,
         architecture=args.architecture,
+        head=args.head,
         cache_activations=args.cache_activations,
         cache_dtype=args.cache_dtype,
         on_bad_file="raise" if args.fail_on_bad_file else "skip",
@@ -271,6 +272,12 @@ def build_parser():
         default="alexnet",
         choices=["alexnet", "tiny"],
         help="tiny: the same graph with few channels, for quick pipeline checks (use --weights none)",
+    )
+    p.add_argument(
+        "--head",
+        default="alexnet",
+        choices=HEADS,
+        help="alexnet: fc6, fc7 and a new fc8 (58M parameters); compact: fastai's head on pool5 (0.3M)",
     )
     p.add_argument(
         "--cache-activations",

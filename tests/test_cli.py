@@ -35,6 +35,7 @@ def test_every_subcommand_has_a_description_and_an_example(command, capsys):
 
 
 @pytest.mark.skipif(not SCRIPT.exists(), reason="the console script is installed by `pip install -e .`")
+@pytest.mark.slow  # several processes or full-size mixed precision: in the full tier
 def test_no_tensorflow_start_up_lines_unless_verbose():
     quiet = subprocess.run([str(SCRIPT), "layers", "--recipe", "matlab"], capture_output=True, text=True, timeout=300)
     assert quiet.returncode == 0 and "fc8" in quiet.stdout

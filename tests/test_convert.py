@@ -147,6 +147,7 @@ def test_a_failed_parity_check_writes_nothing(tmp_path, capsys):
 
 
 @pytest.mark.torch
+@pytest.mark.slow  # several processes or full-size mixed precision: in the full tier
 def test_a_killed_conversion_leaves_no_temporary_files(tmp_path):
     import os
     import signal

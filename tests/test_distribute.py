@@ -5,9 +5,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).parent / "distributed_check.py"
 
 
+@pytest.mark.slow  # several processes or full-size mixed precision: in the full tier
 def test_mirrored_strategy_trains_like_one_device():
     # Graph mode: XLA with MirroredStrategy over logical CPU devices hits TensorFlow's
     # "tf.Variable on a different device" limitation; jit_compile is tested on one device.
@@ -33,6 +36,7 @@ def _free_ports(count):
     return ports
 
 
+@pytest.mark.slow  # several processes or full-size mixed precision: in the full tier
 def test_two_worker_processes_on_loopback():
     """MultiWorkerMirroredStrategy, two processes on 127.0.0.1, factors intact."""
     script = Path(__file__).parent / "multiworker_check.py"

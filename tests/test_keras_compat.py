@@ -52,3 +52,10 @@ def test_keras_is_inside_the_declared_bounds():
     spec = next(d for d in project["dependencies"] if d.startswith("keras"))
     upper = tuple(int(x) for x in spec.split("<")[1].split("."))
     assert _keras_compat.keras_version()[: len(upper)] < upper
+
+
+def test_trainable_by_design_leaves_out_batch_norm_statistics():
+    layer = keras.layers.BatchNormalization()
+    layer.build((None, 4))
+    layer.trainable = False
+    assert [v.name for v in _keras_compat.trainable_by_design(layer)] == ["gamma", "beta"]

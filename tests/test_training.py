@@ -1,5 +1,5 @@
 """Training end to end: CLI train -> evaluate -> predict -> export, resume after SIGKILL,
-feature cache equal to uncached training, and accuracy on real photos."""
+activation cache equal to uncached training, and accuracy on real photos."""
 
 import csv
 import json
@@ -153,6 +153,7 @@ def _epochs_in_log(path):
         return [int(row["epoch"]) for row in csv.DictReader(handle)]
 
 
+@pytest.mark.slow  # several processes or full-size mixed precision: in the full tier
 def test_resume_after_sigkill(shapes_dir, tmp_path):
     run = tmp_path / "run"
     args = CLI + [
@@ -310,6 +311,7 @@ def test_mixed_precision_trains_with_a_float32_head(shapes_dir, tmp_path):
         keras.mixed_precision.set_global_policy("float32")
 
 
+@pytest.mark.slow  # several processes or full-size mixed precision: in the full tier
 def test_saved_model_loads_in_a_fresh_process(shapes_dir, tmp_path):
     """A user's new process: `import keras_alexnet` must register the factored optimizer and layers."""
     result = train(

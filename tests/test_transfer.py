@@ -214,6 +214,7 @@ def _one_step_updates(policy):
         keras.mixed_precision.set_global_policy("float32")
 
 
+@pytest.mark.slow  # several processes or full-size mixed precision: in the full tier
 def test_float16_loss_scaling_keeps_the_learning_rate_factors():
     model, half = _one_step_updates("mixed_float16")
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)

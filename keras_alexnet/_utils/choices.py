@@ -13,3 +13,4 @@ BAD_FILE_POLICIES = ("skip", "raise")
 ARCHITECTURES = ("alexnet", "tiny")
 # The names of keras_alexnet.transfer.RECIPES, in its order (a test keeps the two equal).
 RECIPE_NAMES = ("frozen-features", "fine-tune-all", "later-convs", "matlab")
+HEADS = ("alexnet", "compact")

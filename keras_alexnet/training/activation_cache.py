@@ -29,27 +29,33 @@ from keras_alexnet.training.options import DEFAULT_CACHE_MEMORY_LIMIT as DEFAULT
 def split_frozen_prefix(model):
     """(prefix, rest) around the last layer of the leading frozen chain, or None.
 
-    Only chain-shaped models (each layer feeding the next) are split, as AlexNet is.
+    The prefix is the chain of frozen layers from the input (each feeding the next,
+    no dropout); the rest is the model from the prefix's output on, sharing its layers
+    with ``model``. The cut is the last point of that chain through which everything
+    after it passes: pool5 for AlexNet's own classifier as for a head with branches.
     """
     layers = model.layers[1:]  # after the InputLayer
-    cut = None
-    for index, layer in enumerate(layers):
+    chain = []
+    previous = model.inputs[0]
+    for layer in layers:
         if layer.weights and (layer.trainable and any(v.trainable for v in layer.weights)):
             break
         if isinstance(layer, keras.layers.Dropout):
             break  # dropout draws randomness each epoch
-        cut = index
-    if cut is None or cut == len(layers) - 1:
-        return None
-    for previous, layer in zip(layers, layers[1:]):
-        if _keras_compat.inbound_node_count(layer) != 1 or layer.input is not previous.output:
-            return None
-    prefix = keras.Model(model.inputs, layers[cut].output, name=f"{model.name}_frozen")
-    rest_input = keras.Input(layers[cut].output.shape[1:], name="cached_activations")
-    x = rest_input
-    for layer in layers[cut + 1 :]:
-        x = layer(x)
-    return prefix, keras.Model(rest_input, x, name=f"{model.name}_rest")
+        if _keras_compat.inbound_node_count(layer) != 1 or layer.input is not previous:
+            break  # the chain branches or joins here
+        chain.append(layer)
+        previous = layer.output
+    for cut in reversed(chain):
+        if cut is layers[-1]:
+            continue
+        try:
+            rest = keras.Model(cut.output, model.outputs, name=f"{model.name}_rest")
+        except ValueError:  # something after the cut needs a tensor from before it
+            continue
+        prefix = keras.Model(model.inputs, cut.output, name=f"{model.name}_frozen")
+        return prefix, rest
+    return None
 
 
 @dataclasses.dataclass
@@ -113,36 +119,47 @@ def cache_activations(
     memory_limit=DEFAULT_MEMORY_LIMIT,
     directory=None,
     name="train",
+    count=None,
 ):
     """Run ``prefix`` once over an unshuffled (image, label) batch dataset.
 
     Memory: at most ``memory_limit`` bytes of activations in RAM; a larger cache
-    goes to ``directory/<name>.features.npy`` (required then). float16 halves it.
+    goes to ``directory/<name>.activations.npy`` (required then). float16 halves it.
+    ``count``: the number of examples, if known (else the labels are counted first).
+    The activations' shape comes from the first batch, so prefixes whose output size
+    depends on the input size (pool5 of a model with any input size) work.
     """
-    count = int(sum(int(y.shape[0]) for _, y in images))
-    per_example = int(np.prod(prefix.output.shape[1:]))
-    nbytes = count * per_example * np.dtype(dtype).itemsize
-    on_disk = nbytes > memory_limit
-    shape = (count, *prefix.output.shape[1:])
-    if on_disk:
-        if directory is None:
-            raise ValueError(
-                f"the feature cache needs {nbytes / 2**20:.0f} MiB, over the {memory_limit / 2**20:.0f} MiB memory limit: give a directory for the on-disk cache."
-            )
-        Path(directory).mkdir(parents=True, exist_ok=True)
-        features = np.lib.format.open_memmap(
-            Path(directory) / f"{name}.features.npy", mode="w+", dtype=dtype, shape=shape
-        )
-    else:
-        features = np.empty(shape, dtype)
-    labels = np.empty(count, labels_dtype)
+    if count is None:
+        count = int(sum(int(y.shape[0]) for _, y in images))
+    features = labels = None
+    on_disk = False
     position = 0
     for x, y in images:
-        batch = prefix(x, training=False)
+        batch = np.asarray(prefix(x, training=False))
+        if features is None:
+            features, on_disk = _allocate((count, *batch.shape[1:]), dtype, memory_limit, directory, name)
+            labels = np.empty(count, labels_dtype)
         n = int(y.shape[0])
-        features[position : position + n] = np.asarray(batch).astype(dtype)
+        features[position : position + n] = batch.astype(dtype)
         labels[position : position + n] = np.asarray(y)
         position += n
+    if features is None:
+        raise ValueError("the activation cache got no batches: the data set is empty.")
     if on_disk:
         features.flush()
     return CachedActivations(features, labels, on_disk)
+
+
+def _allocate(shape, dtype, memory_limit, directory, name):
+    """An array for the cache: in memory up to ``memory_limit`` bytes, else a file in ``directory``."""
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    if nbytes <= memory_limit:
+        return np.empty(shape, dtype), False
+    if directory is None:
+        raise ValueError(
+            f"the activation cache needs {nbytes / 2**20:.0f} MiB, over the {memory_limit / 2**20:.0f} MiB memory "
+            "limit: give a directory for the on-disk cache."
+        )
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    path = Path(directory) / f"{name}.activations.npy"
+    return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape), True

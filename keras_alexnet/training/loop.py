@@ -164,6 +164,7 @@ def prepare_model(
     xla="auto",
     input_shape=None,
     architecture="alexnet",
+    head="alexnet",
 ):
     """AlexNet with ``weights`` (convolutions), set up and compiled by ``recipe``.
 
@@ -175,7 +176,9 @@ def prepare_model(
     if isinstance(architecture, str):
         architecture = {"alexnet": ALEXNET, "tiny": TINY}[architecture]
     base = AlexNet(weights=weights, include_top=False, input_shape=input_shape, architecture=architecture)
-    return apply_recipe(base, recipe, classes, learning_rate=learning_rate, optimizer=optimizer, jit_compile=xla)
+    return apply_recipe(
+        base, recipe, classes, learning_rate=learning_rate, optimizer=optimizer, jit_compile=xla, head=head
+    )
 
 
 def train(
@@ -252,6 +255,7 @@ def _train_locked(data, options, val, run_dir, resume, callbacks, verbose, start
         optimizer=options.optimizer,
         xla=options.xla,
         architecture=options.architecture,
+        head=options.head,
     )
     train_ds = train_set.dataset(
         options.batch_size, training=True, augment=options.augment, seed=options.seed, **epochs
@@ -337,6 +341,7 @@ def _cached_pipelines(model, options, train_set, val_set, cache_dir, epochs):
             memory_limit=options.cache_memory_limit,
             directory=cache_dir,
             name=name,
+            count=len(folder),
         )
 
     cached_train = cached(train_set, "train")

@@ -180,10 +180,14 @@ def plot_lr_find(result, path):
             label=f"{label}: {rate:.1e}",
         )
     axis.set_xscale("log")
+    # The divergence that ends the sweep would flatten the rest: scale to the points before it.
+    shown = result.losses[: max(3, len(result.losses) - 5)]
+    spread = max(shown) - min(shown)
+    axis.set_ylim(min(shown) - 0.05 * spread, max(shown) + 0.2 * spread)
     axis.set_xlabel("base learning rate (log scale)")
     axis.set_ylabel("loss")
     axis.set_title("Learning-rate finder")
-    axis.grid(alpha=0.3, which="both")
+    axis.grid(alpha=0.3)
     axis.legend()
     figure.tight_layout()
     atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=100))
@@ -218,6 +222,7 @@ def lr_find_on_folder(data, options=None, *, plot=None, steps=100, start_lr=1e-7
         optimizer=options.optimizer,
         xla=options.xla,
         architecture=options.architecture,
+        head=options.head,
     )
     split = split_frozen_prefix(model) if options.augment == "none" else None
     sweep = {"start_lr": start_lr, "end_lr": end_lr, "steps": steps, "plot": plot, "verbose": verbose}
@@ -233,5 +238,6 @@ def lr_find_on_folder(data, options=None, *, plot=None, steps=100, start_lr=1e-7
             dtype=options.cache_dtype,
             memory_limit=options.cache_memory_limit,
             directory=cache_dir,
+            count=len(folder),
         )
         return lr_find(rest, cached.dataset(options.batch_size, training=True, seed=options.seed), **sweep)

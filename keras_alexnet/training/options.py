@@ -19,6 +19,7 @@ from keras_alexnet._utils.choices import (
     AUGMENTATIONS,
     BAD_FILE_POLICIES,
     CACHE_DTYPES,
+    HEADS,
     LR_SCHEDULES,
     MIXED_PRECISION,
     RECIPE_NAMES,
@@ -62,6 +63,7 @@ class TrainingOptions:
     deterministic: bool = False
     weights: str | None = "imagenet"
     architecture: str = "alexnet"  # "tiny": the same graph with few channels, for quick pipeline checks
+    head: str = "alexnet"  # "compact": fastai's small head instead of fc6-fc8
     cache_activations: bool = False
     cache_dtype: str = "float32"
     cache_memory_limit: int = DEFAULT_CACHE_MEMORY_LIMIT
@@ -110,6 +112,8 @@ class TrainingOptions:
                 f"weights='imagenet' fit only architecture='alexnet', not {self.architecture!r}: "
                 "use weights=None (or a weights file made for it)."
             )
+        if self.head not in HEADS:
+            raise ValueError(f"head={self.head!r}: use one of {_allowed(HEADS)}.")
         if self.on_bad_file not in BAD_FILE_POLICIES:
             raise ValueError(f"on_bad_file={self.on_bad_file!r}: use 'skip' or 'raise'.")
         if self.cache_activations and self.augment != "none":

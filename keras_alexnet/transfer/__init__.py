@@ -14,17 +14,20 @@ from keras_alexnet.transfer.freezing import (
     trainable_state_is_stale,
     unfreeze,
 )
-from keras_alexnet.transfer.heads import replace_head
+from keras_alexnet.transfer.heads import HEADS, compact_head, replace_head
 from keras_alexnet.transfer.layer_table import LayerRow, format_layer_table, layer_table, print_layer_table
 from keras_alexnet.transfer.names import layer_range, resolve_layers
-from keras_alexnet.transfer.recipes import RECIPES, Recipe, apply_recipe, resolve_jit_compile
+from keras_alexnet.transfer.recipes import RECIPES, Recipe, apply_recipe, discriminative_factors, resolve_jit_compile
 
 __all__ = [
+    "HEADS",
     "LayerRow",
     "RECIPES",
     "Recipe",
     "TrainableStateGuard",
     "apply_recipe",
+    "compact_head",
+    "discriminative_factors",
     "format_layer_table",
     "freeze",
     "layer_range",

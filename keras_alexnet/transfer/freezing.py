@@ -36,7 +36,9 @@ def _set_trainable(model, value, layers, up_to, start):
     for name in names:
         layer = model.get_layer(name)
         layer.trainable = value
-        for variable in layer.weights:
+        # Only the variables the layer trains by design: batch norm's moving statistics stay
+        # non-trainable whatever the layer's flag.
+        for variable in _keras_compat.trainable_by_design(layer):
             variable.trainable = value
     recompile(model)
     return names

@@ -4,11 +4,36 @@ from __future__ import annotations
 
 import keras
 
+from keras_alexnet._utils.choices import HEADS
 from keras_alexnet.architecture import ALEXNET, architecture_of
-from keras_alexnet.model import classifier_layers, output_layer, pooled_features
+from keras_alexnet.model import classifier_layers, dense, output_layer, pooled_features
 
 
-def replace_head(model, classes=None, *, activation="softmax", layers=None, name=None):
+def compact_head(features, classes, activation="softmax", hidden_units=512, architecture=ALEXNET):
+    """fastai's head on a pool5 tensor: average and max pooling concatenated, batch norm,
+    dropout 0.25, ``Dense(hidden_units)`` + ReLU, batch norm, dropout 0.5, then the classes.
+
+    About 0.3M parameters instead of the classifier's 58M; the last layer keeps the
+    output name (``fc8``), so recipes' factors on it apply. Batch norm uses torch's
+    momentum and epsilon, as fastai does.
+    """
+    from keras import layers
+
+    x = layers.Concatenate(name="head_concat_pool")(
+        [
+            layers.GlobalAveragePooling2D(name="head_avg_pool")(features),
+            layers.GlobalMaxPooling2D(name="head_max_pool")(features),
+        ]
+    )
+    x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="head_bn1")(x)
+    x = layers.Dropout(0.25, name="head_drop1")(x)
+    x = dense(hidden_units, x.shape[-1], "head_fc", activation="relu")(x)
+    x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="head_bn2")(x)
+    x = layers.Dropout(0.5, name="head_drop2")(x)
+    return output_layer(classes, hidden_units, activation, architecture)(x)
+
+
+def replace_head(model, classes=None, *, activation="softmax", layers=None, name=None, head="alexnet"):
     """A model with a new head on the same (shared) ``features`` layers.
 
     - With ``classes``: fc8 becomes a new ``Dense(classes)`` (torchvision
@@ -16,6 +41,8 @@ def replace_head(model, classes=None, *, activation="softmax", layers=None, name
       new fullyConnectedLayer), keeping fc6/fc7 and their weights. On a model
       built with ``include_top=False`` the whole classifier (avgpool, fc6, fc7,
       fc8) is added, freshly initialised like torch's.
+    - With ``head="compact"``: fastai's small head (``compact_head``) on pool5
+      instead of AlexNet's classifier.
     - With ``layers``: a list of Keras layers replaces the whole classifier and is
       applied to the flattened 6x6x256 avgpool output (torchvision
       ``model.classifier = nn.Sequential(...)``).
@@ -26,6 +53,8 @@ def replace_head(model, classes=None, *, activation="softmax", layers=None, name
         raise ValueError("replace_head needs exactly one of classes=N or layers=[...].")
     if classes is not None and (not isinstance(classes, int) or classes < 1):
         raise ValueError(f"classes={classes!r}: use a positive integer.")
+    if head not in HEADS:
+        raise ValueError(f"head={head!r}: use one of {', '.join(HEADS)}.")
     if arch.features_output not in names:
         raise ValueError(
             f"replace_head needs an AlexNet built by keras_alexnet (no {arch.features_output!r} layer found)."
@@ -39,6 +68,8 @@ def replace_head(model, classes=None, *, activation="softmax", layers=None, name
             x = pooled_features(features, arch)
         for layer in layers:
             x = layer(x)
+    elif head == "compact":
+        x = compact_head(features, classes, activation, architecture=architecture_of(model))
     elif last_hidden in names:
         hidden = model.get_layer(last_hidden)
         x = output_layer(classes, hidden.units, activation, arch)(hidden.output)

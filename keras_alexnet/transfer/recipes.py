@@ -93,6 +93,7 @@ def apply_recipe(
     metrics=("accuracy",),
     jit_compile="auto",
     new_head=True,
+    head="alexnet",
 ):
     """Prepare ``model`` for ``classes`` outputs with a recipe and compile it.
 
@@ -103,6 +104,8 @@ def apply_recipe(
         optimizer: a Keras optimizer whose config replaces the recipe's choice.
         new_head: replace fc8 with a new layer for ``classes`` (False keeps a
             trained head, e.g. to fine-tune after training with frozen features).
+        head: ``"alexnet"`` (AlexNet's classifier: fc6, fc7 and a new fc8; the ImageNet
+            fc6/fc7 are kept when the model has them) or ``"compact"`` (fastai's head).
         jit_compile: True, False or ``"auto"`` (see ``resolve_jit_compile``).
     Returns:
         A new compiled model (softmax head, sparse categorical cross-entropy) that
@@ -115,7 +118,7 @@ def apply_recipe(
     if isinstance(learning_rate, (int, float)) and not learning_rate > 0:
         raise ValueError(f"learning_rate={learning_rate}: use a positive number (or a keras LearningRateSchedule).")
     if new_head:
-        model = replace_head(model, classes)
+        model = replace_head(model, classes, head=head)
     elif model.output.shape[-1] != classes:
         raise ValueError(f"new_head=False keeps the model's {model.output.shape[-1]} outputs, but classes={classes}.")
     unfreeze(model)
@@ -134,3 +137,24 @@ def apply_recipe(
         jit_compile=resolve_jit_compile(model, jit_compile),
     )
     return model
+
+
+def discriminative_factors(model, ratio=100.0):
+    """Learning-rate factors spread geometrically from the first convolution to the head.
+
+    fastai's ``slice(lr / ratio, lr)``: the convolutions are groups of their own, in
+    order, and the head (everything after pool5) is the last group; group ``g`` of
+    ``G`` gets ``ratio ** ((g - (G - 1)) / (G - 1))``, so conv1 trains at ``1 / ratio``
+    of the base rate and the head at the base rate. Returns ``{layer: factor}`` for
+    ``with_lr_factors``.
+    """
+    if not (isinstance(ratio, (int, float)) and ratio >= 1 and ratio < float("inf")):
+        raise ValueError(f"ratio={ratio!r}: use a finite number of at least 1 (fastai: 100).")
+    from keras_alexnet.architecture import architecture_of
+
+    architecture = architecture_of(model)
+    names = [layer.name for layer in model.layers]
+    head = [layer.name for layer in model.layers[names.index(architecture.features_output) + 1 :] if layer.weights]
+    groups = [[conv] for conv in architecture.conv_names] + [head]
+    last = len(groups) - 1
+    return {layer: float(ratio) ** ((index - last) / last) for index, group in enumerate(groups) for layer in group}
