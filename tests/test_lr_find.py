@@ -82,6 +82,9 @@ def test_valley_and_steep_on_a_known_curve():
     losses[-8:] = np.linspace(losses[-9], 5, 8)  # then diverges
     assert 1e-3 <= valley(rates, losses) <= 1e-1
     assert steepest(rates, losses) == pytest.approx(1e-2, rel=0.5)
+    bumpy = losses.copy()
+    bumpy[-4:] = [4.0, 3.0, 2.0, 6.0]  # falls steeply again while diverging: not a suggestion
+    assert steepest(rates, bumpy) == pytest.approx(1e-2, rel=0.5)
 
 
 def test_on_a_folder_with_frozen_convolutions_it_sweeps_the_cached_activations(tmp_path):

@@ -73,12 +73,14 @@ def valley(learning_rates, losses):
 def steepest(learning_rates, losses):
     """The rate where the smoothed loss falls fastest against the log of the rate.
 
-    The first tenth of the sweep is left out: there the moving average is still warming up.
+    Only the descent counts: the first tenth of the sweep (the moving average still warms
+    up) and everything after the lowest loss (where it diverges) are left out.
     """
     skip = len(losses) // 10
-    if len(losses) - skip < 3:
-        return float(learning_rates[0])
-    slopes = np.gradient(np.asarray(losses[skip:]), np.log(np.asarray(learning_rates[skip:])))
+    end = int(np.argmin(losses)) + 1
+    if end - skip < 3:
+        return float(learning_rates[min(skip, len(losses) - 1)])
+    slopes = np.gradient(np.asarray(losses[skip:end]), np.log(np.asarray(learning_rates[skip:end])))
     return float(learning_rates[skip + int(np.argmin(slopes))])
 
 
