@@ -22,11 +22,7 @@ from keras_alexnet._utils.checks import is_count
 from keras_alexnet.architecture import ALEXNET
 from keras_alexnet.layers import AdaptiveAveragePooling2D, Conv2D, Dense
 
-MIN_INPUT_SIZE = ALEXNET.min_input_size
-CONV_LAYERS = ALEXNET.conv_names
-DENSE_LAYERS = ALEXNET.dense_names
-FEATURES_OUTPUT = ALEXNET.features_output
-TORCHVISION_MODULES = ALEXNET.torchvision_modules
+TORCHVISION_MODULES = ALEXNET.torchvision_modules  # public API since 0.1
 
 
 def torch_default_initializers(fan_in):
@@ -103,7 +99,7 @@ def output_layer(classes, fan_in, activation="softmax", architecture=ALEXNET):
     return dense(classes, fan_in, architecture.output_name, activation=activation, output=True)
 
 
-def _validate(weights, include_top, input_shape, pooling, classes, min_size=MIN_INPUT_SIZE):
+def _validate(weights, include_top, input_shape, pooling, classes, min_size):
     if not (weights in (None, "imagenet") or isinstance(weights, (str, os.PathLike))):
         raise ValueError(
             f"weights={weights!r} is not allowed: use None (random init), "
@@ -211,11 +207,6 @@ def AlexNet(
 
         load_weights(model, weights, include_top=include_top)
     return model
-
-
-def features_of(model):
-    """The sub-model from the input to pool5 (torchvision's ``features``), sharing layers with ``model``."""
-    return keras.Model(model.inputs, model.get_layer(FEATURES_OUTPUT).output)
 
 
 def load_model(path):

@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from keras_alexnet import _keras_compat
 from keras_alexnet.datasets.pipeline import epochs_of, without_autotune
-from keras_alexnet.training.options import DEFAULT_CACHE_MEMORY_LIMIT as DEFAULT_MEMORY_LIMIT
+from keras_alexnet.training.options import DEFAULT_CACHE_MEMORY_LIMIT
 
 
 def split_frozen_prefix(model):
@@ -116,7 +116,7 @@ def cache_activations(
     images,
     labels_dtype=np.int32,
     dtype="float32",
-    memory_limit=DEFAULT_MEMORY_LIMIT,
+    memory_limit=DEFAULT_CACHE_MEMORY_LIMIT,
     directory=None,
     name="train",
     count=None,

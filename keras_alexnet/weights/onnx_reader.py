@@ -17,9 +17,6 @@ from onnx import helper, numpy_helper
 from keras_alexnet.architecture import ALEXNET
 from keras_alexnet.weights.readers import torch_to_keras
 
-CONV_LAYERS = ALEXNET.conv_names
-DENSE_LAYERS = ALEXNET.dense_names
-
 
 @dataclasses.dataclass
 class TorchLayer:
@@ -55,10 +52,10 @@ def _node_label(node, index):
 
 def _conv_layers(graph, constants, path):
     convs = [(i, n) for i, n in enumerate(graph.node) if n.op_type == "Conv"]
-    if len(convs) != len(CONV_LAYERS):
+    if len(convs) != len(ALEXNET.conv_names):
         raise ValueError(
             f"{path} is not torchvision AlexNet: it has {len(convs)} Conv nodes, "
-            f"AlexNet has {len(CONV_LAYERS)} (conv1..conv5)."
+            f"AlexNet has {len(ALEXNET.conv_names)} (conv1..conv5)."
         )
     found = {}
     shapes = ALEXNET.torch_shapes(classes=None)
@@ -112,13 +109,13 @@ def _dense_layers(graph, constants, path):
             found.append(TorchLayer(weight, bias, label))
     if not found:
         return {}
-    if len(found) != len(DENSE_LAYERS):
+    if len(found) != len(ALEXNET.dense_names):
         raise ValueError(
             f"{path} is not torchvision AlexNet: it has {len(found)} fully connected "
             f"(Gemm/MatMul) nodes, AlexNet has 3 (fc6, fc7, fc8) or none (features only)."
         )
     shapes = ALEXNET.torch_shapes(classes=None)
-    layers = dict(zip(DENSE_LAYERS, found))
+    layers = dict(zip(ALEXNET.dense_names, found))
     for name in ALEXNET.hidden_names:
         shape = shapes[name]
         if layers[name].weight.shape != shape:
