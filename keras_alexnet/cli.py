@@ -72,6 +72,7 @@ def training_options(args):
         on_bad_file="raise" if args.fail_on_bad_file else "skip",
         backup_every=args.backup_every,
         save_optimizer=args.save_optimizer,
+        freeze_epochs=args.freeze_epochs,
     )
 
 
@@ -227,6 +228,12 @@ def build_parser():
     group.add_argument("--val-split", type=float, help="hold out this stratified fraction of --data (e.g. 0.3)")
     p.add_argument("--recipe", default="frozen-features", choices=RECIPE_NAMES)
     p.add_argument("--epochs", type=_positive_int, default=3)
+    p.add_argument(
+        "--freeze-epochs",
+        type=_positive_int,
+        default=1,
+        help="fine-tune recipe: epochs with the convolutions frozen before all layers train (counted in --epochs)",
+    )
     p.add_argument("--batch-size", type=_positive_int, default=32)
     p.add_argument("--lr", type=float, help="base learning rate (default: the recipe's)")
     p.add_argument("--optimizer", choices=SOLVERS, help="default: the recipe's")

@@ -131,6 +131,7 @@ def test_recipes_freeze_and_factor_as_documented(name):
         "fine-tune-all": [0.1] * 5,
         "later-convs": [0, 0, 0.1, 0.1, 0.1],
         "matlab": [1] * 5,
+        "fine-tune": [0, 0, 0, 0, 0],  # its first stage; the second is in test_fine_tune.py
     }[name]
     assert convs == pytest.approx(expected)
     assert rows["fc8"].weight_lr_factor == (20 if name == "matlab" else 1)
@@ -230,3 +231,9 @@ def test_an_empty_torchvision_slice_says_it_is_empty():
     model = AlexNet(weights=None, classes=3, input_shape=SMALL)
     with pytest.raises(ValueError, match=r"'features\[5:2\]' is an empty slice of features"):
         freeze(model, "features[5:2]")
+
+
+def test_two_stage_recipes_match_the_named_table():
+    from keras_alexnet._utils.choices import TWO_STAGE_RECIPES
+
+    assert tuple(name for name, recipe in RECIPES.items() if recipe.stages == 2) == TWO_STAGE_RECIPES

@@ -12,5 +12,6 @@ CACHE_DTYPES = ("float32", "float16")
 BAD_FILE_POLICIES = ("skip", "raise")
 ARCHITECTURES = ("alexnet", "tiny")
 # The names of keras_alexnet.transfer.RECIPES, in its order (a test keeps the two equal).
-RECIPE_NAMES = ("frozen-features", "fine-tune-all", "later-convs", "matlab")
+RECIPE_NAMES = ("frozen-features", "fine-tune-all", "later-convs", "matlab", "fine-tune")
+TWO_STAGE_RECIPES = ("fine-tune",)  # Recipe.stages == 2 (a test keeps them equal)
 HEADS = ("alexnet", "compact")

@@ -72,11 +72,12 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     a killed run then repeats up to N - 1 epochs.
     """
 
-    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True, every_epochs=1):
+    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True, every_epochs=1, stage=1):
         super().__init__(backup_dir, save_freq=save_freq, delete_checkpoint=delete_checkpoint)
         if not is_count(every_epochs):
             raise ValueError(f"every_epochs={every_epochs!r}: give a whole number of epochs, 1 or more.")
         self.every_epochs = every_epochs
+        self.stage = stage  # of a two-stage recipe: which model (and optimizer) the backup fits
         self._cleanup = None
         self._state = BackupState(self)
 
@@ -99,14 +100,8 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         if self.save_freq == "epoch" and epoch % self.every_epochs:
             return
         self._wait_for_cleanup()
-        backup_dir = Path(self.backup_dir)
-        name = f"epoch-{epoch}" + (f"-batch-{batch}" if batch else "") + ".weights.h5"
-        atomic_write(backup_dir / name, lambda tmp: self.model.save_weights(filepath=tmp, overwrite=True))
-        metadata = {"epoch": epoch, "batch": batch, "weights": name, "random_states": random_states(self.model)}
-        atomic_write(self._state.metadata_path, lambda tmp: Path(tmp).write_text(json.dumps(metadata)))
-        self._state.weights_path = str(backup_dir / name)
-        stale = [path for path in backup_dir.glob("*.weights.h5") if path.name != name]
-        stale += list(backup_dir.glob(".tmp-*"))  # left by a run killed while writing
+        path, stale = write_backup(self.model, self.backup_dir, epoch, batch, self.stage)
+        self._state.weights_path = str(path)
         self._cleanup = threading.Thread(target=_remove_quietly, args=(stale,), daemon=True)
         self._cleanup.start()
 
@@ -123,6 +118,24 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     def on_train_end(self, logs=None):
         self._wait_for_cleanup()
         super().on_train_end(logs)
+
+
+def write_backup(model, backup_dir, epoch, batch=0, stage=1):
+    """Commit a backup of ``model`` (weights, optimizer state, dropout draws) after ``epoch`` epochs.
+
+    The weights go to a new file, then the metadata naming it is replaced atomically.
+    Returns the new file and the older files it makes stale (the caller removes them).
+    """
+    backup_dir = Path(backup_dir)
+    backup_dir.mkdir(parents=True, exist_ok=True)
+    name = f"epoch-{epoch}" + (f"-batch-{batch}" if batch else "") + ".weights.h5"
+    atomic_write(backup_dir / name, lambda tmp: model.save_weights(filepath=tmp, overwrite=True))
+    metadata = {"epoch": epoch, "batch": batch, "weights": name, "stage": stage, "random_states": random_states(model)}
+    text = json.dumps(metadata)
+    atomic_write(backup_dir / "training_metadata.json", lambda tmp: Path(tmp).write_text(text))
+    stale = [path for path in backup_dir.glob("*.weights.h5") if path.name != name]
+    stale += list(backup_dir.glob(".tmp-*"))  # left by a run killed while writing
+    return backup_dir / name, stale
 
 
 def _seed_generators(model):
@@ -176,8 +189,9 @@ class TrainingProgress(keras.callbacks.Callback):
     is evaluated every N iterations (MATLAB ValidationFrequency).
     """
 
-    def __init__(self, run_dir, validation_data=None, validation_frequency=None):
+    def __init__(self, run_dir, validation_data=None, validation_frequency=None, stage=None):
         super().__init__()
+        self.stage = stage  # a label: the plot marks the iteration where this stage began
         self.run_dir = Path(run_dir)
         self.validation_data = validation_data
         self.validation_frequency = validation_frequency
@@ -192,6 +206,7 @@ class TrainingProgress(keras.callbacks.Callback):
             "val_accuracy": [],
             "epochs_done": 0,
             "iterations_per_epoch": None,
+            "stages": [],
         }
         if self.state_path.exists():
             self.state.update(json.loads(self.state_path.read_text()))
@@ -211,7 +226,10 @@ class TrainingProgress(keras.callbacks.Callback):
                 for name in xs:  # a history from before 0.2 has no learning_rate list
                     self.state[name] = [self.state[name][i] for i in keep if i < len(self.state[name])]
             self._iteration = cutoff
+            self.state["stages"] = [mark for mark in self.state.get("stages", []) if mark["iteration"] <= cutoff]
         self._epoch_start = self._iteration
+        if self.stage is not None and self.stage not in [mark["label"] for mark in self.state.get("stages", [])]:
+            self.state.setdefault("stages", []).append({"label": self.stage, "iteration": self._iteration})
 
     def on_train_batch_begin(self, batch, logs=None):
         # The rate this step uses (a schedule's value moves on once the step is taken).
@@ -284,6 +302,17 @@ def plot_progress(state, path):
         for epoch in range(1, state["epochs_done"] + 1):
             for axis in axes:
                 axis.axvline(epoch * per_epoch, color="grey", alpha=0.25, linewidth=0.8)
+    for mark in state.get("stages", [])[1:]:  # the first stage starts at 0
+        for axis in axes:
+            axis.axvline(mark["iteration"], color="tab:red", linestyle="--", linewidth=1.2)
+        axes[0].annotate(
+            mark["label"],
+            (mark["iteration"], 0.02),
+            xycoords=("data", "axes fraction"),
+            color="tab:red",
+            xytext=(4, 0),
+            textcoords="offset points",
+        )
     axes[-1].set_xlabel("Iteration")
     last = state["val_accuracy"][-1] if state["val_accuracy"] else None
     title = f"Training progress: epoch {state['epochs_done']}"

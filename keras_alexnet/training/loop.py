@@ -30,11 +30,20 @@ from keras_alexnet.training.callbacks import (
     TrainingProgress,
     save_model_atomic,
     trim_csv_log,
+    write_backup,
 )
 from keras_alexnet.training.options import TrainingOptions
 from keras_alexnet.training.run_directory import RunDirectoryError, check_new_run, check_resumable, locked
 from keras_alexnet.training.schedules import OneCycle, cosine_with_warmup
-from keras_alexnet.transfer import RECIPES, TrainableStateGuard, apply_recipe
+from keras_alexnet.transfer import (
+    RECIPES,
+    TrainableStateGuard,
+    apply_recipe,
+    discriminative_factors,
+    resolve_jit_compile,
+    unfreeze,
+    with_lr_factors,
+)
 
 log = logging.getLogger("keras_alexnet.training")
 
@@ -90,6 +99,8 @@ def fit(
     verbose=1,
     extra_callbacks=(),
     steps_per_epoch=None,
+    stage=None,
+    keep_backup=False,
 ):
     """``model.fit`` with the run directory's callbacks.
 
@@ -99,12 +110,18 @@ def fit(
     run continues from its last backup; otherwise an old backup is
     discarded. ``steps_per_epoch``: for pipelines that hold several epochs
     (``ImageFolder.dataset(epochs=...)``). ``cache``: a (train, val) pair of pipelines over cached features
-    and the model to fit on them (see ``train``).
+    and the model to fit on them (see ``train``). ``stage``: (number, label) of a two-stage
+    recipe's stage: the backup records the number, the plot marks where the label's stage began.
+    ``keep_backup``: leave the last backup when the fit ends (the next stage starts from it).
     """
     run_dir = Path(run_dir)
     backup = run_dir / "backup"
     backup_callback = AtomicBackupAndRestore(
-        str(backup), save_freq="epoch", delete_checkpoint=True, every_epochs=backup_every
+        str(backup),
+        save_freq="epoch",
+        delete_checkpoint=not keep_backup,
+        every_epochs=backup_every,
+        stage=stage[0] if stage else 1,
     )
     if not resume:
         for stale in (backup, run_dir / "history.json", run_dir / "log.csv", run_dir / "best.best.json"):
@@ -126,7 +143,7 @@ def fit(
         # The logs before the backup: a run killed between the two repeats an epoch that is
         # logged (and trimmed on resume), instead of missing one.
         keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=resume),
-        TrainingProgress(run_dir, fit_val, validation_frequency),
+        TrainingProgress(run_dir, fit_val, validation_frequency, stage=stage[1] if stage else None),
         backup_callback,
     ]
     if fit_val is not None:
@@ -242,51 +259,75 @@ def _train_locked(data, options, val, run_dir, resume, callbacks, verbose, start
     else:
         val_set = None
     classes = len(train_set.class_names)
-    done = check_resumable(run_dir, classes) if resume else 0  # epochs the backup holds
-    # Each epoch's batches come from (seed, epoch): a resumed run continues with the epoch it lost.
-    epochs = {"epochs": options.epochs, "start_epoch": min(done, options.epochs - 1)}
+    done, done_stage = check_resumable(run_dir, classes, with_stage=True) if resume else (0, 1)
     steps_per_epoch = math.ceil(len(train_set) / options.batch_size)
-    learning_rate = _learning_rate(options, steps_per_epoch)
+    two_stage = options.stages == 2
+    last_epoch = options.freeze_epochs if two_stage else options.epochs
     model = prepare_model(
         options.recipe,
         classes,
         weights=options.weights,
-        learning_rate=learning_rate,
+        learning_rate=_learning_rate(options, steps_per_epoch, stage=1 if two_stage else None),
         optimizer=options.optimizer,
         xla=options.xla,
         architecture=options.architecture,
         head=options.head,
     )
-    train_ds = train_set.dataset(
-        options.batch_size, training=True, augment=options.augment, seed=options.seed, **epochs
-    )
-    val_ds = val_set.dataset(options.batch_size) if val_set is not None else None
-    schedule = None
-    if options.lr_schedule == "piecewise":
-        initial = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
-        schedule = piecewise_schedule(initial, options.drop_factor, options.drop_period)
-
-    cache = None
-    if options.cache_activations:
-        cache = _cached_pipelines(model, options, train_set, val_set, Path(run_dir) / "activation_cache", epochs)
-
     options.save(Path(run_dir) / "options.json")
-    history = fit(
-        model,
-        train_ds,
-        val_ds,
-        epochs=options.epochs,
-        run_dir=run_dir,
-        resume=resume,
-        validation_frequency=options.validation_frequency,
-        patience=options.patience,
-        lr_schedule=schedule,
-        cache=cache,
-        backup_every=options.backup_every,
-        verbose=verbose,
-        extra_callbacks=callbacks,
-        steps_per_epoch=steps_per_epoch,
-    )
+    val_ds = val_set.dataset(options.batch_size) if val_set is not None else None
+    run = {
+        "run_dir": run_dir,
+        "validation_frequency": options.validation_frequency,
+        "patience": options.patience,
+        "backup_every": options.backup_every,
+        "verbose": verbose,
+        "extra_callbacks": callbacks,
+        "steps_per_epoch": steps_per_epoch,
+    }
+
+    def train_pipelines(first, last):
+        # Each epoch's batches come from (seed, epoch): a resumed run continues with the epoch it lost.
+        epochs = {"epochs": last, "start_epoch": min(first, last - 1)}
+        images = train_set.dataset(
+            options.batch_size, training=True, augment=options.augment, seed=options.seed, **epochs
+        )
+        cache = None
+        if options.cache_activations and any(not w.trainable for w in model.weights):
+            cache = _cached_pipelines(model, options, train_set, val_set, Path(run_dir) / "activation_cache", epochs)
+        return images, cache
+
+    stage_one_done = two_stage and (done > last_epoch or (done == last_epoch and done_stage == 2))
+    history = {}
+    cached = False
+    if not stage_one_done:
+        train_ds, cache = train_pipelines(done, last_epoch)
+        cached = cache is not None
+        schedule = None
+        if options.lr_schedule == "piecewise":
+            initial = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+            schedule = piecewise_schedule(initial, options.drop_factor, options.drop_period)
+        history = fit(
+            model,
+            train_ds,
+            val_ds,
+            epochs=last_epoch,
+            resume=resume,
+            lr_schedule=schedule,
+            cache=cache,
+            stage=(1, "stage 1: head only") if two_stage else None,
+            keep_backup=two_stage,
+            **run,
+        )
+    if two_stage:
+        unfreeze_for_stage_two(model, options, steps_per_epoch)
+        if not stage_one_done:  # the backup the second stage starts from: its model, its optimizer
+            model.optimizer.build(model.trainable_variables)
+            write_backup(model, Path(run_dir) / "backup", last_epoch, stage=2)
+        train_ds, _ = train_pipelines(max(done, last_epoch), options.epochs)
+        second = fit(
+            model, train_ds, val_ds, epochs=options.epochs, resume=True, stage=(2, "stage 2: all layers"), **run
+        )
+        history = {key: history.get(key, []) + values for key, values in second.items()}
     final = attach_class_names(model, train_set.class_names)
     final.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])
     # The optimizer's state (Adam: two more copies of every weight) is for resuming, which the
@@ -307,21 +348,51 @@ def _train_locked(data, options, val, run_dir, resume, callbacks, verbose, start
         train_set.class_names,
         val_accuracy,
         time.perf_counter() - start,
-        cache is not None,
+        cached,
         options,
     )
 
 
-def _learning_rate(options, steps_per_epoch):
-    """The base rate, or a schedule over the whole run (one-cycle, cosine) peaking at it."""
+def _learning_rate(options, steps_per_epoch, stage=None):
+    """The base rate, or a schedule over the whole run (one-cycle, cosine) peaking at it.
+
+    ``stage`` 1 or 2 of a two-stage recipe (fastai's ``fine_tune``): one-cycle over the
+    frozen epochs with the peak at the end (``pct_start`` 0.99), then one-cycle at half
+    the rate over the rest.
+    """
     rate = options.learning_rate
+    if rate is None and (stage or options.lr_schedule in ("one-cycle", "cosine")):
+        rate = options.recipe_object.learning_rate
+    if stage == 1:
+        return OneCycle(rate, max(options.freeze_epochs * steps_per_epoch, 2), pct_start=0.99)
+    if stage == 2:
+        return OneCycle(rate / 2, max((options.epochs - options.freeze_epochs) * steps_per_epoch, 2))
     if options.lr_schedule not in ("one-cycle", "cosine"):
         return rate
-    if rate is None:
-        recipe = RECIPES[options.recipe] if isinstance(options.recipe, str) else options.recipe
-        rate = recipe.learning_rate
     total = max(options.epochs * steps_per_epoch, 2)
     return OneCycle(rate, total) if options.lr_schedule == "one-cycle" else cosine_with_warmup(rate, total)
+
+
+def unfreeze_for_stage_two(model, options, steps_per_epoch):
+    """A two-stage recipe's switch: unfreeze everything, discriminative factors, a new one-cycle optimizer.
+
+    The factors spread from conv1 (``1 / unfreeze_ratio``) to the head (1) geometrically
+    (``discriminative_factors``); the optimizer is new (fastai's ``fine_tune`` starts a
+    new ``fit_one_cycle``), with the recipe's L2 and solver (or ``options.optimizer``).
+    """
+    recipe = options.recipe_object
+    unfreeze(model)
+    rate = _learning_rate(options, steps_per_epoch, stage=2)
+    optimizer = make_optimizer(options.optimizer or recipe.optimizer, rate)
+    factors = discriminative_factors(model, recipe.unfreeze_ratio)
+    optimizer = with_lr_factors(optimizer, factors, model, l2_regularization=recipe.l2_regularization)
+    model.compile(
+        optimizer=optimizer,
+        loss=model.loss,
+        metrics=["accuracy"],
+        jit_compile=resolve_jit_compile(model, options.xla),
+    )
+    return model
 
 
 def _cached_pipelines(model, options, train_set, val_set, cache_dir, epochs):

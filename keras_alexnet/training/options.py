@@ -24,6 +24,7 @@ from keras_alexnet._utils.choices import (
     MIXED_PRECISION,
     RECIPE_NAMES,
     SOLVERS,
+    TWO_STAGE_RECIPES,
 )
 from keras_alexnet._utils.files import atomic_write
 
@@ -70,9 +71,18 @@ class TrainingOptions:
     on_bad_file: str = "skip"
     backup_every: int = 1
     save_optimizer: bool = False  # keep the optimizer's state in model.keras/best.keras (3x the size with Adam)
+    freeze_epochs: int = 1  # two-stage recipes (fine-tune): epochs of the frozen stage, counted in ``epochs``
 
     def __post_init__(self):
-        for name in ("epochs", "batch_size", "backup_every", "drop_period", "validation_frequency", "patience"):
+        for name in (
+            "epochs",
+            "batch_size",
+            "backup_every",
+            "drop_period",
+            "validation_frequency",
+            "patience",
+            "freeze_epochs",
+        ):
             value = getattr(self, name)
             if value is not None and not is_count(value):
                 raise ValueError(f"{name}={value!r}: use a whole number of at least 1.")
@@ -116,11 +126,37 @@ class TrainingOptions:
             raise ValueError(f"head={self.head!r}: use one of {_allowed(HEADS)}.")
         if self.on_bad_file not in BAD_FILE_POLICIES:
             raise ValueError(f"on_bad_file={self.on_bad_file!r}: use 'skip' or 'raise'.")
+        if self.stages == 2:
+            if self.epochs <= self.freeze_epochs:
+                raise ValueError(
+                    f"recipe {self.recipe_name!r} trains {self.freeze_epochs} frozen epoch(s) (freeze_epochs), then "
+                    f"unfreezes: epochs={self.epochs} leaves no unfrozen epoch. Use epochs > freeze_epochs "
+                    f"(e.g. {self.freeze_epochs + 2})."
+                )
+            if self.lr_schedule not in ("none", "one-cycle"):
+                raise ValueError(
+                    f"recipe {self.recipe_name!r} runs one-cycle schedules in both stages: "
+                    f"lr_schedule={self.lr_schedule!r} does not apply (leave it 'none' or 'one-cycle')."
+                )
         if self.cache_activations and self.augment != "none":
             raise ValueError(
                 "cache_activations needs augment='none': random augmentation changes the frozen "
                 "layers' input every epoch."
             )
+
+    @property
+    def stages(self):
+        """2 for a recipe that trains the head first, then everything (fine-tune); else 1."""
+        if isinstance(self.recipe, str):
+            return 2 if self.recipe in TWO_STAGE_RECIPES else 1
+        return self.recipe.stages
+
+    @property
+    def recipe_object(self):
+        """The ``transfer.Recipe`` the options name."""
+        from keras_alexnet.transfer.recipes import RECIPES
+
+        return RECIPES[self.recipe] if isinstance(self.recipe, str) else self.recipe
 
     @property
     def recipe_name(self):

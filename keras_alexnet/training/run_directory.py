@@ -88,10 +88,11 @@ def check_new_run(run_dir, overwrite):
             path.unlink()
 
 
-def check_resumable(run_dir, classes):
+def check_resumable(run_dir, classes, with_stage=False):
     """The backup a resumed run starts from: it must exist, load, and have ``classes`` outputs.
 
-    Returns the number of epochs it holds. Raises ``RunDirectoryError`` naming the file
+    Returns the number of epochs it holds (and, ``with_stage``, the stage of a two-stage
+    recipe that wrote it: 1 or 2). Raises ``RunDirectoryError`` naming the file
     and what to do; nothing in the directory is changed.
     """
     run_dir = Path(run_dir)
@@ -107,6 +108,7 @@ def check_resumable(run_dir, classes):
         record = json.loads(metadata.read_text())
         weights = run_dir / "backup" / record["weights"]
         epochs = int(record["epoch"])
+        stage = int(record.get("stage", 1))
     except (ValueError, KeyError, TypeError) as error:
         raise RunDirectoryError(
             f"the backup metadata {metadata} is damaged ({type(error).__name__}: {error}). The run cannot be "
@@ -127,7 +129,7 @@ def check_resumable(run_dir, classes):
             f"the run in {run_dir} was trained for {saved_classes} classes, the data now has {classes}: resume with "
             "the same class folders, or start a new run (--overwrite or another --run-dir)."
         )
-    return epochs
+    return (epochs, stage) if with_stage else epochs
 
 
 def _output_units(weights_file):

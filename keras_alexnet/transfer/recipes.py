@@ -24,6 +24,14 @@ class Recipe:
     optimizer: str = "adam"
     learning_rate: float = 1e-3
     l2_regularization: float = 0.0
+    # Two stages (fastai's fine_tune): after the frozen stage, unfreeze everything with factors
+    # spread geometrically over this ratio (``discriminative_factors``). None: one stage.
+    unfreeze_ratio: float | None = None
+
+    @property
+    def stages(self):
+        """1, or 2 for a recipe that trains the head first and then everything."""
+        return 1 if self.unfreeze_ratio is None else 2
 
 
 RECIPES = {
@@ -62,6 +70,19 @@ RECIPES = {
             optimizer="sgdm",
             learning_rate=1e-4,
             l2_regularization=1e-4,
+        ),
+        # fastai's fine_tune(): stage 1 fit_one_cycle on the head (pct_start 0.99); stage 2
+        # unfreeze, base rate halved, slice(lr / 100, lr), fit_one_cycle. The rate is the
+        # one-cycle peak; 2e-4 is frozen-features' Adam rate with room for the warm-up.
+        Recipe(
+            "fine-tune",
+            "fastai's fine_tune: train the new classifier with the convolutions frozen for freeze_epochs "
+            "(one-cycle), then everything with discriminative rates (conv1 at 1/100 of the head), "
+            "base rate halved, one-cycle.",
+            frozen=("features",),
+            optimizer="adam",
+            learning_rate=2e-4,
+            unfreeze_ratio=100.0,
         ),
     )
 }

@@ -1,0 +1,129 @@
+"""The two-stage ``fine-tune`` recipe (fastai's ``fine_tune``): head first, then everything."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from keras_alexnet.datasets import generate_shapes
+from keras_alexnet.training import TrainingOptions, train
+from keras_alexnet.training.schedules import OneCycle
+from keras_alexnet.transfer import discriminative_factors
+
+TINY = {"architecture": "tiny", "weights": None, "val_split": 0.3, "batch_size": 8, "verbose": 0}
+
+
+@pytest.fixture(scope="module")
+def shapes_dir(tmp_path_factory):
+    return generate_shapes(tmp_path_factory.mktemp("shapes") / "data", per_class=8, size=72, seed=2)
+
+
+class Watch(keras.callbacks.Callback):
+    """Records conv1's kernel and the trainable count at each epoch's end."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.trainable = [], []
+
+    def on_epoch_end(self, epoch, logs=None):
+        model = self.model
+        self.conv1.append(model.get_layer("conv1").kernel.numpy().copy())
+        self.trainable.append(len(model.trainable_weights))
+
+
+class Crash(keras.callbacks.Callback):
+    """Stands in for a kill at the start of epoch ``at`` (0-based, counted over both stages)."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.at = at
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.at:
+            raise KeyboardInterrupt
+
+
+def test_stage_one_keeps_the_convolutions_and_stage_two_moves_them_with_the_spread(shapes_dir, tmp_path):
+    watch = Watch()
+    result = train(shapes_dir, run_dir=tmp_path / "run", recipe="fine-tune", epochs=3, callbacks=[watch], **TINY)
+    model = result.model
+    assert watch.trainable[0] < watch.trainable[1] == watch.trainable[2]  # stage 1: the head only
+    assert not np.array_equal(watch.conv1[0], watch.conv1[1]) and not np.array_equal(watch.conv1[1], watch.conv1[2])
+    spread = discriminative_factors(model, ratio=100)
+    assert spread["conv1"] == pytest.approx(0.01) and spread["fc8"] == pytest.approx(1.0)
+    for layer, factor in spread.items():  # the stage-2 optimizer applies exactly the spread
+        for variable in model.get_layer(layer).trainable_weights:
+            assert model.optimizer.factor_of(variable.path)[0] == pytest.approx(factor), variable.path
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    steps = history["iterations_per_epoch"]
+    assert [mark["label"] for mark in history["stages"]] == ["stage 1: head only", "stage 2: all layers"]
+    assert history["stages"][1]["iteration"] == steps  # after freeze_epochs=1 epoch
+    # Stage 1: one-cycle peaking at the end (pct_start 0.99); stage 2: a new one-cycle at half the rate.
+    first = OneCycle(2e-4, max(steps, 2), pct_start=0.99)
+    second = OneCycle(1e-4, 2 * steps)
+    expected = [float(first(i)) for i in range(steps)] + [float(second(i)) for i in range(2 * steps)]
+    np.testing.assert_allclose(history["learning_rate"], expected, rtol=1e-6)
+    assert not (tmp_path / "run" / "backup").exists()
+
+
+def test_stage_one_weights_stay_frozen(shapes_dir, tmp_path):
+    watch = Watch()
+    initial = {}
+
+    class Start(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            if not initial:
+                initial["conv1"] = self.model.get_layer("conv1").kernel.numpy().copy()
+
+    train(
+        shapes_dir,
+        run_dir=tmp_path / "run",
+        recipe="fine-tune",
+        epochs=4,
+        freeze_epochs=2,
+        callbacks=[Start(), watch],
+        **TINY,
+    )
+    np.testing.assert_array_equal(watch.conv1[0], initial["conv1"])
+    np.testing.assert_array_equal(watch.conv1[1], initial["conv1"])
+    assert not np.array_equal(watch.conv1[2], initial["conv1"])
+
+
+@pytest.mark.parametrize(
+    "killed_at",
+    [pytest.param(1, marks=pytest.mark.slow), 2, pytest.param(3, marks=pytest.mark.slow)],
+    ids=["in-stage-1", "at-the-switch", "in-stage-2"],
+)
+def test_resume_across_the_switch_ends_with_the_uninterrupted_runs_weights(shapes_dir, tmp_path, killed_at):
+    options = {**TINY, "recipe": "fine-tune", "epochs": 4, "freeze_epochs": 2, "seed": 5}
+    whole = train(shapes_dir, run_dir=tmp_path / "whole", **options)
+    run = tmp_path / "killed"
+    with pytest.raises(KeyboardInterrupt):
+        train(shapes_dir, run_dir=run, callbacks=[Crash(killed_at)], **options)
+    resumed = train(shapes_dir, run_dir=run, resume=True, **options)
+    for a, b in zip(whole.model.weights, resumed.model.weights):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.path)
+    log = (run / "log.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in log[1:]] == ["0", "1", "2", "3"]
+    marks = json.loads((run / "history.json").read_text())["stages"]
+    assert [mark["label"] for mark in marks] == ["stage 1: head only", "stage 2: all layers"]
+
+
+def test_two_stage_options_are_checked():
+    with pytest.raises(ValueError, match="freeze_epochs"):
+        TrainingOptions(recipe="fine-tune", epochs=1)
+    with pytest.raises(ValueError, match="one-cycle"):
+        TrainingOptions(recipe="fine-tune", lr_schedule="cosine")
+    assert TrainingOptions(recipe="fine-tune").stages == 2 and TrainingOptions().stages == 1
+
+
+def test_fine_tune_stage_one_runs_on_cached_activations(shapes_dir, tmp_path):
+    runs = {}
+    for cached in (False, True):
+        result = train(
+            shapes_dir, run_dir=tmp_path / str(cached), recipe="fine-tune", epochs=2, cache_activations=cached, **TINY
+        )
+        assert result.cached_activations == cached
+        runs[cached] = result.history["loss"]
+    np.testing.assert_allclose(runs[True], runs[False], rtol=1e-3, atol=1e-4)
