@@ -77,6 +77,7 @@ def test_each_backup_replaces_the_previous_one_and_names_its_file(tmp_path):
         "epoch": 3,
         "batch": 0,
         "weights": "epoch-3.weights.h5",
+        "stage": 1,  # of a two-stage recipe (fine-tune); one-stage runs have only stage 1
         "random_states": {},  # the model has no dropout layer
     }
 
