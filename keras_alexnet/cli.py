@@ -14,7 +14,15 @@ import os
 import sys
 
 from keras_alexnet._utils.checks import is_count
-from keras_alexnet._utils.choices import AUGMENTATIONS, CACHE_DTYPES, HEADS, LR_SCHEDULES, RECIPE_NAMES, SOLVERS
+from keras_alexnet._utils.choices import (
+    AUGMENTATIONS,
+    CACHE_DTYPES,
+    HEADS,
+    LR_SCHEDULES,
+    RECIPE_NAMES,
+    SOLVERS,
+    TRAIN_RECIPES,
+)
 
 EXAMPLES = {
     "convert": "keras-alexnet convert --source alexnet-owt-7be5be79.pth",
@@ -24,6 +32,7 @@ EXAMPLES = {
     "export": "keras-alexnet export --model runs/pets/model.keras --format savedmodel --out serving/pets/1",
     "layers": "keras-alexnet layers --recipe matlab --classes 5",
     "lr-find": "keras-alexnet lr-find --data photos/ --recipe frozen-features --plot lr_find.png",
+    "compare": "keras-alexnet compare --data photos/ --val-split 0.3 --epochs 3 --seeds 3 --out comparison",
     "demo": "keras-alexnet demo --out demo_output",
 }
 
@@ -73,6 +82,7 @@ def training_options(args):
         backup_every=args.backup_every,
         save_optimizer=args.save_optimizer,
         freeze_epochs=args.freeze_epochs,
+        auto_budget=args.auto_budget,
     )
 
 
@@ -115,6 +125,32 @@ def _lr_find(args):
     print(result)
     print(f"plot: {result.plot_path}")
     print(f"next: keras-alexnet train --data {args.data} --recipe {args.recipe} --lr {result.valley:.1e} ...")
+    return 0
+
+
+def _compare(args):
+    from keras_alexnet.training import TrainingOptions
+    from keras_alexnet.training.compare import candidates_of, compare
+
+    options = TrainingOptions(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        augment=args.augment,
+        weights=args.weights,
+        architecture=args.architecture,
+        seed=args.seed,
+        val_split=args.val_split if args.val is None else None,
+    )
+    compare(
+        args.data,
+        options,
+        val=args.val,
+        candidates=candidates_of(args.recipes, args.heads, args.lrs),
+        seeds=args.seeds,
+        out=args.out,
+        overwrite=args.overwrite,
+        time_limit=None if args.time_limit is None else args.time_limit * 60,
+    )
     return 0
 
 
@@ -226,7 +262,19 @@ def build_parser():
     group = p.add_mutually_exclusive_group()
     group.add_argument("--val", help="validation folder")
     group.add_argument("--val-split", type=float, help="hold out this stratified fraction of --data (e.g. 0.3)")
-    p.add_argument("--recipe", default="frozen-features", choices=RECIPE_NAMES)
+    p.add_argument(
+        "--recipe",
+        default="frozen-features",
+        choices=TRAIN_RECIPES,
+        help="auto: compare the recipes on this data first (see --auto-budget), then train the winner",
+    )
+    p.add_argument(
+        "--auto-budget",
+        default="2",
+        metavar="EPOCHS|Nm",
+        help="--recipe auto: epochs per comparison run (3 seeds x every recipe and head; default 2), 'Nm' to stop "
+        "starting runs after N minutes, or 0 for the guides' rule of thumb (no comparison)",
+    )
     p.add_argument("--epochs", type=_positive_int, default=3)
     p.add_argument(
         "--freeze-epochs",
@@ -321,6 +369,26 @@ def build_parser():
     p.add_argument("--end-lr", type=float, default=10.0)
     p.add_argument("--plot", default="lr_find.png", help="PNG of loss against rate (default lr_find.png)")
     p.set_defaults(run=_lr_find)
+
+    p = command("compare", "train every recipe and head over several seeds on one split, and tabulate them")
+    p.add_argument("--data", required=True, help="training folder, one sub-folder per class")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--val", help="validation folder")
+    group.add_argument("--val-split", type=float, help="hold out this stratified fraction of --data (default 0.3)")
+    p.add_argument("--recipes", nargs="+", choices=RECIPE_NAMES, help="default: all")
+    p.add_argument("--heads", nargs="+", choices=HEADS, help="default: both")
+    p.add_argument("--lrs", nargs="+", type=float, metavar="LR", help="base rates to try (default: each recipe's)")
+    p.add_argument("--seeds", type=_positive_int, default=3, help="runs per candidate, seeds 0..N-1 (default 3)")
+    p.add_argument("--epochs", type=_positive_int, default=3)
+    p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.add_argument("--augment", default="none", choices=AUGMENTATIONS)
+    p.add_argument("--weights", default="imagenet", help="'imagenet' (shipped conv weights), a weights file, or 'none'")
+    p.add_argument("--architecture", default="alexnet", choices=["alexnet", "tiny"])
+    p.add_argument("--seed", type=int, default=0, help="seed of the validation split (default 0)")
+    p.add_argument("--time-limit", type=float, metavar="MINUTES", help="start no run after this many minutes")
+    p.add_argument("--out", default="comparison", help="comparison folder; run again to continue a killed one")
+    p.add_argument("--overwrite", action="store_true", help="replace a comparison with other settings in --out")
+    p.set_defaults(run=_compare)
 
     p = command("evaluate", "accuracy, per-class precision/recall, confusion matrix")
     p.add_argument("--model", required=True)

@@ -13,5 +13,7 @@ BAD_FILE_POLICIES = ("skip", "raise")
 ARCHITECTURES = ("alexnet", "tiny")
 # The names of keras_alexnet.transfer.RECIPES, in its order (a test keeps the two equal).
 RECIPE_NAMES = ("frozen-features", "fine-tune-all", "later-convs", "matlab", "fine-tune")
+# train(recipe="auto") chooses one of RECIPE_NAMES from the data (training/auto.py).
+TRAIN_RECIPES = (*RECIPE_NAMES, "auto")
 TWO_STAGE_RECIPES = ("fine-tune",)  # Recipe.stages == 2 (a test keeps them equal)
 HEADS = ("alexnet", "compact")

@@ -8,6 +8,7 @@ callbacks around any compiled model and tf.data pipelines.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import shutil
@@ -208,6 +209,7 @@ def train(
     overwrite=False,
     callbacks=(),
     verbose=1,
+    shared_activations=None,
     **changes,
 ):
     """Train AlexNet on a folder of images (one sub-folder per class).
@@ -222,6 +224,8 @@ def train(
         resume: continue a killed run from its last backup (which must exist and load).
         overwrite: replace a previous run's files in ``run_dir`` (refused otherwise).
         callbacks: more Keras callbacks, run after the run directory's own.
+        shared_activations: a dict that keeps activation caches between calls (``compare``
+            passes one): runs over the same data and frozen weights compute them once.
     Returns:
         ``TrainResult``; ``run_dir/model.keras`` holds the final model with its class
         names and ``run_dir/options.json`` the options it was trained with.
@@ -241,10 +245,10 @@ def train(
     with locked(run_dir):
         if not resume:
             check_new_run(run_dir, overwrite)
-        return _train_locked(data, options, val, run_dir, resume, callbacks, verbose, start)
+        return _train_locked(data, options, val, run_dir, resume, callbacks, verbose, start, shared_activations)
 
 
-def _train_locked(data, options, val, run_dir, resume, callbacks, verbose, start):
+def _train_locked(data, options, val, run_dir, resume, callbacks, verbose, start, shared_activations=None):
     """``train`` once the run directory is locked and checked."""
     configure(options.seed, options.mixed_precision, options.deterministic)
     train_set = data if isinstance(data, ImageFolder) else ImageFolder.read(data, on_bad_file=options.on_bad_file)
@@ -258,6 +262,8 @@ def _train_locked(data, options, val, run_dir, resume, callbacks, verbose, start
         )
     else:
         val_set = None
+    if options.recipe == "auto":
+        options = _resolve_auto(options, train_set, val_set, run_dir, resume, verbose)
     classes = len(train_set.class_names)
     done, done_stage = check_resumable(run_dir, classes, with_stage=True) if resume else (0, 1)
     steps_per_epoch = math.ceil(len(train_set) / options.batch_size)
@@ -285,15 +291,17 @@ def _train_locked(data, options, val, run_dir, resume, callbacks, verbose, start
         "steps_per_epoch": steps_per_epoch,
     }
 
-    def train_pipelines(first, last):
+    def train_pipelines(first, last, cacheable=True):
         # Each epoch's batches come from (seed, epoch): a resumed run continues with the epoch it lost.
         epochs = {"epochs": last, "start_epoch": min(first, last - 1)}
         images = train_set.dataset(
             options.batch_size, training=True, augment=options.augment, seed=options.seed, **epochs
         )
         cache = None
-        if options.cache_activations and any(not w.trainable for w in model.weights):
-            cache = _cached_pipelines(model, options, train_set, val_set, Path(run_dir) / "activation_cache", epochs)
+        if options.cache_activations and cacheable:  # a two-stage recipe's second stage trains every layer
+            cache = _cached_pipelines(
+                model, options, train_set, val_set, Path(run_dir) / "activation_cache", epochs, shared_activations
+            )
         return images, cache
 
     stage_one_done = two_stage and (done > last_epoch or (done == last_epoch and done_stage == 2))
@@ -323,7 +331,7 @@ def _train_locked(data, options, val, run_dir, resume, callbacks, verbose, start
         if not stage_one_done:  # the backup the second stage starts from: its model, its optimizer
             model.optimizer.build(model.trainable_variables)
             write_backup(model, Path(run_dir) / "backup", last_epoch, stage=2)
-        train_ds, _ = train_pipelines(max(done, last_epoch), options.epochs)
+        train_ds, _ = train_pipelines(max(done, last_epoch), options.epochs, cacheable=False)
         second = fit(
             model, train_ds, val_ds, epochs=options.epochs, resume=True, stage=(2, "stage 2: all layers"), **run
         )
@@ -351,6 +359,24 @@ def _train_locked(data, options, val, run_dir, resume, callbacks, verbose, start
         cached,
         options,
     )
+
+
+def _resolve_auto(options, train_set, val_set, run_dir, resume, verbose):
+    """``recipe="auto"``: the options with the recipe and head ``choose_recipe`` picks (or picked, on resume)."""
+    from keras_alexnet.training.auto import AutoChoice, choose_recipe
+
+    recorded = Path(run_dir) / "auto.json"
+    if resume and recorded.exists():
+        choice = AutoChoice(**json.loads(recorded.read_text()))
+    else:
+        choice = choose_recipe(
+            train_set, val_set, options, options.auto_budget, run_dir, verbose=verbose, final_epochs=options.epochs
+        )
+    from keras_alexnet.training.compare import CACHEABLE_RECIPES
+
+    # Caching was asked for "where it applies": a chosen recipe that trains every layer has nothing to cache.
+    cache = options.cache_activations and choice.recipe in CACHEABLE_RECIPES
+    return options.replace(recipe=choice.recipe, head=choice.head, cache_activations=cache)
 
 
 def _learning_rate(options, steps_per_epoch, stage=None):
@@ -395,17 +421,28 @@ def unfreeze_for_stage_two(model, options, steps_per_epoch):
     return model
 
 
-def _cached_pipelines(model, options, train_set, val_set, cache_dir, epochs):
-    """The frozen prefix's activations over both sets, and the rest of the model to train on them."""
+def _cached_pipelines(model, options, train_set, val_set, cache_dir, epochs, shared=None):
+    """The frozen prefix's activations over both sets, and the rest of the model to train on them.
+
+    ``shared``: a dict of caches from earlier runs, keyed by what makes activations equal
+    (the cut, the images, the frozen weights: the file named, or the seed of random ones).
+    """
     split = split_frozen_prefix(model)
     if split is None:
         raise ValueError(f"cache_activations: recipe {options.recipe_name!r} leaves no frozen leading layers to cache.")
     prefix, rest = split
     rest.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"], jit_compile=model.jit_compile)
 
+    weights = options.weights if options.weights is not None else f"random seed {options.seed}"
+    if shared is not None and not isinstance(weights, str):
+        shared = None  # weights given as an object: no key to share by
+
     def cached(folder, name):
+        key = (prefix.layers[-1].name, tuple(folder.paths), weights, options.architecture, options.cache_dtype)
+        if shared is not None and key in shared:
+            return shared[key]
         images = folder.dataset(options.batch_size, training=False)  # file order, eval transform
-        return cache_activations(
+        activations = cache_activations(
             prefix,
             images,
             dtype=options.cache_dtype,
@@ -414,6 +451,9 @@ def _cached_pipelines(model, options, train_set, val_set, cache_dir, epochs):
             name=name,
             count=len(folder),
         )
+        if shared is not None and not activations.on_disk:  # a file cache lives in its run directory
+            shared[key] = activations
+        return activations
 
     cached_train = cached(train_set, "train")
     cached_val = cached(val_set, "val") if val_set is not None else None

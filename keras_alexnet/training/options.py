@@ -24,6 +24,7 @@ from keras_alexnet._utils.choices import (
     MIXED_PRECISION,
     RECIPE_NAMES,
     SOLVERS,
+    TRAIN_RECIPES,
     TWO_STAGE_RECIPES,
 )
 from keras_alexnet._utils.files import atomic_write
@@ -72,6 +73,7 @@ class TrainingOptions:
     backup_every: int = 1
     save_optimizer: bool = False  # keep the optimizer's state in model.keras/best.keras (3x the size with Adam)
     freeze_epochs: int = 1  # two-stage recipes (fine-tune): epochs of the frozen stage, counted in ``epochs``
+    auto_budget: object = 2  # recipe="auto": epochs per comparison run (0: rule of thumb) or "10m" (training/auto.py)
 
     def __post_init__(self):
         for name in (
@@ -87,8 +89,8 @@ class TrainingOptions:
             if value is not None and not is_count(value):
                 raise ValueError(f"{name}={value!r}: use a whole number of at least 1.")
         if isinstance(self.recipe, str):
-            if self.recipe not in RECIPE_NAMES:
-                raise ValueError(f"recipe={self.recipe!r} is not known: use one of {', '.join(RECIPE_NAMES)}.")
+            if self.recipe not in TRAIN_RECIPES:
+                raise ValueError(f"recipe={self.recipe!r} is not known: use one of {', '.join(TRAIN_RECIPES)}.")
         else:
             from keras_alexnet.transfer.recipes import Recipe
 
@@ -126,6 +128,10 @@ class TrainingOptions:
             raise ValueError(f"head={self.head!r}: use one of {_allowed(HEADS)}.")
         if self.on_bad_file not in BAD_FILE_POLICIES:
             raise ValueError(f"on_bad_file={self.on_bad_file!r}: use 'skip' or 'raise'.")
+        if self.recipe == "auto":
+            from keras_alexnet.training.auto import AutoBudget
+
+            AutoBudget.parse(self.auto_budget)  # raises, naming the forms it reads
         if self.stages == 2:
             if self.epochs <= self.freeze_epochs:
                 raise ValueError(

@@ -19,7 +19,17 @@ from pathlib import Path
 import h5py
 
 LOCK_NAME = "run.lock"
-RUN_FILES = ("model.keras", "best.keras", "log.csv", "history.json", "options.json", "progress.png", "backup")
+RUN_FILES = (
+    "model.keras",
+    "best.keras",
+    "log.csv",
+    "history.json",
+    "options.json",
+    "progress.png",
+    "backup",
+    "auto.json",
+    "auto_comparison",
+)
 BACKUP_METADATA = "training_metadata.json"
 
 

@@ -1,0 +1,516 @@
+"""Recipes compared on the user's data, over seeds (MATLAB's Experiment Manager, for Keras).
+
+``compare`` trains every candidate (a recipe with a head and a rate) on one split of the
+data, once per seed, each run in its own run directory under ``out/runs/``. Frozen
+activations are computed once and shared by every run that can use them. A finished
+run leaves ``result.json``; a killed comparison started again with the same settings
+skips the finished runs and resumes the interrupted one from its backup.
+
+On small data the seed moves the accuracy more than the recipe does, so the summary
+gives each candidate's mean and standard deviation over seeds, and calls a candidate
+whose mean +- std interval overlaps the best one's a tie, not a loss.
+
+A plain loop rather than KerasTuner: a run here is a whole ``train`` (two stages for
+fine-tune, an activation cache, its own run directory and resume), which a tuner trial's
+single ``model.fit`` does not hold; the loop's ``result.json`` files give the resumption
+a tuner's oracle would.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from keras_alexnet._utils.choices import HEADS, RECIPE_NAMES
+from keras_alexnet._utils.files import atomic_write
+from keras_alexnet.datasets import ImageFolder
+from keras_alexnet.training.loop import train
+from keras_alexnet.training.options import TrainingOptions
+from keras_alexnet.training.run_directory import RunDirectoryError, locked
+
+SETTINGS = "comparison.json"
+OUR_FILES = ("runs", SETTINGS, "runs.csv", "summary.csv", "summary.md", "curves.png")
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """One configuration to compare: a recipe, a head and a base rate (None: the recipe's)."""
+
+    recipe: str
+    head: str = "alexnet"
+    learning_rate: float | None = None
+
+    def __post_init__(self):
+        if self.recipe not in RECIPE_NAMES:
+            raise ValueError(f"recipe {self.recipe!r} is not known: use one of {', '.join(RECIPE_NAMES)}.")
+        if self.head not in HEADS:
+            raise ValueError(f"head {self.head!r} is not known: use one of {', '.join(HEADS)}.")
+        rate = self.learning_rate
+        if rate is not None and not (isinstance(rate, (int, float)) and rate > 0 and math.isfinite(rate)):
+            raise ValueError(f"learning rate {rate!r}: use a positive, finite number (or None: the recipe's).")
+
+    @property
+    def name(self):
+        rate = "" if self.learning_rate is None else f" lr {self.learning_rate:g}"
+        return f"{self.recipe} / {self.head}{rate}"
+
+    @property
+    def slug(self):
+        rate = "" if self.learning_rate is None else f"-lr{self.learning_rate:g}"
+        return f"{self.recipe}-{self.head}{rate}"
+
+
+@dataclasses.dataclass
+class RunRecord:
+    """One finished run: a candidate trained with one seed."""
+
+    recipe: str
+    head: str
+    learning_rate: float | None
+    seed: int
+    val_accuracy: float
+    val_loss: float
+    best_epoch: int
+    trained_parameters: int
+    seconds: float
+    val_accuracy_curve: list
+    val_loss_curve: list
+
+    @property
+    def candidate(self):
+        return Candidate(self.recipe, self.head, self.learning_rate)
+
+
+@dataclasses.dataclass
+class Summary:
+    """A candidate over its seeds."""
+
+    candidate: Candidate
+    seeds: int
+    mean_accuracy: float
+    std_accuracy: float  # over seeds (n - 1); 0 with one seed
+    min_accuracy: float
+    max_accuracy: float
+    mean_loss: float
+    best_epoch: int  # the median over seeds of the epoch with the best validation accuracy
+    trained_parameters: int
+    seconds: float  # mean per run
+    verdict: str = ""
+
+    def ties(self, other):
+        """Whether the mean +- std intervals of the two candidates overlap (a tie on this data)."""
+        if self.seeds < 2 or other.seeds < 2:
+            return self.mean_accuracy == other.mean_accuracy
+        return abs(self.mean_accuracy - other.mean_accuracy) <= self.std_accuracy + other.std_accuracy
+
+
+@dataclasses.dataclass
+class Comparison:
+    """What ``compare`` found; ``summary`` is sorted best first."""
+
+    directory: Path
+    runs: list
+    summary: list
+    complete: bool  # False when a time limit stopped it before every run
+
+    @property
+    def best(self):
+        return self.summary[0]
+
+    def winner(self):
+        """The best candidate by mean accuracy; on a tie, the cheapest (fewest seconds) of those tied with it."""
+        tied = [row for row in self.summary if row is self.best or row.ties(self.best)]
+        return min(tied, key=lambda row: row.seconds)
+
+    def markdown(self):
+        """The summary as a Markdown table."""
+        lines = [
+            "| candidate | seeds | val accuracy (mean +- std) | min-max | val loss | best epoch | trained parameters "
+            "| seconds/run | verdict |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for row in self.summary:
+            lines.append(
+                f"| {row.candidate.name} | {row.seeds} | {row.mean_accuracy:.3f} +- {row.std_accuracy:.3f} | "
+                f"{row.min_accuracy:.3f}-{row.max_accuracy:.3f} | {row.mean_loss:.3f} | {row.best_epoch} | "
+                f"{row.trained_parameters:,} | {row.seconds:.0f} | {row.verdict} |"
+            )
+        return "\n".join(lines) + "\n"
+
+    def __str__(self):
+        note = "" if self.complete else "\n(stopped at the time limit: not every run finished)"
+        return self.markdown() + note
+
+
+def candidates_of(recipes=None, heads=None, learning_rates=None):
+    """Every recipe x head x rate (defaults: all recipes, both heads, each recipe's own rate)."""
+    return [
+        Candidate(recipe, head, rate)
+        for recipe in (recipes or RECIPE_NAMES)
+        for head in (heads or HEADS)
+        for rate in (learning_rates or (None,))
+    ]
+
+
+def compare(
+    data,
+    options=None,
+    *,
+    val=None,
+    candidates=None,
+    seeds=3,
+    out="comparison",
+    overwrite=False,
+    time_limit=None,
+    verbose=1,
+    **changes,
+):
+    """Train every candidate over ``seeds`` on one split and summarize them.
+
+    Args:
+        data: a folder with one sub-folder per class, or an ``ImageFolder``.
+        options: the ``TrainingOptions`` every run shares (epochs, batch size, split, ...);
+            keyword arguments named like its fields change it. Each run takes its recipe,
+            head, rate and seed from its candidate.
+        val: a validation folder; else ``options.val_split`` (default 0.3) of ``data``,
+            split once with ``options.seed``, the same for every run.
+        candidates: ``Candidate``s (default: ``candidates_of()``, every recipe and head).
+        seeds: how many seeds (0, 1, ...) or a list of seeds.
+        out: the comparison directory (``runs/``, ``runs.csv``, ``summary.csv``,
+            ``summary.md``, ``curves.png``). Started again with the same settings, a
+            comparison continues where it stopped; other settings are refused unless
+            ``overwrite`` (which replaces only the comparison's own files).
+        time_limit: seconds; no new run starts after it (the summary holds the runs done).
+    Returns:
+        A ``Comparison``.
+    """
+    options = (options or TrainingOptions()).replace(**changes)
+    if val is None and options.val_split is None:
+        options = options.replace(val_split=0.3)
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    if not seed_list:
+        raise ValueError("seeds: give at least one (e.g. 3: seeds 0, 1, 2).")
+    candidates = list(candidates) if candidates is not None else candidates_of()
+    if not candidates:
+        raise ValueError("candidates: give at least one recipe to compare.")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RunDirectoryError(f"--out {out} is a file; give a folder for the comparison.")
+    train_set = data if isinstance(data, ImageFolder) else ImageFolder.read(data, on_bad_file=options.on_bad_file)
+    if val is not None:
+        val_set = val if isinstance(val, ImageFolder) else ImageFolder.read(val, class_names=train_set.class_names)
+    else:
+        train_set, val_set = train_set.split(1 - options.val_split, seed=options.seed)
+    settings = {
+        "data": str(data if not isinstance(data, ImageFolder) else "ImageFolder"),
+        "training_images": len(train_set),
+        "validation_images": len(val_set),
+        "options": {
+            key: value
+            for key, value in options.to_dict().items()
+            if key not in ("recipe", "head", "learning_rate", "seed")
+        },
+        "split_seed": options.seed,
+        "candidates": [dataclasses.asdict(candidate) for candidate in candidates],
+        "seeds": seed_list,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    with locked(out):
+        _check_settings(out, settings, overwrite)
+        runs, complete = _run_all(train_set, val_set, options, candidates, seed_list, out, time_limit, verbose)
+    return _report(out, runs, complete, verbose)
+
+
+def _check_settings(out, settings, overwrite):
+    """Continue a comparison with the same settings; refuse other settings unless ``overwrite``."""
+    path = out / SETTINGS
+    text = json.dumps(settings, indent=2, sort_keys=True, default=str) + "\n"
+    if path.exists():
+        if json.loads(path.read_text()) == json.loads(text):
+            return
+        if not overwrite:
+            raise RunDirectoryError(
+                f"{out} holds a comparison with other settings ({SETTINGS}); nothing was changed. Use the same "
+                "settings to continue it, --overwrite to replace it, or another --out."
+            )
+    elif any((out / name).exists() for name in OUR_FILES) and not overwrite:
+        raise RunDirectoryError(f"{out} holds files of another comparison; use --overwrite or another --out.")
+    if overwrite:
+        for name in OUR_FILES:
+            target = out / name
+            shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def _run_all(train_set, val_set, options, candidates, seeds, out, time_limit, verbose):
+    """Every candidate x seed, seed by seed (so a time limit leaves every candidate equally sampled)."""
+    plan = [(seed, candidate) for seed in seeds for candidate in candidates]
+    shared = {}  # activation caches, shared by the runs whose frozen layers and data agree
+    progress = _Progress(len(plan), options.epochs, verbose)
+    runs, complete = [], True
+    for index, (seed, candidate) in enumerate(plan):
+        run_dir = out / "runs" / f"{candidate.slug}-seed{seed}"
+        record_path = run_dir / "result.json"
+        if record_path.exists():
+            runs.append(RunRecord(**json.loads(record_path.read_text())))
+            progress.skip(index, candidate, seed)
+            continue
+        if time_limit is not None and progress.elapsed() > time_limit:
+            complete = False
+            break
+        run_options = options.replace(
+            recipe=candidate.recipe,
+            head=candidate.head,
+            learning_rate=candidate.learning_rate,
+            seed=seed,
+            val_split=None,  # the split made once above, the same for every run
+            cache_activations=options.augment == "none" and candidate.recipe in CACHEABLE_RECIPES,
+        )
+        resume = (run_dir / "backup" / "training_metadata.json").exists()
+        progress.start(index, candidate, seed)
+        result = train(
+            train_set,
+            run_options,
+            val=val_set,
+            run_dir=run_dir,
+            resume=resume,
+            overwrite=not resume,  # the run directory is the comparison's own
+            callbacks=[progress.callback()],
+            verbose=0,
+            shared_activations=shared,
+        )
+        record = _record(candidate, seed, result)
+        text = json.dumps(dataclasses.asdict(record), indent=2)
+        atomic_write(record_path, lambda tmp, text=text: Path(tmp).write_text(text))
+        runs.append(record)
+        progress.finish(record)
+    return runs, complete
+
+
+# Recipes whose leading convolutions are frozen (in their only or first stage): they can train on cached activations.
+CACHEABLE_RECIPES = ("frozen-features", "later-convs", "fine-tune")
+
+
+def _record(candidate, seed, result):
+    history = result.history
+    accuracy = [float(v) for v in history.get("val_accuracy", [])]
+    loss = [float(v) for v in history.get("val_loss", [])]
+    if not accuracy:
+        raise ValueError("compare needs validation data: give --val or --val-split.")
+    trained = int(sum(np.prod(w.shape) for w in result.model.trainable_weights))
+    return RunRecord(
+        candidate.recipe,
+        candidate.head,
+        candidate.learning_rate,
+        seed,
+        accuracy[-1],
+        loss[-1],
+        int(np.argmax(accuracy)) + 1,
+        trained,
+        round(result.seconds, 2),
+        accuracy,
+        loss,
+    )
+
+
+def summarize(runs):
+    """Per-candidate ``Summary`` rows, best mean accuracy first, each with its verdict."""
+    by_candidate = {}
+    for run in runs:
+        by_candidate.setdefault(run.candidate, []).append(run)
+    rows = []
+    for candidate, group in by_candidate.items():
+        accuracy = [run.val_accuracy for run in group]
+        if any(not math.isfinite(value) for value in accuracy):
+            raise ValueError(f"{candidate.name}: a run ended with a non-finite validation accuracy.")
+        rows.append(
+            Summary(
+                candidate,
+                len(group),
+                statistics.fmean(accuracy),
+                statistics.stdev(accuracy) if len(group) > 1 else 0.0,
+                min(accuracy),
+                max(accuracy),
+                statistics.fmean(run.val_loss for run in group),
+                int(statistics.median_low(run.best_epoch for run in group)),
+                group[0].trained_parameters,
+                statistics.fmean(run.seconds for run in group),
+            )
+        )
+    rows.sort(key=lambda row: -row.mean_accuracy)
+    best = rows[0]
+    for row in rows:
+        if row is best:
+            row.verdict = "best" if best.seeds > 1 else "best (1 seed: no spread)"
+        elif row.ties(best):
+            row.verdict = "tie (within the spread)"
+        else:
+            row.verdict = f"behind by {best.mean_accuracy - row.mean_accuracy:.3f}"
+    return rows
+
+
+def _report(out, runs, complete, verbose):
+    if not runs:
+        raise ValueError("no run finished within the time limit: give it more time.")
+    comparison = Comparison(out, runs, summarize(runs), complete)
+    fields = [field.name for field in dataclasses.fields(RunRecord) if not field.name.endswith("_curve")]
+    _write_csv(out / "runs.csv", fields, [[getattr(run, name) for name in fields] for run in runs])
+    _write_csv(
+        out / "summary.csv",
+        [
+            "recipe",
+            "head",
+            "learning_rate",
+            "seeds",
+            "mean_accuracy",
+            "std_accuracy",
+            "min_accuracy",
+            "max_accuracy",
+            "mean_loss",
+            "best_epoch",
+            "trained_parameters",
+            "seconds",
+            "verdict",
+        ],
+        [
+            [
+                row.candidate.recipe,
+                row.candidate.head,
+                row.candidate.learning_rate,
+                row.seeds,
+                row.mean_accuracy,
+                row.std_accuracy,
+                row.min_accuracy,
+                row.max_accuracy,
+                row.mean_loss,
+                row.best_epoch,
+                row.trained_parameters,
+                row.seconds,
+                row.verdict,
+            ]
+            for row in comparison.summary
+        ],
+    )
+    markdown = comparison.markdown()
+    atomic_write(out / "summary.md", lambda tmp: Path(tmp).write_text(markdown))
+    plot_curves(runs, out / "curves.png")
+    if verbose:
+        print(str(comparison))
+        winner = comparison.winner()
+        print(
+            f"winner: {winner.candidate.name} ({winner.verdict}{', the cheapest of those tied' if winner is not comparison.best else ''})"
+        )
+        print(f"table: {out / 'summary.md'}  curves: {out / 'curves.png'}")
+    return comparison
+
+
+def _write_csv(path, header, rows):
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    text = buffer.getvalue()
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def plot_curves(runs, path):
+    """Validation accuracy and loss per epoch: each candidate's mean over seeds, shaded from min to max."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_candidate = {}
+    for run in runs:
+        by_candidate.setdefault(run.candidate, []).append(run)
+    figure, axes = plt.subplots(1, 2, figsize=(13, 5))
+    colours = plt.get_cmap("tab20").colors
+    for index, (candidate, group) in enumerate(by_candidate.items()):
+        colour = colours[index % len(colours)]
+        for axis, key in ((axes[0], "val_accuracy_curve"), (axes[1], "val_loss_curve")):
+            length = min(len(getattr(run, key)) for run in group)
+            curves = np.array([getattr(run, key)[:length] for run in group])
+            epochs = np.arange(1, length + 1)
+            axis.plot(epochs, curves.mean(axis=0), "o-", color=colour, label=f"{candidate.name} ({len(group)} seeds)")
+            if len(group) > 1:
+                axis.fill_between(epochs, curves.min(axis=0), curves.max(axis=0), color=colour, alpha=0.15)
+    axes[0].set_ylabel("Validation accuracy")
+    axes[1].set_ylabel("Validation loss")
+    for axis in axes:
+        axis.set_xlabel("Epoch")
+        axis.grid(alpha=0.3)
+        axis.xaxis.get_major_locator().set_params(integer=True)
+    axes[0].legend(loc="lower right", fontsize=8)
+    axes[0].set_title("Mean over seeds (band: min to max)")
+    figure.tight_layout()
+    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=100))
+    plt.close(figure)
+
+
+class _Progress:
+    """One line per epoch: which run, which epoch, elapsed and an estimate of the time left."""
+
+    def __init__(self, runs, epochs, verbose):
+        self.runs, self.epochs, self.verbose = runs, epochs, verbose
+        self.started = time.perf_counter()
+        self.epochs_timed = 0
+        self.seconds_timed = 0.0
+        self.index = 0
+        self.label = ""
+
+    def elapsed(self):
+        return time.perf_counter() - self.started
+
+    def _print(self, text):
+        if self.verbose:
+            print(text, file=sys.stdout, flush=True)
+
+    def skip(self, index, candidate, seed):
+        self._print(f"[{index + 1}/{self.runs}] {candidate.name}, seed {seed}: finished before, kept")
+
+    def start(self, index, candidate, seed):
+        self.index, self.label = index, f"{candidate.name}, seed {seed}"
+        self._run_started = time.perf_counter()
+
+    def finish(self, record):
+        self._print(
+            f"[{self.index + 1}/{self.runs}] {self.label}: validation accuracy {record.val_accuracy:.3f} "
+            f"in {record.seconds:.0f} s"
+        )
+
+    def callback(self):
+        progress = self
+
+        class EpochLine(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self._epoch_started = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                progress.epochs_timed += 1
+                progress.seconds_timed += time.perf_counter() - self._epoch_started
+                left_epochs = (progress.runs - progress.index) * progress.epochs - (epoch + 1)
+                left = progress.seconds_timed / progress.epochs_timed * max(left_epochs, 0)
+                accuracy = (logs or {}).get("val_accuracy")
+                shown = f", val accuracy {accuracy:.3f}" if accuracy is not None else ""
+                progress._print(
+                    f"[{progress.index + 1}/{progress.runs}] {progress.label}: epoch {epoch + 1}/{progress.epochs}"
+                    f"{shown} | {_duration(progress.elapsed())} elapsed, about {_duration(left)} left"
+                )
+
+        return EpochLine()
+
+
+def _duration(seconds):
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"

@@ -1,0 +1,164 @@
+"""Recipes compared over seeds (``compare``) and ``recipe="auto"``."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_alexnet.cli import main
+from keras_alexnet.datasets import ImageFolder, generate_shapes
+from keras_alexnet.training import TrainingOptions, train
+from keras_alexnet.training.auto import AutoBudget, rule_of_thumb
+from keras_alexnet.training.compare import Candidate, RunRecord, compare, summarize
+from keras_alexnet.training.run_directory import RunDirectoryError
+
+TINY = {"architecture": "tiny", "weights": None, "batch_size": 8, "epochs": 2}
+TWO = [Candidate("frozen-features", "compact"), Candidate("fine-tune", "alexnet")]
+
+
+@pytest.fixture(scope="module")
+def shapes_dir(tmp_path_factory):
+    return generate_shapes(tmp_path_factory.mktemp("shapes") / "data", per_class=8, size=72, seed=3)
+
+
+def test_compare_writes_the_table_the_runs_and_the_curves(shapes_dir, tmp_path):
+    out = tmp_path / "cmp"
+    result = compare(shapes_dir, candidates=TWO, seeds=2, out=out, verbose=0, **TINY)
+    assert {(run.recipe, run.head, run.seed) for run in result.runs} == {
+        (c.recipe, c.head, seed) for c in TWO for seed in (0, 1)
+    }
+    with open(out / "runs.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 4 and all(0 <= float(row["val_accuracy"]) <= 1 for row in rows)
+    with open(out / "summary.csv") as handle:
+        summary = list(csv.DictReader(handle))
+    assert [row["recipe"] for row in summary] == [row.candidate.recipe for row in result.summary]
+    for row, candidate_runs in ((r, [x for x in result.runs if x.candidate == r.candidate]) for r in result.summary):
+        accuracies = [run.val_accuracy for run in candidate_runs]
+        assert row.mean_accuracy == pytest.approx(np.mean(accuracies))
+        assert row.std_accuracy == pytest.approx(np.std(accuracies, ddof=1))
+    text = (out / "summary.md").read_text()
+    assert "frozen-features / compact" in text and "fine-tune / alexnet" in text and "+-" in text
+    assert (out / "curves.png").stat().st_size > 10_000
+    # Every run is a whole run directory; the frozen activations were computed once per seed, not per run.
+    assert (out / "runs" / "fine-tune-alexnet-seed1" / "progress.png").exists()
+    assert not (out / "runs" / "fine-tune-alexnet-seed1" / "backup").exists()
+
+
+def _record(recipe, seed, accuracy, seconds=1.0, head="alexnet"):
+    return RunRecord(recipe, head, None, seed, accuracy, 0.5, 1, 10, seconds, [accuracy], [0.5])
+
+
+def test_a_difference_inside_the_spread_is_a_tie_and_the_cheaper_wins():
+    runs = [_record("fine-tune-all", s, a, seconds=40) for s, a in enumerate((0.92, 0.93, 0.91))]
+    runs += [_record("frozen-features", s, a, seconds=10) for s, a in enumerate((0.89, 0.93, 0.90))]
+    runs += [_record("matlab", s, a, seconds=5) for s, a in enumerate((0.70, 0.71, 0.72))]
+    rows = summarize(runs)
+    assert [row.candidate.recipe for row in rows] == ["fine-tune-all", "frozen-features", "matlab"]
+    assert rows[0].verdict == "best" and rows[1].verdict.startswith("tie") and rows[2].verdict.startswith("behind")
+    from keras_alexnet.training.compare import Comparison
+
+    assert Comparison(None, runs, rows, True).winner().candidate.recipe == "frozen-features"
+    with pytest.raises(ValueError, match="non-finite"):
+        summarize([_record("matlab", 0, float("nan"))])
+
+
+@pytest.mark.slow
+def test_a_killed_comparison_continues_where_it_stopped(shapes_dir, tmp_path):
+    out = tmp_path / "cmp"
+    script = (
+        "from keras_alexnet.training.compare import compare, Candidate\n"
+        f"compare({str(shapes_dir)!r}, candidates=[Candidate('frozen-features', 'compact'), "
+        f"Candidate('fine-tune', 'alexnet')], seeds=2, out={str(out)!r}, verbose=0, architecture='tiny', "
+        "weights=None, batch_size=8, epochs=2)\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.DEVNULL)
+    first = out / "runs" / "frozen-features-compact-seed0" / "result.json"
+    deadline = time.time() + 240
+    while not first.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert first.exists(), "the first run never finished"
+    kept = first.read_text()
+    assert not (out / "summary.md").exists()  # killed before the end
+    result = compare(shapes_dir, candidates=TWO, seeds=2, out=out, verbose=0, **TINY)
+    assert first.read_text() == kept  # the finished run was not trained again
+    assert len(result.runs) == 4 and (out / "summary.md").exists()
+    # Other settings are refused, naming the fix; nothing changes.
+    with pytest.raises(RunDirectoryError, match="other settings"):
+        compare(shapes_dir, candidates=TWO, seeds=3, out=out, verbose=0, **TINY)
+    assert first.read_text() == kept
+
+
+def test_auto_with_zero_budget_picks_by_the_rule_and_says_so(shapes_dir, tmp_path, capsys):
+    result = train(shapes_dir, recipe="auto", auto_budget=0, val_split=0.3, run_dir=tmp_path / "run", verbose=2, **TINY)
+    choice = json.loads((tmp_path / "run" / "auto.json").read_text())
+    assert choice["rule"] == "few images per class" and "rule of thumb" in choice["reason"]
+    assert (choice["recipe"], choice["head"]) == ("frozen-features", "compact")
+    assert result.options.recipe == "frozen-features" and result.options.head == "compact"
+    assert json.loads((tmp_path / "run" / "options.json").read_text())["recipe"] == "frozen-features"
+    assert "rule of thumb" in capsys.readouterr().out
+
+
+def _photo_like(folder, classes=2, per_class=3, grey=False):
+    rng = np.random.default_rng(0)
+    for name in [f"c{i}" for i in range(classes)]:
+        (folder / name).mkdir(parents=True)
+        for k in range(per_class):
+            # ImageNet's mean colour with photo-like spread
+            pixels = np.clip(rng.normal([124, 116, 104], 55, (40, 40, 3)), 0, 255).astype(np.uint8)
+            if grey:
+                pixels[:] = pixels.mean(axis=2, keepdims=True).astype(np.uint8)
+            Image.fromarray(pixels).save(folder / name / f"{k}.png")
+    return ImageFolder.read(folder)
+
+
+def test_the_rule_of_thumb(tmp_path, monkeypatch):
+    from keras_alexnet.training import auto
+
+    photos = _photo_like(tmp_path / "photos")
+    assert rule_of_thumb(photos)[:3] == ("frozen-features", "compact", "few images per class")
+    monkeypatch.setattr(auto, "MANY_IMAGES_PER_CLASS", 3)
+    assert rule_of_thumb(photos)[:3] == ("fine-tune-all", "compact", "many images like ImageNet")
+    grey = _photo_like(tmp_path / "grey", grey=True)
+    assert rule_of_thumb(grey)[2] == "images unlike ImageNet"
+
+
+@pytest.mark.slow
+def test_auto_with_a_budget_trains_the_comparisons_winner(shapes_dir, tmp_path, monkeypatch):
+    from keras_alexnet.training import compare as compare_module
+
+    # Two candidates keep the test short; the default compares every recipe and head.
+    monkeypatch.setattr(compare_module, "candidates_of", lambda *a, **k: list(TWO))
+    result = train(shapes_dir, recipe="auto", auto_budget=2, val_split=0.3, run_dir=tmp_path / "run", verbose=0, **TINY)
+    choice = json.loads((tmp_path / "run" / "auto.json").read_text())
+    summary = (tmp_path / "run" / "auto_comparison" / "summary.md").read_text()
+    assert choice["comparison"] and choice["table"] == summary and "comparison of 2 candidates" in choice["reason"]
+    assert (result.options.recipe, result.options.head) == (choice["recipe"], choice["head"])
+    with pytest.raises(RunDirectoryError, match="previous run"):  # the auto files belong to the run
+        train(shapes_dir, recipe="auto", auto_budget=0, val_split=0.3, run_dir=tmp_path / "run", verbose=0, **TINY)
+
+
+def test_auto_budget_forms():
+    assert AutoBudget.parse(0) == AutoBudget(0) and AutoBudget.parse("3") == AutoBudget(3)
+    assert AutoBudget.parse("10m") == AutoBudget(2, 10.0)
+    with pytest.raises(ValueError, match="10m"):
+        TrainingOptions(recipe="auto", auto_budget="soon")
+
+
+def test_compare_command(shapes_dir, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    argv = ["compare", "--data", str(shapes_dir), "--recipes", "frozen-features", "--heads", "compact"]
+    argv += ["--seeds", "2", "--epochs", "1", "--architecture", "tiny", "--weights", "none", "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "frozen-features / compact" in printed and "[2/2]" in printed and "winner:" in printed
+    assert (out / "summary.csv").exists()
