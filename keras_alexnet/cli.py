@@ -33,6 +33,8 @@ EXAMPLES = {
     "layers": "keras-alexnet layers --recipe matlab --classes 5",
     "lr-find": "keras-alexnet lr-find --data photos/ --recipe frozen-features --plot lr_find.png",
     "compare": "keras-alexnet compare --data photos/ --val-split 0.3 --epochs 3 --seeds 3 --out comparison",
+    "explain": "keras-alexnet explain --model runs/pets/model.keras photo1.jpg photos/ --method gradcam --out explained",
+    "report": "keras-alexnet report --run-dir runs/pets --data photos/test",
     "demo": "keras-alexnet demo --out demo_output",
 }
 
@@ -83,6 +85,9 @@ def training_options(args):
         save_optimizer=args.save_optimizer,
         freeze_epochs=args.freeze_epochs,
         auto_budget=args.auto_budget,
+        report=not args.no_report,
+        tensorboard=not args.no_tensorboard,
+        tensorboard_images=args.tensorboard_images,
     )
 
 
@@ -151,6 +156,32 @@ def _compare(args):
         overwrite=args.overwrite,
         time_limit=None if args.time_limit is None else args.time_limit * 60,
     )
+    return 0
+
+
+def _explain(args):
+    from keras_alexnet.explain import explain
+    from keras_alexnet.model import AlexNet, load_model
+
+    if args.method != "filters" and not args.images:
+        raise ValueError(f"--method {args.method} explains images: give image files or folders.")
+    if args.model == "imagenet":
+        needs_classifier = args.method in ("gradcam", "occlusion")
+        model = AlexNet(weights="imagenet", include_top=needs_classifier)
+    else:
+        model = load_model(args.model)
+    written, skipped = explain(model, args.images, args.method, args.layer, args.target, args.out)
+    for path, reason in skipped:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    print(f"{len(written)} picture(s) in {args.out}/" + (f"; {len(skipped)} image(s) skipped" if skipped else ""))
+    return 0
+
+
+def _report(args):
+    from keras_alexnet.explain.report import write_report
+
+    path = write_report(args.run_dir, data=args.data, top_losses=args.top_losses)
+    print(f"report: {path}")
     return 0
 
 
@@ -352,6 +383,11 @@ def build_parser():
         action="store_true",
         help="stop at the first unreadable image instead of skipping it (and naming it)",
     )
+    p.add_argument("--no-report", action="store_true", help="do not write report.html at the end")
+    p.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard logs")
+    p.add_argument(
+        "--tensorboard-images", action="store_true", help="add Grad-CAM overlays of 4 validation images per epoch"
+    )
     p.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
     p.set_defaults(run=_train)
 
@@ -389,6 +425,25 @@ def build_parser():
     p.add_argument("--out", default="comparison", help="comparison folder; run again to continue a killed one")
     p.add_argument("--overwrite", action="store_true", help="replace a comparison with other settings in --out")
     p.set_defaults(run=_compare)
+
+    p = command("explain", "show what the model sees: Grad-CAM, occlusion, activations or conv1 filters, as PNGs")
+    p.add_argument("images", nargs="*", help="image files or folders (not needed for --method filters)")
+    p.add_argument(
+        "--model",
+        default="imagenet",
+        help="a trained .keras model, or 'imagenet' (Grad-CAM/occlusion need `keras-alexnet convert` first)",
+    )
+    p.add_argument("--method", default="gradcam", choices=["gradcam", "occlusion", "activations", "filters"])
+    p.add_argument("--layer", help="gradcam: a convolution (default conv5); activations: any layer (default conv2)")
+    p.add_argument("--class", dest="target", help="explain this class (name or index) instead of the predicted one")
+    p.add_argument("--out", default="explain", help="folder for the PNGs (default explain/)")
+    p.set_defaults(run=_explain)
+
+    p = command("report", "write a self-contained HTML report of a training run (run-dir/report.html)")
+    p.add_argument("--run-dir", required=True, help="the run directory `keras-alexnet train` wrote")
+    p.add_argument("--data", help="a labelled folder to interpret the model on (default: the run's validation images)")
+    p.add_argument("--top-losses", type=_positive_int, default=9, help="images in the top-losses gallery (default 9)")
+    p.set_defaults(run=_report)
 
     p = command("evaluate", "accuracy, per-class precision/recall, confusion matrix")
     p.add_argument("--model", required=True)

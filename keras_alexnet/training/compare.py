@@ -442,7 +442,13 @@ def plot_curves(runs, path):
             length = min(len(getattr(run, key)) for run in group)
             curves = np.array([getattr(run, key)[:length] for run in group])
             epochs = np.arange(1, length + 1)
-            axis.plot(epochs, curves.mean(axis=0), "o-", color=colour, label=f"{candidate.name} ({len(group)} seeds)")
+            axis.plot(
+                epochs,
+                curves.mean(axis=0),
+                "o-",
+                color=colour,
+                label=f"{candidate.name} ({len(group)} seed{'s' if len(group) > 1 else ''})",
+            )
             if len(group) > 1:
                 axis.fill_between(epochs, curves.min(axis=0), curves.max(axis=0), color=colour, alpha=0.15)
     axes[0].set_ylabel("Validation accuracy")

@@ -16,13 +16,16 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
+from keras_alexnet._utils.files import atomic_write
 from keras_alexnet.architecture import ALEXNET, TINY
 from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.layers import attach_class_names
 from keras_alexnet.model import AlexNet
 from keras_alexnet.optimizers import make_optimizer
+from keras_alexnet.preprocessing import eval_transform
 from keras_alexnet.training.activation_cache import cache_activations, split_frozen_prefix
 from keras_alexnet.training.callbacks import (
     AtomicBackupAndRestore,
@@ -280,7 +283,11 @@ def _train_locked(data, options, val, run_dir, resume, callbacks, verbose, start
         head=options.head,
     )
     options.save(Path(run_dir) / "options.json")
+    if val_set is not None:
+        _record_validation_set(val_set, Path(run_dir) / "validation.json")
     val_ds = val_set.dataset(options.batch_size) if val_set is not None else None
+    if options.tensorboard:
+        callbacks = [*_tensorboard(model, options, val_set, run_dir, verbose), *callbacks]
     run = {
         "run_dir": run_dir,
         "validation_frequency": options.validation_frequency,
@@ -347,6 +354,12 @@ def _train_locked(data, options, val, run_dir, resume, callbacks, verbose, start
         best = attach_class_names(keras.models.load_model(best_path), train_set.class_names)
         save_model_atomic(best if options.save_optimizer else without_optimizer(best), best_path)
     val_accuracy = history.get("val_accuracy", [None])[-1] if history.get("val_accuracy") else None
+    if options.report:
+        from keras_alexnet.explain.report import write_report
+
+        report = write_report(run_dir)
+        if verbose:
+            print(f"report: {report}")
     return TrainResult(
         final,
         history,
@@ -359,6 +372,27 @@ def _train_locked(data, options, val, run_dir, resume, callbacks, verbose, start
         cached,
         options,
     )
+
+
+def _record_validation_set(val_set, path):
+    """The validation images and labels, for the report (``keras-alexnet report`` reads them back)."""
+    record = {"class_names": val_set.class_names, "paths": [str(Path(p).resolve()) for p in val_set.paths]}
+    record["labels"] = [int(label) for label in val_set.labels]
+    text = json.dumps(record)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def _tensorboard(model, options, val_set, run_dir, verbose):
+    """TensorBoard callbacks (and the command to watch them, printed)."""
+    from keras_alexnet.training.tensorboard import TENSORBOARD_DIR, tensorboard_callbacks
+
+    images = None
+    if options.tensorboard_images and val_set is not None:
+        picked = np.linspace(0, len(val_set) - 1, num=min(4, len(val_set))).astype(int)
+        images = np.stack([eval_transform(val_set.paths[i]) for i in picked])
+    if verbose:
+        print(f"TensorBoard: tensorboard --logdir {Path(run_dir) / TENSORBOARD_DIR}")
+    return tensorboard_callbacks(run_dir, model, images)
 
 
 def _resolve_auto(options, train_set, val_set, run_dir, resume, verbose):

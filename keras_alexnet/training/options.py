@@ -73,6 +73,9 @@ class TrainingOptions:
     backup_every: int = 1
     save_optimizer: bool = False  # keep the optimizer's state in model.keras/best.keras (3x the size with Adam)
     freeze_epochs: int = 1  # two-stage recipes (fine-tune): epochs of the frozen stage, counted in ``epochs``
+    report: bool = True  # write report.html (explain/report.py) when the run ends
+    tensorboard: bool = True  # TensorBoard logs in run_dir/tensorboard
+    tensorboard_images: bool = False  # and Grad-CAM overlays of a few validation images after each epoch
     auto_budget: object = 2  # recipe="auto": epochs per comparison run (0: rule of thumb) or "10m" (training/auto.py)
 
     def __post_init__(self):

@@ -29,6 +29,9 @@ RUN_FILES = (
     "backup",
     "auto.json",
     "auto_comparison",
+    "validation.json",
+    "report.html",
+    "tensorboard",
 )
 BACKUP_METADATA = "training_metadata.json"
 

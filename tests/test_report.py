@@ -1,0 +1,139 @@
+"""The run report (HTML, checked in headless Chromium), TensorBoard logs, and the explain/report commands."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from keras_alexnet.cli import main
+from keras_alexnet.datasets import generate_shapes
+from keras_alexnet.explain.report import ReportError, write_report
+from keras_alexnet.training import train
+
+TINY = {"architecture": "tiny", "weights": None, "val_split": 0.3, "batch_size": 8, "verbose": 0, "epochs": 2}
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    shapes = generate_shapes(root / "shapes", per_class=10, size=72, seed=4)
+    result = train(shapes, run_dir=root / "run", recipe="fine-tune", tensorboard_images=True, **TINY)
+    return result, shapes
+
+
+def _chromium():
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if not (browser and driver):
+        pytest.skip(
+            "no headless browser: install Debian's chromium and chromium-driver (apt-get install chromium "
+            "chromium-driver; .ci/run does) to test the HTML report in a real browser"
+        )
+    from selenium import webdriver
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1200,900"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=webdriver.ChromeService(executable_path=driver), options=options)
+
+
+def test_train_writes_a_report_that_opens_in_a_browser_with_every_image(trained_run, tmp_path):
+    result, _ = trained_run
+    page = result.run_dir / "report.html"
+    text = page.read_text()
+    for heading in (
+        "Options",
+        "Layers and learning-rate factors",
+        "Training progress",
+        "Evaluation on",
+        "Most confused",
+        "Top losses",
+        "Feature map",
+        "conv1 filters",
+    ):
+        assert heading in text, heading
+    assert "http://" not in text and "https://" not in text and "<script" not in text  # self-contained
+    driver = _chromium()
+    try:
+        driver.get(page.resolve().as_uri())
+        images = driver.execute_script(
+            "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth, i.naturalHeight])"
+        )
+        errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+        screenshot = tmp_path / "report.png"
+        assert driver.save_screenshot(str(screenshot))
+    finally:
+        driver.quit()
+    assert errors == []
+    assert [alt for alt, *_ in images] == [
+        "training progress: accuracy, loss and learning rate",
+        "confusion matrix",
+        "top losses with Grad-CAM",
+        "feature map",
+        "conv1 filters",
+    ]
+    assert all(complete and width > 0 and height > 0 for _, complete, width, height in images), images
+    assert screenshot.stat().st_size > 20_000
+
+
+def test_the_layer_table_shows_the_last_stages_factors(trained_run):
+    result, _ = trained_run
+    text = (result.run_dir / "report.html").read_text()
+    row = text[text.index("<td>conv1</td>") : text.index("</tr>", text.index("<td>conv1</td>"))]
+    assert '<td class="n">0.01</td>' in row  # fine-tune's stage 2: conv1 at 1/100 of the head
+
+
+def test_tensorboard_logs_hold_the_scalars_the_rate_per_step_and_grad_cam_images(trained_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    result, _ = trained_run
+    logs = result.run_dir / "tensorboard"
+
+    def tags(folder, kind="tensors"):
+        accumulator = EventAccumulator(str(logs / folder), size_guidance={"tensors": 0, "images": 0})
+        accumulator.Reload()
+        return accumulator, accumulator.Tags()[kind]
+
+    train_events, train_tags = tags("train")
+    assert {"epoch_loss", "epoch_accuracy"} <= set(train_tags)
+    assert len(train_events.Tensors("epoch_loss")) == 2  # one per epoch, across both stages
+    _, val_tags = tags("validation")
+    assert {"epoch_loss", "epoch_accuracy"} <= set(val_tags)
+    steps, step_tags = tags("steps")
+    rates = [float(np.asarray(event.tensor_proto.float_val or [0])[0]) for event in steps.Tensors("learning_rate")]
+    history = json.loads((result.run_dir / "history.json").read_text())
+    assert len(rates) == len(history["learning_rate"])
+    images, image_tags = tags("images")
+    assert "grad_cam" in image_tags and len(images.Tensors("grad_cam")) == 2
+
+
+def test_report_command_and_its_errors(trained_run, tmp_path, capsys):
+    result, shapes = trained_run
+    out = tmp_path / "elsewhere.html"
+    write_report(result.run_dir, data=shapes, path=out)
+    assert "Evaluation on" in out.read_text() and str(shapes) in out.read_text()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ReportError, match="model.keras is missing"):
+        write_report(tmp_path / "empty")
+    assert main(["report", "--run-dir", str(tmp_path / "empty")]) == 2
+    assert "model.keras is missing" in capsys.readouterr().err
+
+
+def test_explain_command_writes_pictures_and_names_bad_input(trained_run, tmp_path, capsys):
+    result, shapes = trained_run
+    images = sorted(shapes.rglob("*.png"))[:2]
+    (tmp_path / "broken.jpg").write_text("not an image")
+    out = tmp_path / "out"
+    for method in ("gradcam", "occlusion", "activations"):
+        argv = ["explain", "--model", str(result.model_path), *map(str, images), str(tmp_path / "broken.jpg")]
+        assert main([*argv, "--method", method, "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert "broken.jpg" in printed.err and "skipped" in printed.out
+    assert len(list(out.glob("*.gradcam.png"))) == 2 and len(list(out.glob("*.occlusion.png"))) == 2
+    assert main(["explain", "--model", str(result.model_path), str(images[0]), "--layer", "fc6"]) == 2
+    assert "not a convolution" in capsys.readouterr().err
+    assert main(["explain", "--model", str(tmp_path / "nope.keras"), str(images[0])]) == 2
+    assert "does not exist" in capsys.readouterr().err
