@@ -8,7 +8,7 @@ skips the finished runs and resumes the interrupted one from its backup.
 
 On small data the seed moves the accuracy more than the recipe does, so the summary
 gives each candidate's mean and standard deviation over seeds, and calls a candidate
-whose mean +- std interval overlaps the best one's a tie, not a loss.
+whose mean is within the best one's standard deviation of the best mean a tie, not a loss.
 
 A plain loop rather than KerasTuner: a run here is a whole ``train`` (two stages for
 fine-tune, an activation cache, its own run directory and resume), which a tuner trial's
@@ -108,11 +108,16 @@ class Summary:
     seconds: float  # mean per run
     verdict: str = ""
 
-    def ties(self, other):
-        """Whether the mean +- std intervals of the two candidates overlap (a tie on this data)."""
-        if self.seeds < 2 or other.seeds < 2:
-            return self.mean_accuracy == other.mean_accuracy
-        return abs(self.mean_accuracy - other.mean_accuracy) <= self.std_accuracy + other.std_accuracy
+    def ties(self, best):
+        """Whether this candidate's mean is within ``best``'s seed-to-seed standard deviation of ``best``'s mean.
+
+        The best candidate's own spread says how far its mean could move with other seeds:
+        a smaller mean inside it is a tie, not a loss. (A candidate's own large spread does
+        not make it a tie: it is as likely to be worse.)
+        """
+        if best.seeds < 2:
+            return self.mean_accuracy == best.mean_accuracy
+        return best.mean_accuracy - self.mean_accuracy <= best.std_accuracy
 
 
 @dataclasses.dataclass
@@ -275,6 +280,7 @@ def _run_all(train_set, val_set, options, candidates, seeds, out, time_limit, ve
             learning_rate=candidate.learning_rate,
             seed=seed,
             val_split=None,  # the split made once above, the same for every run
+            report=False,  # the comparison's table and curves are its report
             cache_activations=options.augment == "none" and candidate.recipe in CACHEABLE_RECIPES,
         )
         resume = (run_dir / "backup" / "training_metadata.json").exists()
