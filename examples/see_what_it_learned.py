@@ -7,6 +7,7 @@ python examples/see_what_it_learned.py      # about a minute on 2 cores
 from pathlib import Path
 
 from keras_alexnet.explain import explain
+from keras_alexnet.explain.interpretation import Interpretation
 from keras_alexnet.training import train
 
 PHOTOS = Path(__file__).resolve().parent.parent / "tests" / "data" / "cats_vs_dogs"
@@ -25,4 +26,6 @@ photos = sorted((PHOTOS / "test" / "cats").iterdir())[:2] + sorted((PHOTOS / "te
 for method in ("gradcam", "occlusion", "activations", "filters"):
     written, _ = explain(result.model, photos, method=method, out="runs/see/explained")
     print(method, [str(path) for path in written])
-print("report:", result.run_dir / "report.html")
+interpretation = Interpretation.from_folder(result.model, PHOTOS / "test")
+print("most confused:", interpretation.most_confused())
+print("top losses:", interpretation.plot_top_losses("runs/see/explained/top_losses.png", k=6))

@@ -181,6 +181,8 @@ def test_auto_with_a_small_budget_is_within_the_spread_of_the_best_on_real_photo
     chosen = {"recipe": result.options.recipe, "head": result.options.head}
     finals = [result.val_accuracy]
     for seed in (1, 2):  # what auto trains, with the other two seeds
-        finals.append(train(PHOTOS / "train", seed=seed, run_dir=tmp_path / f"seed{seed}", **chosen, **data).val_accuracy)
+        finals.append(
+            train(PHOTOS / "train", seed=seed, run_dir=tmp_path / f"seed{seed}", **chosen, **data).val_accuracy
+        )
     mean = float(np.mean(finals))
     assert mean >= float(best["mean_accuracy"]) - float(best["std_accuracy"]), (chosen, finals, best)

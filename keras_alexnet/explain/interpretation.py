@@ -95,7 +95,7 @@ class Interpretation:
         explainer = GradCamExplainer(self.model, layer)
         columns = 3
         rows = max(1, -(-len(chosen) // columns))
-        figure, axes = plt.subplots(rows, 2 * columns, figsize=(4.2 * columns, 2.5 * rows), squeeze=False)
+        figure, axes = plt.subplots(rows, 2 * columns, figsize=(4.2 * columns, 2.9 * rows), squeeze=False)
         for axis in axes.ravel():
             axis.axis("off")
         for n, index in enumerate(chosen):
