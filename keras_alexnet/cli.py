@@ -301,7 +301,8 @@ def build_parser():
     )
     p.add_argument(
         "--auto-budget",
-        default="2",
+        type=lambda text: int(text) if text.strip().isdigit() else text,
+        default=2,
         metavar="EPOCHS|Nm",
         help="--recipe auto: epochs per comparison run (3 seeds x every recipe and head; default 2), 'Nm' to stop "
         "starting runs after N minutes, or 0 for the guides' rule of thumb (no comparison)",

@@ -45,13 +45,13 @@ class GradCamExplainer:
     def _gradients(self, x, target):
         with tf.GradientTape() as tape:
             activations, features = self._scores(x, training=False)
-            activations = tf.cast(activations, tf.float32)
             tape.watch(activations)
             scores = logits(self.model, features)
             chosen = tf.where(target >= 0, target, tf.argmax(scores, axis=-1, output_type=tf.int32))
             score = tf.gather(scores, chosen, batch_dims=1)
         gradients = tape.gradient(score, activations)
-        return activations, gradients, chosen, score
+        # Under mixed precision the layer computes in (b)float16: the map is made in float32.
+        return tf.cast(activations, tf.float32), tf.cast(gradients, tf.float32), chosen, score
 
     def __call__(self, x, target=None):
         x = tf.convert_to_tensor(np.asarray(x, np.float32))
