@@ -115,6 +115,8 @@ def test_two_stage_options_are_checked():
         TrainingOptions(recipe="fine-tune", epochs=1)
     with pytest.raises(ValueError, match="one-cycle"):
         TrainingOptions(recipe="fine-tune", lr_schedule="cosine")
+    with pytest.raises(ValueError, match="as a number"):
+        TrainingOptions(recipe="fine-tune", learning_rate=OneCycle(1e-3, 10))
     assert TrainingOptions(recipe="fine-tune").stages == 2 and TrainingOptions().stages == 1
 
 

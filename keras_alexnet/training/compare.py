@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import io
 import json
 import math
@@ -217,8 +218,16 @@ def compare(
         val_set = val if isinstance(val, ImageFolder) else ImageFolder.read(val, class_names=train_set.class_names)
     else:
         train_set, val_set = train_set.split(1 - options.val_split, seed=options.seed)
+    images = hashlib.sha256()
+    for path, label in [
+        *zip(train_set.paths, train_set.labels),
+        ("validation", -1),
+        *zip(val_set.paths, val_set.labels),
+    ]:
+        images.update(f"{path}\t{label}\n".encode())
     settings = {
         "data": str(data if not isinstance(data, ImageFolder) else "ImageFolder"),
+        "images": images.hexdigest(),  # the exact split: same paths, labels and sides
         "training_images": len(train_set),
         "validation_images": len(val_set),
         "options": {

@@ -142,6 +142,11 @@ class TrainingOptions:
                     f"unfreezes: epochs={self.epochs} leaves no unfrozen epoch. Use epochs > freeze_epochs "
                     f"(e.g. {self.freeze_epochs + 2})."
                 )
+            if self.learning_rate is not None and not isinstance(self.learning_rate, (int, float)):
+                raise ValueError(
+                    f"recipe {self.recipe_name!r} makes its own one-cycle schedules from a peak rate: give "
+                    "learning_rate as a number."
+                )
             if self.lr_schedule not in ("none", "one-cycle"):
                 raise ValueError(
                     f"recipe {self.recipe_name!r} runs one-cycle schedules in both stages: "
