@@ -11,7 +11,8 @@ from keras_alexnet.training import TrainingOptions, train
 from keras_alexnet.training.schedules import OneCycle
 from keras_alexnet.transfer import discriminative_factors
 
-TINY = {"architecture": "tiny", "weights": None, "val_split": 0.3, "batch_size": 8, "verbose": 0}
+# report=False: the report has its own tests (test_report.py); here it would only cost time.
+TINY = {"architecture": "tiny", "weights": None, "val_split": 0.3, "batch_size": 8, "verbose": 0, "report": False}
 
 
 @pytest.fixture(scope="module")
