@@ -43,6 +43,7 @@ def run_demo(out="demo_output", per_class=60, epochs=8, seed=0, batch_size=10, p
     print_fn(f"\nvalidation accuracy: {evaluation.accuracy:.4f}")
     print_fn(f"training progress plot: {out / 'run' / 'progress.png'}")
     print_fn(f"confusion matrix: {out / 'confusion_matrix.png'}")
+    print_fn(f"report (open in a browser): {out / 'run' / 'report.html'}")
     print_fn(f"SavedModel: {check.path} (max |difference| to Keras {check.max_abs_diff:.1e})")
     print_fn(f"demo finished in {time.perf_counter() - start:.0f}s")
     return evaluation.accuracy
