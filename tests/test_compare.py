@@ -146,6 +146,10 @@ def test_auto_with_a_budget_trains_the_comparisons_winner(shapes_dir, tmp_path, 
     summary = (tmp_path / "run" / "auto_comparison" / "summary.md").read_text()
     assert choice["comparison"] and choice["table"] == summary and "comparison of 2 candidates" in choice["reason"]
     assert (result.options.recipe, result.options.head) == (choice["recipe"], choice["head"])
+    # The winner trains as it would alone: the comparison's random draws do not leak into it.
+    chosen = {"recipe": choice["recipe"], "head": choice["head"], "val_split": 0.3, "verbose": 0}
+    alone = train(shapes_dir, run_dir=tmp_path / "alone", **chosen, **TINY)
+    np.testing.assert_allclose(result.history["loss"], alone.history["loss"], rtol=1e-5)
     with pytest.raises(RunDirectoryError, match="previous run"):  # the auto files belong to the run
         train(shapes_dir, recipe="auto", auto_budget=0, val_split=0.3, run_dir=tmp_path / "run", verbose=0, **TINY)
 

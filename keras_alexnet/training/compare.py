@@ -310,6 +310,10 @@ def _run_all(train_set, val_set, options, candidates, seeds, out, time_limit, ve
         atomic_write(record_path, lambda tmp, text=text: Path(tmp).write_text(text))
         runs.append(record)
         progress.finish(record)
+        del result
+        # Keras keeps every model built in the process reachable from its global state; a
+        # comparison builds dozens (Keras's advice for loops that build models).
+        keras.backend.clear_session(free_memory=True)
     return runs, complete
 
 

@@ -267,6 +267,8 @@ def _train_locked(data, options, val, run_dir, resume, callbacks, verbose, start
         val_set = None
     if options.recipe == "auto":
         options = _resolve_auto(options, train_set, val_set, run_dir, resume, verbose)
+        # The comparison drew random numbers: seed again, so the winner trains as it would alone.
+        configure(options.seed, options.mixed_precision, options.deterministic)
     classes = len(train_set.class_names)
     done, done_stage = check_resumable(run_dir, classes, with_stage=True) if resume else (0, 1)
     steps_per_epoch = math.ceil(len(train_set) / options.batch_size)
