@@ -9,8 +9,6 @@ unless ``--verbose``.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
 
 from keras_alexnet._utils.checks import is_count
@@ -23,6 +21,7 @@ from keras_alexnet._utils.choices import (
     SOLVERS,
     TRAIN_RECIPES,
 )
+from keras_alexnet._utils.runtime import quiet_tensorflow
 
 EXAMPLES = {
     "convert": "keras-alexnet convert --source alexnet-owt-7be5be79.pth",
@@ -487,40 +486,12 @@ def build_parser():
     return parser
 
 
-@contextlib.contextmanager
-def _quiet_tensorflow(verbose):
-    """Import TensorFlow with its C++ start-up lines (CUDA probes, oneDNN, CPU flags) hidden.
-
-    TF_CPP_MIN_LOG_LEVEL silences most of them; a few are printed by absl before it
-    is read, so standard error is pointed at /dev/null while TensorFlow loads.
-    """
-    if verbose:
-        yield
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if "tensorflow" in sys.modules:
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            try:
-                import tensorflow  # noqa: F401
-            finally:
-                os.dup2(saved, 2)
-    finally:
-        os.close(saved)
-    yield
-
-
 def main(argv=None):
     """Entry point of the ``keras-alexnet`` console script."""
     args = build_parser().parse_args(argv)
     if getattr(args, "weights", None) == "none":
         args.weights = None
-    with _quiet_tensorflow(args.verbose):
+    with quiet_tensorflow(args.verbose):
         from keras_alexnet.export import ExportCheckError
         from keras_alexnet.training.callbacks import TrainingDiverged
 

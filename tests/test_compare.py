@@ -28,6 +28,7 @@ def shapes_dir(tmp_path_factory):
     return generate_shapes(tmp_path_factory.mktemp("shapes") / "data", per_class=8, size=72, seed=3)
 
 
+@pytest.mark.slow
 def test_compare_writes_the_table_the_runs_and_the_curves(shapes_dir, tmp_path):
     out = tmp_path / "cmp"
     result = compare(shapes_dir, candidates=TWO, seeds=2, out=out, verbose=0, **TINY)
@@ -161,14 +162,18 @@ def test_auto_budget_forms():
         TrainingOptions(recipe="auto", auto_budget="soon")
 
 
-def test_compare_command(shapes_dir, tmp_path, capsys):
+def test_compare_command(shapes_dir, tmp_path, capfd):
     out = tmp_path / "cmp"
     argv = ["compare", "--data", str(shapes_dir), "--recipes", "frozen-features", "--heads", "compact"]
     argv += ["--seeds", "2", "--epochs", "1", "--architecture", "tiny", "--weights", "none", "--out", str(out)]
     assert main(argv) == 0
-    printed = capsys.readouterr().out
+    printed = capfd.readouterr().out
     assert "frozen-features / compact" in printed and "[2/2]" in printed and "winner:" in printed
     assert (out / "summary.csv").exists()
+    assert main(argv) == 0 and printed.count("epoch 1/1") == 2  # each run's own process prints its line
+    assert "finished before, kept" in capfd.readouterr().out  # the same command continues (nothing left)
+    assert main([*argv, "--overwrite"]) == 0
+    assert "finished before" not in capfd.readouterr().out  # --overwrite starts afresh
 
 
 @pytest.mark.slow

@@ -12,7 +12,9 @@ Keras earlier is fine, running an op earlier is not.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 
 CPU_ALLOCATOR_VARIABLE = "TF_CPU_ALLOCATOR_USE_BFC"
 
@@ -34,3 +36,31 @@ def tensorflow_uses_gpu():
     import tensorflow as tf
 
     return bool(tf.config.list_logical_devices("GPU"))
+
+
+@contextlib.contextmanager
+def quiet_tensorflow(verbose=False):
+    """Import TensorFlow with its C++ start-up lines (CUDA probes, oneDNN, CPU flags) hidden.
+
+    TF_CPP_MIN_LOG_LEVEL silences most of them; a few are printed by absl before it
+    is read, so standard error is pointed at /dev/null while TensorFlow loads.
+    """
+    if verbose:
+        yield
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" in sys.modules:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                import tensorflow  # noqa: F401
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+    yield

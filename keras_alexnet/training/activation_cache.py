@@ -15,6 +15,7 @@ unless the pipeline is deterministic (augment "none").
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from pathlib import Path
 
 import keras
@@ -22,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_alexnet import _keras_compat
+from keras_alexnet._utils.files import atomic_write
 from keras_alexnet.datasets.pipeline import epochs_of, without_autotune
 from keras_alexnet.training.options import DEFAULT_CACHE_MEMORY_LIMIT
 
@@ -163,3 +165,23 @@ def _allocate(shape, dtype, memory_limit, directory, name):
     Path(directory).mkdir(parents=True, exist_ok=True)
     path = Path(directory) / f"{name}.activations.npy"
     return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape), True
+
+
+def _shared_paths(directory, key):
+    digest = hashlib.sha256(repr(key).encode()).hexdigest()[:24]
+    return Path(directory) / f"{digest}.features.npy", Path(directory) / f"{digest}.labels.npy"
+
+
+def save_shared_activations(directory, key, activations):
+    """Keep a cache in ``directory`` for other processes (labels last: their file marks it complete)."""
+    features_path, labels_path = _shared_paths(directory, key)
+    atomic_write(features_path, lambda tmp: np.save(tmp, np.asarray(activations.features)))
+    atomic_write(labels_path, lambda tmp: np.save(tmp, activations.labels))
+
+
+def load_shared_activations(directory, key):
+    """A cache another process saved under ``key`` (memory-mapped), or None."""
+    features_path, labels_path = _shared_paths(directory, key)
+    if not labels_path.exists():
+        return None
+    return CachedActivations(np.load(features_path, mmap_mode="r"), np.load(labels_path), on_disk=True)

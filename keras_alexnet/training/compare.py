@@ -24,8 +24,10 @@ import hashlib
 import io
 import json
 import math
+import os
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,12 +38,13 @@ import numpy as np
 from keras_alexnet._utils.choices import HEADS, RECIPE_NAMES
 from keras_alexnet._utils.files import atomic_write
 from keras_alexnet.datasets import ImageFolder
+from keras_alexnet.training.callbacks import TrainingDiverged
 from keras_alexnet.training.loop import train
 from keras_alexnet.training.options import TrainingOptions
 from keras_alexnet.training.run_directory import RunDirectoryError, locked
 
 SETTINGS = "comparison.json"
-OUR_FILES = ("runs", SETTINGS, "runs.csv", "summary.csv", "summary.md", "curves.png")
+OUR_FILES = ("runs", "activations", SETTINGS, "runs.csv", "summary.csv", "summary.md", "curves.png")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -247,30 +250,36 @@ def compare(
 
 
 def _check_settings(out, settings, overwrite):
-    """Continue a comparison with the same settings; refuse other settings unless ``overwrite``."""
+    """Continue a comparison with the same settings; refuse other settings; ``overwrite`` starts afresh."""
     path = out / SETTINGS
     text = json.dumps(settings, indent=2, sort_keys=True, default=str) + "\n"
-    if path.exists():
-        if json.loads(path.read_text()) == json.loads(text):
-            return
-        if not overwrite:
-            raise RunDirectoryError(
-                f"{out} holds a comparison with other settings ({SETTINGS}); nothing was changed. Use the same "
-                "settings to continue it, --overwrite to replace it, or another --out."
-            )
-    elif any((out / name).exists() for name in OUR_FILES) and not overwrite:
-        raise RunDirectoryError(f"{out} holds files of another comparison; use --overwrite or another --out.")
-    if overwrite:
+    if overwrite:  # only the comparison's own files: anything else in the folder stays
         for name in OUR_FILES:
             target = out / name
             shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+    elif path.exists():
+        if json.loads(path.read_text()) == json.loads(text):
+            return
+        raise RunDirectoryError(
+            f"{out} holds a comparison with other settings ({SETTINGS}); nothing was changed. Use the same "
+            "settings to continue it, --overwrite to replace it, or another --out."
+        )
+    elif any((out / name).exists() for name in OUR_FILES):
+        raise RunDirectoryError(f"{out} holds files of another comparison; use --overwrite or another --out.")
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def _run_all(train_set, val_set, options, candidates, seeds, out, time_limit, verbose):
-    """Every candidate x seed, seed by seed (so a time limit leaves every candidate equally sampled)."""
+    """Every candidate x seed, seed by seed (so a time limit leaves every candidate equally sampled).
+
+    Each run trains in a Python process of its own (``compare_worker``): Keras does not give
+    back the memory of a model fitted in a loop, even after ``clear_session``
+    (keras-team/keras#17458; measured here: +0.7 GB per AlexNet run), which a comparison of
+    dozens of runs cannot afford. A fresh interpreter, not multiprocessing: a user's script
+    without a ``__main__`` guard would be run again by a spawned child. The activation caches
+    go through ``out/activations`` to the runs that share them.
+    """
     plan = [(seed, candidate) for seed in seeds for candidate in candidates]
-    shared = {}  # activation caches, shared by the runs whose frozen layers and data agree
     progress = _Progress(len(plan), options.epochs, verbose)
     runs, complete = [], True
     for index, (seed, candidate) in enumerate(plan):
@@ -292,29 +301,88 @@ def _run_all(train_set, val_set, options, candidates, seeds, out, time_limit, ve
             report=False,  # the comparison's table and curves are its report
             cache_activations=options.augment == "none" and candidate.recipe in CACHEABLE_RECIPES,
         )
-        resume = (run_dir / "backup" / "training_metadata.json").exists()
-        progress.start(index, candidate, seed)
-        result = train(
-            train_set,
-            run_options,
-            val=val_set,
-            run_dir=run_dir,
-            resume=resume,
-            overwrite=not resume,  # the run directory is the comparison's own
-            callbacks=[progress.callback()],
-            verbose=0,
-            shared_activations=shared,
-        )
-        record = _record(candidate, seed, result)
-        text = json.dumps(dataclasses.asdict(record), indent=2)
-        atomic_write(record_path, lambda tmp, text=text: Path(tmp).write_text(text))
+        job = {
+            "train": _folder_record(train_set),
+            "val": _folder_record(val_set),
+            "options": run_options.to_dict(),
+            "run_dir": str(run_dir),
+            "resume": (run_dir / "backup" / "training_metadata.json").exists(),
+            "shared": str(out / "activations"),
+            "candidate": dataclasses.asdict(candidate),
+            "seed": seed,
+            "progress": progress.state(index, candidate, seed),
+            "parent": os.getpid(),
+            "tensorflow_logs": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") < "3",
+        }
+        record, epoch_seconds = _train_in_process(job)
         runs.append(record)
-        progress.finish(record)
-        del result
-        # Keras keeps every model built in the process reachable from its global state; a
-        # comparison builds dozens (Keras's advice for loops that build models).
-        keras.backend.clear_session(free_memory=True)
+        progress.finish(record, epoch_seconds)
     return runs, complete
+
+
+def _folder_record(folder):
+    return {
+        "paths": [str(p) for p in folder.paths],
+        "labels": [int(v) for v in folder.labels],
+        "class_names": list(folder.class_names),
+    }
+
+
+def _train_in_process(job):
+    """Run one job in a fresh Python (``compare_worker``); its record and epoch times, or its error raised here."""
+    run_dir = Path(job["run_dir"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    job_path = run_dir / "job.json"
+    text = json.dumps(job)
+    atomic_write(job_path, lambda tmp: Path(tmp).write_text(text))
+    for stale in ("outcome.json", "error.json"):
+        (run_dir / stale).unlink(missing_ok=True)
+    done = subprocess.run([sys.executable, "-m", "keras_alexnet.training.compare_worker", str(job_path)])
+    outcome, error = run_dir / "outcome.json", run_dir / "error.json"
+    if done.returncode == 0 and outcome.exists():
+        found = json.loads(outcome.read_text())
+        return RunRecord(**found["record"]), found["epoch_seconds"]
+    where = f"{Candidate(**job['candidate']).name}, seed {job['seed']} ({run_dir})"
+    if error.exists():
+        found = json.loads(error.read_text())
+        kind = TrainingDiverged if found["type"] == "TrainingDiverged" else ValueError
+        raise kind(f"{where}: {found['message']}")
+    raise RuntimeError(f"{where}: the run's process ended with exit code {done.returncode} and no result.")
+
+
+def run_job(job):
+    """The run's own process: train one candidate with one seed, write ``result.json`` and ``outcome.json``.
+
+    An error is written to ``error.json`` for the comparison to raise (exit code 1).
+    """
+    run_dir = Path(job["run_dir"])
+    try:
+        folders = {
+            side: ImageFolder(job[side]["paths"], job[side]["labels"], job[side]["class_names"])
+            for side in ("train", "val")
+        }
+        candidate = Candidate(**job["candidate"])
+        line = _EpochLine(job["progress"])
+        result = train(
+            folders["train"],
+            TrainingOptions(**job["options"]),
+            val=folders["val"],
+            run_dir=run_dir,
+            resume=job["resume"],
+            overwrite=not job["resume"],  # the run directory is the comparison's own
+            callbacks=[line],
+            verbose=0,
+            shared_activations=job["shared"],
+        )
+        record = dataclasses.asdict(_record(candidate, job["seed"], result))
+        atomic_write(run_dir / "result.json", lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2)))
+        outcome = json.dumps({"record": record, "epoch_seconds": line.seconds})
+        atomic_write(run_dir / "outcome.json", lambda tmp: Path(tmp).write_text(outcome))
+        return 0
+    except Exception as error:  # the comparison raises it, naming the run
+        message = json.dumps({"type": type(error).__name__, "message": str(error)})
+        atomic_write(run_dir / "error.json", lambda tmp: Path(tmp).write_text(message))
+        return 1
 
 
 # Recipes whose leading convolutions are frozen (in their only or first stage): they can train on cached activations.
@@ -489,8 +557,7 @@ class _Progress:
     def __init__(self, runs, epochs, verbose):
         self.runs, self.epochs, self.verbose = runs, epochs, verbose
         self.started = time.perf_counter()
-        self.epochs_timed = 0
-        self.seconds_timed = 0.0
+        self.epoch_seconds = []  # of the epochs trained in this call, for the estimate
         self.index = 0
         self.label = ""
 
@@ -504,36 +571,53 @@ class _Progress:
     def skip(self, index, candidate, seed):
         self._print(f"[{index + 1}/{self.runs}] {candidate.name}, seed {seed}: finished before, kept")
 
-    def start(self, index, candidate, seed):
+    def state(self, index, candidate, seed):
+        """What the run's own process needs to print its epoch lines."""
         self.index, self.label = index, f"{candidate.name}, seed {seed}"
-        self._run_started = time.perf_counter()
+        per_epoch = statistics.fmean(self.epoch_seconds) if self.epoch_seconds else None
+        return {
+            "prefix": f"[{index + 1}/{self.runs}] {self.label}",
+            "epochs": self.epochs,
+            "elapsed": self.elapsed(),
+            "per_epoch": per_epoch,
+            "epochs_left": (self.runs - index) * self.epochs,
+            "verbose": self.verbose,
+        }
 
-    def finish(self, record):
+    def finish(self, record, epoch_seconds):
+        self.epoch_seconds += list(epoch_seconds)
         self._print(
             f"[{self.index + 1}/{self.runs}] {self.label}: validation accuracy {record.val_accuracy:.3f} "
             f"in {record.seconds:.0f} s"
         )
 
-    def callback(self):
-        progress = self
 
-        class EpochLine(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                self._epoch_started = time.perf_counter()
+class _EpochLine(keras.callbacks.Callback):
+    """Prints the comparison's line at the end of each epoch of a run (in the run's process)."""
 
-            def on_epoch_end(self, epoch, logs=None):
-                progress.epochs_timed += 1
-                progress.seconds_timed += time.perf_counter() - self._epoch_started
-                left_epochs = (progress.runs - progress.index) * progress.epochs - (epoch + 1)
-                left = progress.seconds_timed / progress.epochs_timed * max(left_epochs, 0)
-                accuracy = (logs or {}).get("val_accuracy")
-                shown = f", val accuracy {accuracy:.3f}" if accuracy is not None else ""
-                progress._print(
-                    f"[{progress.index + 1}/{progress.runs}] {progress.label}: epoch {epoch + 1}/{progress.epochs}"
-                    f"{shown} | {_duration(progress.elapsed())} elapsed, about {_duration(left)} left"
-                )
+    def __init__(self, state):
+        super().__init__()
+        self.state = state
+        self.seconds = []
+        self._started = time.perf_counter()
 
-        return EpochLine()
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._epoch_started)
+        state = self.state
+        per_epoch = state["per_epoch"] or statistics.fmean(self.seconds)
+        left = per_epoch * max(state["epochs_left"] - (epoch + 1), 0)
+        elapsed = state["elapsed"] + time.perf_counter() - self._started
+        accuracy = (logs or {}).get("val_accuracy")
+        shown = f", val accuracy {accuracy:.3f}" if accuracy is not None else ""
+        if state["verbose"]:
+            print(
+                f"{state['prefix']}: epoch {epoch + 1}/{state['epochs']}{shown} | {_duration(elapsed)} elapsed, "
+                f"about {_duration(left)} left",
+                flush=True,
+            )
 
 
 def _duration(seconds):

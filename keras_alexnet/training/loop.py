@@ -26,7 +26,12 @@ from keras_alexnet.layers import attach_class_names
 from keras_alexnet.model import AlexNet
 from keras_alexnet.optimizers import make_optimizer
 from keras_alexnet.preprocessing import eval_transform
-from keras_alexnet.training.activation_cache import cache_activations, split_frozen_prefix
+from keras_alexnet.training.activation_cache import (
+    cache_activations,
+    load_shared_activations,
+    save_shared_activations,
+    split_frozen_prefix,
+)
 from keras_alexnet.training.callbacks import (
     AtomicBackupAndRestore,
     BestModelCheckpoint,
@@ -227,8 +232,9 @@ def train(
         resume: continue a killed run from its last backup (which must exist and load).
         overwrite: replace a previous run's files in ``run_dir`` (refused otherwise).
         callbacks: more Keras callbacks, run after the run directory's own.
-        shared_activations: a dict that keeps activation caches between calls (``compare``
-            passes one): runs over the same data and frozen weights compute them once.
+        shared_activations: a dict, or a folder (across processes), that keeps activation
+            caches between calls (``compare`` passes a folder): runs over the same data and
+            frozen weights compute them once.
     Returns:
         ``TrainResult``; ``run_dir/model.keras`` holds the final model with its class
         names and ``run_dir/options.json`` the options it was trained with.
@@ -475,8 +481,12 @@ def _cached_pipelines(model, options, train_set, val_set, cache_dir, epochs, sha
 
     def cached(folder, name):
         key = (prefix.layers[-1].name, tuple(folder.paths), weights, options.architecture, options.cache_dtype)
-        if shared is not None and key in shared:
+        if isinstance(shared, dict) and key in shared:
             return shared[key]
+        if isinstance(shared, (str, Path)):
+            found = load_shared_activations(shared, key)
+            if found is not None:
+                return found
         images = folder.dataset(options.batch_size, training=False)  # file order, eval transform
         activations = cache_activations(
             prefix,
@@ -487,8 +497,10 @@ def _cached_pipelines(model, options, train_set, val_set, cache_dir, epochs, sha
             name=name,
             count=len(folder),
         )
-        if shared is not None and not activations.on_disk:  # a file cache lives in its run directory
+        if isinstance(shared, dict) and not activations.on_disk:  # a file cache lives in its run directory
             shared[key] = activations
+        elif isinstance(shared, (str, Path)):
+            save_shared_activations(shared, key, activations)
         return activations
 
     cached_train = cached(train_set, "train")
