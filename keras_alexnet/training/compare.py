@@ -337,7 +337,11 @@ def _train_in_process(job):
     atomic_write(job_path, lambda tmp: Path(tmp).write_text(text))
     for stale in ("outcome.json", "error.json"):
         (run_dir / stale).unlink(missing_ok=True)
-    done = subprocess.run([sys.executable, "-m", "keras_alexnet.training.compare_worker", str(job_path)])
+    # The worker runs as a file, not with -m, which would import keras_alexnet (and TensorFlow,
+    # printing its start-up lines) before the worker can hide them.
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, str(Path(__file__).with_name("compare_worker.py")), str(job_path)], env=env)
     outcome, error = run_dir / "outcome.json", run_dir / "error.json"
     if done.returncode == 0 and outcome.exists():
         found = json.loads(outcome.read_text())
