@@ -195,3 +195,9 @@ def test_auto_with_a_small_budget_is_within_the_spread_of_the_best_on_real_photo
         )
     mean = float(np.mean(finals))
     assert mean >= float(best["mean_accuracy"]) - float(best["std_accuracy"]), (chosen, finals, best)
+
+
+def test_a_time_limit_stops_starting_runs(shapes_dir, tmp_path):
+    with pytest.raises(ValueError, match="no run finished within the time limit"):
+        compare(shapes_dir, candidates=TWO, seeds=1, out=tmp_path / "cmp", time_limit=0, verbose=0, **TINY)
+    assert not (tmp_path / "cmp" / "runs").exists()
