@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,18 +29,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from benchmarks.run import _timed  # noqa: E402  (the same median-of-repeats timer as run.py)
+
 PHOTOS = ROOT / "tests" / "data" / "cats_vs_dogs"
-
-
-def _median_time(step, warmup=1, repeats=5):
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def cpu_flags():
@@ -66,10 +57,10 @@ def machine_rates():
 
     a = tf.random.normal((2048, 2048))
     matmul = tf.function(tf.matmul)
-    gflops = 2 * 2048**3 / _median_time(lambda: matmul(a, a).numpy()) / 1e9
+    gflops = 2 * 2048**3 / _timed(lambda: matmul(a, a).numpy(), 1, 5) / 1e9
     big = np.ones(64 * 2**20, np.float32)  # 256 MiB
     target = np.empty_like(big)
-    seconds = _median_time(lambda: np.copyto(target, big))
+    seconds = _timed(lambda: np.copyto(target, big), 1, 5)
     return gflops, 2 * big.nbytes / seconds / 1e9
 
 
@@ -129,11 +120,11 @@ def gradcam_keras(weights_path, images):
     x = np.stack([eval_transform(p) for p in images])
     explainer = GradCamExplainer(model, "conv5")
     explainer(x[:1])  # trace
-    per_image = _median_time(lambda: [explainer(x[i : i + 1]) for i in range(len(x))], 0, 3) / len(x)
+    per_image = _timed(lambda: [explainer(x[i : i + 1]) for i in range(len(x))], 0, 3) / len(x)
     import tensorflow as tf
 
     infer = tf.function(lambda batch: model(batch, training=False))  # traced, like the explainer's step
-    forward = _median_time(lambda: [infer(x[i : i + 1]).numpy() for i in range(len(x))], 1, 3) / len(x)
+    forward = _timed(lambda: [infer(x[i : i + 1]).numpy() for i in range(len(x))], 1, 3) / len(x)
     return {"gradcam_s": per_image, "forward_s": forward}
 
 
@@ -152,9 +143,7 @@ def gradcam_torch(state_path, images):
     x = torch.from_numpy(np.stack([eval_transform(p) for p in images]).transpose(0, 3, 1, 2).copy())
     cam = GradCAM(model=model, target_layers=[model.features[11]])
     cam(input_tensor=x[:1], targets=None)
-    per_image = _median_time(lambda: [cam(input_tensor=x[i : i + 1], targets=None) for i in range(len(x))], 0, 3) / len(
-        x
-    )
+    per_image = _timed(lambda: [cam(input_tensor=x[i : i + 1], targets=None) for i in range(len(x))], 0, 3) / len(x)
     return {"gradcam_s": per_image}
 
 
@@ -166,7 +155,7 @@ def occlusion_seconds(model_path, image):
     model = load_model(model_path)
     x = eval_transform(image)
     occlusion_sensitivity(model, x, patch=112, stride=112)  # trace
-    return _median_time(lambda: occlusion_sensitivity(model, x), 0, 3)
+    return _timed(lambda: occlusion_sensitivity(model, x), 0, 3)
 
 
 def report_seconds(quick, scratch):
