@@ -103,6 +103,16 @@ class ImageFolder:
     def __len__(self):
         return len(self.paths)
 
+    def to_dict(self, absolute=False):
+        """Paths, labels and class names as JSON-ready values (``absolute``: paths resolved)."""
+        paths = [str(Path(p).resolve()) if absolute else str(p) for p in self.paths]
+        return {"paths": paths, "labels": [int(v) for v in self.labels], "class_names": list(self.class_names)}
+
+    @classmethod
+    def from_dict(cls, record):
+        """The folder ``to_dict`` described (the files are not read again)."""
+        return cls(record["paths"], record["labels"], record["class_names"])
+
     def counts(self):
         """Images per class name."""
         return {name: int(np.sum(np.asarray(self.labels) == i)) for i, name in enumerate(self.class_names)}

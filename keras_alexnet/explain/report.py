@@ -64,7 +64,7 @@ def validation_set(run_dir, class_names):
         raise ReportError(
             f"{len(missing)} validation image(s) recorded in {path} are gone (e.g. {missing[0]}): give --data DIR."
         )
-    return ImageFolder(record["paths"], record["labels"], class_names)
+    return ImageFolder.from_dict({**record, "class_names": class_names})
 
 
 def _layer_rows(model, options):

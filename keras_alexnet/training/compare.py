@@ -302,8 +302,8 @@ def _run_all(train_set, val_set, options, candidates, seeds, out, time_limit, ve
             cache_activations=options.augment == "none" and candidate.recipe in CACHEABLE_RECIPES,
         )
         job = {
-            "train": _folder_record(train_set),
-            "val": _folder_record(val_set),
+            "train": train_set.to_dict(),
+            "val": val_set.to_dict(),
             "options": run_options.to_dict(),
             "run_dir": str(run_dir),
             "resume": (run_dir / "backup" / "training_metadata.json").exists(),
@@ -318,14 +318,6 @@ def _run_all(train_set, val_set, options, candidates, seeds, out, time_limit, ve
         runs.append(record)
         progress.finish(record, epoch_seconds)
     return runs, complete
-
-
-def _folder_record(folder):
-    return {
-        "paths": [str(p) for p in folder.paths],
-        "labels": [int(v) for v in folder.labels],
-        "class_names": list(folder.class_names),
-    }
 
 
 def _train_in_process(job):
@@ -361,10 +353,7 @@ def run_job(job):
     """
     run_dir = Path(job["run_dir"])
     try:
-        folders = {
-            side: ImageFolder(job[side]["paths"], job[side]["labels"], job[side]["class_names"])
-            for side in ("train", "val")
-        }
+        folders = {side: ImageFolder.from_dict(job[side]) for side in ("train", "val")}
         candidate = Candidate(**job["candidate"])
         line = _EpochLine(job["progress"])
         result = train(

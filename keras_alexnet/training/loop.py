@@ -384,9 +384,7 @@ def _train_locked(data, options, val, run_dir, resume, callbacks, verbose, start
 
 def _record_validation_set(val_set, path):
     """The validation images and labels, for the report (``keras-alexnet report`` reads them back)."""
-    record = {"class_names": val_set.class_names, "paths": [str(Path(p).resolve()) for p in val_set.paths]}
-    record["labels"] = [int(label) for label in val_set.labels]
-    text = json.dumps(record)
+    text = json.dumps(val_set.to_dict(absolute=True))
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
