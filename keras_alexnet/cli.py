@@ -154,6 +154,7 @@ def _compare(args):
         out=args.out,
         overwrite=args.overwrite,
         time_limit=None if args.time_limit is None else args.time_limit * 60,
+        keep_models=args.keep_models,
     )
     return 0
 
@@ -424,6 +425,11 @@ def build_parser():
     p.add_argument("--time-limit", type=float, metavar="MINUTES", help="start no run after this many minutes")
     p.add_argument("--out", default="comparison", help="comparison folder; run again to continue a killed one")
     p.add_argument("--overwrite", action="store_true", help="replace a comparison with other settings in --out")
+    p.add_argument(
+        "--keep-models",
+        action="store_true",
+        help="keep every run's model.keras and best.keras (228 MB each with AlexNet's head; default: numbers only)",
+    )
     p.set_defaults(run=_compare)
 
     p = command("explain", "show what the model sees: Grad-CAM, occlusion, activations or conv1 filters, as PNGs")

@@ -170,10 +170,14 @@ def test_compare_command(shapes_dir, tmp_path, capfd):
     printed = capfd.readouterr().out
     assert "frozen-features / compact" in printed and "[2/2]" in printed and "winner:" in printed
     assert (out / "summary.csv").exists()
+    assert not list(out.glob("runs/*/*.keras"))  # a comparison keeps numbers, not 228 MB models per run
     assert main(argv) == 0 and printed.count("epoch 1/1") == 2  # each run's own process prints its line
     assert "finished before, kept" in capfd.readouterr().out  # the same command continues (nothing left)
     assert main([*argv, "--overwrite"]) == 0
     assert "finished before" not in capfd.readouterr().out  # --overwrite starts afresh
+    kept = tmp_path / "kept"
+    assert main([*argv[:-1], str(kept), "--seeds", "1", "--keep-models"]) == 0
+    assert {path.name for path in kept.glob("runs/*/*.keras")} == {"model.keras", "best.keras"}
 
 
 @pytest.mark.slow

@@ -27,6 +27,7 @@ from keras_alexnet.training import TrainingOptions
         ({"cache_activations": True, "augment": "flip"}, "augment='none'"),
         ({"architecture": "vgg", "weights": None}, "architecture='vgg': use one of 'alexnet', 'tiny'"),
         ({"architecture": "tiny"}, "weights='imagenet' fit only architecture='alexnet'"),
+        ({"save_models": False}, "report=True reads model.keras: use save_models=True, or report=False"),
     ],
 )
 def test_errors_name_the_field_and_the_allowed_values(change, message):

@@ -182,6 +182,7 @@ def compare(
     out="comparison",
     overwrite=False,
     time_limit=None,
+    keep_models=False,
     verbose=1,
     **changes,
 ):
@@ -201,6 +202,9 @@ def compare(
             comparison continues where it stopped; other settings are refused unless
             ``overwrite`` (which replaces only the comparison's own files).
         time_limit: seconds; no new run starts after it (the summary holds the runs done).
+        keep_models: keep each run's ``model.keras`` and ``best.keras``. Off by default: a
+            comparison is for the table, and AlexNet's head makes each file 228 MB (30 runs
+            would keep 14 GB); train the winner with ``train`` to get its model.
     Returns:
         A ``Comparison``.
     """
@@ -245,7 +249,9 @@ def compare(
     out.mkdir(parents=True, exist_ok=True)
     with locked(out):
         _check_settings(out, settings, overwrite)
-        runs, complete = _run_all(train_set, val_set, options, candidates, seed_list, out, time_limit, verbose)
+        runs, complete = _run_all(
+            train_set, val_set, options, candidates, seed_list, out, time_limit, keep_models, verbose
+        )
     return _report(out, runs, complete, verbose)
 
 
@@ -269,7 +275,7 @@ def _check_settings(out, settings, overwrite):
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
-def _run_all(train_set, val_set, options, candidates, seeds, out, time_limit, verbose):
+def _run_all(train_set, val_set, options, candidates, seeds, out, time_limit, keep_models, verbose):
     """Every candidate x seed, seed by seed (so a time limit leaves every candidate equally sampled).
 
     Each run trains in a Python process of its own (``compare_worker``): Keras does not give
@@ -299,6 +305,7 @@ def _run_all(train_set, val_set, options, candidates, seeds, out, time_limit, ve
             seed=seed,
             val_split=None,  # the split made once above, the same for every run
             report=False,  # the comparison's table and curves are its report
+            save_models=keep_models,
             cache_activations=options.augment == "none" and candidate.recipe in CACHEABLE_RECIPES,
         )
         job = {

@@ -64,8 +64,8 @@ class TrainResult:
     model: keras.Model
     history: dict
     run_dir: Path
-    model_path: Path
-    best_path: Path
+    model_path: Path | None  # None when options.save_models is False
+    best_path: Path | None
     class_names: list
     val_accuracy: float | None
     seconds: float
@@ -110,6 +110,7 @@ def fit(
     steps_per_epoch=None,
     stage=None,
     keep_backup=False,
+    save_best=True,
 ):
     """``model.fit`` with the run directory's callbacks.
 
@@ -122,6 +123,7 @@ def fit(
     and the model to fit on them (see ``train``). ``stage``: (number, label) of a two-stage
     recipe's stage: the backup records the number, the plot marks where the label's stage began.
     ``keep_backup``: leave the last backup when the fit ends (the next stage starts from it).
+    ``save_best``: write ``best.keras`` (False: only the log and history tell the best epoch).
     """
     run_dir = Path(run_dir)
     backup = run_dir / "backup"
@@ -156,7 +158,8 @@ def fit(
         backup_callback,
     ]
     if fit_val is not None:
-        callbacks.append(BestModelCheckpoint(run_dir / "best.keras", model))
+        if save_best:
+            callbacks.append(BestModelCheckpoint(run_dir / "best.keras", model))
         if patience:
             callbacks.append(keras.callbacks.EarlyStopping("val_loss", patience=patience, restore_best_weights=False))
     if lr_schedule is not None:
@@ -304,6 +307,7 @@ def _train_locked(data, options, val, run_dir, resume, callbacks, verbose, start
         "verbose": verbose,
         "extra_callbacks": callbacks,
         "steps_per_epoch": steps_per_epoch,
+        "save_best": options.save_models,
     }
 
     def train_pipelines(first, last, cacheable=True):
@@ -355,10 +359,12 @@ def _train_locked(data, options, val, run_dir, resume, callbacks, verbose, start
     final.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])
     # The optimizer's state (Adam: two more copies of every weight) is for resuming, which the
     # backup does; the final model holds it only when asked.
-    saved = final if options.save_optimizer else without_optimizer(final)
-    model_path = save_model_atomic(saved, Path(run_dir) / "model.keras")
-    best_path = Path(run_dir) / "best.keras"
-    if best_path.exists():  # the checkpoint holds the bare model: add the names there too
+    model_path = best_path = None
+    if options.save_models:
+        saved = final if options.save_optimizer else without_optimizer(final)
+        model_path = save_model_atomic(saved, Path(run_dir) / "model.keras")
+        best_path = Path(run_dir) / "best.keras"
+    if best_path is not None and best_path.exists():  # the checkpoint holds the bare model: add the names there too
         best = attach_class_names(keras.models.load_model(best_path), train_set.class_names)
         save_model_atomic(best if options.save_optimizer else without_optimizer(best), best_path)
     val_accuracy = history.get("val_accuracy", [None])[-1] if history.get("val_accuracy") else None

@@ -72,6 +72,7 @@ class TrainingOptions:
     on_bad_file: str = "skip"
     backup_every: int = 1
     save_optimizer: bool = False  # keep the optimizer's state in model.keras/best.keras (3x the size with Adam)
+    save_models: bool = True  # write model.keras and best.keras (a comparison's runs keep only their numbers)
     freeze_epochs: int = 1  # two-stage recipes (fine-tune): epochs of the frozen stage, counted in ``epochs``
     report: bool = True  # write report.html (explain/report.py) when the run ends
     tensorboard: bool = True  # TensorBoard logs in run_dir/tensorboard
@@ -152,6 +153,8 @@ class TrainingOptions:
                     f"recipe {self.recipe_name!r} runs one-cycle schedules in both stages: "
                     f"lr_schedule={self.lr_schedule!r} does not apply (leave it 'none' or 'one-cycle')."
                 )
+        if self.report and not self.save_models:
+            raise ValueError("report=True reads model.keras: use save_models=True, or report=False.")
         if self.cache_activations and self.augment != "none":
             raise ValueError(
                 "cache_activations needs augment='none': random augmentation changes the frozen "
