@@ -83,6 +83,7 @@ def training_options(args):
         backup_every=args.backup_every,
         save_optimizer=args.save_optimizer,
         freeze_epochs=args.freeze_epochs,
+        cycle_momentum=args.cycle_momentum,
         auto_budget=args.auto_budget,
         report=not args.no_report,
         tensorboard=not args.no_tensorboard,
@@ -339,6 +340,12 @@ def build_parser():
         choices=LR_SCHEDULES,
         help="piecewise: --drop-factor every --drop-period epochs; one-cycle: PyTorch's OneCycleLR peaking at "
         "--lr; cosine: linear warm-up, then cosine decay",
+    )
+    p.add_argument(
+        "--cycle-momentum",
+        action="store_true",
+        help="with one-cycle (or --recipe fine-tune): cycle momentum / Adam's beta_1 0.95-0.85-0.95 against the rate, "
+        "as PyTorch's OneCycleLR and fastai do",
     )
     p.add_argument("--drop-factor", type=float, default=0.1)
     p.add_argument("--drop-period", type=_positive_int, default=10)

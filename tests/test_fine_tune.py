@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_alexnet.datasets import generate_shapes
+from keras_alexnet.datasets import ImageFolder, generate_shapes
 from keras_alexnet.training import TrainingOptions, train
 from keras_alexnet.training.schedules import OneCycle
 from keras_alexnet.transfer import discriminative_factors
@@ -92,12 +92,20 @@ def test_stage_one_weights_stay_frozen(shapes_dir, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "killed_at",
-    [pytest.param(1, marks=pytest.mark.slow), 2, pytest.param(3, marks=pytest.mark.slow)],
-    ids=["in-stage-1", "at-the-switch", "in-stage-2"],
+    "killed_at, cycle_momentum",
+    [
+        pytest.param(1, False, marks=pytest.mark.slow),
+        (2, False),
+        pytest.param(3, False, marks=pytest.mark.slow),
+        pytest.param(3, True, marks=pytest.mark.slow),
+    ],
+    ids=["in-stage-1", "at-the-switch", "in-stage-2", "in-stage-2-cycling-momentum"],
 )
-def test_resume_across_the_switch_ends_with_the_uninterrupted_runs_weights(shapes_dir, tmp_path, killed_at):
+def test_resume_across_the_switch_ends_with_the_uninterrupted_runs_weights(
+    shapes_dir, tmp_path, killed_at, cycle_momentum
+):
     options = {**TINY, "recipe": "fine-tune", "epochs": 4, "freeze_epochs": 2, "seed": 5}
+    options["cycle_momentum"] = cycle_momentum
     whole = train(shapes_dir, run_dir=tmp_path / "whole", **options)
     run = tmp_path / "killed"
     with pytest.raises(KeyboardInterrupt):
@@ -130,3 +138,44 @@ def test_fine_tune_stage_one_runs_on_cached_activations(shapes_dir, tmp_path):
         assert result.cached_activations == cached
         runs[cached] = result.history["loss"]
     np.testing.assert_allclose(runs[True], runs[False], rtol=1e-3, atol=1e-4)
+
+
+class MomentumWatch(keras.callbacks.Callback):
+    """Records the momentum schedule of the optimizer each epoch trains with."""
+
+    def __init__(self):
+        super().__init__()
+        self.schedules = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        schedule = self.model.optimizer.momentum_schedule
+        self.schedules.append(None if schedule is None else schedule.get_config())
+
+
+def test_cycle_momentum_runs_a_momentum_cycle_in_each_stage(shapes_dir, tmp_path):
+    """fastai's fine_tune cycles Adam's beta_1 with each one-cycle: 0.95 -> 0.85 -> 0.95, stage by stage."""
+    options = {**TINY, "recipe": "fine-tune", "epochs": 3, "freeze_epochs": 1}
+    watch = MomentumWatch()
+    cycled = train(shapes_dir, run_dir=tmp_path / "cycled", cycle_momentum=True, callbacks=[watch], **options)
+    training_images, _ = ImageFolder.read(shapes_dir).split(0.7, seed=0)
+    steps = -(-len(training_images) // TINY["batch_size"])
+    first, second = watch.schedules[0], watch.schedules[1]
+    assert watch.schedules[1] == watch.schedules[2]
+    assert (first["total_steps"], first["pct_start"]) == (1 * steps, 0.99)
+    assert (second["total_steps"], second["pct_start"]) == (2 * steps, 0.3)
+    assert (first["max_momentum"], first["base_momentum"]) == (0.95, 0.85)
+    plain = train(shapes_dir, run_dir=tmp_path / "plain", **options)
+    assert not np.allclose(cycled.history["loss"], plain.history["loss"])  # the momentum changed the steps
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"recipe": "frozen-features"}, "use lr_schedule='one-cycle'"),
+        ({"lr_schedule": "one-cycle", "optimizer": "rmsprop"}, "needs a solver with momentum"),
+        ({"recipe": "fine-tune", "optimizer": "sgd"}, "needs a solver with momentum"),
+    ],
+)
+def test_cycle_momentum_needs_one_cycle_and_a_momentum(change, message):
+    with pytest.raises(ValueError, match=message):
+        TrainingOptions(cycle_momentum=True, **change)

@@ -6,6 +6,7 @@ checks answer without loading them.
 
 AUGMENTATIONS = ("none", "flip", "resized-crop")
 SOLVERS = ("sgdm", "sgd", "adam", "adamw", "rmsprop")
+MOMENTUM_SOLVERS = ("sgdm", "adam", "adamw")  # the solvers whose momentum (beta_1) a one-cycle can cycle
 LR_SCHEDULES = ("none", "piecewise", "one-cycle", "cosine")
 MIXED_PRECISION = (None, "float16", "bfloat16")
 CACHE_DTYPES = ("float32", "float16")

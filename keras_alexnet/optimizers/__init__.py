@@ -12,6 +12,7 @@ from keras_alexnet.optimizers.factors import (
     factors_of,
     variable_factors,
     with_lr_factors,
+    with_momentum_schedule,
 )
 from keras_alexnet.optimizers.fused import fused_kernel_name, fused_update
 from keras_alexnet.optimizers.solvers import SOLVERS, make_optimizer
@@ -27,4 +28,5 @@ __all__ = [
     "make_optimizer",
     "variable_factors",
     "with_lr_factors",
+    "with_momentum_schedule",
 ]

@@ -28,7 +28,10 @@ import re
 import keras
 
 from keras_alexnet import _keras_compat
-from keras_alexnet.optimizers.fused import fused_update
+from keras_alexnet.optimizers.fused import fused_kernel_name, fused_update
+
+# The fused kernels that take a momentum (SGD) or beta_1 (Adam) per step.
+MOMENTUM_KERNELS = ("ResourceApplyKerasMomentum", "ResourceApplyAdam")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,13 +72,24 @@ class LearningRateFactorsMixin:
     Use ``with_lr_factors`` rather than this class directly.
     """
 
-    def __init__(self, *args, lr_factors=None, l2_factors=None, l2_regularization=0.0, **kwargs):
+    def __init__(
+        self, *args, lr_factors=None, l2_factors=None, l2_regularization=0.0, momentum_schedule=None, **kwargs
+    ):
         super().__init__(*args, **kwargs)
         self.lr_factors = {str(k): float(v) for k, v in (lr_factors or {}).items()}
         self.l2_factors = {str(k): float(v) for k, v in (l2_factors or {}).items()}
         self.l2_regularization = float(l2_regularization)
         if not (self.l2_regularization >= 0 and math.isfinite(self.l2_regularization)):
             raise ValueError(f"l2_regularization={l2_regularization!r}: use a number >= 0 and finite (e.g. 1e-4).")
+        if isinstance(momentum_schedule, dict):
+            momentum_schedule = keras.optimizers.schedules.deserialize(momentum_schedule)
+        if momentum_schedule is not None and fused_kernel_name(self) not in MOMENTUM_KERNELS:
+            raise ValueError(
+                "a momentum schedule needs SGD with momentum > 0 or Adam/AdamW without amsgrad (TensorFlow "
+                f"backend), not this {type(self).__name__.removeprefix('Factored')}: use sgdm or adam, or no "
+                "momentum schedule."
+            )
+        self.momentum_schedule = momentum_schedule
 
     def factor_of(self, path):
         """(learning-rate factor, L2 factor) of the variable at ``path``."""
@@ -120,7 +134,12 @@ class LearningRateFactorsMixin:
         if self.weight_decay and l2_factor and _keras_compat.uses_weight_decay(self, keras_variable):
             decay = keras.ops.cast(self.weight_decay * l2_factor, variable.dtype)
             self.assign_sub(variable, variable * decay * keras.ops.cast(learning_rate, variable.dtype))
-        if not fused_update(self, gradient, variable, learning_rate):
+        if self.momentum_schedule is not None:
+            # Keras's own step reads momentum as a constant: the fused kernels take it per step.
+            momentum = self.momentum_schedule(self.iterations)
+            if not fused_update(self, gradient, variable, learning_rate, momentum=momentum):
+                raise ValueError(f"{keras_variable.path}: a momentum schedule needs dense gradients.")
+        elif not fused_update(self, gradient, variable, learning_rate):
             super().update_step(gradient, variable, learning_rate)
 
     def get_config(self):
@@ -129,6 +148,9 @@ class LearningRateFactorsMixin:
             "lr_factors": dict(self.lr_factors),
             "l2_factors": dict(self.l2_factors),
             "l2_regularization": self.l2_regularization,
+            "momentum_schedule": (
+                None if self.momentum_schedule is None else keras.optimizers.schedules.serialize(self.momentum_schedule)
+            ),
         }
 
 
@@ -226,6 +248,18 @@ def with_lr_factors(optimizer, factors, model, l2_regularization=0.0):
     factored = cls.from_config({**config, "lr_factors": lr, "l2_factors": l2, "l2_regularization": l2_regularization})
     _mark_zero_factors(model, lr)
     return factored
+
+
+def with_momentum_schedule(optimizer, schedule):
+    """A copy of ``optimizer`` whose momentum (SGD) or beta_1 (Adam) follows ``schedule`` step by step.
+
+    PyTorch's ``OneCycleLR(cycle_momentum=True)`` and fastai's ``fit_one_cycle`` do this;
+    Keras's optimizers read their momentum once, when the step is traced. ``schedule`` is
+    a Keras ``LearningRateSchedule`` of the step (e.g. ``OneCycle(...).momentum()``). Needs SGD
+    with momentum or Adam/AdamW on the TensorFlow backend; factors already set are kept.
+    """
+    config = {**optimizer.get_config(), "momentum_schedule": schedule}
+    return factored_optimizer_class(type(optimizer)).from_config(config)
 
 
 # Set on a variable that a zero factor made non-trainable, so that the next optimizer, whose

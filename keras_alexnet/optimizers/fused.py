@@ -50,7 +50,7 @@ def _handle(variable):
     return variable.handle
 
 
-def fused_update(optimizer, gradient, variable, learning_rate):
+def fused_update(optimizer, gradient, variable, learning_rate, momentum=None):
     """Apply one update step with a fused TF kernel; False if none applies.
 
     Args:
@@ -58,6 +58,7 @@ def fused_update(optimizer, gradient, variable, learning_rate):
         gradient: dense gradient for ``variable``.
         variable: the tf.Variable being updated, as Keras's ``update_step`` gets it.
         learning_rate: the step's learning rate (factors already applied).
+        momentum: this step's momentum (SGD) or beta_1 (Adam), a tensor; None: the optimizer's.
     """
     kernel = fused_kernel_name(optimizer)
     if kernel is None:
@@ -71,13 +72,13 @@ def fused_update(optimizer, gradient, variable, learning_rate):
     learning_rate = tf.cast(learning_rate, dtype)
     index = _keras_compat.variable_index(optimizer, variable)
     if kernel == "ResourceApplyAdam":
-        momentum, velocity = _keras_compat.adam_slots(optimizer, index)
+        first_moment, velocity = _keras_compat.adam_slots(optimizer, index)
         step = tf.cast(optimizer.iterations + 1, dtype)
-        beta_1 = tf.cast(optimizer.beta_1, dtype)
+        beta_1 = tf.cast(optimizer.beta_1 if momentum is None else momentum, dtype)
         beta_2 = tf.cast(optimizer.beta_2, dtype)
         tf.raw_ops.ResourceApplyAdam(
             var=_handle(variable),
-            m=_handle(momentum),
+            m=_handle(first_moment),
             v=_handle(velocity),
             beta1_power=tf.pow(beta_1, step),
             beta2_power=tf.pow(beta_2, step),
@@ -93,7 +94,7 @@ def fused_update(optimizer, gradient, variable, learning_rate):
             accum=_handle(_keras_compat.sgd_momentum(optimizer, index)),
             lr=learning_rate,
             grad=gradient,
-            momentum=tf.cast(optimizer.momentum, dtype),
+            momentum=tf.cast(optimizer.momentum if momentum is None else momentum, dtype),
             use_nesterov=bool(optimizer.nesterov),
         )
     else:

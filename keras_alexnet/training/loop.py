@@ -24,7 +24,7 @@ from keras_alexnet.architecture import ALEXNET, TINY
 from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.layers import attach_class_names
 from keras_alexnet.model import AlexNet
-from keras_alexnet.optimizers import make_optimizer
+from keras_alexnet.optimizers import make_optimizer, with_momentum_schedule
 from keras_alexnet.preprocessing import eval_transform
 from keras_alexnet.training.activation_cache import (
     cache_activations,
@@ -283,16 +283,19 @@ def _train_locked(data, options, val, run_dir, resume, callbacks, verbose, start
     steps_per_epoch = math.ceil(len(train_set) / options.batch_size)
     two_stage = options.stages == 2
     last_epoch = options.freeze_epochs if two_stage else options.epochs
+    rate = _learning_rate(options, steps_per_epoch, stage=1 if two_stage else None)
     model = prepare_model(
         options.recipe,
         classes,
         weights=options.weights,
-        learning_rate=_learning_rate(options, steps_per_epoch, stage=1 if two_stage else None),
+        learning_rate=rate,
         optimizer=options.optimizer,
         xla=options.xla,
         architecture=options.architecture,
         head=options.head,
     )
+    if options.cycle_momentum:
+        _compile_with(model, with_momentum_schedule(model.optimizer, rate.momentum()))
     options.save(Path(run_dir) / "options.json")
     if val_set is not None:
         _record_validation_set(val_set, Path(run_dir) / "validation.json")
@@ -458,13 +461,16 @@ def unfreeze_for_stage_two(model, options, steps_per_epoch):
     optimizer = make_optimizer(options.optimizer or recipe.optimizer, rate)
     factors = discriminative_factors(model, recipe.unfreeze_ratio)
     optimizer = with_lr_factors(optimizer, factors, model, l2_regularization=recipe.l2_regularization)
-    model.compile(
-        optimizer=optimizer,
-        loss=model.loss,
-        metrics=["accuracy"],
-        jit_compile=resolve_jit_compile(model, options.xla),
-    )
+    if options.cycle_momentum:
+        optimizer = with_momentum_schedule(optimizer, rate.momentum())
+    _compile_with(model, optimizer, resolve_jit_compile(model, options.xla))
     return model
+
+
+def _compile_with(model, optimizer, jit_compile=None):
+    """Compile ``model`` again with another optimizer (same loss and metric)."""
+    jit_compile = model.jit_compile if jit_compile is None else jit_compile
+    model.compile(optimizer=optimizer, loss=model.loss, metrics=["accuracy"], jit_compile=jit_compile)
 
 
 def _cached_pipelines(model, options, train_set, val_set, cache_dir, epochs, shared=None):

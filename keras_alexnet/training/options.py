@@ -22,6 +22,7 @@ from keras_alexnet._utils.choices import (
     HEADS,
     LR_SCHEDULES,
     MIXED_PRECISION,
+    MOMENTUM_SOLVERS,
     RECIPE_NAMES,
     SOLVERS,
     TRAIN_RECIPES,
@@ -73,6 +74,9 @@ class TrainingOptions:
     backup_every: int = 1
     save_optimizer: bool = False  # keep the optimizer's state in model.keras/best.keras (3x the size with Adam)
     save_models: bool = True  # write model.keras and best.keras (a comparison's runs keep only their numbers)
+    cycle_momentum: bool = (
+        False  # one-cycle schedules also cycle momentum / Adam's beta_1 0.95-0.85-0.95 (PyTorch, fastai)
+    )
     freeze_epochs: int = 1  # two-stage recipes (fine-tune): epochs of the frozen stage, counted in ``epochs``
     report: bool = True  # write report.html (explain/report.py) when the run ends
     tensorboard: bool = True  # TensorBoard logs in run_dir/tensorboard
@@ -152,6 +156,18 @@ class TrainingOptions:
                 raise ValueError(
                     f"recipe {self.recipe_name!r} runs one-cycle schedules in both stages: "
                     f"lr_schedule={self.lr_schedule!r} does not apply (leave it 'none' or 'one-cycle')."
+                )
+        if self.cycle_momentum:
+            if self.stages == 1 and self.lr_schedule != "one-cycle":
+                raise ValueError(
+                    "cycle_momentum cycles momentum against a one-cycle rate: use lr_schedule='one-cycle' (or the "
+                    "fine-tune recipe, one-cycle in both stages), or cycle_momentum=False."
+                )
+            solver = self.optimizer or self.recipe_object.optimizer
+            if solver not in MOMENTUM_SOLVERS:
+                raise ValueError(
+                    f"cycle_momentum needs a solver with momentum ({', '.join(MOMENTUM_SOLVERS)}), not {solver!r}: "
+                    "give optimizer='adam' or 'sgdm', or cycle_momentum=False."
                 )
         if self.report and not self.save_models:
             raise ValueError("report=True reads model.keras: use save_models=True, or report=False.")
