@@ -343,9 +343,9 @@ def build_parser():
     )
     p.add_argument(
         "--cycle-momentum",
-        action="store_true",
-        help="with one-cycle (or --recipe fine-tune): cycle momentum / Adam's beta_1 0.95-0.85-0.95 against the rate, "
-        "as PyTorch's OneCycleLR and fastai do",
+        action=argparse.BooleanOptionalAction,
+        help="with --lr-schedule one-cycle: cycle momentum / Adam's beta_1 0.95-0.85-0.95 against the rate, as "
+        "PyTorch's OneCycleLR and fastai do (default: the recipe's choice, on for fine-tune)",
     )
     p.add_argument("--drop-factor", type=float, default=0.1)
     p.add_argument("--drop-period", type=_positive_int, default=10)

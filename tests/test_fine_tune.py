@@ -60,9 +60,10 @@ def test_stage_one_keeps_the_convolutions_and_stage_two_moves_them_with_the_spre
     steps = history["iterations_per_epoch"]
     assert [mark["label"] for mark in history["stages"]] == ["stage 1: head only", "stage 2: all layers"]
     assert history["stages"][1]["iteration"] == steps  # after freeze_epochs=1 epoch
-    # Stage 1: one-cycle peaking at the end (pct_start 0.99); stage 2: a new one-cycle at half the rate.
+    # Stage 1: one-cycle peaking at the end (pct_start 0.99); stage 2: a new one-cycle at half the rate,
+    # from a fifth of it (fastai's fine_tune: div=5).
     first = OneCycle(2e-4, max(steps, 2), pct_start=0.99)
-    second = OneCycle(1e-4, 2 * steps)
+    second = OneCycle(1e-4, 2 * steps, div_factor=5.0)
     expected = [float(first(i)) for i in range(steps)] + [float(second(i)) for i in range(2 * steps)]
     np.testing.assert_allclose(history["learning_rate"], expected, rtol=1e-6)
     assert not (tmp_path / "run" / "backup").exists()
@@ -94,12 +95,12 @@ def test_stage_one_weights_stay_frozen(shapes_dir, tmp_path):
 @pytest.mark.parametrize(
     "killed_at, cycle_momentum",
     [
-        pytest.param(1, False, marks=pytest.mark.slow),
-        (2, False),
+        pytest.param(1, None, marks=pytest.mark.slow),
+        (2, None),
+        pytest.param(3, None, marks=pytest.mark.slow),
         pytest.param(3, False, marks=pytest.mark.slow),
-        pytest.param(3, True, marks=pytest.mark.slow),
     ],
-    ids=["in-stage-1", "at-the-switch", "in-stage-2", "in-stage-2-cycling-momentum"],
+    ids=["in-stage-1", "at-the-switch", "in-stage-2", "in-stage-2-constant-momentum"],
 )
 def test_resume_across_the_switch_ends_with_the_uninterrupted_runs_weights(
     shapes_dir, tmp_path, killed_at, cycle_momentum
@@ -156,7 +157,7 @@ def test_cycle_momentum_runs_a_momentum_cycle_in_each_stage(shapes_dir, tmp_path
     """fastai's fine_tune cycles Adam's beta_1 with each one-cycle: 0.95 -> 0.85 -> 0.95, stage by stage."""
     options = {**TINY, "recipe": "fine-tune", "epochs": 3, "freeze_epochs": 1}
     watch = MomentumWatch()
-    cycled = train(shapes_dir, run_dir=tmp_path / "cycled", cycle_momentum=True, callbacks=[watch], **options)
+    cycled = train(shapes_dir, run_dir=tmp_path / "cycled", callbacks=[watch], **options)  # the recipe's default
     training_images, _ = ImageFolder.read(shapes_dir).split(0.7, seed=0)
     steps = -(-len(training_images) // TINY["batch_size"])
     first, second = watch.schedules[0], watch.schedules[1]
@@ -164,7 +165,7 @@ def test_cycle_momentum_runs_a_momentum_cycle_in_each_stage(shapes_dir, tmp_path
     assert (first["total_steps"], first["pct_start"]) == (1 * steps, 0.99)
     assert (second["total_steps"], second["pct_start"]) == (2 * steps, 0.3)
     assert (first["max_momentum"], first["base_momentum"]) == (0.95, 0.85)
-    plain = train(shapes_dir, run_dir=tmp_path / "plain", **options)
+    plain = train(shapes_dir, run_dir=tmp_path / "plain", cycle_momentum=False, **options)
     assert not np.allclose(cycled.history["loss"], plain.history["loss"])  # the momentum changed the steps
 
 
@@ -179,3 +180,10 @@ def test_cycle_momentum_runs_a_momentum_cycle_in_each_stage(shapes_dir, tmp_path
 def test_cycle_momentum_needs_one_cycle_and_a_momentum(change, message):
     with pytest.raises(ValueError, match=message):
         TrainingOptions(cycle_momentum=True, **change)
+
+
+def test_only_fine_tune_cycles_momentum_by_default():
+    assert TrainingOptions(recipe="fine-tune").momentum_cycles
+    assert not TrainingOptions(recipe="fine-tune", optimizer="sgd").momentum_cycles  # no momentum to cycle
+    assert not TrainingOptions(recipe="frozen-features", lr_schedule="one-cycle").momentum_cycles
+    assert TrainingOptions(recipe="frozen-features", lr_schedule="one-cycle", cycle_momentum=True).momentum_cycles

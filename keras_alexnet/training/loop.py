@@ -294,7 +294,7 @@ def _train_locked(data, options, val, run_dir, resume, callbacks, verbose, start
         architecture=options.architecture,
         head=options.head,
     )
-    if options.cycle_momentum:
+    if options.momentum_cycles:
         _compile_with(model, with_momentum_schedule(model.optimizer, rate.momentum()))
     options.save(Path(run_dir) / "options.json")
     if val_set is not None:
@@ -433,15 +433,15 @@ def _learning_rate(options, steps_per_epoch, stage=None):
 
     ``stage`` 1 or 2 of a two-stage recipe (fastai's ``fine_tune``): one-cycle over the
     frozen epochs with the peak at the end (``pct_start`` 0.99), then one-cycle at half
-    the rate over the rest.
+    the rate over the rest, from a fifth of its peak (fastai's ``div=5``).
     """
     rate = options.learning_rate
     if rate is None and (stage or options.lr_schedule in ("one-cycle", "cosine")):
         rate = options.recipe_object.learning_rate
     if stage == 1:
         return OneCycle(rate, max(options.freeze_epochs * steps_per_epoch, 2), pct_start=0.99)
-    if stage == 2:
-        return OneCycle(rate / 2, max((options.epochs - options.freeze_epochs) * steps_per_epoch, 2))
+    if stage == 2:  # fastai's fine_tune starts its second one-cycle at a fifth of the peak (div=5)
+        return OneCycle(rate / 2, max((options.epochs - options.freeze_epochs) * steps_per_epoch, 2), div_factor=5.0)
     if options.lr_schedule not in ("one-cycle", "cosine"):
         return rate
     total = max(options.epochs * steps_per_epoch, 2)
@@ -461,7 +461,7 @@ def unfreeze_for_stage_two(model, options, steps_per_epoch):
     optimizer = make_optimizer(options.optimizer or recipe.optimizer, rate)
     factors = discriminative_factors(model, recipe.unfreeze_ratio)
     optimizer = with_lr_factors(optimizer, factors, model, l2_regularization=recipe.l2_regularization)
-    if options.cycle_momentum:
+    if options.momentum_cycles:
         optimizer = with_momentum_schedule(optimizer, rate.momentum())
     _compile_with(model, optimizer, resolve_jit_compile(model, options.xla))
     return model

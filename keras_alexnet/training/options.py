@@ -74,9 +74,9 @@ class TrainingOptions:
     backup_every: int = 1
     save_optimizer: bool = False  # keep the optimizer's state in model.keras/best.keras (3x the size with Adam)
     save_models: bool = True  # write model.keras and best.keras (a comparison's runs keep only their numbers)
-    cycle_momentum: bool = (
-        False  # one-cycle schedules also cycle momentum / Adam's beta_1 0.95-0.85-0.95 (PyTorch, fastai)
-    )
+    # One-cycle also cycles momentum / beta_1 0.95-0.85-0.95, as PyTorch and fastai. None: the
+    # recipe's choice (fine-tune: on, as fastai's fine_tune), where its solver has a momentum.
+    cycle_momentum: bool | None = None
     freeze_epochs: int = 1  # two-stage recipes (fine-tune): epochs of the frozen stage, counted in ``epochs``
     report: bool = True  # write report.html (explain/report.py) when the run ends
     tensorboard: bool = True  # TensorBoard logs in run_dir/tensorboard
@@ -157,6 +157,8 @@ class TrainingOptions:
                     f"recipe {self.recipe_name!r} runs one-cycle schedules in both stages: "
                     f"lr_schedule={self.lr_schedule!r} does not apply (leave it 'none' or 'one-cycle')."
                 )
+        if self.cycle_momentum not in (None, True, False):
+            raise ValueError(f"cycle_momentum={self.cycle_momentum!r}: use True, False or None (the recipe's).")
         if self.cycle_momentum:
             if self.stages == 1 and self.lr_schedule != "one-cycle":
                 raise ValueError(
@@ -176,6 +178,15 @@ class TrainingOptions:
                 "cache_activations needs augment='none': random augmentation changes the frozen "
                 "layers' input every epoch."
             )
+
+    @property
+    def momentum_cycles(self):
+        """Whether the one-cycle schedules cycle momentum: ``cycle_momentum``, or where None the recipe's choice."""
+        if self.cycle_momentum is not None:
+            return self.cycle_momentum
+        solver = self.optimizer or self.recipe_object.optimizer
+        one_cycle = self.stages == 2 or self.lr_schedule == "one-cycle"
+        return self.recipe_object.cycle_momentum and one_cycle and solver in MOMENTUM_SOLVERS
 
     @property
     def stages(self):

@@ -27,6 +27,8 @@ class Recipe:
     # Two stages (fastai's fine_tune): after the frozen stage, unfreeze everything with factors
     # spread geometrically over this ratio (``discriminative_factors``). None: one stage.
     unfreeze_ratio: float | None = None
+    # One-cycle schedules also cycle momentum (beta_1), as fastai's fit_one_cycle does by default.
+    cycle_momentum: bool = False
 
     @property
     def stages(self):
@@ -72,17 +74,19 @@ RECIPES = {
             l2_regularization=1e-4,
         ),
         # fastai's fine_tune(): stage 1 fit_one_cycle on the head (pct_start 0.99); stage 2
-        # unfreeze, base rate halved, slice(lr / 100, lr), fit_one_cycle. The rate is the
-        # one-cycle peak; 2e-4 is frozen-features' Adam rate with room for the warm-up.
+        # unfreeze, base rate halved, slice(lr / 100, lr), fit_one_cycle(div=5). Both cycle
+        # beta_1 0.95-0.85-0.95 (fit_one_cycle's moms). The rate is the one-cycle peak; 2e-4
+        # is frozen-features' Adam rate with room for the warm-up.
         Recipe(
             "fine-tune",
             "fastai's fine_tune: train the new classifier with the convolutions frozen for freeze_epochs "
             "(one-cycle), then everything with discriminative rates (conv1 at 1/100 of the head), "
-            "base rate halved, one-cycle.",
+            "base rate halved, one-cycle; beta_1 cycles against the rate in both.",
             frozen=("features",),
             optimizer="adam",
             learning_rate=2e-4,
             unfreeze_ratio=100.0,
+            cycle_momentum=True,
         ),
     )
 }
