@@ -103,9 +103,16 @@ def test_tensorboard_logs_hold_the_scalars_the_rate_per_step_and_grad_cam_images
     _, val_tags = tags("validation")
     assert {"epoch_loss", "epoch_accuracy"} <= set(val_tags)
     steps, step_tags = tags("steps")
-    rates = [float(np.asarray(event.tensor_proto.float_val or [0])[0]) for event in steps.Tensors("learning_rate")]
+    import tensorflow as tf
+
+    def values(tag):
+        return [float(tf.make_ndarray(event.tensor_proto)) for event in steps.Tensors(tag)]
+
     history = json.loads((result.run_dir / "history.json").read_text())
-    assert len(rates) == len(history["learning_rate"])
+    np.testing.assert_allclose(values("learning_rate"), history["learning_rate"], rtol=1e-6)
+    momenta = values("momentum")  # fine-tune cycles beta_1 in each stage: 0.95 -> 0.85 -> 0.95
+    assert len(momenta) == len(history["learning_rate"]) and momenta[0] == pytest.approx(0.95)
+    assert min(momenta) < 0.9
     images, image_tags = tags("images")
     assert "grad_cam" in image_tags and len(images.Tensors("grad_cam")) == 2
 

@@ -13,7 +13,8 @@ TENSORBOARD_DIR = "tensorboard"
 
 
 class StepLearningRate(keras.callbacks.Callback):
-    """Writes the base learning rate of every step to ``log_dir/steps`` (schedules change it per step)."""
+    """Writes the base learning rate of every step to ``log_dir/steps`` (schedules change it per step),
+    and the momentum (beta_1) where a momentum schedule cycles it."""
 
     def __init__(self, log_dir):
         super().__init__()
@@ -29,8 +30,11 @@ class StepLearningRate(keras.callbacks.Callback):
             return
         step = int(keras.ops.convert_to_numpy(optimizer.iterations))
         rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        momentum = getattr(optimizer, "momentum_schedule", None)
         with self._writer.as_default():
             tf.summary.scalar("learning_rate", rate, step=step)
+            if momentum is not None:
+                tf.summary.scalar("momentum", float(keras.ops.convert_to_numpy(momentum(step))), step=step)
 
     def on_train_end(self, logs=None):
         if self._writer is not None:
