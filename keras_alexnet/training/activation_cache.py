@@ -106,6 +106,9 @@ class CachedActivations:
                 yield from range(count)
 
             ds = tf.data.Dataset.from_generator(rows, output_signature=tf.TensorSpec((), tf.int64))
+            # A generator's length is unknown to Keras, which then reads past its end once per
+            # validation and warns "Your input ran out of data; interrupting training".
+            ds = ds.apply(tf.data.experimental.assert_cardinality(count))
         else:
             ds = tf.data.Dataset.range(count)
         if training:
