@@ -345,7 +345,7 @@ def build_parser():
         "--cycle-momentum",
         action=argparse.BooleanOptionalAction,
         help="with --lr-schedule one-cycle: cycle momentum / Adam's beta_1 0.95-0.85-0.95 against the rate, as "
-        "PyTorch's OneCycleLR and fastai do (default: the recipe's choice, on for fine-tune)",
+        "PyTorch's OneCycleLR and fastai do (default: off)",
     )
     p.add_argument("--drop-factor", type=float, default=0.1)
     p.add_argument("--drop-period", type=_positive_int, default=10)

@@ -98,9 +98,9 @@ def test_stage_one_weights_stay_frozen(shapes_dir, tmp_path):
         pytest.param(1, None, marks=pytest.mark.slow),
         (2, None),
         pytest.param(3, None, marks=pytest.mark.slow),
-        pytest.param(3, False, marks=pytest.mark.slow),
+        pytest.param(3, True, marks=pytest.mark.slow),
     ],
-    ids=["in-stage-1", "at-the-switch", "in-stage-2", "in-stage-2-constant-momentum"],
+    ids=["in-stage-1", "at-the-switch", "in-stage-2", "in-stage-2-cycling-momentum"],
 )
 def test_resume_across_the_switch_ends_with_the_uninterrupted_runs_weights(
     shapes_dir, tmp_path, killed_at, cycle_momentum
@@ -154,10 +154,10 @@ class MomentumWatch(keras.callbacks.Callback):
 
 
 def test_cycle_momentum_runs_a_momentum_cycle_in_each_stage(shapes_dir, tmp_path):
-    """fastai's fine_tune cycles Adam's beta_1 with each one-cycle: 0.95 -> 0.85 -> 0.95, stage by stage."""
+    """As fastai's fine_tune: Adam's beta_1 cycles with each one-cycle, 0.95 -> 0.85 -> 0.95, stage by stage."""
     options = {**TINY, "recipe": "fine-tune", "epochs": 3, "freeze_epochs": 1}
     watch = MomentumWatch()
-    cycled = train(shapes_dir, run_dir=tmp_path / "cycled", callbacks=[watch], **options)  # the recipe's default
+    cycled = train(shapes_dir, run_dir=tmp_path / "cycled", cycle_momentum=True, callbacks=[watch], **options)
     training_images, _ = ImageFolder.read(shapes_dir).split(0.7, seed=0)
     steps = -(-len(training_images) // TINY["batch_size"])
     first, second = watch.schedules[0], watch.schedules[1]
@@ -165,7 +165,7 @@ def test_cycle_momentum_runs_a_momentum_cycle_in_each_stage(shapes_dir, tmp_path
     assert (first["total_steps"], first["pct_start"]) == (1 * steps, 0.99)
     assert (second["total_steps"], second["pct_start"]) == (2 * steps, 0.3)
     assert (first["max_momentum"], first["base_momentum"]) == (0.95, 0.85)
-    plain = train(shapes_dir, run_dir=tmp_path / "plain", cycle_momentum=False, **options)
+    plain = train(shapes_dir, run_dir=tmp_path / "plain", **options)  # the default: a constant beta_1
     assert not np.allclose(cycled.history["loss"], plain.history["loss"])  # the momentum changed the steps
 
 
@@ -182,8 +182,14 @@ def test_cycle_momentum_needs_one_cycle_and_a_momentum(change, message):
         TrainingOptions(cycle_momentum=True, **change)
 
 
-def test_only_fine_tune_cycles_momentum_by_default():
-    assert TrainingOptions(recipe="fine-tune").momentum_cycles
-    assert not TrainingOptions(recipe="fine-tune", optimizer="sgd").momentum_cycles  # no momentum to cycle
+def test_momentum_cycles_only_when_asked_or_when_the_recipe_says_so():
+    import dataclasses
+
+    from keras_alexnet.transfer import RECIPES
+
+    assert not TrainingOptions(recipe="fine-tune").momentum_cycles
+    assert TrainingOptions(recipe="fine-tune", cycle_momentum=True).momentum_cycles
+    cycling = dataclasses.replace(RECIPES["fine-tune"], name="fine-tune-cycling", cycle_momentum=True)
+    assert TrainingOptions(recipe=cycling).momentum_cycles
+    assert not TrainingOptions(recipe=cycling, optimizer="sgd").momentum_cycles  # no momentum to cycle
     assert not TrainingOptions(recipe="frozen-features", lr_schedule="one-cycle").momentum_cycles
-    assert TrainingOptions(recipe="frozen-features", lr_schedule="one-cycle", cycle_momentum=True).momentum_cycles

@@ -18,7 +18,9 @@ TINY = {"architecture": "tiny", "weights": None, "val_split": 0.3, "batch_size":
 def trained_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     shapes = generate_shapes(root / "shapes", per_class=10, size=72, seed=4)
-    result = train(shapes, run_dir=root / "run", recipe="fine-tune", tensorboard_images=True, **TINY)
+    result = train(
+        shapes, run_dir=root / "run", recipe="fine-tune", cycle_momentum=True, tensorboard_images=True, **TINY
+    )
     return result, shapes
 
 
@@ -110,7 +112,7 @@ def test_tensorboard_logs_hold_the_scalars_the_rate_per_step_and_grad_cam_images
 
     history = json.loads((result.run_dir / "history.json").read_text())
     np.testing.assert_allclose(values("learning_rate"), history["learning_rate"], rtol=1e-6)
-    momenta = values("momentum")  # fine-tune cycles beta_1 in each stage: 0.95 -> 0.85 -> 0.95
+    momenta = values("momentum")  # cycle_momentum: beta_1 in each stage 0.95 -> 0.85 -> 0.95
     assert len(momenta) == len(history["learning_rate"]) and momenta[0] == pytest.approx(0.95)
     assert min(momenta) < 0.9
     images, image_tags = tags("images")

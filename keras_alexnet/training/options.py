@@ -75,7 +75,7 @@ class TrainingOptions:
     save_optimizer: bool = False  # keep the optimizer's state in model.keras/best.keras (3x the size with Adam)
     save_models: bool = True  # write model.keras and best.keras (a comparison's runs keep only their numbers)
     # One-cycle also cycles momentum / beta_1 0.95-0.85-0.95, as PyTorch and fastai. None: the
-    # recipe's choice (fine-tune: on, as fastai's fine_tune), where its solver has a momentum.
+    # recipe's choice (a transfer.Recipe's cycle_momentum; off in the built-in ones).
     cycle_momentum: bool | None = None
     freeze_epochs: int = 1  # two-stage recipes (fine-tune): epochs of the frozen stage, counted in ``epochs``
     report: bool = True  # write report.html (explain/report.py) when the run ends
