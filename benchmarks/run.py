@@ -299,6 +299,8 @@ def worker_cache(epochs, batch, fraction=None):
                 cache_activations=cached,
                 callbacks=[Clock(batches_s, epochs_s)],
                 verbose=0,
+                report=False,  # the training is measured, not the report or TensorBoard's files
+                tensorboard=False,
             )
         results["cached" if cached else "uncached"] = {
             "epoch_s": epochs_s,
@@ -641,7 +643,7 @@ def write_results(path, results, batch, repeats, rounds):
         f"uncached and {later['batches_s']['cached']:.2f} s cached, {later['batches_s']['uncached'] / later['batches_s']['cached']:.1f}x "
         f"faster; whole epochs, with `train`'s end-of-epoch backup, CSV and plot, {later['epoch_s']['uncached']:.2f} s vs "
         f"{later['epoch_s']['cached']:.2f} s, {later['epoch_s']['uncached'] / later['epoch_s']['cached']:.1f}x (whole runs incl. "
-        f"model build and caching: {uncached['total_s']:.1f} s vs {cached['total_s']:.1f} s).",
+        f"model build and caching, no report or TensorBoard: {uncached['total_s']:.1f} s vs {cached['total_s']:.1f} s).",
         "",
         f"Conversion of the same ONNX file (full AlexNet): ours {conversion['ours_s']:.1f} s to a written `.weights.h5`"
         + (
