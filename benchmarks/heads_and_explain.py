@@ -30,17 +30,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from benchmarks.run import _timed  # noqa: E402  (the same median-of-repeats timer as run.py)
+from benchmarks.run import _timed, cpu_flags  # noqa: E402  (the same timer and flags as run.py)
 
 PHOTOS = ROOT / "tests" / "data" / "cats_vs_dogs"
-
-
-def cpu_flags():
-    try:
-        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return "unknown"
-    return " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags)
 
 
 def machine():

@@ -355,6 +355,15 @@ def run_worker(args):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def cpu_flags():
+    """The CPU features that decide the kernels (ratios differ between AVX2-only and AVX-512/AMX machines)."""
+    try:
+        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return "unknown"
+    return " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags)
+
+
 def machine():
     import tensorflow as tf
 
@@ -367,7 +376,7 @@ def machine():
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return f"{cpu}, {os.cpu_count()} cores, {'GPU: ' + ', '.join(g.name for g in gpus) if gpus else 'no GPU'}; Python {platform.python_version()}, TensorFlow {tf.__version__}, PyTorch {torch.__version__}"
+    return f"{cpu}, {os.cpu_count()} cores, flags: {cpu_flags()}, {'GPU: ' + ', '.join(g.name for g in gpus) if gpus else 'no GPU'}; Python {platform.python_version()}, TensorFlow {tf.__version__}, PyTorch {torch.__version__}"
 
 
 def compare(task, batch, steps, repeats, rounds, keras_options=None, torch_options=None):
