@@ -344,7 +344,7 @@ def build_parser():
     p.add_argument(
         "--cycle-momentum",
         action=argparse.BooleanOptionalAction,
-        help="with --lr-schedule one-cycle: cycle momentum / Adam's beta_1 0.95-0.85-0.95 against the rate, as "
+        help="with --lr-schedule one-cycle or --recipe fine-tune: cycle momentum / Adam's beta_1 0.95-0.85-0.95 against the rate, as "
         "PyTorch's OneCycleLR and fastai do (default: off)",
     )
     p.add_argument("--drop-factor", type=float, default=0.1)
