@@ -289,13 +289,11 @@ def _train_locked(data, options, val, run_dir, resume, callbacks, verbose, start
         classes,
         weights=options.weights,
         learning_rate=rate,
-        optimizer=options.optimizer,
+        optimizer=_optimizer(options, rate) if options.momentum_cycles else options.optimizer,
         xla=options.xla,
         architecture=options.architecture,
         head=options.head,
     )
-    if options.momentum_cycles:
-        _compile_with(model, with_momentum_schedule(model.optimizer, rate.momentum()))
     options.save(Path(run_dir) / "options.json")
     if val_set is not None:
         _record_validation_set(val_set, Path(run_dir) / "validation.json")
@@ -458,19 +456,21 @@ def unfreeze_for_stage_two(model, options, steps_per_epoch):
     recipe = options.recipe_object
     unfreeze(model)
     rate = _learning_rate(options, steps_per_epoch, stage=2)
-    optimizer = make_optimizer(options.optimizer or recipe.optimizer, rate)
     factors = discriminative_factors(model, recipe.unfreeze_ratio)
-    optimizer = with_lr_factors(optimizer, factors, model, l2_regularization=recipe.l2_regularization)
-    if options.momentum_cycles:
-        optimizer = with_momentum_schedule(optimizer, rate.momentum())
-    _compile_with(model, optimizer, resolve_jit_compile(model, options.xla))
+    optimizer = with_lr_factors(_optimizer(options, rate), factors, model, l2_regularization=recipe.l2_regularization)
+    model.compile(
+        optimizer=optimizer,
+        loss=model.loss,
+        metrics=["accuracy"],
+        jit_compile=resolve_jit_compile(model, options.xla),
+    )
     return model
 
 
-def _compile_with(model, optimizer, jit_compile=None):
-    """Compile ``model`` again with another optimizer (same loss and metric)."""
-    jit_compile = model.jit_compile if jit_compile is None else jit_compile
-    model.compile(optimizer=optimizer, loss=model.loss, metrics=["accuracy"], jit_compile=jit_compile)
+def _optimizer(options, rate):
+    """The options' solver at ``rate``, its momentum cycled against the rate where the options say so."""
+    optimizer = make_optimizer(options.solver, rate)
+    return with_momentum_schedule(optimizer, rate.momentum()) if options.momentum_cycles else optimizer
 
 
 def _cached_pipelines(model, options, train_set, val_set, cache_dir, epochs, shared=None):

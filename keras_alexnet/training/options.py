@@ -160,16 +160,15 @@ class TrainingOptions:
         if self.cycle_momentum not in (None, True, False):
             raise ValueError(f"cycle_momentum={self.cycle_momentum!r}: use True, False or None (the recipe's).")
         if self.cycle_momentum:
-            if self.stages == 1 and self.lr_schedule != "one-cycle":
+            if not self._one_cycle:
                 raise ValueError(
                     "cycle_momentum cycles momentum against a one-cycle rate: use lr_schedule='one-cycle' (or the "
                     "fine-tune recipe, one-cycle in both stages), or cycle_momentum=False."
                 )
-            solver = self.optimizer or self.recipe_object.optimizer
-            if solver not in MOMENTUM_SOLVERS:
+            if self.solver not in MOMENTUM_SOLVERS:
                 raise ValueError(
-                    f"cycle_momentum needs a solver with momentum ({', '.join(MOMENTUM_SOLVERS)}), not {solver!r}: "
-                    "give optimizer='adam' or 'sgdm', or cycle_momentum=False."
+                    f"cycle_momentum needs a solver with momentum ({', '.join(MOMENTUM_SOLVERS)}), not "
+                    f"{self.solver!r}: give optimizer='adam' or 'sgdm', or cycle_momentum=False."
                 )
         if self.report and not self.save_models:
             raise ValueError("report=True reads model.keras: use save_models=True, or report=False.")
@@ -184,9 +183,17 @@ class TrainingOptions:
         """Whether the one-cycle schedules cycle momentum: ``cycle_momentum``, or where None the recipe's choice."""
         if self.cycle_momentum is not None:
             return self.cycle_momentum
-        solver = self.optimizer or self.recipe_object.optimizer
-        one_cycle = self.stages == 2 or self.lr_schedule == "one-cycle"
-        return self.recipe_object.cycle_momentum and one_cycle and solver in MOMENTUM_SOLVERS
+        return self.recipe_object.cycle_momentum and self._one_cycle and self.solver in MOMENTUM_SOLVERS
+
+    @property
+    def solver(self):
+        """The optimizer's name: ``optimizer``, or the recipe's."""
+        return self.optimizer or self.recipe_object.optimizer
+
+    @property
+    def _one_cycle(self):
+        # Two-stage recipes run one-cycle schedules in both stages.
+        return self.stages == 2 or self.lr_schedule == "one-cycle"
 
     @property
     def stages(self):
