@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -30,17 +29,13 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from benchmarks.run import _timed, cpu_flags  # noqa: E402  (the same timer and flags as run.py)
+from benchmarks.run import _timed, cpu_flags, cpu_name  # noqa: E402  (the same timer and machine as run.py)
 
 PHOTOS = ROOT / "tests" / "data" / "cats_vs_dogs"
 
 
 def machine():
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        cpu = platform.processor()
-    return f"{cpu}, {os.cpu_count()} cores, flags: {cpu_flags()}"
+    return f"{cpu_name()}, {os.cpu_count()} cores, flags: {cpu_flags()}"
 
 
 def machine_rates():
