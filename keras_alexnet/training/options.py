@@ -162,13 +162,15 @@ class TrainingOptions:
         if self.cycle_momentum:
             if not self._one_cycle:
                 raise ValueError(
-                    "cycle_momentum cycles momentum against a one-cycle rate: use lr_schedule='one-cycle' (or the "
-                    "fine-tune recipe, one-cycle in both stages), or cycle_momentum=False."
+                    "cycle_momentum cycles momentum against a one-cycle rate: use lr_schedule='one-cycle' "
+                    "(--lr-schedule one-cycle) or the fine-tune recipe (one-cycle in both stages), or leave "
+                    "cycle_momentum off (no --cycle-momentum)."
                 )
             if self.solver not in MOMENTUM_SOLVERS:
                 raise ValueError(
                     f"cycle_momentum needs a solver with momentum ({', '.join(MOMENTUM_SOLVERS)}), not "
-                    f"{self.solver!r}: give optimizer='adam' or 'sgdm', or cycle_momentum=False."
+                    f"{self.solver!r}: give optimizer='adam' or 'sgdm' (--optimizer adam), or leave cycle_momentum "
+                    "off (no --cycle-momentum)."
                 )
         if self.report and not self.save_models:
             raise ValueError("report=True reads model.keras: use save_models=True, or report=False.")
