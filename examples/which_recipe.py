@@ -11,8 +11,8 @@ The same from the command line:
 import argparse
 from pathlib import Path
 
+from keras_alexnet.experiments import candidates_of, compare
 from keras_alexnet.training import TrainingOptions, train
-from keras_alexnet.training.compare import candidates_of, compare
 from keras_alexnet.training.lr_find import lr_find_on_folder
 
 PHOTOS = Path(__file__).resolve().parent.parent / "tests" / "data" / "cats_vs_dogs"

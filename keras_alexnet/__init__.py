@@ -1,9 +1,12 @@
 """keras-alexnet: torchvision's AlexNet in Keras 3, for transfer learning.
 
-Public API only. Importing the package registers its custom layers and factored
-optimizers, so ``keras.models.load_model`` can read models saved with them, and
-asks TensorFlow for its pooling CPU allocator (``keras_alexnet._utils.runtime``;
-set ``TF_CPU_ALLOCATOR_USE_BFC=false`` to opt out).
+Public API only, loaded lazily: ``import keras_alexnet`` loads no TensorFlow (each public
+name is imported on first use), so the CLI's parser and the plain tables
+(``keras_alexnet.architecture``, ``keras_alexnet.recipes``) answer at once. It registers the
+package's Keras classes (layers, factored optimizers, schedules: ``keras_alexnet.saving``) as
+soon as Keras is imported, by anyone, so ``keras.models.load_model`` reads every model the
+package saves; and it asks TensorFlow for its pooling CPU allocator
+(``keras_alexnet._utils.runtime``; set ``TF_CPU_ALLOCATOR_USE_BFC=false`` to opt out).
 
 Vocabulary (one word per concept, used everywhere in code, docs and the CLI):
 
@@ -19,17 +22,17 @@ Vocabulary (one word per concept, used everywhere in code, docs and the CLI):
 - **recipe**: a named way to set up transfer learning (what is frozen, factors, optimizer, rate).
 - **run directory**: where one training run writes its options, model, logs, plots and backup.
 
-Layout: ``architecture`` (the one table), ``model`` (builder), ``layers``, ``weights``
-(sources, readers, loader), ``preprocessing``, ``conversion`` (torch -> ONNX -> Keras; the
-only part that needs torch), ``optimizers`` (factors for any Keras model), ``transfer``
-(freeze, heads, recipes, layer table), ``training`` (options, fit, callbacks, activation
-cache, distributed), ``datasets``, ``evaluation``, ``export``, ``cli``.
+Layout (docs/ARCHITECTURE.md): ``architecture`` and ``recipes`` (the tables), ``model``
+(builder), ``layers``, ``weights`` (sources, readers, loader), ``preprocessing``,
+``conversion`` (torch -> ONNX -> Keras), ``optimizers`` (factors and schedules for any Keras
+model), ``transfer`` (freeze, heads, apply a recipe, layer table), ``training`` (options,
+train/fit, callbacks, activation cache, distributed), ``run_directory``, ``experiments``
+(compare, ``recipe="auto"``), ``datasets``, ``evaluation``, ``export``, ``cli``.
 """
 
 import importlib
-import os
-import sys
 
+from keras_alexnet._utils.keras_hook import after_keras_loads
 from keras_alexnet._utils.runtime import prefer_pooled_cpu_allocator
 
 prefer_pooled_cpu_allocator()  # before any TensorFlow op runs
@@ -56,7 +59,14 @@ _EXPORTS = {
     "load_image": "keras_alexnet.preprocessing",
     "preprocess_input": "keras_alexnet.preprocessing",
     "TrainingOptions": "keras_alexnet.training",
-    "RECIPES": "keras_alexnet.transfer",
+    "RECIPES": "keras_alexnet.recipes",
+    "Recipe": "keras_alexnet.recipes",
+    "Stage": "keras_alexnet.recipes",
+    "Head": "keras_alexnet.recipes",
+    "HEADS": "keras_alexnet.recipes",
+    "register_recipe": "keras_alexnet.recipes",
+    "register_head": "keras_alexnet.recipes",
+    "RunDirectory": "keras_alexnet.run_directory",
     "apply_recipe": "keras_alexnet.transfer",
     "freeze": "keras_alexnet.transfer",
     "print_layer_table": "keras_alexnet.transfer",
@@ -71,21 +81,21 @@ __all__ = sorted(_EXPORTS)
 _LAYERS_BY_NAME = {"Conv2D": "keras_alexnet.layers", "Dense": "keras_alexnet.layers"}
 
 
-def _import_public_api():
-    """Import every public name (which registers the package's layers and optimizers with Keras)."""
-    for name, module in _EXPORTS.items():
-        globals()[name] = getattr(importlib.import_module(module), name)
-
-
 def __getattr__(name):
     module = _EXPORTS.get(name) or _LAYERS_BY_NAME.get(name)
     if module is None:
         raise AttributeError(f"module 'keras_alexnet' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next look-up is a plain attribute
+    return value
 
 
-# ``import keras_alexnet`` loads the API at once, so that keras.models.load_model finds the
-# registered classes. Only the ``keras-alexnet`` console script defers it: its parser needs
-# no TensorFlow, and each subcommand imports what it uses (``--help`` answers in well under 1 s).
-if os.path.basename(sys.argv[0] if sys.argv else "") != "keras-alexnet":
-    _import_public_api()
+def __dir__():
+    return sorted({*globals(), *__all__})
+
+
+def _register_keras_classes():
+    importlib.import_module("keras_alexnet.saving")
+
+
+after_keras_loads(_register_keras_classes)

@@ -17,7 +17,13 @@ PRIVATE_ATTRIBUTES = {
     "optimizer": ("_trainable_variables", "_get_variable_index", "_apply_weight_decay", "_use_weight_decay"),
     "adam": ("_momentums", "_velocities"),
     "layer": ("_inbound_nodes", "_trainable_variables"),
-    "backup": ("_training_metadata_path", "_weights_path", "_current_epoch", "_last_batch_seen", "_save_model"),
+    "backup_and_restore": (
+        "_training_metadata_path",
+        "_weights_path",
+        "_current_epoch",
+        "_last_batch_seen",
+        "_save_model",
+    ),
 }
 
 

@@ -1,9 +1,11 @@
 """The ``keras-alexnet`` command line: flags in, calls of the Python API out.
 
-Subcommands: convert, train, evaluate, predict, export, layers, demo. The parser
-needs neither TensorFlow nor Keras (``--help`` and bad flags answer at once);
-each subcommand imports what it uses, with TensorFlow's start-up lines hidden
-unless ``--verbose``.
+Each subcommand is built by one small function (``_train_command`` ...) from shared
+argument groups (data, model, seed, batch, output), so a flag is written once; its
+``run`` function maps the flags onto a library call. The parser needs neither
+TensorFlow nor Keras (``--help`` and bad flags answer at once; recipe and head names
+come from the plain tables in ``keras_alexnet.recipes``); each subcommand imports what
+it uses, with TensorFlow's start-up lines hidden unless ``--verbose``.
 """
 
 from __future__ import annotations
@@ -12,16 +14,12 @@ import argparse
 import sys
 
 from keras_alexnet._utils.checks import is_count
-from keras_alexnet._utils.choices import (
-    AUGMENTATIONS,
-    CACHE_DTYPES,
-    HEADS,
-    LR_SCHEDULES,
-    RECIPE_NAMES,
-    SOLVERS,
-    TRAIN_RECIPES,
-)
+from keras_alexnet._utils.choices import ARCHITECTURES, AUGMENTATIONS, CACHE_DTYPES, LR_SCHEDULES, SOLVERS
 from keras_alexnet._utils.runtime import quiet_tensorflow
+from keras_alexnet.recipes import head_names, recipe_names
+from keras_alexnet.run_directory import RunDirectory
+
+AUTO = "auto"  # the recipe that keras_alexnet.experiments chooses from the data
 
 EXAMPLES = {
     "convert": "keras-alexnet convert --source alexnet-owt-7be5be79.pth",
@@ -92,7 +90,7 @@ def training_options(args):
 
 
 def _train(args):
-    from keras_alexnet.training import train
+    from keras_alexnet.experiments import train
 
     result = train(
         args.data,
@@ -105,9 +103,8 @@ def _train(args):
     )
     if result.val_accuracy is not None:
         print(f"validation accuracy: {result.val_accuracy:.4f}")
-    print(
-        f"model: {result.model_path}\nprogress plot: {result.run_dir / 'progress.png'}\nlog: {result.run_dir / 'log.csv'}"
-    )
+    run = RunDirectory(result.run_dir)
+    print(f"model: {result.model_path}\nprogress plot: {run.progress}\nlog: {run.log}")
     return 0
 
 
@@ -123,6 +120,7 @@ def _lr_find(args):
         seed=args.seed,
         weights=args.weights,
         architecture=args.architecture,
+        head=args.head,
     )
     result = lr_find_on_folder(
         args.data, options, plot=args.plot, steps=args.steps, start_lr=args.start_lr, end_lr=args.end_lr, verbose=False
@@ -134,8 +132,8 @@ def _lr_find(args):
 
 
 def _compare(args):
+    from keras_alexnet.experiments import candidates_of, compare
     from keras_alexnet.training import TrainingOptions
-    from keras_alexnet.training.compare import candidates_of, compare
 
     options = TrainingOptions(
         epochs=args.epochs,
@@ -226,12 +224,16 @@ def _export(args):
 
 
 def _layers(args):
+    from keras_alexnet.architecture import ALEXNET, TINY
     from keras_alexnet.model import AlexNet
-    from keras_alexnet.transfer import apply_recipe, print_layer_table
+    from keras_alexnet.transfer import apply_recipe, print_layer_table, replace_head
 
-    model = AlexNet(weights=None, include_top=False)
+    architecture = {"alexnet": ALEXNET, "tiny": TINY}[args.architecture]
+    model = AlexNet(weights=None, include_top=False, architecture=architecture)
     if args.recipe:
-        model = apply_recipe(model, args.recipe, args.classes)
+        model = apply_recipe(model, args.recipe, args.classes, head=args.head)
+    elif args.head != "alexnet":
+        model = replace_head(model, args.classes, head=args.head)
     print_layer_table(model)
     return 0
 
@@ -254,26 +256,89 @@ def _positive_int(text):
     return value
 
 
-def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="keras-alexnet",
-        description="torchvision's AlexNet in Keras: convert, train, evaluate, predict, export.",
-        epilog="example: " + EXAMPLES["train"],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up and log lines")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def _seed(text):
+    """argparse type: a seed numpy and TensorFlow accept (0 .. 2**32 - 1)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a seed: give a whole number from 0 to {2**32 - 1}")
+    return value
 
-    def command(name, summary):
-        return commands.add_parser(
-            name,
-            help=summary,
-            description=summary[0].upper() + summary[1:] + ".",
-            epilog="example: " + EXAMPLES[name],
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+
+def _positive_number(text):
+    """argparse type: a number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+    return value
+
+
+# Shared argument groups: each flag is written here once.
+
+
+def _data_arguments(p, *, data_help="training folder, one sub-folder per class", split_help=None):
+    p.add_argument("--data", required=True, help=data_help)
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--val", help="validation folder")
+    group.add_argument(
+        "--val-split", type=float, help=split_help or "hold out this stratified fraction of --data (e.g. 0.3)"
+    )
+
+
+def _model_arguments(p, *, weights=True, head=True):
+    if weights:
+        p.add_argument(
+            "--weights", default="imagenet", help="'imagenet' (shipped conv weights), a weights file, or 'none'"
+        )
+    p.add_argument(
+        "--architecture",
+        default="alexnet",
+        choices=ARCHITECTURES,
+        help="tiny: the same graph with few channels, for quick pipeline checks (use --weights none)",
+    )
+    if head:
+        p.add_argument(
+            "--head",
+            default="alexnet",
+            choices=head_names(),
+            help="alexnet: fc6, fc7 and a new fc8 (58M parameters); compact: fastai's head on pool5 (0.3M)",
         )
 
-    p = command("convert", "convert torchvision AlexNet weights to Keras through ONNX, with a parity report")
+
+def _seed_argument(p, help="seeds the split, the initial weights, the batch order and dropout (default 0)"):
+    p.add_argument("--seed", type=_seed, default=0, help=help)
+
+
+def _batch_argument(p):
+    p.add_argument("--batch-size", type=_positive_int, default=32)
+
+
+def _optimizer_argument(p):
+    p.add_argument("--optimizer", choices=SOLVERS, help="default: the recipe's")
+
+
+def _augment_argument(p):
+    p.add_argument("--augment", default="none", choices=AUGMENTATIONS)
+
+
+def _epochs_argument(p):
+    p.add_argument("--epochs", type=_positive_int, default=3)
+
+
+def _overwrite_argument(p, help):
+    p.add_argument("--overwrite", action="store_true", help=help)
+
+
+# One function per subcommand.
+
+
+def _convert_command(command):
+    p = command("convert", "convert torchvision AlexNet weights to Keras through ONNX, with a parity report", _convert)
     p.add_argument(
         "--source",
         default="torchvision",
@@ -287,17 +352,15 @@ def build_parser():
         type=float,
         help="fail (and write nothing) if any relative difference exceeds this (default 1e-4)",
     )
-    p.set_defaults(run=_convert)
 
-    p = command("train", "transfer-learn AlexNet on a folder of images (one sub-folder per class)")
-    p.add_argument("--data", required=True, help="training folder")
-    group = p.add_mutually_exclusive_group()
-    group.add_argument("--val", help="validation folder")
-    group.add_argument("--val-split", type=float, help="hold out this stratified fraction of --data (e.g. 0.3)")
+
+def _train_command(command):
+    p = command("train", "transfer-learn AlexNet on a folder of images (one sub-folder per class)", _train)
+    _data_arguments(p)
     p.add_argument(
         "--recipe",
         default="frozen-features",
-        choices=TRAIN_RECIPES,
+        choices=(*recipe_names(), AUTO),
         help="auto: compare the recipes on this data first (see --auto-budget), then train the winner",
     )
     p.add_argument(
@@ -308,16 +371,17 @@ def build_parser():
         help="--recipe auto: epochs per comparison run (3 seeds x every recipe and head; default 2), 'Nm' to stop "
         "starting runs after N minutes, or 0 for the guides' rule of thumb (no comparison)",
     )
-    p.add_argument("--epochs", type=_positive_int, default=3)
+    _epochs_argument(p)
     p.add_argument(
         "--freeze-epochs",
         type=_positive_int,
         default=1,
-        help="fine-tune recipe: epochs with the convolutions frozen before all layers train (counted in --epochs)",
+        help="two-stage recipes (fine-tune): epochs with the convolutions frozen before all layers train "
+        "(counted in --epochs)",
     )
-    p.add_argument("--batch-size", type=_positive_int, default=32)
+    _batch_argument(p)
     p.add_argument("--lr", type=float, help="base learning rate (default: the recipe's)")
-    p.add_argument("--optimizer", choices=SOLVERS, help="default: the recipe's")
+    _optimizer_argument(p)
     p.add_argument("--run-dir", default="runs/alexnet", help="where the model, log, plot and checkpoints go")
     resume = p.add_mutually_exclusive_group()
     resume.add_argument("--resume", action="store_true", help="continue a killed run from its last backup")
@@ -333,7 +397,7 @@ def build_parser():
         "--validation-frequency", type=_positive_int, help="validate every N iterations (default: every epoch)"
     )
     p.add_argument("--patience", type=_positive_int, help="stop after N epochs without lower validation loss")
-    p.add_argument("--augment", default="none", choices=AUGMENTATIONS)
+    _augment_argument(p)
     p.add_argument(
         "--lr-schedule",
         default="none",
@@ -344,8 +408,8 @@ def build_parser():
     p.add_argument(
         "--cycle-momentum",
         action=argparse.BooleanOptionalAction,
-        help="with --lr-schedule one-cycle or --recipe fine-tune: cycle momentum / Adam's beta_1 0.95-0.85-0.95 against the rate, as "
-        "PyTorch's OneCycleLR and fastai do (default: off)",
+        help="with --lr-schedule one-cycle or --recipe fine-tune: cycle momentum / Adam's beta_1 0.95-0.85-0.95 "
+        "against the rate, as PyTorch's OneCycleLR and fastai do (default: off)",
     )
     p.add_argument("--drop-factor", type=float, default=0.1)
     p.add_argument("--drop-period", type=_positive_int, default=10)
@@ -354,25 +418,14 @@ def build_parser():
         "--xla",
         default="auto",
         choices=["auto", "on", "off"],
-        help="XLA for the training step (auto: off on CPU, where it is slower; on a GPU when the convolutions are frozen)",
+        help="XLA for the training step (auto: off on CPU, where it is slower; on a GPU when the convolutions are "
+        "frozen)",
     )
     p.add_argument(
         "--deterministic", action="store_true", help="TensorFlow op determinism (GPUs; seeded CPU runs repeat anyway)"
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--weights", default="imagenet", help="'imagenet' (shipped conv weights), a weights file, or 'none'")
-    p.add_argument(
-        "--architecture",
-        default="alexnet",
-        choices=["alexnet", "tiny"],
-        help="tiny: the same graph with few channels, for quick pipeline checks (use --weights none)",
-    )
-    p.add_argument(
-        "--head",
-        default="alexnet",
-        choices=HEADS,
-        help="alexnet: fc6, fc7 and a new fc8 (58M parameters); compact: fastai's head on pool5 (0.3M)",
-    )
+    _seed_argument(p)
+    _model_arguments(p)
     p.add_argument(
         "--cache-activations",
         "--cache-features",
@@ -397,49 +450,51 @@ def build_parser():
         "--tensorboard-images", action="store_true", help="add Grad-CAM overlays of 4 validation images per epoch"
     )
     p.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
-    p.set_defaults(run=_train)
 
-    p = command("lr-find", "sweep the base learning rate of a recipe and suggest one (fastai's lr_find)")
+
+def _lr_find_command(command):
+    p = command("lr-find", "sweep the base learning rate of a recipe and suggest one (fastai's lr_find)", _lr_find)
     p.add_argument("--data", required=True, help="training folder, one sub-folder per class")
-    p.add_argument("--recipe", default="frozen-features", choices=RECIPE_NAMES)
+    p.add_argument("--recipe", default="frozen-features", choices=recipe_names())
     p.add_argument("--val-split", type=float, help="sweep on the training part of this split, as train would")
-    p.add_argument("--batch-size", type=_positive_int, default=32)
-    p.add_argument("--optimizer", choices=SOLVERS, help="default: the recipe's")
-    p.add_argument("--weights", default="imagenet", help="'imagenet' (shipped conv weights), a weights file, or 'none'")
-    p.add_argument("--architecture", default="alexnet", choices=["alexnet", "tiny"])
-    p.add_argument("--seed", type=int, default=0)
+    _batch_argument(p)
+    _optimizer_argument(p)
+    _model_arguments(p)
+    _seed_argument(p)
     p.add_argument("--steps", type=_positive_int, default=100, help="at most this many steps (default 100)")
     p.add_argument("--start-lr", type=float, default=1e-7)
     p.add_argument("--end-lr", type=float, default=10.0)
     p.add_argument("--plot", default="lr_find.png", help="PNG of loss against rate (default lr_find.png)")
-    p.set_defaults(run=_lr_find)
 
-    p = command("compare", "train every recipe and head over several seeds on one split, and tabulate them")
-    p.add_argument("--data", required=True, help="training folder, one sub-folder per class")
-    group = p.add_mutually_exclusive_group()
-    group.add_argument("--val", help="validation folder")
-    group.add_argument("--val-split", type=float, help="hold out this stratified fraction of --data (default 0.3)")
-    p.add_argument("--recipes", nargs="+", choices=RECIPE_NAMES, help="default: all")
-    p.add_argument("--heads", nargs="+", choices=HEADS, help="default: both")
+
+def _compare_command(command):
+    p = command("compare", "train every recipe and head over several seeds on one split, and tabulate them", _compare)
+    _data_arguments(p, split_help="hold out this stratified fraction of --data (default 0.3)")
+    p.add_argument("--recipes", nargs="+", choices=recipe_names(), help="default: all")
+    p.add_argument("--heads", nargs="+", choices=head_names(), help="default: all")
     p.add_argument("--lrs", nargs="+", type=float, metavar="LR", help="base rates to try (default: each recipe's)")
     p.add_argument("--seeds", type=_positive_int, default=3, help="runs per candidate, seeds 0..N-1 (default 3)")
-    p.add_argument("--epochs", type=_positive_int, default=3)
-    p.add_argument("--batch-size", type=_positive_int, default=32)
-    p.add_argument("--augment", default="none", choices=AUGMENTATIONS)
-    p.add_argument("--weights", default="imagenet", help="'imagenet' (shipped conv weights), a weights file, or 'none'")
-    p.add_argument("--architecture", default="alexnet", choices=["alexnet", "tiny"])
-    p.add_argument("--seed", type=int, default=0, help="seed of the validation split (default 0)")
-    p.add_argument("--time-limit", type=float, metavar="MINUTES", help="start no run after this many minutes")
+    _epochs_argument(p)
+    _batch_argument(p)
+    _augment_argument(p)
+    _model_arguments(p, head=False)
+    _seed_argument(p, help="seed of the validation split (default 0)")
+    p.add_argument(
+        "--time-limit", type=_positive_number, metavar="MINUTES", help="start no run after this many minutes"
+    )
     p.add_argument("--out", default="comparison", help="comparison folder; run again to continue a killed one")
-    p.add_argument("--overwrite", action="store_true", help="replace a comparison with other settings in --out")
+    _overwrite_argument(p, "replace a comparison with other settings in --out")
     p.add_argument(
         "--keep-models",
         action="store_true",
         help="keep every run's model.keras and best.keras (228 MB each with AlexNet's head; default: numbers only)",
     )
-    p.set_defaults(run=_compare)
 
-    p = command("explain", "show what the model sees: Grad-CAM, occlusion, activations or conv1 filters, as PNGs")
+
+def _explain_command(command):
+    p = command(
+        "explain", "show what the model sees: Grad-CAM, occlusion, activations or conv1 filters, as PNGs", _explain
+    )
     p.add_argument("images", nargs="*", help="image files or folders (not needed for --method filters)")
     p.add_argument(
         "--model",
@@ -450,52 +505,95 @@ def build_parser():
     p.add_argument("--layer", help="gradcam: a convolution (default conv5); activations: any layer (default conv2)")
     p.add_argument("--class", dest="target", help="explain this class (name or index) instead of the predicted one")
     p.add_argument("--out", default="explain", help="folder for the PNGs (default explain/)")
-    p.set_defaults(run=_explain)
 
-    p = command("report", "write a self-contained HTML report of a training run (run-dir/report.html)")
+
+def _report_command(command):
+    p = command("report", "write a self-contained HTML report of a training run (run-dir/report.html)", _report)
     p.add_argument("--run-dir", required=True, help="the run directory `keras-alexnet train` wrote")
     p.add_argument("--data", help="a labelled folder to interpret the model on (default: the run's validation images)")
     p.add_argument("--top-losses", type=_positive_int, default=9, help="images in the top-losses gallery (default 9)")
-    p.set_defaults(run=_report)
 
-    p = command("evaluate", "accuracy, per-class precision/recall, confusion matrix")
+
+def _evaluate_command(command):
+    p = command("evaluate", "accuracy, per-class precision/recall, confusion matrix", _evaluate)
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True, help="folder with one sub-folder per class")
     p.add_argument("--out", help="folder for evaluation.txt and confusion_matrix.png")
-    p.add_argument("--batch-size", type=_positive_int, default=32)
-    p.set_defaults(run=_evaluate)
+    _batch_argument(p)
 
-    p = command("predict", "top-k classes of images")
+
+def _predict_command(command):
+    p = command("predict", "top-k classes of images", _predict)
     p.add_argument("images", nargs="+")
     p.add_argument("--model", help="a trained .keras model (default: ImageNet AlexNet, needs `keras-alexnet convert`)")
     p.add_argument("--top", type=_positive_int, default=5)
-    p.set_defaults(run=_predict)
 
-    p = command("export", "export a trained model to SavedModel (TF Serving) or TFLite, verified")
+
+def _export_command(command):
+    p = command("export", "export a trained model to SavedModel (TF Serving) or TFLite, verified", _export)
     p.add_argument("--model", required=True)
     p.add_argument("--format", required=True, choices=["savedmodel", "tflite"])
     p.add_argument("--out", required=True)
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace an existing export (a SavedModel folder or .tflite file) at --out",
-    )
+    _overwrite_argument(p, "replace an existing export (a SavedModel folder or .tflite file) at --out")
     p.add_argument(
         "--quantize", choices=["dynamic", "float16"], help="TFLite only: smaller file, checked with its own tolerance"
     )
-    p.set_defaults(run=_export)
 
-    p = command("layers", "print the layer table (parameters, trainable, factors) of a recipe")
-    p.add_argument("--recipe", choices=RECIPE_NAMES)
+
+def _layers_command(command):
+    p = command("layers", "print the layer table (parameters, trainable, factors) of a recipe", _layers)
+    p.add_argument("--recipe", choices=recipe_names())
     p.add_argument("--classes", type=_positive_int, default=2)
-    p.set_defaults(run=_layers)
+    _model_arguments(p, weights=False)
 
-    p = command("demo", "offline demo: shapes data set, MATLAB recipe, plots, SavedModel")
+
+def _demo_command(command):
+    p = command("demo", "offline demo: shapes data set, MATLAB recipe, plots, SavedModel", _demo)
     p.add_argument("--out", default="demo_output")
     p.add_argument("--per-class", type=_positive_int, default=60)
     p.add_argument("--epochs", type=_positive_int, default=8)
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(run=_demo)
+    _seed_argument(p)
+
+
+COMMANDS = (
+    _convert_command,
+    _train_command,
+    _lr_find_command,
+    _compare_command,
+    _explain_command,
+    _report_command,
+    _evaluate_command,
+    _predict_command,
+    _export_command,
+    _layers_command,
+    _demo_command,
+)
+
+
+def build_parser():
+    """The ``keras-alexnet`` parser: one sub-parser per entry of ``COMMANDS``."""
+    parser = argparse.ArgumentParser(
+        prog="keras-alexnet",
+        description="torchvision's AlexNet in Keras: convert, train, evaluate, predict, export.",
+        epilog="example: " + EXAMPLES["train"],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up and log lines")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name, summary, run):
+        p = commands.add_parser(
+            name,
+            help=summary,
+            description=summary[0].upper() + summary[1:] + ".",
+            epilog="example: " + EXAMPLES[name],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.set_defaults(run=run)
+        return p
+
+    for add in COMMANDS:
+        add(command)
     return parser
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from keras_alexnet.datasets import ImageFolder, generate_shapes
+from keras_alexnet.evaluation import evaluate
+from keras_alexnet.export import export_savedmodel
+from keras_alexnet.run_directory import RunDirectory
+from keras_alexnet.training import train
+
 
 def run_demo(out="demo_output", per_class=60, epochs=8, seed=0, batch_size=10, print_fn=print):
-    from keras_alexnet.datasets import ImageFolder, generate_shapes
-    from keras_alexnet.evaluation import evaluate
-    from keras_alexnet.export import export_savedmodel
-    from keras_alexnet.training import train
-
     start = time.perf_counter()
     out = Path(out)
     data_dir = generate_shapes(out / "shapes", per_class=per_class, size=128, seed=seed)
@@ -41,9 +42,10 @@ def run_demo(out="demo_output", per_class=60, epochs=8, seed=0, batch_size=10, p
     check = export_savedmodel(result.model, out / "savedmodel", overwrite=True)
     print_fn(evaluation.report())
     print_fn(f"\nvalidation accuracy: {evaluation.accuracy:.4f}")
-    print_fn(f"training progress plot: {out / 'run' / 'progress.png'}")
+    run = RunDirectory(out / "run")
+    print_fn(f"training progress plot: {run.progress}")
     print_fn(f"confusion matrix: {out / 'confusion_matrix.png'}")
-    print_fn(f"report (open in a browser): {out / 'run' / 'report.html'}")
+    print_fn(f"report (open in a browser): {run.report}")
     print_fn(f"SavedModel: {check.path} (max |difference| to Keras {check.max_abs_diff:.1e})")
     print_fn(f"demo finished in {time.perf_counter() - start:.0f}s")
     return evaluation.accuracy

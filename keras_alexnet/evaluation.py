@@ -11,7 +11,7 @@ import numpy as np
 from keras_alexnet._utils.files import atomic_write
 from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.layers import class_names_of
-from keras_alexnet.preprocessing import eval_transform
+from keras_alexnet.preprocessing import eval_transform, imagenet_class_names
 
 log = logging.getLogger("keras_alexnet.evaluation")
 
@@ -137,8 +137,6 @@ def predict(model, images, top=5, class_names=None):
     scores = model.predict(batch, verbose=0)
     if names is None:
         if scores.shape[1] == 1000:
-            from keras_alexnet.preprocessing import imagenet_class_names
-
             names = imagenet_class_names()
         else:
             names = [str(i) for i in range(scores.shape[1])]

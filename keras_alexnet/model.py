@@ -18,9 +18,11 @@ import keras
 import numpy as np
 from keras import layers
 
+from keras_alexnet import saving  # noqa: F401  (registers every class a saved model may name)
 from keras_alexnet._utils.checks import is_count
 from keras_alexnet.architecture import ALEXNET
 from keras_alexnet.layers import AdaptiveAveragePooling2D, Conv2D, Dense
+from keras_alexnet.weights import load_weights
 
 TORCHVISION_MODULES = ALEXNET.torchvision_modules  # public API since 0.1
 
@@ -203,8 +205,6 @@ def AlexNet(
     model = keras.Model(inputs, x, name=name)
 
     if weights is not None:
-        from keras_alexnet.weights import load_weights
-
         load_weights(model, weights, include_top=include_top)
     return model
 
@@ -212,8 +212,8 @@ def AlexNet(
 def load_model(path):
     """A model saved by this package (``model.keras``, ``best.keras``), with clear errors.
 
-    Importing ``keras_alexnet`` registers its layers and optimizers, so any saved
-    model of this package loads; a missing file or one that is not a ``.keras``
+    Every class the package registers with Keras is registered first (``keras_alexnet.saving``), so
+    any saved model of this package loads; a missing file or one that is not a ``.keras``
     archive is named as such (Keras would call the latter "not found").
     """
     path = Path(path)
@@ -221,9 +221,6 @@ def load_model(path):
         raise FileNotFoundError(f"model file {path} does not exist (train one with `keras-alexnet train`).")
     if not zipfile.is_zipfile(path):
         raise ValueError(f"{path} is not a .keras model (a zip archive): give the model.keras or best.keras of a run.")
-    import keras_alexnet
-
-    keras_alexnet._import_public_api()  # every custom layer and optimizer registered, however we were imported
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model = keras.models.load_model(path)

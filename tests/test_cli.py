@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from keras_alexnet._utils.choices import RECIPE_NAMES
 from keras_alexnet.cli import EXAMPLES, build_parser
 
 SCRIPT = Path(sys.executable).parent / "keras-alexnet"
@@ -44,12 +43,6 @@ def test_no_tensorflow_start_up_lines_unless_verbose():
         [str(SCRIPT), "--verbose", "layers"], capture_output=True, text=True, timeout=300, env={"PATH": "/usr/bin:/bin"}
     )
     assert loud.returncode == 0 and loud.stderr  # TensorFlow's own lines, shown on request
-
-
-def test_the_cli_recipe_names_are_the_library_recipes():
-    from keras_alexnet.transfer import RECIPES
-
-    assert tuple(RECIPES) == RECIPE_NAMES
 
 
 def test_bad_file_hint_names_the_flag(tmp_path, capsys):

@@ -12,12 +12,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from keras_alexnet import training
 from keras_alexnet.cli import main
 from keras_alexnet.datasets import ImageFolder, generate_shapes
-from keras_alexnet.training import TrainingOptions, train
-from keras_alexnet.training.auto import AutoBudget, rule_of_thumb
-from keras_alexnet.training.compare import Candidate, RunRecord, compare, summarize
-from keras_alexnet.training.run_directory import RunDirectoryError
+from keras_alexnet.experiments import Candidate, RunRecord, compare, summarize, train
+from keras_alexnet.experiments.auto import rule_of_thumb
+from keras_alexnet.run_directory import RunDirectoryError
+from keras_alexnet.training import TrainingOptions
+from keras_alexnet.training.options import AutoBudget
 
 TINY = {"architecture": "tiny", "weights": None, "batch_size": 8, "epochs": 2}
 TWO = [Candidate("frozen-features", "compact"), Candidate("fine-tune", "alexnet")]
@@ -67,7 +69,7 @@ def test_a_difference_inside_the_spread_is_a_tie_and_the_cheaper_wins():
     assert [row.candidate.recipe for row in rows] == ["fine-tune-all", "frozen-features", "later-convs", "matlab"]
     assert rows[0].verdict == "best" and rows[1].verdict.startswith("tie")
     assert rows[2].verdict.startswith("behind") and rows[3].verdict.startswith("behind")
-    from keras_alexnet.training.compare import Comparison
+    from keras_alexnet.experiments import Comparison
 
     assert Comparison(None, runs, rows, True).winner().candidate.recipe == "frozen-features"
     with pytest.raises(ValueError, match="non-finite"):
@@ -78,7 +80,7 @@ def test_a_difference_inside_the_spread_is_a_tie_and_the_cheaper_wins():
 def test_a_killed_comparison_continues_where_it_stopped(shapes_dir, tmp_path):
     out = tmp_path / "cmp"
     script = (
-        "from keras_alexnet.training.compare import compare, Candidate\n"
+        "from keras_alexnet.experiments.compare import compare, Candidate\n"
         f"compare({str(shapes_dir)!r}, candidates=[Candidate('frozen-features', 'compact'), "
         f"Candidate('fine-tune', 'alexnet')], seeds=2, out={str(out)!r}, verbose=0, architecture='tiny', "
         "weights=None, batch_size=8, epochs=2)\n"
@@ -125,8 +127,14 @@ def _photo_like(folder, classes=2, per_class=3, grey=False):
     return ImageFolder.read(folder)
 
 
+def test_auto_is_resolved_by_experiments_not_by_training(shapes_dir, tmp_path):
+    with pytest.raises(ValueError, match="keras_alexnet.experiments.train"):
+        training.train(shapes_dir, recipe="auto", val_split=0.3, run_dir=tmp_path / "run", verbose=0, **TINY)
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
 def test_the_rule_of_thumb(tmp_path, monkeypatch):
-    from keras_alexnet.training import auto
+    from keras_alexnet.experiments import auto
 
     photos = _photo_like(tmp_path / "photos")
     assert rule_of_thumb(photos)[:3] == ("frozen-features", "compact", "few images per class")
@@ -137,12 +145,18 @@ def test_the_rule_of_thumb(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_auto_with_a_budget_trains_the_comparisons_winner(shapes_dir, tmp_path, monkeypatch):
-    from keras_alexnet.training import compare as compare_module
-
+def test_auto_with_a_budget_trains_the_comparisons_winner(shapes_dir, tmp_path):
     # Two candidates keep the test short; the default compares every recipe and head.
-    monkeypatch.setattr(compare_module, "candidates_of", lambda *a, **k: list(TWO))
-    result = train(shapes_dir, recipe="auto", auto_budget=2, val_split=0.3, run_dir=tmp_path / "run", verbose=0, **TINY)
+    result = train(
+        shapes_dir,
+        recipe="auto",
+        auto_budget=2,
+        auto_candidates=TWO,
+        val_split=0.3,
+        run_dir=tmp_path / "run",
+        verbose=0,
+        **TINY,
+    )
     choice = json.loads((tmp_path / "run" / "auto.json").read_text())
     summary = (tmp_path / "run" / "auto_comparison" / "summary.md").read_text()
     assert choice["comparison"] and choice["table"] == summary and "comparison of 2 candidates" in choice["reason"]
@@ -183,7 +197,7 @@ def test_compare_command(shapes_dir, tmp_path, capfd):
 @pytest.mark.slow
 def test_auto_with_a_small_budget_is_within_the_spread_of_the_best_on_real_photos(tmp_path):
     """On the shipped photos: auto's comparison (2 epochs per run, 3 seeds), then its choice trained to 3 epochs."""
-    from tests.conftest import PHOTOS
+    from conftest import PHOTOS
 
     data = {"val": PHOTOS / "test", "epochs": 3, "verbose": 0}
     result = train(PHOTOS / "train", recipe="auto", auto_budget=2, run_dir=tmp_path / "auto", **data)

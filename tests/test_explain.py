@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+from conftest import photo_paths
 
 from keras_alexnet import AlexNet
 from keras_alexnet.architecture import TINY
@@ -17,7 +18,6 @@ from keras_alexnet.explain import (
 )
 from keras_alexnet.preprocessing import eval_transform
 from keras_alexnet.transfer import apply_recipe
-from tests.conftest import photo_paths
 
 
 def test_grad_cam_equals_pytorch_grad_cam_on_the_same_weights(seeded_conversion, torch_modules):

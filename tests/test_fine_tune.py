@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from keras_alexnet.datasets import ImageFolder, generate_shapes
+from keras_alexnet.optimizers.schedules import OneCycle
 from keras_alexnet.training import TrainingOptions, train
-from keras_alexnet.training.schedules import OneCycle
 from keras_alexnet.transfer import discriminative_factors
 
 # report=False: the report has its own tests (test_report.py); here it would only cost time.
@@ -127,7 +127,7 @@ def test_two_stage_options_are_checked():
         TrainingOptions(recipe="fine-tune", lr_schedule="cosine")
     with pytest.raises(ValueError, match="as a number"):
         TrainingOptions(recipe="fine-tune", learning_rate=OneCycle(1e-3, 10))
-    assert TrainingOptions(recipe="fine-tune").stages == 2 and TrainingOptions().stages == 1
+    assert TrainingOptions(recipe="fine-tune").two_stage and not TrainingOptions().two_stage
 
 
 def test_fine_tune_stage_one_runs_on_cached_activations(shapes_dir, tmp_path):

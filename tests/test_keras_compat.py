@@ -19,7 +19,7 @@ OWNERS = {
     "optimizer": lambda: _built(keras.optimizers.SGD(0.1, momentum=0.9))[0],
     "adam": lambda: _built(keras.optimizers.Adam(0.1))[0],
     "layer": lambda: _built(keras.optimizers.SGD(0.1))[1].get_layer("d"),
-    "backup": lambda: keras.callbacks.BackupAndRestore("/tmp/unused-backup-dir"),
+    "backup_and_restore": lambda: keras.callbacks.BackupAndRestore("/tmp/unused-backup-dir"),
 }
 CASES = [(owner, name) for owner, names in _keras_compat.PRIVATE_ATTRIBUTES.items() for name in names]
 

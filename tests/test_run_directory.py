@@ -11,8 +11,8 @@ import pytest
 
 from keras_alexnet.cli import main
 from keras_alexnet.datasets import generate_shapes
+from keras_alexnet.run_directory import RunDirectoryError
 from keras_alexnet.training import train
-from keras_alexnet.training.run_directory import RunDirectoryError
 
 # report=False: the report has its own tests (test_report.py); here it would only cost time.
 TINY = {"architecture": "tiny", "weights": None, "val_split": 0.3, "batch_size": 8, "verbose": 0, "report": False}

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_alexnet.training.schedules import OneCycle, cosine_with_warmup
+from keras_alexnet.optimizers.schedules import OneCycle, cosine_with_warmup
 
 
 @pytest.mark.torch
@@ -146,7 +146,7 @@ def test_sgd_momentum_follows_the_schedule_at_every_step():
 
 def test_a_momentum_schedule_survives_save_and_load(tmp_path):
     from keras_alexnet.optimizers import with_momentum_schedule
-    from keras_alexnet.training.schedules import OneCycleMomentum
+    from keras_alexnet.optimizers.schedules import OneCycleMomentum
 
     inputs = keras.Input((3,))
     model = keras.Model(inputs, keras.layers.Dense(2, name="d")(inputs))

@@ -233,7 +233,11 @@ def test_an_empty_torchvision_slice_says_it_is_empty():
         freeze(model, "features[5:2]")
 
 
-def test_two_stage_recipes_match_the_named_table():
-    from keras_alexnet._utils.choices import TWO_STAGE_RECIPES
-
-    assert tuple(name for name, recipe in RECIPES.items() if recipe.stages == 2) == TWO_STAGE_RECIPES
+def test_recipe_facts_are_derived_from_their_stages():
+    assert [name for name, recipe in RECIPES.items() if recipe.two_stage] == ["fine-tune"]
+    # Recipes whose (first) stage freezes conv1 can train on cached activations.
+    assert {name for name, recipe in RECIPES.items() if recipe.cacheable} == {
+        "frozen-features",
+        "later-convs",
+        "fine-tune",
+    }

@@ -1,4 +1,5 @@
-"""torchvision AlexNet -> ONNX -> Keras weights, with a parity report. The only part that needs torch.
+"""torchvision AlexNet -> ONNX -> Keras weights, with a parity report. Needs torch (as do the
+state-dict readers it starts from, ``keras_alexnet.weights.state_dicts``).
 
 A pipeline of small steps, each usable alone: ``load_state_dict`` ->
 ``torchvision_alexnet`` -> ``export_onnx`` -> ``keras_model_from_onnx`` ->
@@ -29,7 +30,7 @@ from keras_alexnet.conversion.pipeline import (
     save_weights_atomic,
     torchvision_alexnet,
 )
-from keras_alexnet.conversion.torch_import import import_torch
+from keras_alexnet.weights.state_dicts import import_torch
 
 __all__ = [
     "DEFAULT_MAX_REL",

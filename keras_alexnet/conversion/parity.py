@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from keras_alexnet.conversion.torch_import import import_torch
+from keras_alexnet.weights.state_dicts import import_torch
 
 DEFAULT_MAX_REL = 1e-4  # a conversion whose Keras outputs differ more from PyTorch's is refused
 

@@ -12,6 +12,7 @@ map and the conv1 filters.
 from __future__ import annotations
 
 import base64
+import csv
 import datetime
 import html
 import json
@@ -21,6 +22,15 @@ from pathlib import Path
 
 from keras_alexnet._utils.files import atomic_write
 from keras_alexnet.datasets import ImageFolder
+from keras_alexnet.explain.activations import filter_grid
+from keras_alexnet.explain.interpretation import Interpretation
+from keras_alexnet.explain.pictures import save_png, to_uint8
+from keras_alexnet.explain.targets import class_names
+from keras_alexnet.model import load_model
+from keras_alexnet.optimizers import make_optimizer
+from keras_alexnet.recipes import RECIPES
+from keras_alexnet.run_directory import RunDirectory
+from keras_alexnet.transfer import layer_table, stage_factors, with_lr_factors
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
@@ -55,7 +65,7 @@ def _table(header, rows, numeric=()):
 
 def validation_set(run_dir, class_names):
     """The validation images ``train`` recorded in ``validation.json``, or None."""
-    path = Path(run_dir) / "validation.json"
+    path = RunDirectory(run_dir).validation
     if not path.exists():
         return None
     record = json.loads(path.read_text())
@@ -69,13 +79,10 @@ def validation_set(run_dir, class_names):
 
 def _layer_rows(model, options):
     """The layer table with the factors the run's (last) stage trained with."""
-    from keras_alexnet.optimizers import make_optimizer
-    from keras_alexnet.transfer import RECIPES, discriminative_factors, layer_table, with_lr_factors
-
     recipe = RECIPES.get(options.get("recipe")) if isinstance(options.get("recipe"), str) else None
     optimizer = None
     if recipe is not None:
-        factors = recipe.factors if recipe.stages == 1 else discriminative_factors(model, recipe.unfreeze_ratio)
+        factors = stage_factors(model, recipe.stages[-1])
         try:
             optimizer = with_lr_factors(make_optimizer(recipe.optimizer, 1e-3), factors, model)
         except ValueError:
@@ -105,34 +112,24 @@ def write_report(run_dir, data=None, top_losses=9, path=None):
     ``data``: a labelled folder to interpret the model on; default the validation images
     the run recorded. Without either, the page leaves out the parts that need labels.
     """
-    from keras_alexnet.explain.activations import filter_grid
-    from keras_alexnet.explain.interpretation import Interpretation
-    from keras_alexnet.explain.pictures import save_png, to_uint8
-    from keras_alexnet.explain.targets import class_names
-    from keras_alexnet.model import load_model
-
     started = time.perf_counter()
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise ReportError(
-            f"run directory {run_dir} does not exist: give the --run-dir that `keras-alexnet train` wrote."
-        )
-    model_path = run_dir / "model.keras"
-    if not model_path.exists():
-        raise ReportError(
-            f"{model_path} is missing: the run has not finished (resume it with `keras-alexnet train --resume`) "
-            "or this is not a run directory."
-        )
+    run = RunDirectory(run_dir)
+    run_dir = run.path
+    try:
+        run.check_finished()
+    except FileNotFoundError as error:
+        raise ReportError(str(error)) from None
+    model_path = run.model
     model = load_model(model_path)
     names = class_names(model)
-    options = json.loads((run_dir / "options.json").read_text()) if (run_dir / "options.json").exists() else {}
+    options = json.loads(run.options.read_text()) if run.options.exists() else {}
     parts = [f"<h1>Training run {html.escape(run_dir.name)}</h1>"]
     stamp = datetime.datetime.fromtimestamp(model_path.stat().st_mtime).isoformat(timespec="seconds")
     parts.append(
         f'<p class="note">{html.escape(str(run_dir.resolve()))} &middot; model written {stamp} &middot; '
         f"classes: {html.escape(', '.join(names))}</p>"
     )
-    auto = run_dir / "auto.json"
+    auto = run.auto
     if auto.exists():
         choice = json.loads(auto.read_text())
         parts.append("<h2>Recipe chosen by auto</h2>")
@@ -142,8 +139,6 @@ def write_report(run_dir, data=None, top_losses=9, path=None):
         )
         summary = Path(choice["comparison"] or "") / "summary.csv"
         if choice.get("comparison") and summary.exists():
-            import csv
-
             with open(summary) as handle:
                 rows = list(csv.reader(handle))
             parts.append(_table(rows[0], rows[1:], numeric=range(3, 12)))
@@ -158,9 +153,9 @@ def write_report(run_dir, data=None, top_losses=9, path=None):
             numeric=(4, 6),
         )
     )
-    if (run_dir / "progress.png").exists():
+    if run.progress.exists():
         parts.append("<h2>Training progress</h2>")
-        parts.append(_image(run_dir / "progress.png", "training progress: accuracy, loss and learning rate"))
+        parts.append(_image(run.progress, "training progress: accuracy, loss and learning rate"))
     labelled = data if data is not None else validation_set(run_dir, names)
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
@@ -213,6 +208,6 @@ def write_report(run_dir, data=None, top_losses=9, path=None):
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(run_dir.name)} report'
         f"</title><style>{STYLE}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n"
     )
-    target = Path(path) if path is not None else run_dir / "report.html"
+    target = Path(path) if path is not None else run.report
     atomic_write(target, lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
     return target

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 
 from keras_alexnet.layers import ClassNames, class_names_of
+from keras_alexnet.preprocessing import imagenet_class_names
 
 
 class LayerNameError(ValueError):
@@ -51,8 +52,6 @@ def class_names(model):
     if names is None:
         units = score_layer(model).units
         if units == 1000:
-            from keras_alexnet.preprocessing import imagenet_class_names
-
             return list(imagenet_class_names())
         names = [f"class {i}" for i in range(units)]
     return names

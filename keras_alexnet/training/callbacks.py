@@ -14,6 +14,7 @@ import numpy as np
 from keras_alexnet._keras_compat import BackupState
 from keras_alexnet._utils.checks import is_count
 from keras_alexnet._utils.files import atomic_write
+from keras_alexnet.run_directory import RunDirectory
 
 
 class TrainingDiverged(RuntimeError):
@@ -132,7 +133,7 @@ def write_backup(model, backup_dir, epoch, batch=0, stage=1):
     atomic_write(backup_dir / name, lambda tmp: model.save_weights(filepath=tmp, overwrite=True))
     metadata = {"epoch": epoch, "batch": batch, "weights": name, "stage": stage, "random_states": random_states(model)}
     text = json.dumps(metadata)
-    atomic_write(backup_dir / "training_metadata.json", lambda tmp: Path(tmp).write_text(text))
+    atomic_write(backup_dir / RunDirectory.BACKUP_METADATA, lambda tmp: Path(tmp).write_text(text))
     stale = [path for path in backup_dir.glob("*.weights.h5") if path.name != name]
     stale += list(backup_dir.glob(".tmp-*"))  # left by a run killed while writing
     return backup_dir / name, stale
@@ -192,10 +193,11 @@ class TrainingProgress(keras.callbacks.Callback):
     def __init__(self, run_dir, validation_data=None, validation_frequency=None, stage=None):
         super().__init__()
         self.stage = stage  # a label: the plot marks the iteration where this stage began
-        self.run_dir = Path(run_dir)
+        self.run = run_dir if isinstance(run_dir, RunDirectory) else RunDirectory(run_dir)
+        self.run_dir = self.run.path
         self.validation_data = validation_data
         self.validation_frequency = validation_frequency
-        self.state_path = self.run_dir / "history.json"
+        self.state_path = self.run.history
         self.state = {
             "learning_rate": [],
             "iteration": [],
@@ -270,7 +272,7 @@ class TrainingProgress(keras.callbacks.Callback):
 
     def save(self):
         atomic_write(self.state_path, lambda tmp: Path(tmp).write_text(json.dumps(self.state)))
-        plot_progress(self.state, self.run_dir / "progress.png")
+        plot_progress(self.state, self.run.progress)
 
 
 def plot_progress(state, path):
@@ -325,12 +327,16 @@ def plot_progress(state, path):
 
 
 class BestModelCheckpoint(keras.callbacks.Callback):
-    """Save ``model`` whenever the monitored metric improves, atomically."""
+    """Save ``model`` whenever the monitored metric improves, atomically.
 
-    def __init__(self, path, model, monitor="val_accuracy", mode="max"):
+    ``record``: the JSON file that keeps the best value and its epoch (default: beside ``path``,
+    ``<name>.best.json``), so a resumed run knows what it has to beat.
+    """
+
+    def __init__(self, path, model, monitor="val_accuracy", mode="max", record=None):
         super().__init__()
         self.path, self.full_model, self.monitor, self.mode = Path(path), model, monitor, mode
-        self.best_path = self.path.with_suffix(".best.json")
+        self.best_path = Path(record) if record is not None else self.path.with_suffix(".best.json")
         self.best = json.loads(self.best_path.read_text())["best"] if self.best_path.exists() else None
 
     def on_epoch_end(self, epoch, logs=None):

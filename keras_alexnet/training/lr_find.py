@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import tempfile
 from pathlib import Path
 
 import keras
 import numpy as np
 
 from keras_alexnet._utils.files import atomic_write
+from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.training.callbacks import random_states, restore_random_states
+from keras_alexnet.training.options import AUTO, TrainingOptions
+from keras_alexnet.training.setup import activation_pipelines, build_model, configure
 
 
 @dataclasses.dataclass
@@ -200,46 +204,26 @@ def plot_lr_find(result, path):
 def lr_find_on_folder(data, options=None, *, plot=None, steps=100, start_lr=1e-7, end_lr=10.0, verbose=True, **changes):
     """``lr_find`` for a recipe on a folder of images (what ``keras-alexnet lr-find`` runs).
 
-    The model is built as ``train`` builds it from ``options`` (recipe, weights, factors).
-    With frozen leading layers and no augmentation, their activations are computed once
-    and the sweep trains the rest on them: seconds instead of minutes.
+    The model, optimizer and activation cache are set up as ``train`` sets them up
+    (``training.setup``: recipe, weights, factors). With frozen leading layers and no
+    augmentation, their activations are computed once and the sweep trains the rest on
+    them: seconds instead of minutes.
     """
-    import tempfile
-
-    from keras_alexnet.datasets import ImageFolder
-    from keras_alexnet.training.activation_cache import cache_activations, split_frozen_prefix
-    from keras_alexnet.training.loop import configure, prepare_model
-    from keras_alexnet.training.options import TrainingOptions
-
     options = (options or TrainingOptions()).replace(**changes)
+    if options.recipe == AUTO:
+        raise ValueError("lr_find sweeps the rate of one recipe: give a recipe's name, not 'auto'.")
     configure(options.seed, options.mixed_precision, options.deterministic)
     folder = data if isinstance(data, ImageFolder) else ImageFolder.read(data, on_bad_file=options.on_bad_file)
     if options.val_split is not None:
         folder, _ = folder.split(1 - options.val_split, seed=options.seed)
-    model = prepare_model(
-        options.recipe,
-        len(folder.class_names),
-        weights=options.weights,
-        learning_rate=options.learning_rate,
-        optimizer=options.optimizer,
-        xla=options.xla,
-        architecture=options.architecture,
-        head=options.head,
-    )
-    split = split_frozen_prefix(model) if options.augment == "none" else None
+    model = build_model(options, len(folder.class_names))
     sweep = {"start_lr": start_lr, "end_lr": end_lr, "steps": steps, "plot": plot, "verbose": verbose}
-    if split is None:
-        batches = folder.dataset(options.batch_size, training=True, augment=options.augment, seed=options.seed)
-        return lr_find(model, batches, **sweep)
-    prefix, rest = split
-    rest.compile(optimizer=model.optimizer, loss=model.loss, jit_compile=model.jit_compile)
     with tempfile.TemporaryDirectory(prefix="keras-alexnet-lr-find-") as cache_dir:
-        cached = cache_activations(
-            prefix,
-            folder.dataset(options.batch_size, training=False),
-            dtype=options.cache_dtype,
-            memory_limit=options.cache_memory_limit,
-            directory=cache_dir,
-            count=len(folder),
-        )
-        return lr_find(rest, cached.dataset(options.batch_size, training=True, seed=options.seed), **sweep)
+        cache = None
+        if options.augment == "none":
+            cache = activation_pipelines(model, options, folder, None, cache_dir, required=False)
+        if cache is None:
+            batches = folder.dataset(options.batch_size, training=True, augment=options.augment, seed=options.seed)
+            return lr_find(model, batches, **sweep)
+        cache["model"].compile(optimizer=model.optimizer, loss=model.loss, jit_compile=model.jit_compile)
+        return lr_find(cache["model"], cache["train"], **sweep)

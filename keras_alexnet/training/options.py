@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from pathlib import Path
 
 from keras_alexnet._utils.checks import is_count
@@ -19,22 +20,45 @@ from keras_alexnet._utils.choices import (
     AUGMENTATIONS,
     BAD_FILE_POLICIES,
     CACHE_DTYPES,
-    HEADS,
     LR_SCHEDULES,
     MIXED_PRECISION,
     MOMENTUM_SOLVERS,
-    RECIPE_NAMES,
     SOLVERS,
-    TRAIN_RECIPES,
-    TWO_STAGE_RECIPES,
 )
 from keras_alexnet._utils.files import atomic_write
+from keras_alexnet.recipes import HEADS, RECIPES, Recipe
+
+AUTO = "auto"  # recipe="auto": keras_alexnet.experiments chooses the recipe before training
 
 DEFAULT_CACHE_MEMORY_LIMIT = 1 << 30  # bytes of cached activations kept in RAM before using disk
 
 
 def _allowed(values):
     return ", ".join(repr(v) for v in values)
+
+
+@dataclasses.dataclass(frozen=True)
+class AutoBudget:
+    """How much ``recipe="auto"`` may spend: ``epochs`` per comparison run (0: the rule) and an optional time limit."""
+
+    epochs: int = 2
+    minutes: float | None = None
+
+    @classmethod
+    def parse(cls, value):
+        """``2`` or ``"2"``: 2 epochs per run; ``"10m"``: runs of 2 epochs until 10 minutes have passed; ``0``: the rule."""
+        if isinstance(value, AutoBudget):
+            return value
+        text = str(value).strip().lower()
+        if re.fullmatch(r"\d+", text):
+            return cls(epochs=int(text))
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(m|min|minutes?)", text)
+        if match and float(match.group(1)) > 0:
+            return cls(epochs=2, minutes=float(match.group(1)))
+        raise ValueError(
+            f"auto budget {value!r}: give epochs per comparison run (e.g. 2; 0 uses the rule of thumb) or "
+            "minutes (e.g. 10m)."
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +72,7 @@ class TrainingOptions:
     ``CheckpointFrequency`` -> ``backup_every``).
     """
 
-    recipe: object = "frozen-features"  # a name from RECIPES or a transfer.Recipe
+    recipe: object = "frozen-features"  # a name from keras_alexnet.recipes.RECIPES, a Recipe, or "auto"
     epochs: int = 3
     batch_size: int = 32
     learning_rate: object = None  # None: the recipe's; a float or a keras LearningRateSchedule
@@ -81,7 +105,9 @@ class TrainingOptions:
     report: bool = True  # write report.html (explain/report.py) when the run ends
     tensorboard: bool = True  # TensorBoard logs in run_dir/tensorboard
     tensorboard_images: bool = False  # and Grad-CAM overlays of a few validation images after each epoch
-    auto_budget: object = 2  # recipe="auto": epochs per comparison run (0: rule of thumb) or "10m" (training/auto.py)
+    auto_budget: object = (
+        2  # recipe="auto": epochs per comparison run (0: rule of thumb) or "10m" (experiments/auto.py)
+    )
 
     def __post_init__(self):
         for name in (
@@ -97,15 +123,10 @@ class TrainingOptions:
             if value is not None and not is_count(value):
                 raise ValueError(f"{name}={value!r}: use a whole number of at least 1.")
         if isinstance(self.recipe, str):
-            if self.recipe not in TRAIN_RECIPES:
-                raise ValueError(f"recipe={self.recipe!r} is not known: use one of {', '.join(TRAIN_RECIPES)}.")
-        else:
-            from keras_alexnet.transfer.recipes import Recipe
-
-            if not isinstance(self.recipe, Recipe):
-                raise ValueError(
-                    f"recipe={self.recipe!r}: use a name ({', '.join(RECIPE_NAMES)}) or a transfer.Recipe."
-                )
+            if self.recipe not in (*RECIPES, AUTO):
+                raise ValueError(f"recipe={self.recipe!r} is not known: use one of {', '.join((*RECIPES, AUTO))}.")
+        elif not isinstance(self.recipe, Recipe):
+            raise ValueError(f"recipe={self.recipe!r}: use a name ({', '.join(RECIPES)}) or a keras_alexnet.Recipe.")
         rate = self.learning_rate
         if isinstance(rate, (int, float)) and not (rate > 0 and math.isfinite(rate)):
             raise ValueError(f"learning_rate={rate}: use a positive, finite number (or a keras LearningRateSchedule).")
@@ -136,11 +157,9 @@ class TrainingOptions:
             raise ValueError(f"head={self.head!r}: use one of {_allowed(HEADS)}.")
         if self.on_bad_file not in BAD_FILE_POLICIES:
             raise ValueError(f"on_bad_file={self.on_bad_file!r}: use 'skip' or 'raise'.")
-        if self.recipe == "auto":
-            from keras_alexnet.training.auto import AutoBudget
-
+        if self.recipe == AUTO:
             AutoBudget.parse(self.auto_budget)  # raises, naming the forms it reads
-        if self.stages == 2:
+        if self.two_stage:
             if self.epochs <= self.freeze_epochs:
                 raise ValueError(
                     f"recipe {self.recipe_name!r} trains {self.freeze_epochs} frozen epoch(s) (freeze_epochs), then "
@@ -185,30 +204,32 @@ class TrainingOptions:
         """Whether the one-cycle schedules cycle momentum: ``cycle_momentum``, or where None the recipe's choice."""
         if self.cycle_momentum is not None:
             return self.cycle_momentum
+        if self.recipe == AUTO:
+            return False
         return self.recipe_object.cycle_momentum and self._one_cycle and self.solver in MOMENTUM_SOLVERS
 
     @property
     def solver(self):
         """The optimizer's name: ``optimizer``, or the recipe's."""
-        return self.optimizer or self.recipe_object.optimizer
+        if self.optimizer or self.recipe == AUTO:
+            return self.optimizer
+        return self.recipe_object.optimizer
 
     @property
     def _one_cycle(self):
         # Two-stage recipes run one-cycle schedules in both stages.
-        return self.stages == 2 or self.lr_schedule == "one-cycle"
+        return self.two_stage or self.lr_schedule == "one-cycle"
 
     @property
-    def stages(self):
-        """2 for a recipe that trains the head first, then everything (fine-tune); else 1."""
-        if isinstance(self.recipe, str):
-            return 2 if self.recipe in TWO_STAGE_RECIPES else 1
-        return self.recipe.stages
+    def two_stage(self):
+        """Whether the recipe trains in two stages (fine-tune: the head first, then everything)."""
+        return self.recipe != AUTO and self.recipe_object.two_stage
 
     @property
     def recipe_object(self):
-        """The ``transfer.Recipe`` the options name."""
-        from keras_alexnet.transfer.recipes import RECIPES
-
+        """The ``Recipe`` the options name (``recipe="auto"`` has none until it is resolved)."""
+        if self.recipe == AUTO:
+            raise ValueError("recipe='auto' names no recipe until keras_alexnet.experiments resolves it.")
         return RECIPES[self.recipe] if isinstance(self.recipe, str) else self.recipe
 
     @property
@@ -225,7 +246,7 @@ class TrainingOptions:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if field.name == "recipe" and not isinstance(value, str):
-                value = dataclasses.asdict(value)
+                value = value.to_dict()
             elif field.name == "learning_rate" and value is not None and not isinstance(value, (int, float)):
                 value = {"class": type(value).__name__, "config": value.get_config()}
             values[field.name] = value
@@ -244,4 +265,6 @@ class TrainingOptions:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"{path} has unknown training options {unknown}; it was written by another version.")
+        if isinstance(values.get("recipe"), dict):
+            values["recipe"] = Recipe.from_dict(values["recipe"])
         return cls(**values)

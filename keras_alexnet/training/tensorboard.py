@@ -9,7 +9,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-TENSORBOARD_DIR = "tensorboard"
+from keras_alexnet.explain.gradcam import grad_cam
+from keras_alexnet.explain.pictures import display_image, overlay
 
 
 class StepLearningRate(keras.callbacks.Callback):
@@ -60,9 +61,6 @@ class GradCamImages(keras.callbacks.Callback):
         self._writer = tf.summary.create_file_writer(self.log_dir)
 
     def on_epoch_end(self, epoch, logs=None):
-        from keras_alexnet.explain.gradcam import grad_cam
-        from keras_alexnet.explain.pictures import display_image, overlay
-
         cam = grad_cam(self.full_model, self.images, layer=self.layer)
         pictures = np.stack([overlay(display_image(x), m) for x, m in zip(self.images, cam.maps)])
         with self._writer.as_default():
@@ -74,9 +72,12 @@ class GradCamImages(keras.callbacks.Callback):
             self._writer.close()
 
 
-def tensorboard_callbacks(run_dir, full_model=None, images=None):
-    """Keras's ``TensorBoard`` (epoch scalars) plus the per-step rate, and Grad-CAM images when ``images`` are given."""
-    log_dir = Path(run_dir) / TENSORBOARD_DIR
+def tensorboard_callbacks(log_dir, full_model=None, images=None):
+    """Keras's ``TensorBoard`` (epoch scalars) plus the per-step rate, and Grad-CAM images when ``images`` are given.
+
+    ``log_dir``: the run directory's ``tensorboard/`` (``RunDirectory.tensorboard``).
+    """
+    log_dir = Path(log_dir)
     callbacks = [
         keras.callbacks.TensorBoard(str(log_dir), histogram_freq=0, write_graph=False, update_freq="epoch"),
         StepLearningRate(log_dir),

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import keras
+from keras import layers as keras_layers
 
-from keras_alexnet._utils.choices import HEADS
 from keras_alexnet.architecture import ALEXNET, architecture_of
 from keras_alexnet.model import classifier_layers, dense, output_layer, pooled_features
+from keras_alexnet.recipes import head_named
 
 
 def compact_head(features, classes, activation="softmax", hidden_units=512, architecture=ALEXNET):
@@ -17,8 +18,7 @@ def compact_head(features, classes, activation="softmax", hidden_units=512, arch
     output name (``fc8``), so recipes' factors on it apply. Batch norm uses torch's
     momentum and epsilon, as fastai does.
     """
-    from keras import layers
-
+    layers = keras_layers
     x = layers.Concatenate(name="head_concat_pool")(
         [
             layers.GlobalAveragePooling2D(name="head_avg_pool")(features),
@@ -33,6 +33,20 @@ def compact_head(features, classes, activation="softmax", hidden_units=512, arch
     return output_layer(classes, hidden_units, activation, architecture)(x)
 
 
+def alexnet_head(model, features, classes, activation, architecture):
+    """The ``"alexnet"`` head: a new fc8 on the model's fc7 where it has one, else a fresh avgpool, fc6, fc7, fc8."""
+    last_hidden = architecture.hidden_names[-1]
+    if last_hidden in {layer.name for layer in model.layers}:
+        hidden = model.get_layer(last_hidden)
+        return output_layer(classes, hidden.units, activation, architecture)(hidden.output)
+    return classifier_layers(features, classes, activation, architecture)
+
+
+def compact_head_of(model, features, classes, activation, architecture):
+    """The ``"compact"`` head's builder (``compact_head`` on the model's pool5)."""
+    return compact_head(features, classes, activation, architecture=architecture)
+
+
 def replace_head(model, classes=None, *, activation="softmax", layers=None, name=None, head="alexnet"):
     """A model with a new head on the same (shared) ``features`` layers.
 
@@ -42,7 +56,8 @@ def replace_head(model, classes=None, *, activation="softmax", layers=None, name
       built with ``include_top=False`` the whole classifier (avgpool, fc6, fc7,
       fc8) is added, freshly initialised like torch's.
     - With ``head="compact"``: fastai's small head (``compact_head``) on pool5
-      instead of AlexNet's classifier.
+      instead of AlexNet's classifier; any name in ``keras_alexnet.recipes.HEADS``
+      builds that head.
     - With ``layers``: a list of Keras layers replaces the whole classifier and is
       applied to the flattened 6x6x256 avgpool output (torchvision
       ``model.classifier = nn.Sequential(...)``).
@@ -53,14 +68,12 @@ def replace_head(model, classes=None, *, activation="softmax", layers=None, name
         raise ValueError("replace_head needs exactly one of classes=N or layers=[...].")
     if classes is not None and (not isinstance(classes, int) or classes < 1):
         raise ValueError(f"classes={classes!r}: use a positive integer.")
-    if head not in HEADS:
-        raise ValueError(f"head={head!r}: use one of {', '.join(HEADS)}.")
+    entry = head_named(head)
     if arch.features_output not in names:
         raise ValueError(
             f"replace_head needs an AlexNet built by keras_alexnet (no {arch.features_output!r} layer found)."
         )
     features = model.get_layer(arch.features_output).output
-    last_hidden = arch.hidden_names[-1]
     if layers is not None:
         if arch.flatten_name in names:
             x = model.get_layer(arch.flatten_name).output
@@ -68,11 +81,6 @@ def replace_head(model, classes=None, *, activation="softmax", layers=None, name
             x = pooled_features(features, arch)
         for layer in layers:
             x = layer(x)
-    elif head == "compact":
-        x = compact_head(features, classes, activation, architecture=architecture_of(model))
-    elif last_hidden in names:
-        hidden = model.get_layer(last_hidden)
-        x = output_layer(classes, hidden.units, activation, arch)(hidden.output)
     else:
-        x = classifier_layers(features, classes, activation, architecture_of(model))
+        x = entry.build(model, features, classes, activation, architecture_of(model))
     return keras.Model(model.inputs, x, name=name or model.name)

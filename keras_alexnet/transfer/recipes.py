@@ -1,95 +1,18 @@
-"""Transfer-learning recipes as data, and ``apply_recipe`` that sets a model up with one."""
+"""``apply_recipe``: set a model up with a recipe (the recipes themselves are data, ``keras_alexnet.recipes``)."""
 
 from __future__ import annotations
-
-import dataclasses
 
 import keras
 
 from keras_alexnet._utils.runtime import tensorflow_uses_gpu
+from keras_alexnet.architecture import architecture_of
 from keras_alexnet.optimizers import make_optimizer
+from keras_alexnet.recipes import RECIPES, Recipe, recipe_named
 from keras_alexnet.transfer.factors import with_lr_factors
 from keras_alexnet.transfer.freezing import freeze, unfreeze
 from keras_alexnet.transfer.heads import replace_head
 
-
-@dataclasses.dataclass(frozen=True)
-class Recipe:
-    """A transfer-learning recipe: what to freeze, factors, optimizer and rate."""
-
-    name: str
-    summary: str
-    frozen: tuple = ()
-    factors: dict = dataclasses.field(default_factory=dict)
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3
-    l2_regularization: float = 0.0
-    # Two stages (fastai's fine_tune): after the frozen stage, unfreeze everything with factors
-    # spread geometrically over this ratio (``discriminative_factors``). None: one stage.
-    unfreeze_ratio: float | None = None
-    # One-cycle schedules also cycle momentum (beta_1), as fastai's fit_one_cycle does by default.
-    cycle_momentum: bool = False
-
-    @property
-    def stages(self):
-        """1, or 2 for a recipe that trains the head first and then everything."""
-        return 1 if self.unfreeze_ratio is None else 2
-
-
-RECIPES = {
-    recipe.name: recipe
-    for recipe in (
-        Recipe(
-            "frozen-features",
-            "PyTorch guide: freeze the convolutions (features), train a new classifier.",
-            frozen=("features",),
-            optimizer="adam",
-            learning_rate=1e-4,
-        ),
-        # The guide's head rate of 1e-3 assumes pretrained fc6/fc7. With the fresh ones the
-        # offline weights give, 1e-4 trains far better (cats vs dogs, 3 epochs: fine-tune-all
-        # 0.935 vs 0.75, later-convs 0.925 vs 0.875); the 1:10 ratio is the guide's.
-        Recipe(
-            "fine-tune-all",
-            "PyTorch guide: fine-tune everything, convolutions at 1/10 of the classifier's rate (1e-5 vs 1e-4).",
-            factors={"features": 0.1},
-            optimizer="adam",
-            learning_rate=1e-4,
-        ),
-        Recipe(
-            "later-convs",
-            "PyTorch guide, Example 3: freeze features[0:5] (conv1, conv2), fine-tune features[5:] "
-            "(conv3..conv5) at 1/10 of the classifier's rate (1e-5 vs 1e-4).",
-            frozen=("features[0:5]",),
-            factors={"features[5:]": 0.1},
-            optimizer="adam",
-            learning_rate=1e-4,
-        ),
-        Recipe(
-            "matlab",
-            "MATLAB guide: new fc8 with WeightLearnRateFactor=BiasLearnRateFactor=20, sgdm, rate 1e-4, L2 1e-4.",
-            factors={"fc8": 20.0},
-            optimizer="sgdm",
-            learning_rate=1e-4,
-            l2_regularization=1e-4,
-        ),
-        # fastai's fine_tune(): stage 1 fit_one_cycle on the head (pct_start 0.99); stage 2
-        # unfreeze, base rate halved, slice(lr / 100, lr), fit_one_cycle(div=5). The rate is
-        # the one-cycle peak; 2e-4 is frozen-features' Adam rate with room for the warm-up.
-        # fit_one_cycle also cycles beta_1 (0.95-0.85-0.95): with Keras's Adam it measured lower
-        # on the shipped photos (README, "Which recipe?"), so it is an option (cycle_momentum).
-        Recipe(
-            "fine-tune",
-            "fastai's fine_tune: train the new classifier with the convolutions frozen for freeze_epochs "
-            "(one-cycle), then everything with discriminative rates (conv1 at 1/100 of the head), "
-            "base rate halved, one-cycle.",
-            frozen=("features",),
-            optimizer="adam",
-            learning_rate=2e-4,
-            unfreeze_ratio=100.0,
-        ),
-    )
-}
+__all__ = ["RECIPES", "Recipe", "apply_recipe", "discriminative_factors", "resolve_jit_compile", "stage_factors"]
 
 
 def resolve_jit_compile(model, jit_compile="auto"):
@@ -124,22 +47,21 @@ def apply_recipe(
 
     Args:
         model: an AlexNet from ``AlexNet(...)`` (with or without top).
-        recipe: a name from ``RECIPES`` or a ``Recipe``.
+        recipe: a name from ``RECIPES`` or a ``Recipe``; its first stage is applied.
         learning_rate: overrides the recipe's base rate (a float or a schedule).
         optimizer: a Keras optimizer whose config replaces the recipe's choice.
         new_head: replace fc8 with a new layer for ``classes`` (False keeps a
             trained head, e.g. to fine-tune after training with frozen features).
-        head: ``"alexnet"`` (AlexNet's classifier: fc6, fc7 and a new fc8; the ImageNet
-            fc6/fc7 are kept when the model has them) or ``"compact"`` (fastai's head).
+        head: a name from ``keras_alexnet.recipes.HEADS``: ``"alexnet"`` (AlexNet's classifier:
+            fc6, fc7 and a new fc8; the ImageNet fc6/fc7 are kept when the model has them) or
+            ``"compact"`` (fastai's head).
         jit_compile: True, False or ``"auto"`` (see ``resolve_jit_compile``).
     Returns:
         A new compiled model (softmax head, sparse categorical cross-entropy) that
         shares the features' layers with ``model``.
     """
-    if isinstance(recipe, str):
-        if recipe not in RECIPES:
-            raise ValueError(f"recipe {recipe!r} is not known: use one of {', '.join(RECIPES)}.")
-        recipe = RECIPES[recipe]
+    recipe = recipe_named(recipe)
+    stage = recipe.stages[0]
     if isinstance(learning_rate, (int, float)) and not learning_rate > 0:
         raise ValueError(f"learning_rate={learning_rate}: use a positive number (or a keras LearningRateSchedule).")
     if new_head:
@@ -147,14 +69,16 @@ def apply_recipe(
     elif model.output.shape[-1] != classes:
         raise ValueError(f"new_head=False keeps the model's {model.output.shape[-1]} outputs, but classes={classes}.")
     unfreeze(model)
-    for spec in recipe.frozen:
+    for spec in stage.frozen:
         freeze(model, spec)
     rate = learning_rate if learning_rate is not None else recipe.learning_rate
     if optimizer is None:
         optimizer = make_optimizer(recipe.optimizer, rate)
     elif learning_rate is not None:
         optimizer = optimizer.__class__.from_config({**optimizer.get_config(), "learning_rate": rate})
-    optimizer = with_lr_factors(optimizer, recipe.factors, model, l2_regularization=recipe.l2_regularization)
+    optimizer = with_lr_factors(
+        optimizer, stage_factors(model, stage), model, l2_regularization=recipe.l2_regularization
+    )
     model.compile(
         optimizer=optimizer,
         loss="sparse_categorical_crossentropy",
@@ -175,7 +99,6 @@ def discriminative_factors(model, ratio=100.0):
     """
     if not (isinstance(ratio, (int, float)) and ratio >= 1 and ratio < float("inf")):
         raise ValueError(f"ratio={ratio!r}: use a finite number of at least 1 (fastai: 100).")
-    from keras_alexnet.architecture import architecture_of
 
     architecture = architecture_of(model)
     names = [layer.name for layer in model.layers]
@@ -183,3 +106,10 @@ def discriminative_factors(model, ratio=100.0):
     groups = [[conv] for conv in architecture.conv_names] + [head]
     last = len(groups) - 1
     return {layer: float(ratio) ** ((index - last) / last) for index, group in enumerate(groups) for layer in group}
+
+
+def stage_factors(model, stage):
+    """The learning-rate factors a recipe's ``stage`` trains ``model`` with (its own, or discriminative ones)."""
+    if stage.discriminative_ratio is not None:
+        return discriminative_factors(model, stage.discriminative_ratio)
+    return dict(stage.factors)

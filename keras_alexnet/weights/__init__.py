@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_alexnet.architecture import ALEXNET
+from keras_alexnet.weights.onnx_reader import read_onnx
 from keras_alexnet.weights.readers import (
     load_npz,
     read_keras_weights,
@@ -29,6 +30,7 @@ from keras_alexnet.weights.sources import (
     keras_cache_dir,
     sha256_of,
 )
+from keras_alexnet.weights.state_dicts import load_state_dict
 
 
 def read_weights(path, architecture=ALEXNET) -> dict[str, list[np.ndarray]]:
@@ -36,14 +38,10 @@ def read_weights(path, architecture=ALEXNET) -> dict[str, list[np.ndarray]]:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".onnx":
-        from keras_alexnet.weights.onnx_reader import read_onnx
-
         return read_onnx(path)
     if suffix == ".npz":
         return read_state_dict_npz(path, architecture)
     if suffix in (".pth", ".pt"):
-        from keras_alexnet.conversion import load_state_dict
-
         state, _ = load_state_dict(path, progress=lambda *_: None)
         return state_dict_to_keras(state, path, architecture)
     return read_keras_weights(path, architecture)
@@ -106,6 +104,7 @@ __all__ = [
     "imagenet_weights_path",
     "keras_cache_dir",
     "load_npz",
+    "load_state_dict",
     "load_weights",
     "read_keras_weights",
     "read_weights",

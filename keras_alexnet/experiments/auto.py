@@ -12,13 +12,22 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
+import time
 from pathlib import Path
 
 import numpy as np
 
 from keras_alexnet._utils.files import atomic_write
+from keras_alexnet.experiments.compare import candidates_of, compare
 from keras_alexnet.preprocessing import IMAGENET_MEAN, IMAGENET_STD, load_image
+from keras_alexnet.recipes import RECIPES
+from keras_alexnet.run_directory import RunDirectory
+from keras_alexnet.training import TrainingOptions
+from keras_alexnet.training import train as train_recipe
+from keras_alexnet.training.loop import read_sets, train_locked
+from keras_alexnet.training.options import AUTO, AutoBudget
+
+__all__ = ["AutoBudget", "AutoChoice", "choose_recipe", "imagenet_likeness", "resolve_auto", "rule_of_thumb", "train"]
 
 # "Many" images per class for the rule: below it, fine-tuning 2.5M convolution weights overfits
 # (the guides' "small dataset"; 1000 per class is ImageNet's own size per class).
@@ -27,30 +36,6 @@ MANY_IMAGES_PER_CLASS = 1000
 # ImageNet's means (on average over channels), or which are mostly grey, count as unlike ImageNet.
 UNLIKE_IMAGENET_DISTANCE = 1.0
 SAMPLE_IMAGES = 64
-
-
-@dataclasses.dataclass(frozen=True)
-class AutoBudget:
-    """How much ``auto`` may spend: ``epochs`` per comparison run (0: the rule) and an optional time limit."""
-
-    epochs: int = 2
-    minutes: float | None = None
-
-    @classmethod
-    def parse(cls, value):
-        """``2`` or ``"2"``: 2 epochs per run; ``"10m"``: runs of 2 epochs until 10 minutes have passed; ``0``: the rule."""
-        if isinstance(value, AutoBudget):
-            return value
-        text = str(value).strip().lower()
-        if re.fullmatch(r"\d+", text):
-            return cls(epochs=int(text))
-        match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(m|min|minutes?)", text)
-        if match and float(match.group(1)) > 0:
-            return cls(epochs=2, minutes=float(match.group(1)))
-        raise ValueError(
-            f"auto budget {value!r}: give epochs per comparison run (e.g. 2; 0 uses the rule of thumb) or "
-            "minutes (e.g. 10m)."
-        )
 
 
 @dataclasses.dataclass
@@ -114,40 +99,44 @@ def rule_of_thumb(train_set):
     return "fine-tune-all", head, rule, reason
 
 
-def choose_recipe(train_set, val_set, options, budget, directory, verbose=1, final_epochs=None):
+def auto_candidates(budget_epochs, final_epochs, freeze_epochs, candidates=None):
+    """The comparison's candidates: every recipe and head, less two-stage recipes that the epochs leave no second stage."""
+    epochs = min(budget_epochs, final_epochs or budget_epochs)
+    return [
+        candidate
+        for candidate in (candidates if candidates is not None else candidates_of())
+        if not RECIPES[candidate.recipe].two_stage or epochs > freeze_epochs
+    ]
+
+
+def choose_recipe(
+    train_set, val_set, options, budget, directory, verbose=1, final_epochs=None, candidates=None, seeds=3
+):
     """Choose the recipe for ``train(recipe="auto")`` and write ``directory/auto.json``.
 
     ``budget`` (``AutoBudget`` or what ``AutoBudget.parse`` reads): zero epochs apply the
-    rule of thumb; otherwise a comparison of every recipe and head over three seeds,
-    ``budget.epochs`` each, in ``directory/auto_comparison``; the winner is the best mean,
-    or on a tie the cheaper of those tied. ``final_epochs``: the epochs the chosen recipe will
-    train (a two-stage recipe needs more than ``options.freeze_epochs``).
+    rule of thumb; otherwise a comparison of every recipe and head (or ``candidates``) over
+    ``seeds`` seeds, ``budget.epochs`` each, in ``directory/auto_comparison``; the winner is the
+    best mean, or on a tie the cheaper of those tied. ``final_epochs``: the epochs the chosen
+    recipe will train (a two-stage recipe needs more than ``options.freeze_epochs``).
     """
-    from keras_alexnet.training.compare import candidates_of, compare
-
     budget = AutoBudget.parse(budget)
-    directory = Path(directory)
+    run = RunDirectory(directory)
     if budget.epochs == 0:
         recipe, head, rule, reason = rule_of_thumb(train_set)
         choice = AutoChoice(recipe, head, reason, rule=rule)
     else:
-        candidates = [
-            candidate
-            for candidate in candidates_of()
-            if candidate.recipe != "fine-tune"
-            or min(budget.epochs, final_epochs or budget.epochs) > options.freeze_epochs
-        ]
         if val_set is None:
             raise ValueError(
                 "recipe='auto' with a budget compares recipes on validation data: give --val or --val-split."
             )
         comparison = compare(
             train_set,
-            options.replace(recipe="frozen-features", epochs=budget.epochs, val_split=None),
+            options.replace(recipe=next(iter(RECIPES)), epochs=budget.epochs, val_split=None),
             val=val_set,
-            candidates=candidates,
-            seeds=3,
-            out=directory / "auto_comparison",
+            candidates=auto_candidates(budget.epochs, final_epochs, options.freeze_epochs, candidates),
+            seeds=seeds,
+            out=run.auto_comparison,
             time_limit=None if budget.minutes is None else budget.minutes * 60,
             verbose=verbose,
         )
@@ -166,10 +155,75 @@ def choose_recipe(train_set, val_set, options, budget, directory, verbose=1, fin
             winner.candidate.recipe,
             winner.candidate.head,
             reason,
-            comparison=str(directory / "auto_comparison"),
+            comparison=str(run.auto_comparison),
             table=comparison.markdown(),
         )
-    choice.save(directory / "auto.json")
+    choice.save(run.auto)
     if verbose:
         print(f"recipe auto: {choice.recipe} with the {choice.head} head ({choice.reason})")
     return choice
+
+
+def resolve_auto(options, train_set, val_set, run_dir, resume=False, verbose=1, candidates=None, seeds=3):
+    """``recipe="auto"``: the options with the recipe and head ``choose_recipe`` picks (or picked, on resume)."""
+    run = RunDirectory(run_dir)
+    if resume and run.auto.exists():
+        choice = AutoChoice(**json.loads(run.auto.read_text()))
+    else:
+        choice = choose_recipe(
+            train_set,
+            val_set,
+            options,
+            options.auto_budget,
+            run.path,
+            verbose=verbose,
+            final_epochs=options.epochs,
+            candidates=candidates,
+            seeds=seeds,
+        )
+    # Caching was asked for "where it applies": a chosen recipe that trains every layer has nothing to cache.
+    cache = options.cache_activations and RECIPES[choice.recipe].cacheable
+    return options.replace(recipe=choice.recipe, head=choice.head, cache_activations=cache)
+
+
+def train(
+    data,
+    options=None,
+    *,
+    val=None,
+    run_dir="runs/alexnet",
+    resume=False,
+    overwrite=False,
+    auto_candidates=None,
+    auto_seeds=3,
+    verbose=1,
+    **changes,
+):
+    """``keras_alexnet.training.train``, with ``recipe="auto"`` resolved first (what ``train --recipe auto`` runs).
+
+    With ``recipe="auto"`` the recipe and head are chosen on the data (``choose_recipe``: a
+    comparison within ``options.auto_budget``, or the rule of thumb), recorded in the run
+    directory's ``auto.json`` and ``auto_comparison/``, and then trained like any other recipe;
+    a resumed run keeps its recorded choice. ``auto_candidates`` (``Candidate``s) and
+    ``auto_seeds`` narrow the comparison. Any other recipe goes straight to ``training.train``.
+    Takes ``training.train``'s arguments; returns its ``TrainResult``.
+    """
+    if "cache_features" in changes:  # the name before the activation cache was named so
+        changes["cache_activations"] = changes.pop("cache_features")
+    options = (options or TrainingOptions()).replace(**changes)
+    if options.recipe != AUTO:
+        return train_recipe(
+            data, options, val=val, run_dir=run_dir, resume=resume, overwrite=overwrite, verbose=verbose
+        )
+    started = time.perf_counter()
+    run = RunDirectory(run_dir)
+    run.check_is_folder()
+    if resume and not run.backup.is_dir():
+        run.check_resumable()  # raises: names what is missing, before the comparison
+    train_set, val_set = read_sets(data, val, options)
+    with run.locked():
+        if not resume:
+            run.start_new(overwrite)
+        chosen = resolve_auto(options, train_set, val_set, run.path, resume, verbose, auto_candidates, auto_seeds)
+        # The comparison drew random numbers: train_locked seeds again, so the winner trains as it would alone.
+        return train_locked(train_set, val_set, chosen, run, resume=resume, verbose=verbose, started=started)

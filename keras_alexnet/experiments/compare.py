@@ -18,10 +18,8 @@ a tuner's oracle would.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
-import io
 import json
 import math
 import os
@@ -35,16 +33,19 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_alexnet._utils.choices import HEADS, RECIPE_NAMES
 from keras_alexnet._utils.files import atomic_write
 from keras_alexnet.datasets import ImageFolder
+from keras_alexnet.experiments.tables import CURVES, RUNS_CSV, SUMMARY_CSV, SUMMARY_MD, write_tables
+from keras_alexnet.recipes import HEADS, RECIPES, Head, Recipe, head_named, recipe_named, register_head, register_recipe
+from keras_alexnet.run_directory import RunDirectory, RunDirectoryError, lock
+from keras_alexnet.training import TrainingOptions, train
 from keras_alexnet.training.callbacks import TrainingDiverged
-from keras_alexnet.training.loop import train
-from keras_alexnet.training.options import TrainingOptions
-from keras_alexnet.training.run_directory import RunDirectoryError, locked
 
 SETTINGS = "comparison.json"
-OUR_FILES = ("runs", "activations", SETTINGS, "runs.csv", "summary.csv", "summary.md", "curves.png")
+LOCK = "comparison.lock"
+OUR_FILES = ("runs", "activations", SETTINGS, RUNS_CSV, SUMMARY_CSV, SUMMARY_MD, CURVES)
+# What a comparison writes into each run's directory beside the run's own files.
+RESULT, JOB, OUTCOME, ERROR = "result.json", "job.json", "outcome.json", "error.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,10 +57,8 @@ class Candidate:
     learning_rate: float | None = None
 
     def __post_init__(self):
-        if self.recipe not in RECIPE_NAMES:
-            raise ValueError(f"recipe {self.recipe!r} is not known: use one of {', '.join(RECIPE_NAMES)}.")
-        if self.head not in HEADS:
-            raise ValueError(f"head {self.head!r} is not known: use one of {', '.join(HEADS)}.")
+        recipe_named(self.recipe)  # raises, listing the known recipes
+        head_named(self.head)
         rate = self.learning_rate
         if rate is not None and not (isinstance(rate, (int, float)) and rate > 0 and math.isfinite(rate)):
             raise ValueError(f"learning rate {rate!r}: use a positive, finite number (or None: the recipe's).")
@@ -96,78 +95,12 @@ class RunRecord:
         return Candidate(self.recipe, self.head, self.learning_rate)
 
 
-@dataclasses.dataclass
-class Summary:
-    """A candidate over its seeds."""
-
-    candidate: Candidate
-    seeds: int
-    mean_accuracy: float
-    std_accuracy: float  # over seeds (n - 1); 0 with one seed
-    min_accuracy: float
-    max_accuracy: float
-    mean_loss: float
-    best_epoch: int  # the median over seeds of the epoch with the best validation accuracy
-    trained_parameters: int
-    seconds: float  # mean per run
-    verdict: str = ""
-
-    def ties(self, best):
-        """Whether this candidate's mean is within ``best``'s seed-to-seed standard deviation of ``best``'s mean.
-
-        The best candidate's own spread says how far its mean could move with other seeds:
-        a smaller mean inside it is a tie, not a loss. (A candidate's own large spread does
-        not make it a tie: it is as likely to be worse.)
-        """
-        if best.seeds < 2:
-            return self.mean_accuracy == best.mean_accuracy
-        return best.mean_accuracy - self.mean_accuracy <= best.std_accuracy
-
-
-@dataclasses.dataclass
-class Comparison:
-    """What ``compare`` found; ``summary`` is sorted best first."""
-
-    directory: Path
-    runs: list
-    summary: list
-    complete: bool  # False when a time limit stopped it before every run
-
-    @property
-    def best(self):
-        return self.summary[0]
-
-    def winner(self):
-        """The best candidate by mean accuracy; on a tie, the cheapest (fewest seconds) of those tied with it."""
-        tied = [row for row in self.summary if row is self.best or row.ties(self.best)]
-        return min(tied, key=lambda row: row.seconds)
-
-    def markdown(self):
-        """The summary as a Markdown table."""
-        lines = [
-            "| candidate | seeds | val accuracy (mean +- std) | min-max | val loss | best epoch | trained parameters "
-            "| seconds/run | verdict |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
-        for row in self.summary:
-            lines.append(
-                f"| {row.candidate.name} | {row.seeds} | {row.mean_accuracy:.3f} +- {row.std_accuracy:.3f} | "
-                f"{row.min_accuracy:.3f}-{row.max_accuracy:.3f} | {row.mean_loss:.3f} | {row.best_epoch} | "
-                f"{row.trained_parameters:,} | {row.seconds:.0f} | {row.verdict} |"
-            )
-        return "\n".join(lines) + "\n"
-
-    def __str__(self):
-        note = "" if self.complete else "\n(stopped at the time limit: not every run finished)"
-        return self.markdown() + note
-
-
 def candidates_of(recipes=None, heads=None, learning_rates=None):
     """Every recipe x head x rate (defaults: all recipes, both heads, each recipe's own rate)."""
     return [
         Candidate(recipe, head, rate)
-        for recipe in (recipes or RECIPE_NAMES)
-        for head in (heads or HEADS)
+        for recipe in (recipes or tuple(RECIPES))
+        for head in (heads or tuple(HEADS))
         for rate in (learning_rates or (None,))
     ]
 
@@ -247,12 +180,14 @@ def compare(
         "seeds": seed_list,
     }
     out.mkdir(parents=True, exist_ok=True)
-    with locked(out):
+    with lock(out, LOCK, "comparison", "--out"):
         _check_settings(out, settings, overwrite)
         runs, complete = _run_all(
             train_set, val_set, options, candidates, seed_list, out, time_limit, keep_models, verbose
         )
-    return _report(out, runs, complete, verbose)
+    if not runs:
+        raise ValueError("no run finished within the time limit: give it more time.")
+    return write_tables(out, runs, complete, [field.name for field in dataclasses.fields(RunRecord)], verbose)
 
 
 def _check_settings(out, settings, overwrite):
@@ -290,7 +225,7 @@ def _run_all(train_set, val_set, options, candidates, seeds, out, time_limit, ke
     runs, complete = [], True
     for index, (seed, candidate) in enumerate(plan):
         run_dir = out / "runs" / f"{candidate.slug}-seed{seed}"
-        record_path = run_dir / "result.json"
+        record_path = run_dir / RESULT
         if record_path.exists():
             runs.append(RunRecord(**json.loads(record_path.read_text())))
             progress.skip(index, candidate, seed)
@@ -306,14 +241,17 @@ def _run_all(train_set, val_set, options, candidates, seeds, out, time_limit, ke
             val_split=None,  # the split made once above, the same for every run
             report=False,  # the comparison's table and curves are its report
             save_models=keep_models,
-            cache_activations=options.augment == "none" and candidate.recipe in CACHEABLE_RECIPES,
+            cache_activations=options.augment == "none" and RECIPES[candidate.recipe].cacheable,
         )
         job = {
             "train": train_set.to_dict(),
             "val": val_set.to_dict(),
             "options": run_options.to_dict(),
             "run_dir": str(run_dir),
-            "resume": (run_dir / "backup" / "training_metadata.json").exists(),
+            "resume": RunDirectory(run_dir).has_backup(),
+            # The run's process knows the built-in table only: it gets the entries this run uses.
+            "recipe": RECIPES[candidate.recipe].to_dict(),
+            "head": HEADS[candidate.head].to_dict(),
             "shared": str(out / "activations"),
             "candidate": dataclasses.asdict(candidate),
             "seed": seed,
@@ -331,17 +269,17 @@ def _train_in_process(job):
     """Run one job in a fresh Python (``compare_worker``); its record and epoch times, or its error raised here."""
     run_dir = Path(job["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
-    job_path = run_dir / "job.json"
+    job_path = run_dir / JOB
     text = json.dumps(job)
     atomic_write(job_path, lambda tmp: Path(tmp).write_text(text))
-    for stale in ("outcome.json", "error.json"):
+    for stale in (OUTCOME, ERROR):
         (run_dir / stale).unlink(missing_ok=True)
-    # The worker runs as a file, not with -m, which would import keras_alexnet (and TensorFlow,
-    # printing its start-up lines) before the worker can hide them.
+    # The worker runs as a file, not with -m, which would import keras_alexnet.experiments (and
+    # TensorFlow, printing its start-up lines) before the worker can hide them.
     package_root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run([sys.executable, str(Path(__file__).with_name("compare_worker.py")), str(job_path)], env=env)
-    outcome, error = run_dir / "outcome.json", run_dir / "error.json"
+    done = subprocess.run([sys.executable, str(Path(__file__).with_name("worker.py")), str(job_path)], env=env)
+    outcome, error = run_dir / OUTCOME, run_dir / ERROR
     if done.returncode == 0 and outcome.exists():
         found = json.loads(outcome.read_text())
         return RunRecord(**found["record"]), found["epoch_seconds"]
@@ -360,6 +298,8 @@ def run_job(job):
     """
     run_dir = Path(job["run_dir"])
     try:
+        register_recipe(Recipe.from_dict(job["recipe"]), replace=True)
+        register_head(Head(**job["head"]), replace=True)
         folders = {side: ImageFolder.from_dict(job[side]) for side in ("train", "val")}
         candidate = Candidate(**job["candidate"])
         line = _EpochLine(job["progress"])
@@ -375,18 +315,14 @@ def run_job(job):
             shared_activations=job["shared"],
         )
         record = dataclasses.asdict(_record(candidate, job["seed"], result))
-        atomic_write(run_dir / "result.json", lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2)))
+        atomic_write(run_dir / RESULT, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2)))
         outcome = json.dumps({"record": record, "epoch_seconds": line.seconds})
-        atomic_write(run_dir / "outcome.json", lambda tmp: Path(tmp).write_text(outcome))
+        atomic_write(run_dir / OUTCOME, lambda tmp: Path(tmp).write_text(outcome))
         return 0
     except Exception as error:  # the comparison raises it, naming the run
         message = json.dumps({"type": type(error).__name__, "message": str(error)})
-        atomic_write(run_dir / "error.json", lambda tmp: Path(tmp).write_text(message))
+        atomic_write(run_dir / ERROR, lambda tmp: Path(tmp).write_text(message))
         return 1
-
-
-# Recipes whose leading convolutions are frozen (in their only or first stage): they can train on cached activations.
-CACHEABLE_RECIPES = ("frozen-features", "later-convs", "fine-tune")
 
 
 def _record(candidate, seed, result):
@@ -409,146 +345,6 @@ def _record(candidate, seed, result):
         accuracy,
         loss,
     )
-
-
-def summarize(runs):
-    """Per-candidate ``Summary`` rows, best mean accuracy first, each with its verdict."""
-    by_candidate = {}
-    for run in runs:
-        by_candidate.setdefault(run.candidate, []).append(run)
-    rows = []
-    for candidate, group in by_candidate.items():
-        accuracy = [run.val_accuracy for run in group]
-        if any(not math.isfinite(value) for value in accuracy):
-            raise ValueError(f"{candidate.name}: a run ended with a non-finite validation accuracy.")
-        rows.append(
-            Summary(
-                candidate,
-                len(group),
-                statistics.fmean(accuracy),
-                statistics.stdev(accuracy) if len(group) > 1 else 0.0,
-                min(accuracy),
-                max(accuracy),
-                statistics.fmean(run.val_loss for run in group),
-                int(statistics.median_low(run.best_epoch for run in group)),
-                group[0].trained_parameters,
-                statistics.fmean(run.seconds for run in group),
-            )
-        )
-    rows.sort(key=lambda row: -row.mean_accuracy)
-    best = rows[0]
-    for row in rows:
-        if row is best:
-            row.verdict = "best" if best.seeds > 1 else "best (1 seed: no spread)"
-        elif row.ties(best):
-            row.verdict = "tie (within the spread)"
-        else:
-            row.verdict = f"behind by {best.mean_accuracy - row.mean_accuracy:.3f}"
-    return rows
-
-
-def _report(out, runs, complete, verbose):
-    if not runs:
-        raise ValueError("no run finished within the time limit: give it more time.")
-    comparison = Comparison(out, runs, summarize(runs), complete)
-    fields = [field.name for field in dataclasses.fields(RunRecord) if not field.name.endswith("_curve")]
-    _write_csv(out / "runs.csv", fields, [[getattr(run, name) for name in fields] for run in runs])
-    _write_csv(
-        out / "summary.csv",
-        [
-            "recipe",
-            "head",
-            "learning_rate",
-            "seeds",
-            "mean_accuracy",
-            "std_accuracy",
-            "min_accuracy",
-            "max_accuracy",
-            "mean_loss",
-            "best_epoch",
-            "trained_parameters",
-            "seconds",
-            "verdict",
-        ],
-        [
-            [
-                row.candidate.recipe,
-                row.candidate.head,
-                row.candidate.learning_rate,
-                row.seeds,
-                row.mean_accuracy,
-                row.std_accuracy,
-                row.min_accuracy,
-                row.max_accuracy,
-                row.mean_loss,
-                row.best_epoch,
-                row.trained_parameters,
-                row.seconds,
-                row.verdict,
-            ]
-            for row in comparison.summary
-        ],
-    )
-    markdown = comparison.markdown()
-    atomic_write(out / "summary.md", lambda tmp: Path(tmp).write_text(markdown))
-    plot_curves(runs, out / "curves.png")
-    if verbose:
-        print(str(comparison))
-        winner = comparison.winner()
-        print(
-            f"winner: {winner.candidate.name} ({winner.verdict}{', the cheapest of those tied' if winner is not comparison.best else ''})"
-        )
-        print(f"table: {out / 'summary.md'}  curves: {out / 'curves.png'}")
-    return comparison
-
-
-def _write_csv(path, header, rows):
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(header)
-    writer.writerows(rows)
-    text = buffer.getvalue()
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
-
-
-def plot_curves(runs, path):
-    """Validation accuracy and loss per epoch: each candidate's mean over seeds, shaded from min to max."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    by_candidate = {}
-    for run in runs:
-        by_candidate.setdefault(run.candidate, []).append(run)
-    figure, axes = plt.subplots(1, 2, figsize=(13, 5))
-    colours = plt.get_cmap("tab20").colors
-    for index, (candidate, group) in enumerate(by_candidate.items()):
-        colour = colours[index % len(colours)]
-        for axis, key in ((axes[0], "val_accuracy_curve"), (axes[1], "val_loss_curve")):
-            length = min(len(getattr(run, key)) for run in group)
-            curves = np.array([getattr(run, key)[:length] for run in group])
-            epochs = np.arange(1, length + 1)
-            axis.plot(
-                epochs,
-                curves.mean(axis=0),
-                "o-",
-                color=colour,
-                label=f"{candidate.name} ({len(group)} seed{'s' if len(group) > 1 else ''})",
-            )
-            if len(group) > 1:
-                axis.fill_between(epochs, curves.min(axis=0), curves.max(axis=0), color=colour, alpha=0.15)
-    axes[0].set_ylabel("Validation accuracy")
-    axes[1].set_ylabel("Validation loss")
-    for axis in axes:
-        axis.set_xlabel("Epoch")
-        axis.grid(alpha=0.3)
-        axis.xaxis.get_major_locator().set_params(integer=True)
-    axes[0].legend(loc="lower right", fontsize=8)
-    axes[0].set_title("Mean over seeds (band: min to max)")
-    figure.tight_layout()
-    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=100))
-    plt.close(figure)
 
 
 class _Progress:

@@ -1,0 +1,283 @@
+"""The run directory: every file a training run writes, by name, and the rules for using one.
+
+``RunDirectory(path)`` is the one owner of these names (no other module spells them) and
+of these rules:
+
+- **lock**: a run holds ``run.lock`` (its PID) while it writes; a second run into a
+  directory that a live process is training in is refused, naming that process (a lock
+  left by a dead process is replaced).
+- **new**: a run into a directory that holds a previous run's files is refused unless
+  the user says ``overwrite`` (which removes only the files a run writes) or ``resume``.
+- **resume**: needs a backup that loads: its metadata and weights file are checked, and
+  the class count compared, before anything in the directory is changed.
+- **finished**: a run that wrote ``model.keras`` and holds no backup; the backup and the
+  activation cache are a running run's, and go when it finishes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import h5py
+
+
+class RunDirectoryError(ValueError):
+    """The run directory cannot be used as asked; the message says why and what to do."""
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class RunDirectory:
+    """A training run's folder and the named paths in it.
+
+    Files: ``options.json`` (the ``TrainingOptions``), ``model.keras`` (the final model),
+    ``best.keras`` (best validation accuracy) and ``best.best.json`` (its epoch),
+    ``log.csv``, ``history.json`` and ``progress.png`` (per-iteration curves),
+    ``validation.json`` (the validation images), ``report.html``, ``tensorboard/``,
+    ``auto.json`` and ``auto_comparison/`` (``recipe="auto"``), and while running
+    ``backup/`` (``training_metadata.json`` names the last committed weights),
+    ``activation_cache/`` and ``run.lock``.
+    """
+
+    OPTIONS = "options.json"
+    MODEL = "model.keras"
+    BEST = "best.keras"
+    BEST_RECORD = "best.best.json"
+    LOG = "log.csv"
+    HISTORY = "history.json"
+    PROGRESS = "progress.png"
+    BACKUP = "backup"
+    BACKUP_METADATA = "training_metadata.json"
+    AUTO = "auto.json"
+    AUTO_COMPARISON = "auto_comparison"
+    VALIDATION = "validation.json"
+    REPORT = "report.html"
+    TENSORBOARD = "tensorboard"
+    LOCK = "run.lock"
+    ACTIVATION_CACHE = "activation_cache"
+
+    # What a run writes: a previous run is these, and --overwrite removes only these.
+    RUN_FILES = (
+        MODEL,
+        BEST,
+        LOG,
+        HISTORY,
+        OPTIONS,
+        PROGRESS,
+        BACKUP,
+        AUTO,
+        AUTO_COMPARISON,
+        VALIDATION,
+        REPORT,
+        TENSORBOARD,
+    )
+    # A run's working files, which tell nothing of a previous run by themselves.
+    SCRATCH = (BEST_RECORD, ACTIVATION_CACHE)
+    # What a fit that starts afresh (not resumed) clears: the state of an earlier fit into the folder.
+    FIT_STATE = (BACKUP, HISTORY, LOG, BEST_RECORD)
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def __fspath__(self):
+        return os.fspath(self.path)
+
+    def __repr__(self):
+        return f"RunDirectory({str(self.path)!r})"
+
+    def __truediv__(self, name):
+        return self.path / name
+
+    # Named paths.
+    options = property(lambda self: self.path / self.OPTIONS, doc="options.json")
+    model = property(lambda self: self.path / self.MODEL, doc="model.keras, the final model")
+    best = property(lambda self: self.path / self.BEST, doc="best.keras, the best validation accuracy's model")
+    best_record = property(lambda self: self.path / self.BEST_RECORD, doc="best.keras's value and epoch")
+    log = property(lambda self: self.path / self.LOG, doc="log.csv, a row per epoch")
+    history = property(lambda self: self.path / self.HISTORY, doc="history.json, per iteration")
+    progress = property(lambda self: self.path / self.PROGRESS, doc="progress.png")
+    backup = property(lambda self: self.path / self.BACKUP, doc="backup/, what --resume starts from")
+    backup_metadata = property(lambda self: self.backup / self.BACKUP_METADATA, doc="the backup's commit record")
+    auto = property(lambda self: self.path / self.AUTO, doc="auto.json, recipe='auto''s choice")
+    auto_comparison = property(lambda self: self.path / self.AUTO_COMPARISON, doc="auto's comparison")
+    validation = property(lambda self: self.path / self.VALIDATION, doc="validation.json, the validation images")
+    report = property(lambda self: self.path / self.REPORT, doc="report.html")
+    tensorboard = property(lambda self: self.path / self.TENSORBOARD, doc="tensorboard/ logs")
+    lock_file = property(lambda self: self.path / self.LOCK, doc="run.lock, the PID of the run writing here")
+    activation_cache = property(lambda self: self.path / self.ACTIVATION_CACHE, doc="activation_cache/ on disk")
+
+    # Rules.
+    def check_is_folder(self, purpose="give a folder (it is created if missing)"):
+        """Refuse a path that is a file."""
+        if self.path.exists() and not self.path.is_dir():
+            raise RunDirectoryError(f"--run-dir {self.path} is a file; {purpose}.")
+
+    @contextlib.contextmanager
+    def locked(self):
+        """Hold ``run.lock`` (with this process's PID) while the block runs; the folder is created."""
+        self.check_is_folder()
+        self.path.mkdir(parents=True, exist_ok=True)
+        with lock(self.path, self.LOCK, "training run", "--run-dir"):
+            yield self
+
+    def previous_files(self):
+        """The names of a previous run's files here."""
+        return [name for name in self.RUN_FILES if (self.path / name).exists()]
+
+    def start_new(self, overwrite):
+        """Refuse to start over a previous run's files unless ``overwrite``; with it, remove them.
+
+        Only the files a run writes are removed; anything else in the folder stays.
+        """
+        self.check_is_folder()
+        previous = self.previous_files()
+        if previous and not overwrite:
+            raise RunDirectoryError(
+                f"{self.path} holds a previous run ({', '.join(previous)}); nothing was changed. Continue it with "
+                "--resume (resume=True), replace it with --overwrite (overwrite=True), or choose another --run-dir."
+            )
+        _remove(self.path / name for name in (*previous, *self.SCRATCH))
+
+    def clear_fit_state(self):
+        """Remove an earlier fit's backup, history, log and best-model record (a fit that starts afresh)."""
+        _remove(self.path / name for name in self.FIT_STATE)
+
+    def has_backup(self):
+        """Whether a committed backup is here (what ``resume`` starts from)."""
+        return self.backup_metadata.exists()
+
+    def check_resumable(self, classes=None):
+        """The backup a resumed run starts from: it must exist, load, and have ``classes`` outputs.
+
+        Returns ``(epochs, stage)``: the epochs it holds and the stage of a two-stage recipe
+        that wrote it (1 or 2). Raises ``RunDirectoryError`` naming the file and what to do;
+        nothing in the directory is changed.
+        """
+        self.check_is_folder("give the folder of the run to resume")
+        metadata = self.backup_metadata
+        if not metadata.exists():
+            state = (
+                "does not exist"
+                if not self.path.exists()
+                else "has no backup/ to resume from (finished, or never started)"
+            )
+            raise RunDirectoryError(f"nothing to resume: {self.path} {state}. Start a new run without --resume.")
+        try:
+            record = json.loads(metadata.read_text())
+            weights = self.backup / record["weights"]
+            epochs = int(record["epoch"])
+            stage = int(record.get("stage", 1))
+        except (ValueError, KeyError, TypeError) as error:
+            raise RunDirectoryError(
+                f"the backup metadata {metadata} is damaged ({type(error).__name__}: {error}). The run cannot be "
+                "resumed: start again with --overwrite."
+            ) from None
+        if not weights.exists():
+            raise RunDirectoryError(
+                f"the backup in {metadata.parent} names {weights.name}, which is missing: start again with --overwrite."
+            )
+        try:
+            saved_classes = _output_units(weights)
+        except (OSError, KeyError, ValueError) as error:
+            raise RunDirectoryError(
+                f"the backup weights {weights} cannot be read ({error}). The run cannot be resumed: start again "
+                "with --overwrite."
+            ) from None
+        if classes is not None and saved_classes is not None and saved_classes != classes:
+            raise RunDirectoryError(
+                f"the run in {self.path} was trained for {saved_classes} classes, the data now has {classes}: resume "
+                "with the same class folders, or start a new run (--overwrite or another --run-dir)."
+            )
+        return epochs, stage
+
+    @property
+    def finished(self):
+        """A run that wrote its model and holds no backup."""
+        return self.model.exists() and not self.backup.exists()
+
+    def check_finished(self):
+        """Refuse a folder without a finished run's model, saying what to do."""
+        if not self.path.is_dir():
+            raise FileNotFoundError(
+                f"run directory {self.path} does not exist: give the --run-dir that `keras-alexnet train` wrote."
+            )
+        if not self.model.exists():
+            raise FileNotFoundError(
+                f"{self.model} is missing: the run has not finished (resume it with `keras-alexnet train --resume`) "
+                "or this is not a run directory."
+            )
+
+    def finish(self):
+        """What a finished run keeps: everything but the activation cache (the backup is fit's to remove)."""
+        _remove([self.activation_cache])
+
+
+@contextlib.contextmanager
+def lock(folder, name, what, flag):
+    """Hold ``folder/name`` (with this process's PID) while the block runs.
+
+    ``what`` and ``flag`` name the kind of work and the option that chooses the folder, for the refusal.
+    """
+    folder = Path(folder)
+    path = folder / name
+    while True:
+        try:
+            handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            break
+        except FileExistsError:
+            text = path.read_text().strip() if path.exists() else ""
+            pid = int(text) if text.isdigit() else None
+            if pid is not None and pid != os.getpid() and _process_alive(pid):
+                raise RunDirectoryError(
+                    f"{folder} is in use by another {what} (process {pid}, see {path}). Wait for it to "
+                    f"finish, stop it, or choose another {flag}."
+                ) from None
+            path.unlink(missing_ok=True)  # left by a process that no longer runs
+    with os.fdopen(handle, "w") as file:
+        file.write(f"{os.getpid()}\n")
+    try:
+        yield folder
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _remove(paths):
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def _output_units(weights_file):
+    """The width of the last dense kernel in a Keras weights file (the model's classes), or None."""
+    kernels = []
+    with h5py.File(weights_file, "r") as handle:
+        handle.visititems(
+            lambda name, obj: kernels.append((name, obj.shape)) if isinstance(obj, h5py.Dataset) else None
+        )
+    dense = [(name, shape) for name, shape in kernels if len(shape) == 2 and name.startswith("layers/")]
+    if not dense:
+        return None
+
+    # Keras names weight groups after the layer class with a counter (dense, dense_1, ...), in
+    # the model's layer order: the last dense kernel in that order is the output layer's.
+    def order(item):
+        group = item[0].split("/")[-3]
+        stem, _, counter = group.rpartition("_")
+        return (stem, int(counter)) if counter.isdigit() else (group, 0)
+
+    return int(sorted(dense, key=order)[-1][1][-1])

@@ -1,0 +1,22 @@
+"""Everything Keras needs to load what this package saves.
+
+Importing this module imports every module that registers a Keras class of ours
+(``@keras.saving.register_keras_serializable(package="keras_alexnet")``): the layers,
+the preprocessing layer, the factored optimizers and the schedules. ``import keras_alexnet``
+arranges for it to be imported as soon as Keras is (``_utils.keras_hook``), so
+``keras.models.load_model`` reads any model the package saved without more.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from keras_alexnet import layers, preprocessing
+from keras_alexnet.optimizers import factors, schedules
+
+REGISTERING_MODULES = (layers, preprocessing, factors, schedules)
+
+
+def registered_names():
+    """The names Keras knows our classes by (``keras_alexnet>Conv2D`` ...)."""
+    return sorted(name for name in keras.saving.get_custom_objects() if name.startswith("keras_alexnet>"))

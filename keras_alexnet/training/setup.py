@@ -1,0 +1,220 @@
+"""What ``train`` and ``lr_find`` both set up from ``TrainingOptions``: the seeded runtime, the model
+compiled for a recipe's stage with its optimizer and rate, and the activation cache.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from keras_alexnet.architecture import ALEXNET, TINY
+from keras_alexnet.model import AlexNet
+from keras_alexnet.optimizers import make_optimizer, with_momentum_schedule
+from keras_alexnet.optimizers.schedules import OneCycle, cosine_with_warmup
+from keras_alexnet.recipes import ONE_CYCLE, recipe_named
+from keras_alexnet.training.activation_cache import (
+    cache_activations,
+    load_shared_activations,
+    save_shared_activations,
+    split_frozen_prefix,
+)
+from keras_alexnet.transfer import apply_recipe, freeze, resolve_jit_compile, stage_factors, unfreeze, with_lr_factors
+
+log = logging.getLogger("keras_alexnet.training")
+
+ARCHITECTURES = {"alexnet": ALEXNET, "tiny": TINY}
+
+
+def configure(seed=0, mixed_precision=None, deterministic=False):
+    """Seed everything; set the dtype policy (None, "float16" or "bfloat16").
+
+    Seeded CPU runs repeat exactly without more (tested). ``deterministic=True``
+    also turns on TensorFlow's op determinism, for GPUs; it disables XLA.
+    """
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    if mixed_precision not in (None, "float16", "bfloat16"):
+        raise ValueError(f"mixed_precision={mixed_precision!r}: use None, 'float16' or 'bfloat16'.")
+    keras.mixed_precision.set_global_policy(f"mixed_{mixed_precision}" if mixed_precision else "float32")
+
+
+def prepare_model(
+    recipe,
+    classes,
+    *,
+    weights="imagenet",
+    learning_rate=None,
+    optimizer=None,
+    xla="auto",
+    input_shape=None,
+    architecture="alexnet",
+    head="alexnet",
+):
+    """AlexNet with ``weights`` (convolutions), set up and compiled by ``recipe`` (its first stage).
+
+    ``architecture``: ``"alexnet"`` or ``"tiny"`` (``keras_alexnet.architecture``), or a table.
+    """
+    if optimizer is not None and isinstance(optimizer, str):
+        rate = learning_rate if learning_rate is not None else recipe_named(recipe).learning_rate
+        optimizer = make_optimizer(optimizer, rate)
+    if isinstance(architecture, str):
+        architecture = ARCHITECTURES[architecture]
+    base = AlexNet(weights=weights, include_top=False, input_shape=input_shape, architecture=architecture)
+    return apply_recipe(
+        base, recipe, classes, learning_rate=learning_rate, optimizer=optimizer, jit_compile=xla, head=head
+    )
+
+
+def stage_epochs(options):
+    """``[(first, last), ...]``: the epochs each stage of the options' recipe trains (0-based, end exclusive)."""
+    if not options.two_stage:
+        return [(0, options.epochs)]
+    return [(0, options.freeze_epochs), (options.freeze_epochs, options.epochs)]
+
+
+def stage_label(number, stage):
+    """The progress plot's mark for a stage: ``"stage 1: head only"``."""
+    what = stage.label or (f"{', '.join(stage.frozen)} frozen" if stage.frozen else "all layers")
+    return f"stage {number}: {what}"
+
+
+def learning_rate(options, steps_per_epoch=None, stage_index=0):
+    """The stage's rate: a number, or a schedule over the stage (one-cycle, cosine) peaking at it.
+
+    The peak is ``options.learning_rate`` or the recipe's, times the stage's ``rate_scale``.
+    A stage with its own one-cycle (fastai's ``fine_tune``: over the frozen epochs with the
+    peak at the end, then at half the rate from a fifth of its peak) uses it; otherwise
+    ``options.lr_schedule``. ``steps_per_epoch=None``: the constant peak (``lr_find``).
+    """
+    recipe = options.recipe_object
+    stage = recipe.stages[stage_index]
+    rate = options.learning_rate
+    scheduled = stage.schedule == ONE_CYCLE or options.lr_schedule in ("one-cycle", "cosine")
+    if rate is None and (scheduled or stage.rate_scale != 1):
+        rate = recipe.learning_rate
+    if rate is not None and stage.rate_scale != 1:
+        rate = rate * stage.rate_scale
+    if steps_per_epoch is None:
+        return rate
+    first, last = stage_epochs(options)[stage_index]
+    total = max((last - first) * steps_per_epoch, 2)
+    if stage.schedule == ONE_CYCLE:
+        return OneCycle(rate, total, pct_start=stage.pct_start, div_factor=stage.div_factor)
+    if options.lr_schedule == "one-cycle":
+        return OneCycle(rate, total)
+    if options.lr_schedule == "cosine":
+        return cosine_with_warmup(rate, total)
+    return rate
+
+
+def optimizer_for(options, rate):
+    """The options' solver at ``rate``, its momentum cycled against the rate where the options say so."""
+    optimizer = make_optimizer(options.solver, rate)
+    return with_momentum_schedule(optimizer, rate.momentum()) if options.momentum_cycles else optimizer
+
+
+def build_model(options, classes, steps_per_epoch=None):
+    """AlexNet set up and compiled for the options' recipe's first stage.
+
+    With ``steps_per_epoch`` the optimizer follows the stage's schedule; without, its rate is
+    the constant peak (what ``lr_find`` sweeps).
+    """
+    rate = learning_rate(options, steps_per_epoch)
+    cycling = steps_per_epoch is not None and options.momentum_cycles
+    return prepare_model(
+        options.recipe,
+        classes,
+        weights=options.weights,
+        learning_rate=rate,
+        optimizer=optimizer_for(options, rate) if cycling else options.optimizer,
+        xla=options.xla,
+        architecture=options.architecture,
+        head=options.head,
+    )
+
+
+def enter_stage(model, options, stage_index, steps_per_epoch):
+    """Switch ``model`` to a later stage of its recipe: its frozen layers, factors and a new optimizer.
+
+    fastai's ``fine_tune`` starts a new ``fit_one_cycle`` for its second stage: the optimizer is new,
+    with the recipe's L2 and solver (or ``options.optimizer``).
+    """
+    recipe = options.recipe_object
+    stage = recipe.stages[stage_index]
+    unfreeze(model)
+    for spec in stage.frozen:
+        freeze(model, spec)
+    rate = learning_rate(options, steps_per_epoch, stage_index)
+    optimizer = with_lr_factors(
+        optimizer_for(options, rate), stage_factors(model, stage), model, l2_regularization=recipe.l2_regularization
+    )
+    model.compile(
+        optimizer=optimizer,
+        loss=model.loss,
+        metrics=["accuracy"],
+        jit_compile=resolve_jit_compile(model, options.xla),
+    )
+    return model
+
+
+def activation_pipelines(
+    model, options, train_set, val_set, cache_dir, epochs=None, shared=None, required=True, training=True
+):
+    """The frozen prefix's activations over both sets, and the rest of the model to train on them.
+
+    Returns ``{"model", "train", "val"}`` (``None`` when nothing leading is frozen and not
+    ``required``). ``epochs``: ``{"epochs", "start_epoch"}`` of the training pipeline.
+    ``shared``: a dict of caches from earlier runs, or a folder (across processes), keyed by
+    what makes activations equal (the cut, the images, the frozen weights: the file named,
+    or the seed of random ones).
+    """
+    split = split_frozen_prefix(model)
+    if split is None:
+        if not required:
+            return None
+        raise ValueError(f"cache_activations: recipe {options.recipe_name!r} leaves no frozen leading layers to cache.")
+    prefix, rest = split
+    rest.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"], jit_compile=model.jit_compile)
+
+    weights = options.weights if options.weights is not None else f"random seed {options.seed}"
+    if shared is not None and not isinstance(weights, str):
+        shared = None  # weights given as an object: no key to share by
+
+    def cached(folder, name):
+        key = (prefix.layers[-1].name, tuple(folder.paths), weights, options.architecture, options.cache_dtype)
+        if isinstance(shared, dict) and key in shared:
+            return shared[key]
+        if isinstance(shared, (str, Path)):
+            found = load_shared_activations(shared, key)
+            if found is not None:
+                return found
+        images = folder.dataset(options.batch_size, training=False)  # file order, eval transform
+        activations = cache_activations(
+            prefix,
+            images,
+            dtype=options.cache_dtype,
+            memory_limit=options.cache_memory_limit,
+            directory=cache_dir,
+            name=name,
+            count=len(folder),
+        )
+        if isinstance(shared, dict) and not activations.on_disk:  # a file cache lives in its run directory
+            shared[key] = activations
+        elif isinstance(shared, (str, Path)):
+            save_shared_activations(shared, key, activations)
+        return activations
+
+    cached_train = cached(train_set, "train")
+    cached_val = cached(val_set, "val") if val_set is not None else None
+    log.info(
+        "activation cache: %.1f MiB (%s)", cached_train.nbytes / 2**20, "disk" if cached_train.on_disk else "memory"
+    )
+    return {
+        "model": rest,
+        "train": cached_train.dataset(options.batch_size, training=training, seed=options.seed, **(epochs or {})),
+        "val": cached_val.dataset(options.batch_size, training=False) if cached_val is not None else None,
+    }
