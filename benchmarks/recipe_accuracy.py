@@ -20,13 +20,12 @@ PHOTOS = ROOT / "tests" / "data" / "cats_vs_dogs"
 
 def variants():
     """(label, recipe, train keyword arguments): the recipes, plus the old later-convs for comparison."""
-    from keras_alexnet.transfer import Recipe
+    from keras_alexnet.recipes import Recipe, Stage
 
     old_later = Recipe(
         "later-convs-conv3-frozen",
         "before 0.2: conv1..conv3 frozen, conv4/conv5 at 1/10",
-        frozen=("conv1", "conv2", "conv3"),
-        factors={"conv4": 0.1, "conv5": 0.1},
+        stages=(Stage(frozen=("conv1", "conv2", "conv3"), factors={"conv4": 0.1, "conv5": 0.1}),),
         optimizer="adam",
         learning_rate=1e-4,
     )

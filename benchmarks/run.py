@@ -56,7 +56,7 @@ def worker_torch(task, batch, steps, repeats, device="cpu", precision=None, chan
     """torchvision AlexNet, eager; ``precision`` "bfloat16"/"float16" runs under autocast (AMP)."""
     import contextlib
 
-    from keras_alexnet.conversion import import_torch
+    from keras_alexnet.weights.state_dicts import import_torch  # loads no TensorFlow
 
     torch, torchvision = import_torch()
     torch.manual_seed(0)
@@ -143,8 +143,8 @@ def worker_keras(task, batch, steps, repeats, xla=None, precision=None):
     from keras_alexnet.transfer import apply_recipe
 
     keras.utils.set_random_seed(0)
-    if precision:
-        keras.mixed_precision.set_global_policy(f"mixed_{precision}")
+    # Set either way: with --quick one process runs several measurements.
+    keras.mixed_precision.set_global_policy(f"mixed_{precision}" if precision else "float32")
     x = np.random.default_rng(0).normal(size=(batch, 224, 224, 3)).astype("float32")
     y = np.random.default_rng(1).integers(0, 2, batch)
     if task == "inference":
@@ -182,7 +182,7 @@ def worker_keras(task, batch, steps, repeats, xla=None, precision=None):
 def worker_matmul(framework, size=4096, repeats=10, device="cpu", precision="float32"):
     """GFLOP/s of one size^3 matmul: the machine's practical compute rate."""
     if framework == "torch":
-        from keras_alexnet.conversion import import_torch
+        from keras_alexnet.weights.state_dicts import import_torch  # loads no TensorFlow
 
         torch, _ = import_torch()
         dtype = getattr(torch, precision)
@@ -347,12 +347,79 @@ def worker_conversion(check_onnx2tf):
 
 
 def run_worker(args):
-    """Run one measurement in a fresh Python process; return its JSON result."""
+    """Run one measurement in a fresh Python process; return its JSON result.
+
+    With ``--quick`` (a check that everything runs, no numbers kept) the measurements of one
+    framework share a process instead (``_SERVERS``): a process start costs more than a quick
+    measurement.
+    """
+    server = _server_for(args) if QUICK else None
+    if server is not None:
+        return server.run(args)
     command = [sys.executable, __file__, "--worker", json.dumps(args)]
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     if done.returncode != 0:
         raise RuntimeError(f"benchmark worker {args} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+QUICK = False
+_SERVERS = {}
+
+
+class _Server:
+    """A worker process that runs measurements one JSON line at a time (``--serve``)."""
+
+    def __init__(self):
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        )
+
+    def run(self, args):
+        self.process.stdin.write(json.dumps(args) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"benchmark worker {args} failed: its process ended (exit {self.process.wait()})")
+        answer = json.loads(line)
+        if "error" in answer:
+            raise RuntimeError(f"benchmark worker {args} failed:\n{answer['error']}")
+        return answer["result"]
+
+    def close(self):
+        self.process.stdin.close()
+        self.process.wait()
+
+
+def _server_for(args):
+    """The shared process of the measurement's framework (torch and TensorFlow never share one)."""
+    family = {"torch": "torch", "keras": "tf", "pipeline": "tf", "cache": "tf"}.get(args["kind"])
+    if args["kind"] == "matmul":
+        family = "torch" if args["framework"] == "torch" else "tf"
+    if family is None:
+        return None
+    if family not in _SERVERS:
+        _SERVERS[family] = _Server()
+    return _SERVERS[family]
+
+
+def serve():
+    """``--serve``: run the measurements read from standard input, one JSON line each, answering in kind."""
+    import traceback
+
+    for line in sys.stdin:
+        spec = json.loads(line)
+        try:
+            answer = {"result": WORKERS[spec.pop("kind")](**spec)}
+        except Exception:
+            answer = {"error": traceback.format_exc()[-3000:]}
+        sys.stdout.write(json.dumps(answer) + "\n")
+        sys.stdout.flush()
+    return 0
 
 
 def cpu_flags():
@@ -375,7 +442,7 @@ def cpu_name():
 def machine():
     import tensorflow as tf
 
-    from keras_alexnet.conversion import import_torch
+    from keras_alexnet.weights.state_dicts import import_torch  # loads no TensorFlow
 
     torch, _ = import_torch()
     gpus = tf.config.list_physical_devices("GPU")
@@ -437,7 +504,7 @@ def worker_devices():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
 
-    from keras_alexnet.conversion import import_torch
+    from keras_alexnet.weights.state_dicts import import_torch  # loads no TensorFlow
 
     torch, _ = import_torch()
     both = bool(tf.config.list_physical_devices("GPU")) and torch.cuda.is_available()
@@ -488,11 +555,25 @@ def main():
     parser.add_argument("--onnx2tf", action="store_true", help="also time onnx2tf (minutes)")
     parser.add_argument("--out", help="default benchmarks/RESULTS.md, or benchmarks/RESULTS_GPU.md on a GPU")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         spec = json.loads(args.worker)
         print(json.dumps(WORKERS[spec.pop("kind")](**spec)))
         return 0
+    if args.serve:
+        return serve()
+    global QUICK
+    QUICK = args.quick
+    try:
+        return measure(args)
+    finally:
+        for server in _SERVERS.values():
+            server.close()
+
+
+def measure(args):
+    """Every measurement of the command line's choice, printed, and written to RESULTS.md unless --quick."""
 
     devices = run_worker({"kind": "devices"})
     gpu = devices["device"] == "cuda"

@@ -11,8 +11,9 @@ The same from the command line:
 import argparse
 from pathlib import Path
 
+from keras_alexnet import experiments
 from keras_alexnet.experiments import candidates_of, compare
-from keras_alexnet.training import TrainingOptions, train
+from keras_alexnet.training import TrainingOptions
 from keras_alexnet.training.lr_find import lr_find_on_folder
 
 PHOTOS = Path(__file__).resolve().parent.parent / "tests" / "data" / "cats_vs_dogs"
@@ -38,7 +39,7 @@ comparison = compare(
 print("winner:", comparison.winner().candidate.name)
 
 # 3. Or in one step: a budgeted comparison (2 epochs per run), then the winner trained to --epochs.
-result = train(
+result = experiments.train(
     PHOTOS / "train", val=PHOTOS / "test", recipe="auto", epochs=args.epochs, run_dir="runs/auto", overwrite=True
 )
 print(f"auto chose {result.options.recipe} / {result.options.head}: validation accuracy {result.val_accuracy:.4f}")

@@ -81,3 +81,5 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.torch)
         if not HAS_TORCH and item.get_closest_marker("torch"):
             item.add_marker(skip)
+    # The long tests first: with pytest-xdist's workers (-n 2) none of them starts last and runs alone.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

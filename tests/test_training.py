@@ -23,8 +23,8 @@ from keras_alexnet.training import train
 
 CLI = [sys.executable, "-m", "keras_alexnet.cli"]
 # The pipeline tests train the tiny table: the same graph, names and recipes in milliseconds.
-TINY = {"architecture": "tiny", "weights": None}
-TINY_FLAGS = ["--architecture", "tiny", "--weights", "none"]
+TINY = {"architecture": "tiny", "weights": None, "report": False}  # the report has its own tests
+TINY_FLAGS = ["--architecture", "tiny", "--weights", "none", "--no-report"]
 
 
 @pytest.fixture(scope="module")
@@ -318,8 +318,9 @@ def test_mixed_precision_trains_with_a_float32_head(shapes_dir, tmp_path):
             mixed_precision="bfloat16",
             run_dir=tmp_path,
             verbose=0,
-            **TINY,
+            **{**TINY, "report": True},  # the report's Grad-CAM of a mixed-precision model (RELIABILITY 57)
         )
+        assert (tmp_path / "report.html").exists()
         assert result.model.get_layer("conv1").compute_dtype == "bfloat16"
         assert result.model.get_layer("fc8").compute_dtype == "float32"
         assert np.isfinite(result.history["loss"][0])

@@ -194,6 +194,7 @@ def train(
     run_dir="runs/alexnet",
     resume=False,
     overwrite=False,
+    callbacks=(),
     auto_candidates=None,
     auto_seeds=3,
     verbose=1,
@@ -226,4 +227,6 @@ def train(
             run.start_new(overwrite)
         chosen = resolve_auto(options, train_set, val_set, run.path, resume, verbose, auto_candidates, auto_seeds)
         # The comparison drew random numbers: train_locked seeds again, so the winner trains as it would alone.
-        return train_locked(train_set, val_set, chosen, run, resume=resume, verbose=verbose, started=started)
+        return train_locked(
+            train_set, val_set, chosen, run, resume=resume, callbacks=callbacks, verbose=verbose, started=started
+        )

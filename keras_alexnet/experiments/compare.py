@@ -44,6 +44,9 @@ from keras_alexnet.training.callbacks import TrainingDiverged
 SETTINGS = "comparison.json"
 LOCK = "comparison.lock"
 OUR_FILES = ("runs", "activations", SETTINGS, RUNS_CSV, SUMMARY_CSV, SUMMARY_MD, CURVES)
+# Options each run takes from its candidate and seed, or that the comparison sets for its runs:
+# not part of the settings that decide whether a comparison continues.
+PER_RUN_OPTIONS = ("recipe", "head", "learning_rate", "seed", "report", "save_models", "cache_activations")
 # What a comparison writes into each run's directory beside the run's own files.
 RESULT, JOB, OUTCOME, ERROR = "result.json", "job.json", "outcome.json", "error.json"
 
@@ -170,11 +173,7 @@ def compare(
         "images": images.hexdigest(),  # the exact split: same paths, labels and sides
         "training_images": len(train_set),
         "validation_images": len(val_set),
-        "options": {
-            key: value
-            for key, value in options.to_dict().items()
-            if key not in ("recipe", "head", "learning_rate", "seed")
-        },
+        "options": {key: value for key, value in options.to_dict().items() if key not in PER_RUN_OPTIONS},
         "split_seed": options.seed,
         "candidates": [dataclasses.asdict(candidate) for candidate in candidates],
         "seeds": seed_list,
