@@ -14,7 +14,17 @@ import argparse
 import sys
 
 from keras_alexnet._utils.checks import is_count
-from keras_alexnet._utils.choices import ARCHITECTURES, AUGMENTATIONS, CACHE_DTYPES, LR_SCHEDULES, SOLVERS
+from keras_alexnet._utils.choices import (
+    ARCHITECTURES,
+    AUGMENTATIONS,
+    CACHE_DTYPES,
+    EXPLAIN_METHODS,
+    EXPORT_FORMATS,
+    LR_SCHEDULES,
+    MIXED_PRECISION,
+    QUANTIZATIONS,
+    SOLVERS,
+)
 from keras_alexnet._utils.runtime import quiet_tensorflow
 from keras_alexnet.recipes import head_names, recipe_names
 from keras_alexnet.run_directory import RunDirectory
@@ -245,37 +255,24 @@ def _demo(args):
     return 0
 
 
-def _positive_int(text):
-    """argparse type: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if not is_count(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
-    return value
+def _argument_type(convert, accept, describe):
+    """An argparse type: ``convert(text)``, refused with "is not ``describe``" unless ``accept(value)``."""
+
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {describe}")
+        return value
+
+    return parse
 
 
-def _seed(text):
-    """argparse type: a seed numpy and TensorFlow accept (0 .. 2**32 - 1)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a seed: give a whole number from 0 to {2**32 - 1}")
-    return value
-
-
-def _positive_number(text):
-    """argparse type: a number above 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = None
-    if value is None or not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
-    return value
+_positive_int = _argument_type(int, is_count, "a whole number of at least 1")
+_seed = _argument_type(int, lambda value: 0 <= value < 2**32, f"a seed: give a whole number from 0 to {2**32 - 1}")
+_positive_number = _argument_type(float, lambda value: 0 < value < float("inf"), "a positive number")
 
 
 # Shared argument groups: each flag is written here once.
@@ -413,7 +410,7 @@ def _train_command(command):
     )
     p.add_argument("--drop-factor", type=float, default=0.1)
     p.add_argument("--drop-period", type=_positive_int, default=10)
-    p.add_argument("--mixed-precision", choices=["float16", "bfloat16"])
+    p.add_argument("--mixed-precision", choices=[policy for policy in MIXED_PRECISION if policy])
     p.add_argument(
         "--xla",
         default="auto",
@@ -501,7 +498,7 @@ def _explain_command(command):
         default="imagenet",
         help="a trained .keras model, or 'imagenet' (Grad-CAM/occlusion need `keras-alexnet convert` first)",
     )
-    p.add_argument("--method", default="gradcam", choices=["gradcam", "occlusion", "activations", "filters"])
+    p.add_argument("--method", default="gradcam", choices=EXPLAIN_METHODS)
     p.add_argument("--layer", help="gradcam: a convolution (default conv5); activations: any layer (default conv2)")
     p.add_argument("--class", dest="target", help="explain this class (name or index) instead of the predicted one")
     p.add_argument("--out", default="explain", help="folder for the PNGs (default explain/)")
@@ -532,11 +529,11 @@ def _predict_command(command):
 def _export_command(command):
     p = command("export", "export a trained model to SavedModel (TF Serving) or TFLite, verified", _export)
     p.add_argument("--model", required=True)
-    p.add_argument("--format", required=True, choices=["savedmodel", "tflite"])
+    p.add_argument("--format", required=True, choices=EXPORT_FORMATS)
     p.add_argument("--out", required=True)
     _overwrite_argument(p, "replace an existing export (a SavedModel folder or .tflite file) at --out")
     p.add_argument(
-        "--quantize", choices=["dynamic", "float16"], help="TFLite only: smaller file, checked with its own tolerance"
+        "--quantize", choices=QUANTIZATIONS, help="TFLite only: smaller file, checked with its own tolerance"
     )
 
 

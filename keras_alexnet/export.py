@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_alexnet._utils.choices import QUANTIZATIONS
 from keras_alexnet._utils.files import atomic_write
 from keras_alexnet.layers import class_names_of
 from keras_alexnet.preprocessing import CROP_SIZE, imagenet_eval_layers
@@ -154,7 +155,7 @@ def export_tflite(model, path, image_size=CROP_SIZE, check_images=None, quantize
     over ``TFLITE_TOLERANCE[quantize]``, or any NaN, fails and writes nothing.
     """
     if quantize not in TFLITE_TOLERANCE:
-        raise ValueError(f"quantize={quantize!r}: use None, 'float16' or 'dynamic'.")
+        raise ValueError(f"quantize={quantize!r}: use None, {', '.join(repr(q) for q in QUANTIZATIONS)}.")
     path = Path(path)
     _refuse_to_destroy(path, overwrite, "TFLite")
     normalize = keras.Sequential(

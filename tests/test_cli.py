@@ -53,3 +53,17 @@ def test_bad_file_hint_names_the_flag(tmp_path, capsys):
         (tmp_path / name / "broken.jpg").write_bytes(b"not a jpeg")
     assert main(["train", "--data", str(tmp_path), "--fail-on-bad-file", "--run-dir", str(tmp_path / "r")]) == 2
     assert "leave out --fail-on-bad-file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--data", "d", "--seed", "-5"], "'-5' is not a seed: give a whole number from 0 to 4294967295"),
+        (["compare", "--data", "d", "--time-limit", "-5"], "'-5' is not a positive number"),
+        (["lr-find", "--data", "d", "--steps", "0"], "'0' is not a whole number of at least 1"),
+    ],
+)
+def test_bad_numbers_are_refused_by_the_parser_before_any_work(argv, message, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        build_parser().parse_args(argv)
+    assert stopped.value.code == 2 and message in capsys.readouterr().err

@@ -15,6 +15,7 @@ from keras_alexnet.weights import keras_cache_dir
 TOOL = Path(__file__).parent.parent / "tools" / "convert_torchvision_alexnet.py"
 
 
+@pytest.mark.slow
 def test_cli_converts_seeded_weights_with_parity_report(tmp_path, capsys):
     out = tmp_path / "seeded.weights.h5"
     assert main(["convert", "--source", "random:7", "--out", str(out), "--keep-onnx", str(tmp_path / "a.onnx")]) == 0
@@ -36,6 +37,7 @@ def test_default_output_is_the_keras_cache(tmp_path):
     assert str(keras_cache_dir()).startswith(str(tmp_path))  # honours KERAS_HOME
 
 
+@pytest.mark.slow
 def test_pth_state_dict_source(tmp_path, torch_modules, seeded_state):
     torch, _ = torch_modules
     pth = tmp_path / "tuned.pth"
@@ -138,6 +140,7 @@ def test_bad_random_seed_and_output_name_are_refused_before_any_work(tmp_path, c
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_a_failed_parity_check_writes_nothing(tmp_path, capsys):
     cache_target = keras_cache_dir() / "random-3.weights.h5"
     assert main(["convert", "--source", "random:3", "--max-rel", "0"]) == 1  # no conversion is bit-exact

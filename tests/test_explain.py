@@ -20,6 +20,7 @@ from keras_alexnet.preprocessing import eval_transform
 from keras_alexnet.transfer import apply_recipe
 
 
+@pytest.mark.slow
 def test_grad_cam_equals_pytorch_grad_cam_on_the_same_weights(seeded_conversion, torch_modules):
     torch, _ = torch_modules
     from pytorch_grad_cam import GradCAM

@@ -31,6 +31,7 @@ def _crops():
 
 
 @pytest.mark.parametrize("quantize", [None, "float16", "dynamic"])
+@pytest.mark.slow
 def test_tflite_has_the_weights_and_matches_keras_in_a_fresh_process(tiny_model, tmp_path, quantize):
     out = tmp_path / "m.tflite"
     images = _crops()
@@ -104,3 +105,10 @@ def test_tflite_refuses_to_replace_an_existing_file(tiny_model, tmp_path):
     with pytest.raises(ValueError, match="exists; nothing was changed"):
         export_tflite(tiny_model, existing)
     assert existing.read_text() == "mine"
+
+
+def test_every_quantization_the_cli_offers_has_a_tolerance():
+    from keras_alexnet._utils.choices import QUANTIZATIONS
+    from keras_alexnet.export import TFLITE_TOLERANCE
+
+    assert set(TFLITE_TOLERANCE) == {None, *QUANTIZATIONS}

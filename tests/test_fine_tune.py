@@ -45,6 +45,7 @@ class Crash(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
+@pytest.mark.slow
 def test_stage_one_keeps_the_convolutions_and_stage_two_moves_them_with_the_spread(shapes_dir, tmp_path):
     watch = Watch()
     result = train(shapes_dir, run_dir=tmp_path / "run", recipe="fine-tune", epochs=3, callbacks=[watch], **TINY)
@@ -69,6 +70,7 @@ def test_stage_one_keeps_the_convolutions_and_stage_two_moves_them_with_the_spre
     assert not (tmp_path / "run" / "backup").exists()
 
 
+@pytest.mark.slow
 def test_stage_one_weights_stay_frozen(shapes_dir, tmp_path):
     watch = Watch()
     initial = {}
@@ -92,28 +94,44 @@ def test_stage_one_weights_stay_frozen(shapes_dir, tmp_path):
     assert not np.array_equal(watch.conv1[2], initial["conv1"])
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(shapes_dir, tmp_path_factory):
+    """The final weights of an uninterrupted run, per options (one run for the cases that share them)."""
+    found = {}
+
+    def weights(options):
+        key = json.dumps(options, sort_keys=True)
+        if key not in found:
+            whole = train(shapes_dir, run_dir=tmp_path_factory.mktemp("whole"), **options)
+            found[key] = [(w.path, w.numpy()) for w in whole.model.weights]
+        return found[key]
+
+    return weights
+
+
 @pytest.mark.parametrize(
     "killed_at, cycle_momentum",
     [
-        pytest.param(1, None, marks=pytest.mark.slow),
+        (1, None),
         (2, None),
-        pytest.param(3, None, marks=pytest.mark.slow),
-        pytest.param(3, True, marks=pytest.mark.slow),
+        (3, None),
+        (3, True),
     ],
     ids=["in-stage-1", "at-the-switch", "in-stage-2", "in-stage-2-cycling-momentum"],
 )
+@pytest.mark.slow
 def test_resume_across_the_switch_ends_with_the_uninterrupted_runs_weights(
-    shapes_dir, tmp_path, killed_at, cycle_momentum
+    shapes_dir, tmp_path, killed_at, cycle_momentum, uninterrupted
 ):
     options = {**TINY, "recipe": "fine-tune", "epochs": 4, "freeze_epochs": 2, "seed": 5}
     options["cycle_momentum"] = cycle_momentum
-    whole = train(shapes_dir, run_dir=tmp_path / "whole", **options)
+    whole = uninterrupted(options)
     run = tmp_path / "killed"
     with pytest.raises(KeyboardInterrupt):
         train(shapes_dir, run_dir=run, callbacks=[Crash(killed_at)], **options)
     resumed = train(shapes_dir, run_dir=run, resume=True, **options)
-    for a, b in zip(whole.model.weights, resumed.model.weights):
-        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.path)
+    for (path, a), b in zip(whole, resumed.model.weights):
+        np.testing.assert_allclose(b.numpy(), a, rtol=1e-5, atol=1e-6, err_msg=path)
     log = (run / "log.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in log[1:]] == ["0", "1", "2", "3"]
     marks = json.loads((run / "history.json").read_text())["stages"]
@@ -130,6 +148,7 @@ def test_two_stage_options_are_checked():
     assert TrainingOptions(recipe="fine-tune").two_stage and not TrainingOptions().two_stage
 
 
+@pytest.mark.slow
 def test_fine_tune_stage_one_runs_on_cached_activations(shapes_dir, tmp_path):
     runs = {}
     for cached in (False, True):
@@ -153,6 +172,7 @@ class MomentumWatch(keras.callbacks.Callback):
         self.schedules.append(None if schedule is None else schedule.get_config())
 
 
+@pytest.mark.slow
 def test_cycle_momentum_runs_a_momentum_cycle_in_each_stage(shapes_dir, tmp_path):
     """As fastai's fine_tune: Adam's beta_1 cycles with each one-cycle, 0.95 -> 0.85 -> 0.95, stage by stage."""
     options = {**TINY, "recipe": "fine-tune", "epochs": 3, "freeze_epochs": 1}

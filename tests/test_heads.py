@@ -43,6 +43,7 @@ def test_unfreezing_keeps_batch_norm_statistics_out_of_training():
     assert "head_bn2/moving_variance" not in trainable
 
 
+@pytest.mark.slow
 def test_compact_head_trains_on_cached_activations_like_uncached(tmp_path):
     from keras_alexnet.datasets import generate_shapes
     from keras_alexnet.training import split_frozen_prefix, train

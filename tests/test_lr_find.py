@@ -118,6 +118,7 @@ def test_cli_lr_find_prints_the_suggestion_and_writes_the_plot(tmp_path, capsys)
     assert "suggested base learning rate" in out and "keras-alexnet train" in out and plot.exists()
 
 
+@pytest.mark.slow
 def test_one_cycle_training_follows_the_schedule_and_plots_the_rate(tmp_path):
     import json
 

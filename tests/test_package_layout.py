@@ -188,6 +188,7 @@ print(json.dumps(failures))
 """
 
 
+@pytest.mark.slow
 def test_each_module_imports_alone():
     done = subprocess.run(
         [sys.executable, "-c", _IMPORT_EACH, json.dumps(MODULES)], capture_output=True, text=True, timeout=600
@@ -223,6 +224,7 @@ for path in sys.argv[1:]:
 
 
 @pytest.mark.parametrize("order", ["keras_alexnet first", "keras first"])
+@pytest.mark.slow
 def test_import_keras_alexnet_then_keras_load_model_reads_every_saved_model(tmp_path, order):
     from keras_alexnet.architecture import TINY
     from keras_alexnet.model import AlexNet

@@ -52,6 +52,7 @@ def _help(command):
     return sub.choices[command].format_help()
 
 
+@pytest.mark.slow
 def test_a_registered_recipe_and_head_are_seen_everywhere(throwaway, tmp_path, capsys, monkeypatch):
     # train --help, lr-find, compare and layers offer them
     assert "conv5-and-head" in _help("train") and "linear" in _help("train")

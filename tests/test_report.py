@@ -42,6 +42,7 @@ def _chromium():
     return webdriver.Chrome(service=webdriver.ChromeService(executable_path=driver), options=options)
 
 
+@pytest.mark.slow
 def test_train_writes_a_report_that_opens_in_a_browser_with_every_image(trained_run, tmp_path):
     result, _ = trained_run
     page = result.run_dir / "report.html"
@@ -81,6 +82,7 @@ def test_train_writes_a_report_that_opens_in_a_browser_with_every_image(trained_
     assert screenshot.stat().st_size > 20_000
 
 
+@pytest.mark.slow
 def test_the_layer_table_shows_the_last_stages_factors(trained_run):
     result, _ = trained_run
     text = (result.run_dir / "report.html").read_text()
@@ -88,6 +90,7 @@ def test_the_layer_table_shows_the_last_stages_factors(trained_run):
     assert '<td class="n">0.01</td>' in row  # fine-tune's stage 2: conv1 at 1/100 of the head
 
 
+@pytest.mark.slow
 def test_tensorboard_logs_hold_the_scalars_the_rate_per_step_and_grad_cam_images(trained_run):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -119,6 +122,7 @@ def test_tensorboard_logs_hold_the_scalars_the_rate_per_step_and_grad_cam_images
     assert "grad_cam" in image_tags and len(images.Tensors("grad_cam")) == 2
 
 
+@pytest.mark.slow
 def test_report_command_and_its_errors(trained_run, tmp_path, capsys):
     result, shapes = trained_run
     out = tmp_path / "elsewhere.html"

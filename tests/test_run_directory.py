@@ -41,6 +41,7 @@ def _snapshot(directory):
     return {p.relative_to(directory): p.read_bytes() for p in directory.rglob("*") if p.is_file()}
 
 
+@pytest.mark.slow
 def test_a_previous_run_is_not_replaced_without_overwrite(shapes_dir, tmp_path, capsys):
     run = tmp_path / "run"
     train(shapes_dir, run_dir=run, epochs=1, **TINY)
@@ -93,6 +94,7 @@ def test_a_damaged_backup_is_named_and_nothing_is_trimmed(shapes_dir, tmp_path):
     assert (run / "log.csv").read_bytes() == log_before
 
 
+@pytest.mark.slow
 def test_resume_with_other_classes_is_refused_before_anything_changes(shapes_dir, tmp_path):
     run = tmp_path / "run"
     _interrupted_run(shapes_dir, run)
@@ -107,6 +109,7 @@ def test_resume_with_other_classes_is_refused_before_anything_changes(shapes_dir
     assert result.history and not (run / "backup").exists() and not os.path.exists(run / "run.lock")
 
 
+@pytest.mark.slow
 def test_a_resumed_run_ends_with_the_uninterrupted_runs_weights(shapes_dir, tmp_path):
     """Batch order, augmentation and dropout masks follow the epoch: the resumed epoch is the one it replaces."""
     options = {**TINY, "recipe": "fine-tune-all", "augment": "flip", "seed": 4, "epochs": 3}

@@ -32,6 +32,7 @@ def shapes_dir(tmp_path_factory):
     return generate_shapes(tmp_path_factory.mktemp("shapes") / "data", per_class=10, size=96, seed=0)
 
 
+@pytest.mark.slow
 def test_cli_train_evaluate_predict_export_reload(shapes_dir, tmp_path, capsys):
     run = tmp_path / "run"
     assert (
@@ -199,6 +200,7 @@ def test_resume_after_sigkill(shapes_dir, tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_activation_cache_gives_the_uncached_loss_curve(shapes_dir, tmp_path):
     runs = {}
     for where in ("uncached", "memory", "disk"):
@@ -245,6 +247,7 @@ def test_frozen_features_recipe_reaches_about_90_percent_over_seeds_on_real_phot
     One seed misleads on 200 test photos: seeds 0-2 give 0.870, 0.920, 0.910
     (benchmarks/RECIPES.md). So the mean over those seeds is held to 0.89 and each run to 0.85.
     """
+    shared = {}  # the frozen convolutions' activations, computed once for the three seeds
     accuracies = [
         train(
             PHOTOS / "train",
@@ -254,7 +257,9 @@ def test_frozen_features_recipe_reaches_about_90_percent_over_seeds_on_real_phot
             seed=seed,
             run_dir=tmp_path / str(seed),
             cache_activations=True,
+            shared_activations=shared,
             verbose=0,
+            report=False,
         ).val_accuracy
         for seed in (0, 1, 2)
     ]
@@ -278,6 +283,8 @@ def test_cli_frozen_features_recipe_reaches_85_percent_on_real_photos(tmp_path, 
                 "3",
                 "--run-dir",
                 str(tmp_path),
+                "--cache-activations",  # the same loss curve as uncached (test_activation_cache_...), faster
+                "--no-report",
                 "--quiet",
             ]
         )
@@ -287,6 +294,7 @@ def test_cli_frozen_features_recipe_reaches_85_percent_on_real_photos(tmp_path, 
     assert accuracy >= 0.85
 
 
+@pytest.mark.slow
 def test_seeded_cpu_runs_repeat_exactly(shapes_dir, tmp_path):
     runs = [
         train(
@@ -307,6 +315,7 @@ def test_seeded_cpu_runs_repeat_exactly(shapes_dir, tmp_path):
     assert runs[0] == runs[1] and runs[2] == runs[3]
 
 
+@pytest.mark.slow
 def test_mixed_precision_trains_with_a_float32_head(shapes_dir, tmp_path):
     try:
         result = train(
@@ -351,6 +360,7 @@ def test_saved_model_loads_in_a_fresh_process(shapes_dir, tmp_path):
     assert run.stdout.split()[:2] == ["FactoredAdam", "0.1"] and "circle" in run.stdout
 
 
+@pytest.mark.slow
 def test_a_diverging_run_stops_saves_nothing_and_says_so(shapes_dir, tmp_path, capsys):
     from keras_alexnet.training.callbacks import TrainingDiverged
 
@@ -409,6 +419,7 @@ def test_a_model_with_nan_weights_is_refused_by_evaluate_and_predict(shapes_dir,
         assert "non-finite weights" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_the_final_model_holds_no_optimizer_state_unless_asked(shapes_dir, tmp_path):
     import zipfile
 

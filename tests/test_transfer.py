@@ -185,6 +185,7 @@ def test_xla_is_chosen_where_it_wins():
     assert forced.jit_compile is True
 
 
+@pytest.mark.slow
 def test_zero_factor_variables_do_not_trip_the_guard_after_unfreeze():
     from keras_alexnet.optimizers import with_lr_factors
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_alexnet._utils.files import atomic_write
-from keras_alexnet.experiments.compare import candidates_of, compare
+from keras_alexnet.experiments.compare import ACTIVATIONS, candidates_of, compare
 from keras_alexnet.preprocessing import IMAGENET_MEAN, IMAGENET_STD, load_image
 from keras_alexnet.recipes import RECIPES
 from keras_alexnet.run_directory import RunDirectory
@@ -195,6 +195,7 @@ def train(
     resume=False,
     overwrite=False,
     callbacks=(),
+    shared_activations=None,
     auto_candidates=None,
     auto_seeds=3,
     verbose=1,
@@ -206,8 +207,9 @@ def train(
     comparison within ``options.auto_budget``, or the rule of thumb), recorded in the run
     directory's ``auto.json`` and ``auto_comparison/``, and then trained like any other recipe;
     a resumed run keeps its recorded choice. ``auto_candidates`` (``Candidate``s) and
-    ``auto_seeds`` narrow the comparison. Any other recipe goes straight to ``training.train``.
-    Takes ``training.train``'s arguments; returns its ``TrainResult``.
+    ``auto_seeds`` narrow the comparison; the winner trains on the activations the comparison
+    cached (unless ``shared_activations`` names others). Any other recipe goes straight to
+    ``training.train``. Takes ``training.train``'s arguments; returns its ``TrainResult``.
     """
     if "cache_features" in changes:  # the name before the activation cache was named so
         changes["cache_activations"] = changes.pop("cache_features")
@@ -226,7 +228,18 @@ def train(
         if not resume:
             run.start_new(overwrite)
         chosen = resolve_auto(options, train_set, val_set, run.path, resume, verbose, auto_candidates, auto_seeds)
+        compared = run.auto_comparison / ACTIVATIONS
+        if shared_activations is None and compared.is_dir():
+            shared_activations = compared  # the winner's frozen activations are there already
         # The comparison drew random numbers: train_locked seeds again, so the winner trains as it would alone.
         return train_locked(
-            train_set, val_set, chosen, run, resume=resume, callbacks=callbacks, verbose=verbose, started=started
+            train_set,
+            val_set,
+            chosen,
+            run,
+            resume=resume,
+            callbacks=callbacks,
+            verbose=verbose,
+            shared_activations=shared_activations,
+            started=started,
         )

@@ -43,7 +43,8 @@ from keras_alexnet.training.callbacks import TrainingDiverged
 
 SETTINGS = "comparison.json"
 LOCK = "comparison.lock"
-OUR_FILES = ("runs", "activations", SETTINGS, RUNS_CSV, SUMMARY_CSV, SUMMARY_MD, CURVES)
+ACTIVATIONS = "activations"  # the activation caches the runs share (train(..., shared_activations=))
+OUR_FILES = ("runs", ACTIVATIONS, SETTINGS, RUNS_CSV, SUMMARY_CSV, SUMMARY_MD, CURVES)
 # Options each run takes from its candidate and seed, or that the comparison sets for its runs:
 # not part of the settings that decide whether a comparison continues.
 PER_RUN_OPTIONS = ("recipe", "head", "learning_rate", "seed", "report", "save_models", "cache_activations")
@@ -251,7 +252,7 @@ def _run_all(train_set, val_set, options, candidates, seeds, out, time_limit, ke
             # The run's process knows the built-in table only: it gets the entries this run uses.
             "recipe": RECIPES[candidate.recipe].to_dict(),
             "head": HEADS[candidate.head].to_dict(),
-            "shared": str(out / "activations"),
+            "shared": str(out / ACTIVATIONS),
             "candidate": dataclasses.asdict(candidate),
             "seed": seed,
             "progress": progress.state(index, candidate, seed),

@@ -8,6 +8,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from keras_alexnet._utils.choices import EXPLAIN_METHODS
 from keras_alexnet._utils.files import atomic_write
 from keras_alexnet.explain.activations import activation_grid, activations, filter_grid
 from keras_alexnet.explain.gradcam import GradCamExplainer
@@ -18,7 +19,7 @@ from keras_alexnet.preprocessing import IMAGE_SUFFIXES, eval_transform
 
 log = logging.getLogger("keras_alexnet.explain")
 
-METHODS = ("gradcam", "occlusion", "activations", "filters")
+METHODS = EXPLAIN_METHODS
 
 
 def image_files(items):
