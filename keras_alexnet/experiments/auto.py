@@ -48,6 +48,7 @@ class AutoChoice:
     rule: str | None = None  # the rule that decided (zero budget)
     comparison: str | None = None  # the comparison directory (with a budget)
     table: str | None = None  # its Markdown summary
+    learning_rate: float | None = None  # the winning candidate's base rate (None: the recipe's)
 
     def save(self, path):
         text = json.dumps(dataclasses.asdict(self), indent=2) + "\n"
@@ -157,10 +158,12 @@ def choose_recipe(
             reason,
             comparison=str(run.auto_comparison),
             table=comparison.markdown(),
+            learning_rate=winner.candidate.learning_rate,
         )
     choice.save(run.auto)
     if verbose:
-        print(f"recipe auto: {choice.recipe} with the {choice.head} head ({choice.reason})")
+        rate = "" if choice.learning_rate is None else f" at base rate {choice.learning_rate:g}"
+        print(f"recipe auto: {choice.recipe} with the {choice.head} head{rate} ({choice.reason})")
     return choice
 
 
@@ -183,7 +186,8 @@ def resolve_auto(options, train_set, val_set, run_dir, resume=False, verbose=1, 
         )
     # Caching was asked for "where it applies": a chosen recipe that trains every layer has nothing to cache.
     cache = options.cache_activations and RECIPES[choice.recipe].cacheable
-    return options.replace(recipe=choice.recipe, head=choice.head, cache_activations=cache)
+    rate = choice.learning_rate if choice.learning_rate is not None else options.learning_rate
+    return options.replace(recipe=choice.recipe, head=choice.head, learning_rate=rate, cache_activations=cache)
 
 
 def train(

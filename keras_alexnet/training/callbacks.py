@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import keras
@@ -185,13 +186,19 @@ def _remove_quietly(paths):
 class TrainingProgress(keras.callbacks.Callback):
     """Records loss/accuracy per iteration and validation per epoch or every N iterations.
 
-    Writes ``history.json`` and a ``progress.png`` like MATLAB's
-    Plots='training-progress'. With ``validation_frequency=N`` the validation set
+    Writes ``history.json`` after every epoch and a ``progress.png`` like MATLAB's
+    Plots='training-progress' (after the first epoch, then at most every ``MIN_PLOT_INTERVAL``
+    seconds, and at the end). With ``validation_frequency=N`` the validation set
     is evaluated every N iterations (MATLAB ValidationFrequency).
     """
 
+    # Drawing the PNG takes about half a second; epochs shorter than this redraw it at most this often
+    # (and at the end of training), so the plot never costs more than a few percent of a run.
+    MIN_PLOT_INTERVAL = 5.0
+
     def __init__(self, run_dir, validation_data=None, validation_frequency=None, stage=None):
         super().__init__()
+        self._plotted_at, self._plot_pending = None, False
         self.stage = stage  # a label: the plot marks the iteration where this stage began
         self.run = run_dir if isinstance(run_dir, RunDirectory) else RunDirectory(run_dir)
         self.run_dir = self.run.path
@@ -270,9 +277,22 @@ class TrainingProgress(keras.callbacks.Callback):
         self.state["epochs_done"] = epoch + 1
         self.save()
 
-    def save(self):
+    def save(self, plot=None):
+        """Write ``history.json`` (every epoch: resume reads it) and redraw ``progress.png`` when due."""
         atomic_write(self.state_path, lambda tmp: Path(tmp).write_text(json.dumps(self.state)))
-        plot_progress(self.state, self.run.progress)
+        now = time.monotonic()
+        if plot is None:
+            plot = self._plotted_at is None or now - self._plotted_at >= self.MIN_PLOT_INTERVAL
+        if plot:
+            plot_progress(self.state, self.run.progress)
+            self._plotted_at, self._plot_pending = now, False
+        else:
+            self._plot_pending = True
+
+    def on_train_end(self, logs=None):
+        if self._plot_pending:
+            plot_progress(self.state, self.run.progress)
+            self._plot_pending = False
 
 
 def plot_progress(state, path):
