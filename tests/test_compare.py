@@ -153,7 +153,7 @@ def test_auto_with_a_budget_trains_the_comparisons_winner(shapes_dir, tmp_path):
         recipe="auto",
         auto_budget=2,
         auto_candidates=TWO,
-        auto_seeds=2,
+        auto_seeds=1,
         val_split=0.3,
         run_dir=tmp_path / "run",
         verbose=0,
@@ -164,7 +164,7 @@ def test_auto_with_a_budget_trains_the_comparisons_winner(shapes_dir, tmp_path):
     assert (
         choice["comparison"]
         and choice["table"] == summary
-        and "comparison of 2 candidates over 2 seeds" in choice["reason"]
+        and "comparison of 2 candidates over 1 seed," in choice["reason"]
     )
     assert (result.options.recipe, result.options.head) == (choice["recipe"], choice["head"])
     # The winner trains as it would alone: the comparison's random draws do not leak into it.
@@ -251,3 +251,12 @@ def test_a_time_limit_stops_starting_runs(shapes_dir, tmp_path):
     with pytest.raises(ValueError, match="no run finished within the time limit"):
         compare(shapes_dir, candidates=TWO, seeds=1, out=tmp_path / "cmp", time_limit=0, verbose=0, **TINY)
     assert not (tmp_path / "cmp" / "runs").exists()
+
+
+def test_a_comparison_in_use_is_refused_naming_the_comparison_and_out(shapes_dir, tmp_path):
+    out = tmp_path / "cmp"
+    out.mkdir()
+    (out / "comparison.lock").write_text(f"{os.getppid()}\n")  # a live process holds it
+    with pytest.raises(RunDirectoryError, match=r"in use by another comparison .* choose another --out"):
+        compare(shapes_dir, candidates=TWO, seeds=1, out=out, verbose=0, **TINY)
+    assert sorted(path.name for path in out.iterdir()) == ["comparison.lock"]  # nothing else written

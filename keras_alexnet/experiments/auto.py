@@ -148,7 +148,8 @@ def choose_recipe(
             else f"tied with the best ({comparison.best.candidate.name}) and cheaper"
         )
         reason = (
-            f"comparison of {len(comparison.summary)} candidates over {winner.seeds} seeds, {budget.epochs} epochs each: "
+            f"comparison of {len(comparison.summary)} candidates over {winner.seeds} seed{'s' if winner.seeds != 1 else ''}, "
+            f"{budget.epochs} epochs each: "
             f"{winner.candidate.name} has {how}: validation accuracy {winner.mean_accuracy:.3f} +- "
             f"{winner.std_accuracy:.3f}, {winner.seconds:.0f} s per run"
         )
