@@ -260,3 +260,18 @@ def test_a_comparison_in_use_is_refused_naming_the_comparison_and_out(shapes_dir
     with pytest.raises(RunDirectoryError, match=r"in use by another comparison .* choose another --out"):
         compare(shapes_dir, candidates=TWO, seeds=1, out=out, verbose=0, **TINY)
     assert sorted(path.name for path in out.iterdir()) == ["comparison.lock"]  # nothing else written
+
+
+def test_experiments_train_passes_a_named_recipe_straight_to_training(shapes_dir, tmp_path):
+    import keras
+
+    seen = []
+
+    class Seen(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(epoch)
+
+    shared = {}
+    options = {"recipe": "frozen-features", "val_split": 0.3, "cache_activations": True, "verbose": 0}
+    train(shapes_dir, run_dir=tmp_path / "run", callbacks=[Seen()], shared_activations=shared, **options, **TINY)
+    assert seen == [0, 1] and shared  # its callbacks ran, and its activation cache went to the shared dict

@@ -221,7 +221,15 @@ def train(
     options = (options or TrainingOptions()).replace(**changes)
     if options.recipe != AUTO:
         return train_recipe(
-            data, options, val=val, run_dir=run_dir, resume=resume, overwrite=overwrite, verbose=verbose
+            data,
+            options,
+            val=val,
+            run_dir=run_dir,
+            resume=resume,
+            overwrite=overwrite,
+            callbacks=callbacks,
+            verbose=verbose,
+            shared_activations=shared_activations,
         )
     started = time.perf_counter()
     run = RunDirectory(run_dir)
