@@ -105,9 +105,8 @@ class TrainingOptions:
     report: bool = True  # write report.html (explain/report.py) when the run ends
     tensorboard: bool = True  # TensorBoard logs in run_dir/tensorboard
     tensorboard_images: bool = False  # and Grad-CAM overlays of a few validation images after each epoch
-    auto_budget: object = (
-        2  # recipe="auto": epochs per comparison run (0: rule of thumb) or "10m" (experiments/auto.py)
-    )
+    # recipe="auto": epochs per comparison run (0: rule of thumb) or "10m" (experiments/auto.py)
+    auto_budget: object = 2
 
     def __post_init__(self):
         for name in (
