@@ -154,6 +154,12 @@ class RunDirectory:
         """Remove an earlier fit's backup, history, log and best-model record (a fit that starts afresh)."""
         _remove(self.path / name for name in self.FIT_STATE)
 
+    def check_can_start(self, resume):
+        """Before any work: refuse a file, and a resume with no backup to start from (naming what is missing)."""
+        self.check_is_folder()
+        if resume and not self.backup.is_dir():
+            self.check_resumable()
+
     def has_backup(self):
         """Whether a committed backup is here (what ``resume`` starts from)."""
         return self.backup_metadata.exists()

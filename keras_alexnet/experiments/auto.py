@@ -216,9 +216,7 @@ def train(
     cached (unless ``shared_activations`` names others). Any other recipe goes straight to
     ``training.train``. Takes ``training.train``'s arguments; returns its ``TrainResult``.
     """
-    if "cache_features" in changes:  # the name before the activation cache was named so
-        changes["cache_activations"] = changes.pop("cache_features")
-    options = (options or TrainingOptions()).replace(**changes)
+    options = TrainingOptions.of(options, **changes)
     if options.recipe != AUTO:
         return train_recipe(
             data,
@@ -233,9 +231,7 @@ def train(
         )
     started = time.perf_counter()
     run = RunDirectory(run_dir)
-    run.check_is_folder()
-    if resume and not run.backup.is_dir():
-        run.check_resumable()  # raises: names what is missing, before the comparison
+    run.check_can_start(resume)
     train_set, val_set = read_sets(data, val, options)
     with run.locked():
         if not resume:

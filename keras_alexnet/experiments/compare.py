@@ -145,7 +145,7 @@ def compare(
     Returns:
         A ``Comparison``.
     """
-    options = (options or TrainingOptions()).replace(**changes)
+    options = TrainingOptions.of(options, **changes)
     if val is None and options.val_split is None:
         options = options.replace(val_split=0.3)
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)

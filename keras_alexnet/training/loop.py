@@ -199,9 +199,7 @@ def train(
         names and ``run_dir/options.json`` the options it was trained with.
     """
     start = time.perf_counter()
-    if "cache_features" in changes:  # the name before the activation cache was named so
-        changes["cache_activations"] = changes.pop("cache_features")
-    options = (options or TrainingOptions()).replace(**changes)
+    options = TrainingOptions.of(options, **changes)
     if options.recipe == AUTO:
         raise ValueError(
             "recipe='auto' compares the recipes on the data before training: call "
@@ -210,9 +208,7 @@ def train(
         )
     train_set, val_set = read_sets(data, val, options)
     run = RunDirectory(run_dir)
-    run.check_is_folder()
-    if resume and not run.backup.is_dir():
-        run.check_resumable()  # raises: names what is missing, before any work
+    run.check_can_start(resume)
     with run.locked():
         if not resume:
             run.start_new(overwrite)

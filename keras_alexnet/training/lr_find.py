@@ -209,7 +209,7 @@ def lr_find_on_folder(data, options=None, *, plot=None, steps=100, start_lr=1e-7
     augmentation, their activations are computed once and the sweep trains the rest on
     them: seconds instead of minutes.
     """
-    options = (options or TrainingOptions()).replace(**changes)
+    options = TrainingOptions.of(options, **changes)
     if options.recipe == AUTO:
         raise ValueError("lr_find sweeps the rate of one recipe: give a recipe's name, not 'auto'.")
     configure(options.seed, options.mixed_precision, options.deterministic)

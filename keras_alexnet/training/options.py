@@ -239,6 +239,16 @@ class TrainingOptions:
         """A copy with ``changes`` applied (and validated)."""
         return dataclasses.replace(self, **changes)
 
+    @classmethod
+    def of(cls, options=None, **changes):
+        """``options`` (default: the defaults) with ``changes``, as ``train(data, options, **changes)`` takes them.
+
+        Accepts the names fields had before they were renamed (``cache_features``).
+        """
+        if "cache_features" in changes:  # the name before the activation cache was named so
+            changes["cache_activations"] = changes.pop("cache_features")
+        return (options or cls()).replace(**changes)
+
     def to_dict(self):
         """The options as JSON-ready values (a recipe object by its fields, a schedule by its config)."""
         values = {}
