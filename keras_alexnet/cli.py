@@ -11,6 +11,7 @@ it uses, with TensorFlow's start-up lines hidden unless ``--verbose``.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 from keras_alexnet._utils.checks import is_count
@@ -25,6 +26,8 @@ from keras_alexnet._utils.choices import (
     QUANTIZATIONS,
     SOLVERS,
 )
+from keras_alexnet._utils.disk import DiskFullError, is_disk_full
+from keras_alexnet._utils.files import check_folder_target, check_new_file
 from keras_alexnet._utils.runtime import quiet_tensorflow
 from keras_alexnet.recipes import head_names, recipe_names
 from keras_alexnet.run_directory import RunDirectory
@@ -99,12 +102,41 @@ def training_options(args):
     )
 
 
+# train's flags whose TrainingOptions field has another name.
+FLAG_FIELDS = {"lr": "learning_rate", "fail_on_bad_file": "on_bad_file", "no_report": "report"}
+FLAG_FIELDS["no_tensorboard"] = "tensorboard"
+
+
+def _given_flags(argv):
+    """The destinations of the flags written on the command line (a default is not a choice)."""
+    parser = build_parser()
+    # argparse has no public walk over its sub-parsers' actions.
+    subcommands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for sub in subcommands.choices.values():
+        for action in sub._actions:
+            action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv)))
+
+
+def _resume_options(args):
+    """On --resume: the run's own options (options.json), changed only by the flags the user wrote."""
+    from keras_alexnet.training import TrainingOptions
+
+    flags = training_options(args)
+    saved = RunDirectory(args.run_dir).options
+    if not saved.exists():
+        return flags
+    given = {FLAG_FIELDS.get(dest, dest) for dest in _given_flags(args.argv)}
+    fields = given & set(flags.to_dict())
+    return TrainingOptions.load(saved).replace(**{name: getattr(flags, name) for name in fields})
+
+
 def _train(args):
     from keras_alexnet.experiments import train
 
     result = train(
         args.data,
-        training_options(args),
+        _resume_options(args) if args.resume else training_options(args),
         val=args.val,
         run_dir=args.run_dir,
         resume=args.resume,
@@ -198,6 +230,8 @@ def _evaluate(args):
     from keras_alexnet.evaluation import evaluate
     from keras_alexnet.model import load_model
 
+    if args.out:
+        check_folder_target(args.out)
     result = evaluate(load_model(args.model), args.data, batch_size=args.batch_size)
     print(result.report())
     if args.out:
@@ -207,13 +241,31 @@ def _evaluate(args):
 
 
 def _predict(args):
-    from keras_alexnet.evaluation import predict
+    from keras_alexnet.evaluation import predict_files, write_predictions
     from keras_alexnet.model import AlexNet, load_model
 
+    if args.out:
+        check_new_file(args.out, args.overwrite)
     model = load_model(args.model) if args.model else AlexNet(weights="imagenet")
-    for path, top in zip(args.images, predict(model, args.images, top=args.top)):
-        print(f"{path}: " + ", ".join(f"{name} {score:.3f}" for name, score in top))
-    return 0
+    top = min(args.top, int(model.output.shape[-1]))
+
+    def echo(prediction):
+        if prediction.error is not None:
+            print(f"skipped {prediction.path}: {prediction.error}", file=sys.stderr, flush=True)
+        else:
+            print(f"{prediction.path}: " + ", ".join(f"{n} {p:.3f}" for n, p in prediction.top), flush=True)
+
+    predictions = predict_files(model, args.images, top=top, batch_size=args.batch_size)
+    if args.out:
+        done, skipped = write_predictions(predictions, args.out, top, echo)
+    else:
+        done = skipped = 0
+        for prediction in predictions:
+            echo(prediction)
+            done, skipped = done + (prediction.error is None), skipped + (prediction.error is not None)
+    where = f"; written to {args.out}" if args.out else ""
+    print(f"{done} image(s) predicted" + (f", {skipped} skipped" if skipped else "") + where, file=sys.stderr)
+    return 0 if done else 1
 
 
 def _export(args):
@@ -520,10 +572,13 @@ def _evaluate_command(command):
 
 
 def _predict_command(command):
-    p = command("predict", "top-k classes of images", _predict)
-    p.add_argument("images", nargs="+")
+    p = command("predict", "top-k classes of images, streamed in batches (any number of images)", _predict)
+    p.add_argument("images", nargs="+", help="image files or folders (searched recursively)")
     p.add_argument("--model", help="a trained .keras model (default: ImageNet AlexNet, needs `keras-alexnet convert`)")
     p.add_argument("--top", type=_positive_int, default=5)
+    p.add_argument("--out", help="also write the predictions as CSV (path, class, probability, ..., error)")
+    _overwrite_argument(p, "replace the --out file if it exists")
+    _batch_argument(p)
 
 
 def _export_command(command):
@@ -594,9 +649,27 @@ def build_parser():
     return parser
 
 
+def _interrupted(args, argv):
+    """One line after Ctrl-C: what was kept, and the command that continues (exit status 130)."""
+    if args.command == "train":
+        run = RunDirectory(args.run_dir)
+        if not run.has_backup():
+            return "interrupted before the first backup: nothing to resume; start the run again."
+        epochs, _ = run.check_resumable()
+        again = [arg for arg in argv if arg not in ("--overwrite", "--resume")]
+        return f"interrupted after epoch {epochs}; continue with: keras-alexnet {shlex.join(again)} --resume"
+    if args.command == "compare":
+        return f"interrupted; the finished runs are kept in {args.out}: the same command continues where it stopped."
+    if args.command in ("export", "lr-find", "convert"):
+        return "interrupted; nothing was written (files are written whole or not at all)."
+    return "interrupted."
+
+
 def main(argv=None):
     """Entry point of the ``keras-alexnet`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     if getattr(args, "weights", None) == "none":
         args.weights = None
     with quiet_tensorflow(args.verbose):
@@ -614,6 +687,15 @@ def main(argv=None):
     except (ValueError, FileNotFoundError) as error:  # bad input: the message says what to do
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\n{_interrupted(args, argv)}", file=sys.stderr)
+        return 130
+    except OSError as error:
+        if not is_disk_full(error):
+            raise
+        text = str(error) if isinstance(error, DiskFullError) else f"the disk is full ({error}): free space and retry."
+        print(f"error: {text}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,17 +1,20 @@
-"""Evaluate and predict: accuracy, per-class precision/recall, confusion matrix, top-k."""
+"""Evaluate and predict: accuracy, per-class precision/recall, confusion matrix, top-k for any number of images."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import logging
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from keras_alexnet._utils.files import atomic_write
 from keras_alexnet.datasets import ImageFolder
+from keras_alexnet.datasets.files import decoded_batches, image_files
 from keras_alexnet.layers import class_names_of
-from keras_alexnet.preprocessing import eval_transform, imagenet_class_names
+from keras_alexnet.preprocessing import imagenet_class_names
 
 log = logging.getLogger("keras_alexnet.evaluation")
 
@@ -114,9 +117,7 @@ def evaluate(model, data, class_names=None, batch_size=32, on_bad_file="skip"):
     else:
         if names is not None and Path(data).is_dir():
             ignored = sorted(
-                p.name
-                for p in Path(data).iterdir()
-                if p.is_dir() and not p.name.startswith(".") and p.name not in names
+                p.name for p in Path(data).iterdir() if p.is_dir() and not ignored(p) and p.name not in names
             )
             if ignored:
                 log.warning("ignoring folders of classes the model does not know: %s (it knows %s)", ignored, names)
@@ -127,18 +128,86 @@ def evaluate(model, data, class_names=None, batch_size=32, on_bad_file="skip"):
     return Evaluation(list(names), confusion, folder.skipped, ignored)
 
 
-def predict(model, images, top=5, class_names=None):
-    """Top-``top`` (class name, score) for each image path (MATLAB ``classify``).
+@dataclasses.dataclass
+class Prediction:
+    """One image's top classes ``[(name, probability)]``, or why it could not be read (``error``)."""
 
-    Images get torchvision's eval transform exactly (PIL resize).
-    """
-    names = class_names or class_names_of(model)
-    batch = np.stack([eval_transform(image) for image in images])
-    scores = model.predict(batch, verbose=0)
-    if names is None:
-        if scores.shape[1] == 1000:
-            names = imagenet_class_names()
-        else:
-            names = [str(i) for i in range(scores.shape[1])]
+    path: Path
+    top: list
+    error: str | None = None
+
+
+def _top_classes(scores, top, names):
     top = min(top, scores.shape[1])
     return [[(names[i], float(row[i])) for i in np.argsort(-row, kind="stable")[:top]] for row in scores]
+
+
+def _output_names(model, class_names, outputs):
+    names = class_names or class_names_of(model)
+    if names is not None:
+        return names
+    return imagenet_class_names() if outputs == 1000 else [str(i) for i in range(outputs)]
+
+
+def predict_files(model, images, top=5, batch_size=32, class_names=None):
+    """Yield a ``Prediction`` per image of ``images`` (files and folders, searched recursively), as it goes.
+
+    Images are decoded a batch at a time (torchvision's eval transform, on threads), so memory
+    holds one batch however many images there are. A file that cannot be read (not an image,
+    damaged, a broken link, over PIL's decompression-bomb limit) yields a ``Prediction`` with
+    its ``error`` and the others go on.
+    """
+    files, skipped = image_files(images)
+    for path, reason in skipped:
+        yield Prediction(path, [], reason)
+    names = None
+    for x, kept, bad in decoded_batches(files, batch_size):
+        for path, reason in bad:
+            yield Prediction(path, [], reason)
+        if not kept:
+            continue
+        scores = keras.ops.convert_to_numpy(model.predict_on_batch(x))
+        names = names or _output_names(model, class_names, scores.shape[1])
+        for path, classes in zip(kept, _top_classes(scores, top, names)):
+            yield Prediction(path, classes)
+
+
+def predict(model, images, top=5, class_names=None):
+    """Top-``top`` (class name, score) for each image (MATLAB ``classify``); a list, one per image.
+
+    Images get torchvision's eval transform exactly (PIL resize). An image that cannot be
+    read raises ``ValueError``; ``predict_files`` streams any number of images and skips those.
+    """
+    results = []
+    for prediction in predict_files(model, images, top=top, class_names=class_names):
+        if prediction.error is not None:
+            raise ValueError(prediction.error)
+        results.append(prediction.top)
+    return results
+
+
+def write_predictions(predictions, path, top, echo=None):
+    """Write ``Prediction``s as CSV (atomically), calling ``echo(prediction)`` on each as it is written.
+
+    Columns: ``path``, ``class`` and ``probability`` (the top class), ``class_2``,
+    ``probability_2``... up to ``top``, and ``error`` (why an image was skipped).
+    Returns (images predicted, images skipped).
+    """
+    counts = [0, 0]
+    ranks = [""] + [f"_{k}" for k in range(2, top + 1)]
+    header = ["path", *[f"{kind}{rank}" for rank in ranks for kind in ("class", "probability")], "error"]
+
+    def write(tmp):
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            for prediction in predictions:
+                cells = [value for name, score in prediction.top for value in (name, f"{score:.6f}")]
+                cells += [""] * (2 * top - len(cells))
+                writer.writerow([str(prediction.path), *cells, prediction.error or ""])
+                counts[prediction.error is not None] += 1
+                if echo is not None:
+                    echo(prediction)
+
+    atomic_write(path, write)
+    return tuple(counts)

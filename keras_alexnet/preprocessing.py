@@ -52,7 +52,8 @@ def load_image(path) -> Image.Image:
 
     Every format PIL reads works (JPEG, PNG including 16-bit, BMP including 1-bit and
     palette, GIF's first frame, TIFF, WebP, CMYK JPEG); see ``to_rgb``. A missing,
-    corrupt or non-image file raises ``ValueError`` naming the path.
+    corrupt or non-image file, or one over PIL's decompression-bomb limit, raises ``ValueError``
+    naming the path.
     """
     try:
         with Image.open(path) as image:
@@ -60,6 +61,11 @@ def load_image(path) -> Image.Image:
             return to_rgb(image)
     except FileNotFoundError:
         raise FileNotFoundError(f"image file {os.fspath(path)!r} does not exist") from None
+    except Image.DecompressionBombError as error:
+        raise ValueError(
+            f"{os.fspath(path)!r} is over PIL's decompression-bomb limit ({error}); resize it, or, if you trust "
+            "the file, raise PIL.Image.MAX_IMAGE_PIXELS."
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ValueError(
             f"{os.fspath(path)!r} is not a readable image ({error}); remove or replace the file."

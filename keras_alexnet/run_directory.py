@@ -46,7 +46,8 @@ class RunDirectory:
     ``best.keras`` (best validation accuracy) and ``best.best.json`` (its epoch),
     ``log.csv``, ``history.json`` and ``progress.png`` (per-iteration curves),
     ``validation.json`` (the validation images), ``report.html``, ``tensorboard/``,
-    ``auto.json`` and ``auto_comparison/`` (``recipe="auto"``), and while running
+    ``auto.json`` and ``auto_comparison/`` (``recipe="auto"``), ``resumes.json`` (each resume and
+    the options it changed), and until the final model is written
     ``backup/`` (``training_metadata.json`` names the last committed weights),
     ``activation_cache/`` and ``run.lock``.
     """
@@ -66,6 +67,7 @@ class RunDirectory:
     REPORT = "report.html"
     TENSORBOARD = "tensorboard"
     LOCK = "run.lock"
+    RESUMES = "resumes.json"
     ACTIVATION_CACHE = "activation_cache"
 
     # What a run writes: a previous run is these, and --overwrite removes only these.
@@ -82,6 +84,7 @@ class RunDirectory:
         VALIDATION,
         REPORT,
         TENSORBOARD,
+        RESUMES,
     )
     # A run's working files, which tell nothing of a previous run by themselves.
     SCRATCH = (BEST_RECORD, ACTIVATION_CACHE)
@@ -115,6 +118,7 @@ class RunDirectory:
     validation = property(lambda self: self.path / self.VALIDATION, doc="validation.json, the validation images")
     report = property(lambda self: self.path / self.REPORT, doc="report.html")
     tensorboard = property(lambda self: self.path / self.TENSORBOARD, doc="tensorboard/ logs")
+    resumes = property(lambda self: self.path / self.RESUMES, doc="resumes.json, each resume and what it changed")
     lock_file = property(lambda self: self.path / self.LOCK, doc="run.lock, the PID of the run writing here")
     activation_cache = property(lambda self: self.path / self.ACTIVATION_CACHE, doc="activation_cache/ on disk")
 
@@ -226,8 +230,11 @@ class RunDirectory:
             )
 
     def finish(self):
-        """What a finished run keeps: everything but the activation cache (the backup is fit's to remove)."""
-        _remove([self.activation_cache])
+        """What a finished run keeps: everything but the backup and the activation cache.
+
+        Called once the final model is written: until then the backup is what ``resume`` starts from.
+        """
+        _remove([self.backup, self.activation_cache])
 
 
 @contextlib.contextmanager

@@ -41,6 +41,22 @@ def atomic_write(path, write):
     return path
 
 
+def check_new_file(path, overwrite=False, flag="--out"):
+    """Before any work: refuse ``path`` when it is a folder, or an existing file without ``overwrite``."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{flag} {path} is a folder: give a file name.")
+    if path.exists() and not overwrite:
+        raise ValueError(f"{flag} {path} exists: give another name, or --overwrite (overwrite=True) to replace it.")
+
+
+def check_folder_target(path, flag="--out"):
+    """Before any work: refuse a ``path`` that is a file (a folder is to be written there)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{flag} {path} is a file; give a folder (it is created if missing), or move the file.")
+
+
 @contextlib.contextmanager
 def cleanup_on_signals(signals=(signal.SIGTERM, signal.SIGHUP)):
     """Turn termination signals into ``SystemExit`` while the block runs, so ``finally`` clauses and

@@ -2,7 +2,7 @@
 
 ``ImageFolder`` is torchvision's ImageFolder / MATLAB's
 ``imageDatastore(..., 'LabelSource', 'foldernames')``: one sub-folder per class,
-class names sorted. Files are checked once when the folder is read; a corrupt or
+class names sorted; hidden folders and macOS's ``__MACOSX`` are not classes. Files are checked once when the folder is read; a corrupt or
 non-image file is reported with its path and skipped (or raises with
 ``on_bad_file="raise"``), so no epoch crashes half-way.
 """
@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from keras_alexnet.datasets.files import ignored, link_problem, walk
 from keras_alexnet.datasets.pipeline import augmented_batches, decode, epochs_of, image_pipeline
 from keras_alexnet.preprocessing import CROP_SIZE, IMAGE_SUFFIXES, load_image
 
@@ -63,7 +64,7 @@ class ImageFolder:
             raise ValueError(f"on_bad_file={on_bad_file!r}: use 'skip' or 'raise'.")
         if not directory.is_dir():
             raise DatasetError(f"{directory} is not a folder. Give a folder with one sub-folder of images per class.")
-        found = sorted(p.name for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
+        found = sorted(p.name for p in directory.iterdir() if p.is_dir() and not ignored(p))
         names = list(class_names) if class_names is not None else found
         if class_names is not None and set(names) - set(found):
             raise DatasetError(f"{directory} lacks the class folders {sorted(set(names) - set(found))}.")
@@ -74,10 +75,9 @@ class ImageFolder:
             )
         paths, labels, skipped = [], [], []
         for label, name in enumerate(names):
-            files = sorted(p for p in (directory / name).rglob("*") if p.is_file() and not p.name.startswith("."))
             good = 0
-            for path in files:
-                reason = (
+            for path in walk(directory / name):
+                reason = link_problem(path) or (
                     f"not an image file (suffix {path.suffix!r})"
                     if path.suffix.lower() not in IMAGE_SUFFIXES
                     else check_image(path)

@@ -26,6 +26,7 @@ from keras_alexnet.training import TrainingOptions
 from keras_alexnet.training import train as train_recipe
 from keras_alexnet.training.loop import read_sets, train_locked
 from keras_alexnet.training.options import AUTO, AutoBudget
+from keras_alexnet.training.resume import resumed_options
 
 __all__ = ["AutoBudget", "AutoChoice", "choose_recipe", "imagenet_likeness", "resolve_auto", "rule_of_thumb", "train"]
 
@@ -216,7 +217,8 @@ def train(
     cached (unless ``shared_activations`` names others). Any other recipe goes straight to
     ``training.train``. Takes ``training.train``'s arguments; returns its ``TrainResult``.
     """
-    options = TrainingOptions.of(options, **changes)
+    run = RunDirectory(run_dir)
+    options = resumed_options(run, options, **changes) if resume else TrainingOptions.of(options, **changes)
     if options.recipe != AUTO:
         return train_recipe(
             data,
@@ -230,7 +232,6 @@ def train(
             shared_activations=shared_activations,
         )
     started = time.perf_counter()
-    run = RunDirectory(run_dir)
     run.check_can_start(resume)
     train_set, val_set = read_sets(data, val, options)
     with run.locked():

@@ -33,7 +33,10 @@ def main(argv=None):
     # TensorFlow loads with the comparison: its start-up lines are hidden unless the user shows them.
     with quiet_tensorflow(verbose=job["tensorflow_logs"]):
         from keras_alexnet.experiments.compare import run_job
-    return run_job(job)
+    try:
+        return run_job(job)
+    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the comparison says what was kept
+        return 130
 
 
 if __name__ == "__main__":

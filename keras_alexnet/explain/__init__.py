@@ -2,7 +2,7 @@
 the interpretation of a trained model on a labelled folder, and the HTML run report."""
 
 from keras_alexnet.explain.activations import activation_grid, activations, filter_grid, tile
-from keras_alexnet.explain.figures import METHODS, explain, image_files, load_images
+from keras_alexnet.explain.figures import METHODS, explain, output_names
 from keras_alexnet.explain.gradcam import GradCam, GradCamExplainer, grad_cam
 from keras_alexnet.explain.occlusion import Occlusion, occlusion_sensitivity
 from keras_alexnet.explain.pictures import display_image, overlay, save_png
@@ -22,8 +22,7 @@ __all__ = [
     "explain",
     "filter_grid",
     "grad_cam",
-    "image_files",
-    "load_images",
+    "output_names",
     "occlusion_sensitivity",
     "overlay",
     "save_png",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import logging
 from pathlib import Path
 
@@ -9,47 +10,38 @@ import keras
 import numpy as np
 
 from keras_alexnet._utils.choices import EXPLAIN_METHODS
-from keras_alexnet._utils.files import atomic_write
+from keras_alexnet._utils.files import atomic_write, check_folder_target
+from keras_alexnet.datasets.files import decoded_batches, image_files
 from keras_alexnet.explain.activations import activation_grid, activations, filter_grid
 from keras_alexnet.explain.gradcam import GradCamExplainer
 from keras_alexnet.explain.occlusion import occlusion_sensitivity
 from keras_alexnet.explain.pictures import display_image, overlay, signed_overlay
 from keras_alexnet.explain.targets import class_names, logits, scores_model
-from keras_alexnet.preprocessing import IMAGE_SUFFIXES, eval_transform
 
 log = logging.getLogger("keras_alexnet.explain")
 
 METHODS = EXPLAIN_METHODS
 
 
-def image_files(items):
-    """Image files from files and folders (searched recursively, sorted)."""
-    found = []
-    for item in items:
-        path = Path(item)
-        if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        elif path.exists():
-            found.append(path)
-        else:
-            raise FileNotFoundError(f"image {path} does not exist.")
-    if not found:
-        raise FileNotFoundError(f"no images in {', '.join(map(str, items))} (looked for {', '.join(IMAGE_SUFFIXES)}).")
-    return found
-
-
-def load_images(paths):
-    """(preprocessed batch, the paths that decoded, [(path, reason)] of those that did not)."""
-    arrays, kept, skipped = [], [], []
-    for path in paths:
-        try:
-            arrays.append(eval_transform(path))
-            kept.append(Path(path))
-        except (ValueError, OSError) as error:
-            skipped.append((Path(path), str(error)))
-            log.debug("skipped %s: %s", path, error)
-    x = np.stack(arrays) if arrays else np.zeros((0, 224, 224, 3), np.float32)
-    return x, kept, skipped
+def output_names(paths, method):
+    """A distinct PNG name per image: ``<stem>.<method>.png``; images in different folders that share
+    a file name get their folders' names first (``cats_001.gradcam.png``, ``dogs_001.gradcam.png``)."""
+    stems = collections.Counter(Path(p).stem for p in paths)
+    names, taken = [], set()
+    for path in map(Path, paths):
+        name = path.stem
+        if stems[name] > 1:
+            parents = [part for part in path.parent.parts if part not in (path.anchor, ".", "..")]
+            name = f"{parents.pop()}_{name}" if parents else name
+            while name in taken and parents:
+                name = f"{parents.pop()}_{name}"
+        base, count = name, 1
+        while name in taken:
+            count += 1
+            name = f"{base}-{count}"
+        taken.add(name)
+        names.append(f"{name}.{method}.png")
+    return names
 
 
 def probabilities(model, x):
@@ -80,15 +72,43 @@ def _figure(panels, title, path, colorbar=None):
     return Path(path)
 
 
+def _explain_one(model, x, path, picture, method, names, layer, target, explainer):
+    """One image's figure (``x``: its preprocessed batch of one) written to ``picture``."""
+    image = display_image(x[0])
+    probs = probabilities(model, x)[0]
+    top = int(np.argmax(probs))
+    label = f"predicted {names[top]} ({probs[top]:.2f})"
+    if method == "gradcam":
+        cam = explainer(x, target)
+        chosen = int(cam.classes[0])
+        panels = [(image, label), (overlay(image, cam.maps[0]), f"Grad-CAM of {names[chosen]} on {cam.layer}")]
+        return _figure(panels, path.name, picture, colorbar=("jet", (0, 1)))
+    if method == "occlusion":
+        result = occlusion_sensitivity(model, x[0], target)
+        limit = float(np.abs(result.map).max())
+        caption = f"drop in p({names[result.target]}) when masked"
+        panels = [(image, label), (signed_overlay(image, result.map), caption)]
+        return _figure(panels, path.name, picture, colorbar=("bwr", (-limit, limit)))
+    name = layer or "conv2"
+    maps = activations(model, x, name)[0]
+    grid = activation_grid(maps)
+    panels = [(image, label), (grid, f"{name}: {maps.shape[-1]} channels of {maps.shape[0]}x{maps.shape[1]}")]
+    return _figure(panels, path.name, picture)
+
+
 def explain(model, images, method="gradcam", layer=None, target=None, out="explain"):
     """Write one PNG per image (or one for ``filters``) into ``out``; returns (written paths, skipped images).
 
+    ``images``: files and folders (searched recursively), read a batch at a time; an image
+    that cannot be read is skipped and returned with its reason. Images in different
+    folders that share a file name get distinct pictures (``output_names``).
     ``layer``: the convolution for Grad-CAM (default conv5), the layer for activations
     (default conv2), the convolution for filters (default conv1). ``target``: a class
     name or index (default: each image's predicted class).
     """
     if method not in METHODS:
         raise ValueError(f"method {method!r} is not known: use one of {', '.join(METHODS)}.")
+    check_folder_target(out)
     out = Path(out)
     if method == "filters":
         name = layer or "conv1"
@@ -97,32 +117,14 @@ def explain(model, images, method="gradcam", layer=None, target=None, out="expla
         return [
             _figure([(grid, f"{count} filters")], f"{name} filters of {model.name}", out / f"{name}_filters.png")
         ], []
-    x, kept, skipped = load_images(image_files(images))
+    files, skipped = image_files(images)
     names = class_names(model)
+    explainer = GradCamExplainer(model, layer or "conv5") if method == "gradcam" else None
+    pictures = dict(zip(files, output_names(files, method)))
     written = []
-    if method == "gradcam":
-        explainer = GradCamExplainer(model, layer or "conv5")
-    for index, path in enumerate(kept):
-        image = display_image(x[index])
-        probs = probabilities(model, x[index : index + 1])[0]
-        top = int(np.argmax(probs))
-        label = f"predicted {names[top]} ({probs[top]:.2f})"
-        stem = out / f"{path.stem}.{method}.png"
-        if method == "gradcam":
-            cam = explainer(x[index : index + 1], target)
-            chosen = int(cam.classes[0])
-            panels = [(image, label), (overlay(image, cam.maps[0]), f"Grad-CAM of {names[chosen]} on {cam.layer}")]
-            written.append(_figure(panels, path.name, stem, colorbar=("jet", (0, 1))))
-        elif method == "occlusion":
-            result = occlusion_sensitivity(model, x[index], target)
-            limit = float(np.abs(result.map).max())
-            caption = f"drop in p({names[result.target]}) when masked"
-            panels = [(image, label), (signed_overlay(image, result.map), caption)]
-            written.append(_figure(panels, path.name, stem, colorbar=("bwr", (-limit, limit))))
-        else:
-            name = layer or "conv2"
-            maps = activations(model, x[index : index + 1], name)[0]
-            grid = activation_grid(maps)
-            panels = [(image, label), (grid, f"{name}: {maps.shape[-1]} channels of {maps.shape[0]}x{maps.shape[1]}")]
-            written.append(_figure(panels, path.name, stem))
+    for batch, kept, bad in decoded_batches(files, batch_size=16):
+        skipped += bad
+        for index, path in enumerate(kept):
+            x = batch[index : index + 1]
+            written.append(_explain_one(model, x, path, out / pictures[path], method, names, layer, target, explainer))
     return written, skipped

@@ -14,6 +14,7 @@ import numpy as np
 
 from keras_alexnet._keras_compat import BackupState
 from keras_alexnet._utils.checks import is_count
+from keras_alexnet._utils.disk import DiskFullError, disk_full_message, ensure_space, is_disk_full, weights_bytes
 from keras_alexnet._utils.files import atomic_write
 from keras_alexnet.run_directory import RunDirectory
 
@@ -99,7 +100,8 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def _save_model(self):  # Keras's hook (listed in _keras_compat.PRIVATE_ATTRIBUTES)
         epoch, batch = self._state.epoch, self._state.batch
-        if self.save_freq == "epoch" and epoch % self.every_epochs:
+        # The last epoch is always backed up: the run's end (the final save) starts from it.
+        if self.save_freq == "epoch" and epoch % self.every_epochs and epoch != self.params.get("epochs"):
             return
         self._wait_for_cleanup()
         path, stale = write_backup(self.model, self.backup_dir, epoch, batch, self.stage)
@@ -131,7 +133,28 @@ def write_backup(model, backup_dir, epoch, batch=0, stage=1):
     backup_dir = Path(backup_dir)
     backup_dir.mkdir(parents=True, exist_ok=True)
     name = f"epoch-{epoch}" + (f"-batch-{batch}" if batch else "") + ".weights.h5"
-    atomic_write(backup_dir / name, lambda tmp: model.save_weights(filepath=tmp, overwrite=True))
+    # h5py reports a full disk from deep inside its close and can crash the process at exit
+    # afterwards: check the space first, so a full disk is a clear error and the last backup stays.
+    needed = int(weights_bytes(model) * 1.05) + (64 << 10)
+    committed = (
+        json.loads((backup_dir / RunDirectory.BACKUP_METADATA).read_text()).get("epoch")
+        if (backup_dir / RunDirectory.BACKUP_METADATA).exists()
+        else None
+    )
+    then = (
+        f"The backup of epoch {committed} is intact: free space (or move the run directory), then continue with "
+        "--resume."
+        if committed
+        else "Free space or choose a --run-dir on another disk, then start again."
+    )
+    what = f"the backup after epoch {epoch}"
+    ensure_space(backup_dir, needed, what, then)
+    try:
+        atomic_write(backup_dir / name, lambda tmp: model.save_weights(filepath=tmp, overwrite=True))
+    except OSError as error:
+        if is_disk_full(error):
+            raise DiskFullError(disk_full_message(backup_dir, what, needed, then, error)) from None
+        raise
     metadata = {"epoch": epoch, "batch": batch, "weights": name, "stage": stage, "random_states": random_states(model)}
     text = json.dumps(metadata)
     atomic_write(backup_dir / RunDirectory.BACKUP_METADATA, lambda tmp: Path(tmp).write_text(text))
@@ -350,12 +373,14 @@ class BestModelCheckpoint(keras.callbacks.Callback):
     """Save ``model`` whenever the monitored metric improves, atomically.
 
     ``record``: the JSON file that keeps the best value and its epoch (default: beside ``path``,
-    ``<name>.best.json``), so a resumed run knows what it has to beat.
+    ``<name>.best.json``), so a resumed run knows what it has to beat. ``saved_form``: a function
+    from the model to what is saved (``train`` adds the class names and leaves out the optimizer).
     """
 
-    def __init__(self, path, model, monitor="val_accuracy", mode="max", record=None):
+    def __init__(self, path, model, monitor="val_accuracy", mode="max", record=None, saved_form=None):
         super().__init__()
         self.path, self.full_model, self.monitor, self.mode = Path(path), model, monitor, mode
+        self.saved_form = saved_form  # model -> the model to save (e.g. with its class names)
         self.best_path = Path(record) if record is not None else self.path.with_suffix(".best.json")
         self.best = json.loads(self.best_path.read_text())["best"] if self.best_path.exists() else None
 
@@ -366,7 +391,7 @@ class BestModelCheckpoint(keras.callbacks.Callback):
         better = self.best is None or (value > self.best if self.mode == "max" else value < self.best)
         if better:
             self.best = float(value)
-            save_model_atomic(self.full_model, self.path)
+            save_model_atomic(self.saved_form(self.full_model) if self.saved_form else self.full_model, self.path)
             atomic_write(
                 self.best_path, lambda tmp: Path(tmp).write_text(json.dumps({"best": self.best, "epoch": epoch + 1}))
             )

@@ -16,6 +16,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from keras_alexnet._utils.disk import DiskFullError, disk_full_message, ensure_space, is_disk_full, weights_bytes
 from keras_alexnet._utils.files import atomic_write
 from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.explain.report import write_report
@@ -32,6 +33,7 @@ from keras_alexnet.training.callbacks import (
     write_backup,
 )
 from keras_alexnet.training.options import AUTO, TrainingOptions
+from keras_alexnet.training.resume import check_resume, record_resume, resumed_options
 from keras_alexnet.training.setup import (
     activation_pipelines,
     build_model,
@@ -97,6 +99,7 @@ def fit(
     stage=None,
     keep_backup=False,
     save_best=True,
+    best_form=None,
 ):
     """``model.fit`` with the run directory's callbacks.
 
@@ -109,7 +112,8 @@ def fit(
     and the model to fit on them (see ``train``). ``stage``: (number, label) of a two-stage
     recipe's stage: the backup records the number, the plot marks where the label's stage began.
     ``keep_backup``: leave the last backup when the fit ends (the next stage starts from it).
-    ``save_best``: write ``best.keras`` (False: only the log and history tell the best epoch).
+    ``save_best``: write ``best.keras`` (False: only the log and history tell the best epoch);
+    ``best_form``: a function from the model to what ``best.keras`` holds (default: the model).
     """
     run = run_dir if isinstance(run_dir, RunDirectory) else RunDirectory(run_dir)
     backup_callback = AtomicBackupAndRestore(
@@ -140,7 +144,7 @@ def fit(
     ]
     if fit_val is not None:
         if save_best:
-            callbacks.append(BestModelCheckpoint(run.best, model, record=run.best_record))
+            callbacks.append(BestModelCheckpoint(run.best, model, record=run.best_record, saved_form=best_form))
         if patience:
             callbacks.append(keras.callbacks.EarlyStopping("val_loss", patience=patience, restore_best_weights=False))
     if lr_schedule is not None:
@@ -188,7 +192,9 @@ def train(
         val: a validation folder (or ``options.val_split``: a stratified fraction of
             ``data`` held out, MATLAB ``splitEachLabel(imds, 1 - val_split, 'randomized')``).
         run_dir: where the model, log, plot, options and backups go (a ``RunDirectory``).
-        resume: continue a killed run from its last backup (which must exist and load).
+        resume: continue a killed run from its last backup (which must exist and load), with the
+            options it was started with (``options.json``); a difference other than
+            ``training.resume.RESUMABLE`` (more epochs, ...) is refused, naming the fields.
         overwrite: replace a previous run's files in ``run_dir`` (refused otherwise).
         callbacks: more Keras callbacks, run after the run directory's own.
         shared_activations: a dict, or a folder (across processes), that keeps activation
@@ -199,7 +205,8 @@ def train(
         names and ``run_dir/options.json`` the options it was trained with.
     """
     start = time.perf_counter()
-    options = TrainingOptions.of(options, **changes)
+    run = RunDirectory(run_dir)
+    options = resumed_options(run, options, **changes) if resume else TrainingOptions.of(options, **changes)
     if options.recipe == AUTO:
         raise ValueError(
             "recipe='auto' compares the recipes on the data before training: call "
@@ -207,7 +214,6 @@ def train(
             "and then trains the winner here."
         )
     train_set, val_set = read_sets(data, val, options)
-    run = RunDirectory(run_dir)
     run.check_can_start(resume)
     with run.locked():
         if not resume:
@@ -261,6 +267,8 @@ def train_locked(
     recipe = options.recipe_object
     classes = len(train_set.class_names)
     done, done_stage = run.check_resumable(classes) if resume else (0, 1)
+    if resume:
+        record_resume(run, done, check_resume(run, options, done))
     steps_per_epoch = math.ceil(len(train_set) / options.batch_size)
     model = build_model(options, classes, steps_per_epoch)
     options.save(run.options)
@@ -278,6 +286,9 @@ def train_locked(
         "extra_callbacks": callbacks,
         "steps_per_epoch": steps_per_epoch,
         "save_best": options.save_models,
+        "best_form": lambda fitted: _saved_form(fitted, train_set.class_names, options),
+        # The backup outlives the fit: the run is resumable until its model is written (run.finish).
+        "keep_backup": True,
     }
     history, cached = {}, False
     bounds = stage_epochs(options)
@@ -318,24 +329,17 @@ def train_locked(
             lr_schedule=schedule,
             cache=cache,
             stage=(number, stage_label(number, stage)) if recipe.two_stage else None,
-            keep_backup=not final,
             **shared,
         )
         history = {key: history.get(key, []) + values for key, values in part.items()}
     final_model = attach_class_names(model, train_set.class_names)
     final_model.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])
-    # The optimizer's state (Adam: two more copies of every weight) is for resuming, which the
-    # backup does; the final model holds it only when asked.
     model_path = best_path = None
     if options.save_models:
-        saved = final_model if options.save_optimizer else without_optimizer(final_model)
-        model_path = save_model_atomic(saved, run.model)
+        model_path = _save_final(_saved_form(model, train_set.class_names, options), run)
         best_path = run.best
-    if best_path is not None and best_path.exists():  # the checkpoint holds the bare model: add the names there too
-        best = attach_class_names(keras.models.load_model(best_path), train_set.class_names)
-        save_model_atomic(best if options.save_optimizer else without_optimizer(best), best_path)
     run.finish()
-    val_accuracy = history.get("val_accuracy", [None])[-1] if history.get("val_accuracy") else None
+    val_accuracy = _last_validation_accuracy(history, run)
     if options.report:
         report = write_report(run.path)
         if verbose:
@@ -352,6 +356,42 @@ def train_locked(
         cached,
         options,
     )
+
+
+def _saved_form(model, class_names, options):
+    """What ``model.keras`` and ``best.keras`` hold: the model with its class names, and the
+    optimizer's state only when asked (Adam's is two more copies of every weight; resuming reads
+    the backup, not these files)."""
+    named = attach_class_names(model, class_names)
+    if options.save_optimizer:
+        named.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])
+    return named
+
+
+def _save_final(model, run):
+    """Write ``model.keras``; on a full disk, say so and keep the run resumable (its backup stays)."""
+    needed = int(weights_bytes(model) * 1.05) + (64 << 10)
+    then = (
+        "The run and its backup are kept: free space, then continue with --resume (it writes the model and "
+        "finishes; no epoch is repeated)."
+    )
+    ensure_space(run.path, needed, run.MODEL, then)
+    try:
+        return save_model_atomic(model, run.model)
+    except OSError as error:
+        if is_disk_full(error):
+            raise DiskFullError(disk_full_message(run.path, run.MODEL, needed, then, error)) from None
+        raise
+
+
+def _last_validation_accuracy(history, run):
+    """The run's last validation accuracy: this call's history, or the run's (a resume with no epoch left)."""
+    if history.get("val_accuracy"):
+        return history["val_accuracy"][-1]
+    if run.history.exists():
+        recorded = json.loads(run.history.read_text()).get("val_accuracy") or []
+        return recorded[-1] if recorded else None
+    return None
 
 
 def _record_validation_set(val_set, path):

@@ -1,0 +1,131 @@
+"""Image files as a user gives them (files and folders), listed and decoded in bounded batches.
+
+What ``predict`` and ``explain`` read: folders are searched recursively; hidden files and
+folders and macOS's ``__MACOSX`` are left out; a broken or looping symbolic link, a file
+that does not decode (or is over PIL's decompression-bomb limit) is named with its reason
+and skipped, never the end of the others. Batches are decoded on a few threads (PIL
+releases the GIL), so memory holds one batch, not every image.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import errno
+import os
+from pathlib import Path
+
+import numpy as np
+
+from keras_alexnet.preprocessing import CROP_SIZE, IMAGE_SUFFIXES, eval_transform
+
+IGNORED_FOLDERS = ("__MACOSX",)  # what macOS puts in zip files beside the real ones
+
+
+def ignored(path):
+    """Whether a file or folder is not the user's data: hidden (``.name``) or ``__MACOSX``."""
+    return path.name.startswith(".") or path.name in IGNORED_FOLDERS
+
+
+def link_problem(path):
+    """Why a symbolic link cannot be read (broken, or a loop), or None."""
+    path = Path(path)
+    if not path.is_symlink():
+        return None
+    try:
+        os.stat(path)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "a symbolic link that loops (it points back at itself)"
+        return f"a broken symbolic link (its target {os.readlink(path)} does not exist)"
+    return None
+
+
+def walk(folder):
+    """Files under ``folder`` (recursively, sorted), leaving out what ``ignored`` names.
+
+    Broken and looping symbolic links are listed too (``link_problem`` says why they fail).
+    """
+    found, seen = [], set()
+    for root, folders, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:  # a linked folder met twice (a link to a parent): once is enough
+            folders[:] = []
+            continue
+        seen.add(real)
+        folders[:] = sorted(name for name in folders if not ignored(Path(name)))
+        for name in files:
+            path = Path(root) / name
+            if not ignored(path):
+                found.append(path)
+        # os.walk lists a broken link to a folder among the files; a loop among the folders.
+        for name in list(folders):
+            if link_problem(Path(root) / name):
+                folders.remove(name)
+                found.append(Path(root) / name)
+    return sorted(found)
+
+
+def image_files(items):
+    """(image files, [(path, reason)] skipped) from files and folders, in the order given.
+
+    Folders are searched recursively; a file given by name is taken whatever its suffix
+    (it is decoded to find out). A path that does not exist raises ``FileNotFoundError``.
+    """
+    found, skipped = [], []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            for file in walk(path):
+                problem = link_problem(file)
+                if problem:
+                    skipped.append((file, problem))
+                elif file.suffix.lower() in IMAGE_SUFFIXES:
+                    found.append(file)
+        elif link_problem(path):
+            skipped.append((path, link_problem(path)))
+        elif path.exists():
+            found.append(path)
+        else:
+            raise FileNotFoundError(f"image {path} does not exist.")
+    if not found and not skipped:
+        raise FileNotFoundError(f"no images in {', '.join(map(str, items))} (looked for {', '.join(IMAGE_SUFFIXES)}).")
+    return found, skipped
+
+
+def _decode(path):
+    try:
+        return eval_transform(path), None
+    except (ValueError, OSError) as error:
+        return None, str(error)
+
+
+def decoded_batches(paths, batch_size=32, threads=4):
+    """Yield ``(x, kept, skipped)`` per batch of ``paths``: torchvision's eval transform of the images
+    that decode (float32, ``(n, 224, 224, 3)``), their paths, and ``[(path, reason)]`` of the rest.
+
+    One batch is decoded while the caller works on the previous one.
+    """
+    paths = [Path(p) for p in paths]
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        pending = None
+        for start in range(0, len(paths), batch_size):
+            chunk = paths[start : start + batch_size]
+            future = [pool.submit(_decode, path) for path in chunk], chunk
+            if pending is not None:
+                yield _collect(*pending)
+            pending = future
+        if pending is not None:
+            yield _collect(*pending)
+
+
+def _collect(futures, chunk):
+    arrays, kept, skipped = [], [], []
+    for future, path in zip(futures, chunk):
+        array, reason = future.result()
+        if reason is None:
+            arrays.append(array)
+            kept.append(path)
+        else:
+            skipped.append((path, reason))
+    x = np.stack(arrays) if arrays else np.zeros((0, CROP_SIZE, CROP_SIZE, 3), np.float32)
+    return x, kept, skipped
