@@ -13,6 +13,7 @@ import numpy as np
 from keras_alexnet._utils.files import atomic_write
 from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.datasets.files import decoded_batches, image_files
+from keras_alexnet.datasets.files import ignored as ignored_path
 from keras_alexnet.layers import class_names_of
 from keras_alexnet.preprocessing import imagenet_class_names
 
@@ -42,17 +43,37 @@ class Evaluation:
         actual = self.confusion.sum(axis=1)
         return np.divide(np.diag(self.confusion), actual, out=np.zeros(len(actual)), where=actual > 0)
 
+    # Past this many classes the confusion matrix is drawn without numbers in its cells and
+    # left out of the text, where the most confused pairs stand for it.
+    LABELLED_CELLS = 30
+
+    def most_confused(self, k=20):
+        """The ``k`` most frequent mistakes, [(actual, predicted, images)], most first (ties by name)."""
+        wrong = self.confusion.copy()
+        np.fill_diagonal(wrong, 0)
+        actual, predicted = np.nonzero(wrong)
+        order = np.lexsort((predicted, actual, -wrong[actual, predicted]))[:k]
+        return [
+            (self.class_names[actual[i]], self.class_names[predicted[i]], int(wrong[actual[i], predicted[i]]))
+            for i in order
+        ]
+
     def report(self):
-        """Accuracy, per-class precision/recall and the confusion matrix as text."""
+        """Accuracy, per-class precision/recall and the confusion matrix (or, for many classes, the most
+        confused pairs) as text."""
         width = max(len(n) for n in self.class_names + ["class"])
         lines = [f"accuracy {self.accuracy:.4f} on {int(self.confusion.sum())} images", ""]
         lines.append(f"{'class'.ljust(width)}  precision  recall  support")
         for name, p, r, n in zip(self.class_names, self.precision, self.recall, self.confusion.sum(axis=1)):
             lines.append(f"{name.ljust(width)}  {p:9.4f}  {r:6.4f}  {int(n):7d}")
-        lines += ["", "confusion matrix (rows: true, columns: predicted)"]
-        lines.append(" " * (width + 2) + " ".join(n[:8].rjust(8) for n in self.class_names))
-        for name, row in zip(self.class_names, self.confusion):
-            lines.append(name.ljust(width) + "  " + " ".join(str(int(v)).rjust(8) for v in row))
+        if len(self.class_names) <= self.LABELLED_CELLS:
+            lines += ["", "confusion matrix (rows: true, columns: predicted)"]
+            lines.append(" " * (width + 2) + " ".join(n[:8].rjust(8) for n in self.class_names))
+            for name, row in zip(self.class_names, self.confusion):
+                lines.append(name.ljust(width) + "  " + " ".join(str(int(v)).rjust(8) for v in row))
+        else:
+            lines += ["", f"most confused (of {len(self.class_names)} classes; the matrix is in confusion_matrix.png)"]
+            lines += [f"{a} -> {p}: {n}" for a, p, n in self.most_confused()] or ["no image was misclassified"]
         if self.skipped:
             lines += ["", f"skipped {len(self.skipped)} unreadable files: " + ", ".join(p for p, _ in self.skipped[:5])]
         if self.ignored_folders:
@@ -66,31 +87,47 @@ class Evaluation:
         return text, self.plot(directory / "confusion_matrix.png")
 
     def plot(self, path):
-        """The confusion matrix as a PNG (like MATLAB's confusionchart)."""
+        """The confusion matrix as a PNG (like MATLAB's confusionchart).
+
+        Up to ``LABELLED_CELLS`` classes each cell shows its count; past that it is a heat map
+        of a fixed size (class names on the axes up to 100 classes), so memory and time stay
+        bounded however many classes there are.
+        """
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
         n = len(self.class_names)
-        figure, axis = plt.subplots(figsize=(1.2 * n + 3, 1.2 * n + 2))
-        axis.imshow(self.confusion, cmap="Blues")
-        axis.set_xticks(range(n), self.class_names, rotation=45, ha="right")
-        axis.set_yticks(range(n), self.class_names)
-        axis.set_xlabel("Predicted class")
-        axis.set_ylabel("True class")
-        threshold = self.confusion.max() / 2
-        for i in range(n):
-            for j in range(n):
-                axis.text(
-                    j,
-                    i,
-                    int(self.confusion[i, j]),
-                    ha="center",
-                    va="center",
-                    color="white" if self.confusion[i, j] > threshold else "black",
-                )
-        axis.set_title(f"Confusion matrix, accuracy {self.accuracy:.3f}")
+        labelled = n <= self.LABELLED_CELLS
+        side = min(1.2 * n + 3, 16) if labelled else 14
+        figure, axis = plt.subplots(figsize=(side, side - 1))
+        image = axis.imshow(self.confusion, cmap="Blues", interpolation="nearest")
+        if n <= 100:
+            size = 10 if labelled else max(4, 10 - n // 15)
+            axis.set_xticks(
+                range(n),
+                self.class_names,
+                rotation=45 if labelled else 90,
+                ha="right" if labelled else "center",
+                fontsize=size,
+            )
+            axis.set_yticks(range(n), self.class_names, fontsize=size)
+        else:
+            axis.set_xticks([])
+            axis.set_yticks([])
+        order = "" if n <= 100 else " (in the order of the class names)"
+        axis.set_xlabel("Predicted class" + order)
+        axis.set_ylabel("True class" + order)
+        if labelled:
+            threshold = self.confusion.max() / 2
+            for i in range(n):
+                for j in range(n):
+                    colour = "white" if self.confusion[i, j] > threshold else "black"
+                    axis.text(j, i, int(self.confusion[i, j]), ha="center", va="center", color=colour)
+        else:
+            figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04, label="images")
+        axis.set_title(f"Confusion matrix, {n} classes, accuracy {self.accuracy:.3f}")
         figure.tight_layout()
         atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=100))
         plt.close(figure)
@@ -117,7 +154,7 @@ def evaluate(model, data, class_names=None, batch_size=32, on_bad_file="skip"):
     else:
         if names is not None and Path(data).is_dir():
             ignored = sorted(
-                p.name for p in Path(data).iterdir() if p.is_dir() and not ignored(p) and p.name not in names
+                p.name for p in Path(data).iterdir() if p.is_dir() and not ignored_path(p) and p.name not in names
             )
             if ignored:
                 log.warning("ignoring folders of classes the model does not know: %s (it knows %s)", ignored, names)

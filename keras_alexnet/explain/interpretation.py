@@ -73,16 +73,11 @@ class Interpretation:
         """Indices of the ``k`` images with the highest loss, highest first."""
         return list(np.argsort(-self.losses, kind="stable")[:k])
 
-    def most_confused(self, min_count=1):
-        """[(actual, predicted, count)] of wrong predictions, most frequent first (fastai's ``most_confused``)."""
-        matrix = confusion_matrix(self.labels, self.predictions, len(self.class_names))
-        pairs = [
-            (self.class_names[a], self.class_names[p], int(matrix[a, p]))
-            for a in range(len(matrix))
-            for p in range(len(matrix))
-            if a != p and matrix[a, p] >= min_count
-        ]
-        return sorted(pairs, key=lambda pair: -pair[2])
+    def most_confused(self, min_count=1, k=None):
+        """[(actual, predicted, count)] of wrong predictions, most frequent first (fastai's ``most_confused``);
+        ``k``: only the first ``k``."""
+        pairs = self.evaluation().most_confused(k=len(self.labels) if k is None else k)
+        return [pair for pair in pairs if pair[2] >= min_count]
 
     def plot_top_losses(self, path, k=9, layer="conv5"):
         """A gallery of the top-``k`` losses: each image beside its Grad-CAM for the predicted class."""
@@ -150,10 +145,13 @@ class Interpretation:
 
         points, name = self.feature_map(method)
         figure, axis = plt.subplots(figsize=(7, 6))
-        colours = plt.get_cmap("tab10").colors
-        for label, class_name in enumerate(self.class_names):
-            members = self.labels == label
-            axis.scatter(*points[members].T, s=18, color=colours[label % 10], label=class_name, alpha=0.8)
+        if len(self.class_names) <= 10:
+            colours = plt.get_cmap("tab10").colors
+            for label, class_name in enumerate(self.class_names):
+                members = self.labels == label
+                axis.scatter(*points[members].T, s=18, color=colours[label], label=class_name, alpha=0.8)
+        else:  # one colour per class from a continuous map, no legend of hundreds of names
+            axis.scatter(*points.T, s=12, c=self.labels, cmap="turbo", alpha=0.8)
         wrong = self.predictions != self.labels
         axis.scatter(
             *points[wrong].T,

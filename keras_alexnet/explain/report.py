@@ -179,8 +179,8 @@ def write_report(run_dir, data=None, top_losses=9, path=None):
                 )
             )
             parts.append(_image(evaluation.plot(scratch / "confusion.png"), "confusion matrix"))
-            confused = interpretation.most_confused()
-            parts.append("<h2>Most confused</h2>")
+            confused = evaluation.most_confused(k=20)
+            parts.append("<h2>Most confused (up to 20 pairs)</h2>")
             parts.append(
                 _table(("actual", "predicted as", "images"), confused, numeric=(2,))
                 if confused
