@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from keras_alexnet._utils.choices import QUANTIZATIONS
 from keras_alexnet._utils.files import atomic_write
+from keras_alexnet._utils.runtime import process_alive
 from keras_alexnet.layers import class_names_of
 from keras_alexnet.preprocessing import CROP_SIZE, imagenet_eval_layers
 
@@ -76,8 +77,23 @@ def _umask_mode(directory):
     os.chmod(directory, 0o777 & ~umask)  # mkdtemp makes 0700
 
 
+# The folders a SavedModel export works in, beside --out, named with the PID of the export.
+LEFTOVER_PREFIXES = (".tmp-savedmodel-", ".old-savedmodel-")
+
+
+def _remove_leftovers(parent):
+    """Remove the working folders of SavedModel exports into ``parent`` that were killed (their process
+    is gone); only folders named as this module names them, never anything else."""
+    for prefix in LEFTOVER_PREFIXES:
+        for folder in parent.glob(f"{prefix}*"):
+            pid = folder.name[len(prefix) :].split("-", 1)[0]
+            if folder.is_dir() and pid.isdigit() and not process_alive(int(pid)):
+                shutil.rmtree(folder, ignore_errors=True)
+
+
 def export_savedmodel(model, path, check_images=None, overwrite=False):
-    """Write a SavedModel for TF Serving (atomically: a sibling temporary folder renamed).
+    """Write a SavedModel for TF Serving (atomically: a sibling temporary folder renamed; the
+    working folders of an earlier export that was killed are removed first).
 
     An existing non-empty ``path`` is refused unless ``overwrite``, and even then
     only a SavedModel is replaced. Returns an ``ExportCheck`` after loading it back
@@ -103,7 +119,8 @@ def export_savedmodel(model, path, check_images=None, overwrite=False):
         "serve", serve, input_signature=[tf.TensorSpec((None, None, None, 3), tf.uint8, name="images")]
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}-", dir=path.parent))
+    _remove_leftovers(path.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{LEFTOVER_PREFIXES[0]}{os.getpid()}-{path.name}-", dir=path.parent))
     _umask_mode(tmp)
     try:
         archive.write_out(str(tmp), verbose=False)
@@ -118,7 +135,7 @@ def export_savedmodel(model, path, check_images=None, overwrite=False):
             )
         old = None
         if path.exists() and any(path.iterdir()):  # a SavedModel, checked above: moved aside, then removed
-            old = Path(tempfile.mkdtemp(prefix=f".old-{path.name}-", dir=path.parent))
+            old = Path(tempfile.mkdtemp(prefix=f"{LEFTOVER_PREFIXES[1]}{os.getpid()}-{path.name}-", dir=path.parent))
             path.rename(old / path.name)
         tmp.rename(path)
         if old is not None:

@@ -209,6 +209,24 @@ def AlexNet(
     return model
 
 
+SUPPORTED_MODELS = (
+    "keras-alexnet predicts, evaluates, explains, reports on and exports the AlexNet models it writes "
+    "(train's model.keras and best.keras, AlexNet(...).save(...)), with either head."
+)
+CONVOLUTIONS = ALEXNET.conv_names
+
+
+def is_alexnet(model):
+    """Whether ``model`` holds AlexNet's five convolutions by their names (any model this package builds)."""
+    names = set()
+    stack = [model]
+    while stack:
+        layer = stack.pop()
+        names.add(layer.name)
+        stack += getattr(layer, "layers", [])
+    return set(CONVOLUTIONS) <= names
+
+
 def load_model(path):
     """A model saved by this package (``model.keras``, ``best.keras``), with clear errors.
 
@@ -219,11 +237,25 @@ def load_model(path):
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"model file {path} does not exist (train one with `keras-alexnet train`).")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not a .keras model: give the model.keras or best.keras of a run.")
     if not zipfile.is_zipfile(path):
+        with open(path, "rb") as handle:
+            zipped = handle.read(4) == b"PK\x03\x04"
+        if zipped:  # a zip archive's directory is at its end: a cut-off copy has none
+            raise ValueError(
+                f"{path} is damaged: a truncated .keras archive (its end is missing, as after an interrupted copy or "
+                "a full disk). Copy it again, or use the run's best.keras or train again."
+            )
         raise ValueError(f"{path} is not a .keras model (a zip archive): give the model.keras or best.keras of a run.")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model = keras.models.load_model(path)
+        try:
+            model = keras.models.load_model(path)
+        except (zipfile.BadZipFile, EOFError, KeyError, OSError) as error:
+            raise ValueError(
+                f"{path} is damaged ({type(error).__name__}: {error}): copy it again, or train again."
+            ) from None
     for warning in caught:
         message = str(warning.message)
         # Keras only warns when a saved optimizer's state does not fit the model, and training then
@@ -238,6 +270,11 @@ def load_model(path):
                 "and compile a new optimizer, or save it again with the optimizer it was trained with."
             )
         warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    if not is_alexnet(model):
+        raise ValueError(
+            f"{path} is a Keras model but not an AlexNet keras-alexnet made (it has no conv1-conv5 layers). "
+            f"{SUPPORTED_MODELS} Load others with keras.models.load_model."
+        )
     for variable in model.weights:
         if not np.all(np.isfinite(keras.ops.convert_to_numpy(variable))):
             raise ValueError(

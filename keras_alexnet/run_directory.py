@@ -24,19 +24,11 @@ from pathlib import Path
 
 import h5py
 
+from keras_alexnet._utils.runtime import process_alive
+
 
 class RunDirectoryError(ValueError):
     """The run directory cannot be used as asked; the message says why and what to do."""
-
-
-def _process_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class RunDirectory:
@@ -252,7 +244,7 @@ def lock(folder, name, what, flag):
         except FileExistsError:
             text = path.read_text().strip() if path.exists() else ""
             pid = int(text) if text.isdigit() else None
-            if pid is not None and pid != os.getpid() and _process_alive(pid):
+            if pid is not None and pid != os.getpid() and process_alive(pid):
                 raise RunDirectoryError(
                     f"{folder} is in use by another {what} (process {pid}, see {path}). Wait for it to "
                     f"finish, stop it, or choose another {flag}."

@@ -57,6 +57,19 @@ def check_folder_target(path, flag="--out"):
         raise ValueError(f"{flag} {path} is a file; give a folder (it is created if missing), or move the file.")
 
 
+def check_writable(folder, what, fix):
+    """Before any work: ``folder`` can be created and a file written in it, or ``ValueError`` saying
+    why, naming ``what`` was to go there and the ``fix``. (A real write: permissions alone do not
+    tell a read-only disk, nor stop root.)"""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(prefix=".tmp-write-check-", dir=folder):
+            pass
+    except OSError as error:
+        raise ValueError(f"cannot write {what} into {folder} ({error.strerror or error}): {fix}") from None
+
+
 @contextlib.contextmanager
 def cleanup_on_signals(signals=(signal.SIGTERM, signal.SIGHUP)):
     """Turn termination signals into ``SystemExit`` while the block runs, so ``finally`` clauses and

@@ -64,3 +64,14 @@ def quiet_tensorflow(verbose=False):
     finally:
         os.close(saved)
     yield
+
+
+def process_alive(pid):
+    """Whether a process with this PID runs (one of another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

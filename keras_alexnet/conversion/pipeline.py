@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_alexnet._utils.files import atomic_write, cleanup_on_signals
+from keras_alexnet._utils.files import atomic_write, check_writable, cleanup_on_signals
 from keras_alexnet.architecture import ALEXNET
 from keras_alexnet.conversion.parity import DEFAULT_MAX_REL, ParityRow, parity_inputs, parity_report, worst_difference
 from keras_alexnet.model import AlexNet
@@ -134,6 +134,12 @@ def convert(
         raise ValueError(
             f"--out {os.fspath(out)!r} must end in .weights.h5 (Keras's weights format), e.g. mine.weights.h5."
         )
+    # Before the half minute of work: the folder the weights go to must take a file.
+    check_writable(
+        Path(out).parent if out else keras_cache_dir(),
+        "the converted weights",
+        "choose another file with --out (Python: out=...), or another Keras cache folder with KERAS_HOME.",
+    )
     start = time.perf_counter()
 
     def step(message):

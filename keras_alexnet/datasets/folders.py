@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -144,6 +145,17 @@ class ImageFolder:
             first += members[:cut].tolist()
             second += members[cut:].tolist()
         return self._subset(sorted(first)), self._subset(sorted(second))
+
+    def shared_with(self, other):
+        """The paths of ``other`` that are also images of this set: the same file, by any path
+        (links and hard links included)."""
+
+        def identity(path):
+            info = os.stat(path)
+            return info.st_dev, info.st_ino
+
+        mine = {identity(path) for path in self.paths}
+        return [path for path in other.paths if identity(path) in mine]
 
     def _epochs(self, batch_size, augment, seed, image_size, epochs, start_epoch):
         paths = tf.constant(self.paths)

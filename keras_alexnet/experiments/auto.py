@@ -24,7 +24,7 @@ from keras_alexnet.recipes import RECIPES
 from keras_alexnet.run_directory import RunDirectory
 from keras_alexnet.training import TrainingOptions
 from keras_alexnet.training import train as train_recipe
-from keras_alexnet.training.loop import read_sets, train_locked
+from keras_alexnet.training.loop import check_outside_data, read_sets, train_locked
 from keras_alexnet.training.options import AUTO, AutoBudget
 from keras_alexnet.training.resume import resumed_options
 
@@ -232,6 +232,7 @@ def train(
             shared_activations=shared_activations,
         )
     started = time.perf_counter()
+    check_outside_data(run, data, val)
     run.check_can_start(resume)
     train_set, val_set = read_sets(data, val, options)
     with run.locked():

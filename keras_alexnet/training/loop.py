@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
+import os
 import time
 from pathlib import Path
 
@@ -18,7 +20,8 @@ import numpy as np
 
 from keras_alexnet._utils.disk import DiskFullError, disk_full_message, ensure_space, is_disk_full, weights_bytes
 from keras_alexnet._utils.files import atomic_write
-from keras_alexnet.datasets import ImageFolder
+from keras_alexnet.datasets import DatasetError, ImageFolder
+from keras_alexnet.datasets.files import ignored
 from keras_alexnet.explain.report import write_report
 from keras_alexnet.layers import attach_class_names
 from keras_alexnet.preprocessing import eval_transform
@@ -45,6 +48,8 @@ from keras_alexnet.training.setup import (
 )
 from keras_alexnet.training.tensorboard import tensorboard_callbacks
 from keras_alexnet.transfer import TrainableStateGuard
+
+log = logging.getLogger("keras_alexnet.training")
 
 __all__ = [
     "TrainResult",
@@ -213,6 +218,7 @@ def train(
             "keras_alexnet.experiments.train(...) (or `keras-alexnet train --recipe auto`), which resolves it "
             "and then trains the winner here."
         )
+    check_outside_data(run, data, val)
     train_set, val_set = read_sets(data, val, options)
     run.check_can_start(resume)
     with run.locked():
@@ -240,9 +246,47 @@ def read_sets(data, val, options):
         return train_set.split(1 - options.val_split, seed=options.seed)
     if val is None:
         return train_set, None
-    if isinstance(val, ImageFolder):
-        return train_set, val
-    return train_set, ImageFolder.read(val, on_bad_file=options.on_bad_file, class_names=train_set.class_names)
+    if not isinstance(val, ImageFolder) and not isinstance(data, ImageFolder) and _same_folder(data, val):
+        raise DatasetError(
+            f"--val {val} is the training folder --data {data}: validation images must be held out. Give a "
+            "separate folder, or --val-split to hold out a fraction of --data."
+        )
+    val_set = (
+        val
+        if isinstance(val, ImageFolder)
+        else ImageFolder.read(val, on_bad_file=options.on_bad_file, class_names=train_set.class_names)
+    )
+    shared = train_set.shared_with(val_set)
+    if shared:
+        log.warning(
+            "%d of the %d validation images are also training images (e.g. %s): the validation scores are not on "
+            "held-out images. Remove them from one of the two folders.",
+            len(shared),
+            len(val_set),
+            shared[0],
+        )
+    return train_set, val_set
+
+
+def _same_folder(first, second):
+    return Path(first).exists() and Path(second).exists() and os.path.samefile(first, second)
+
+
+def check_outside_data(run, data, val=None):
+    """Refuse a run directory inside the data (or validation) folder, where its files would be read as a
+    class (unless it is in a hidden folder)."""
+    for flag, folder in (("--data", data), ("--val", val)):
+        if folder is None or isinstance(folder, ImageFolder):
+            continue
+        folder, inside = Path(folder).resolve(), run.path.resolve()
+        if inside != folder and folder not in inside.parents:
+            continue
+        # A hidden folder (".runs/...") is never read as a class.
+        if not any(ignored(Path(part)) for part in inside.relative_to(folder).parts):
+            raise DatasetError(
+                f"--run-dir {run.path} is inside {flag} {folder}: its files would be read as a class folder. "
+                "Choose a --run-dir outside the data folder."
+            )
 
 
 def train_locked(
