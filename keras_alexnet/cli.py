@@ -11,6 +11,7 @@ it uses, with TensorFlow's start-up lines hidden unless ``--verbose``.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 
@@ -698,5 +699,17 @@ def main(argv=None):
         return 1
 
 
+def console():
+    """The ``keras-alexnet`` console script: ``main``, then, after Ctrl-C or a failure, an exit that skips
+    Python's teardown. A tf.data pipeline or an HDF5 file stopped mid-way can hang or crash the garbage
+    collection at exit (seen after Ctrl-C: the process never ended); everything is written by then."""
+    code = main()
+    if code in (1, 130):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console())

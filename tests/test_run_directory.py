@@ -1,5 +1,6 @@
 """Run directories: locked while used, a previous run never replaced by accident, resume checked first."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -121,3 +122,42 @@ def test_a_resumed_run_ends_with_the_uninterrupted_runs_weights(shapes_dir, tmp_
     for a, b in zip(whole.model.weights, resumed.model.weights):
         np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.path)
     np.testing.assert_allclose(resumed.history["loss"], whole.history["loss"][1:], rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_resume_with_other_settings_is_refused_and_only_resumable_ones_change(shapes_dir, tmp_path, capsys):
+    """Issue 19, item 2: another rate, recipe or head would make options.json describe a run that never happened."""
+    run = tmp_path / "run"
+    _interrupted_run(shapes_dir, run)
+    before = _snapshot(run)
+    with pytest.raises(
+        RunDirectoryError, match=r"learning_rate None -> 0\.5; recipe 'frozen-features' -> 'fine-tune-all'"
+    ):
+        train(shapes_dir, run_dir=run, resume=True, epochs=3, learning_rate=0.5, recipe="fine-tune-all", **TINY)
+    with pytest.raises(RunDirectoryError, match="head 'alexnet' -> 'compact'.*only epochs, backup_every"):
+        train(shapes_dir, run_dir=run, resume=True, epochs=3, head="compact", **TINY)
+    assert _snapshot(run) == before
+    # The command line: the run's own settings, changed only by the flags written (--epochs here).
+    argv = ["train", "--data", str(shapes_dir), "--run-dir", str(run), "--resume", "--quiet", "--no-report"]
+    assert main([*argv, "--lr", "0.5"]) == 2 and "learning_rate None -> 0.5" in capsys.readouterr().err
+    assert main([*argv, "--epochs", "4"]) == 0
+    options = json.loads((run / "options.json").read_text())
+    assert (options["epochs"], options["architecture"], options["val_split"]) == (4, "tiny", 0.3)
+    (record,) = json.loads((run / "resumes.json").read_text())
+    assert record["from_epoch"] == 1 and record["changed"] == {"epochs": [3, 4]}
+    assert len((run / "log.csv").read_text().splitlines()) == 1 + 4
+
+
+def test_a_resume_may_not_ask_for_fewer_epochs_than_are_done(tmp_path):
+    from keras_alexnet.run_directory import RunDirectory
+    from keras_alexnet.training import TrainingOptions
+    from keras_alexnet.training.resume import check_resume
+
+    run = RunDirectory(tmp_path)
+    TrainingOptions(epochs=5).save(run.options)
+    assert check_resume(run, TrainingOptions(epochs=8, report=False), epochs_done=3) == {
+        "epochs": [5, 8],
+        "report": [True, False],
+    }
+    with pytest.raises(RunDirectoryError, match="--epochs 2: the run .* has done 3 epochs already. Give --epochs 3"):
+        check_resume(run, TrainingOptions(epochs=2), epochs_done=3)

@@ -41,4 +41,7 @@ def main(argv=None):
 
 if __name__ == "__main__":
     sys.path.pop(0)  # this file's folder: its modules are the package's, imported as such
-    sys.exit(main())
+    code = main()
+    if code == 130:  # stopped mid-pipeline, the teardown can hang (see keras_alexnet.cli.console)
+        os._exit(code)
+    sys.exit(code)
