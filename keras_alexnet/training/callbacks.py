@@ -136,11 +136,8 @@ def write_backup(model, backup_dir, epoch, batch=0, stage=1):
     # h5py reports a full disk from deep inside its close and can crash the process at exit
     # afterwards: check the space first, so a full disk is a clear error and the last backup stays.
     needed = int(weights_bytes(model) * 1.05) + (64 << 10)
-    committed = (
-        json.loads((backup_dir / RunDirectory.BACKUP_METADATA).read_text()).get("epoch")
-        if (backup_dir / RunDirectory.BACKUP_METADATA).exists()
-        else None
-    )
+    metadata = backup_dir / RunDirectory.BACKUP_METADATA
+    committed = json.loads(metadata.read_text()).get("epoch") if metadata.exists() else None
     then = (
         f"The backup of epoch {committed} is intact: free space (or move the run directory), then continue with "
         "--resume."
