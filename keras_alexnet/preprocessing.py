@@ -16,7 +16,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -50,6 +50,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
 def load_image(path) -> Image.Image:
     """Open an image file as 8-bit RGB: the one decoder for training, evaluation and prediction.
 
+    Images are turned upright by their EXIF orientation (phone photos), as viewers show them.
     Every format PIL reads works (JPEG, PNG including 16-bit, BMP including 1-bit and
     palette, GIF's first frame, TIFF, WebP, CMYK JPEG); see ``to_rgb``. A missing,
     corrupt or non-image file, or one over PIL's decompression-bomb limit, raises ``ValueError``
@@ -58,7 +59,9 @@ def load_image(path) -> Image.Image:
     try:
         with Image.open(path) as image:
             image.load()
-            return to_rgb(image)
+            # A phone photo's pixels are stored as the sensor saw them; its EXIF orientation says
+            # how to turn them upright (as every viewer shows it).
+            return to_rgb(ImageOps.exif_transpose(image))
     except FileNotFoundError:
         raise FileNotFoundError(f"image file {os.fspath(path)!r} does not exist") from None
     except Image.DecompressionBombError as error:

@@ -17,6 +17,12 @@ def _write(folder, name, make):
     return path
 
 
+def _with_orientation(orientation):
+    exif = Image.Exif()
+    exif[0x0112] = orientation  # EXIF Orientation: 6 = the camera was turned 90 degrees clockwise
+    return exif
+
+
 CASES = {
     # name: (writer, the RGB a viewer shows)
     "tiff_named_jpg.jpg": (lambda p: Image.fromarray(PIXELS).save(p, format="TIFF"), PIXELS),
@@ -33,6 +39,11 @@ CASES = {
     "grey16.png": (
         lambda p: Image.fromarray(PIXELS[..., 0].astype(np.uint16) * 257).save(p),
         np.repeat(PIXELS[..., :1], 3, axis=2),
+    ),
+    # A phone photo taken upright is stored sideways with an orientation tag: it decodes upright.
+    "phone_rotated.png": (
+        lambda p: Image.fromarray(PIXELS).save(p, exif=_with_orientation(6)),
+        np.rot90(PIXELS, k=-1),
     ),
     "cmyk.tiff": (
         lambda p: Image.fromarray(PIXELS).convert("CMYK").save(p),
@@ -68,3 +79,19 @@ def test_a_folder_of_odd_formats_trains_through_the_same_decoder(tmp_path):
     batches = list(folder.dataset(batch_size=4, training=True))  # a whole epoch runs
     assert sum(int(y.shape[0]) for _, y in batches) == len(folder)
     assert all(np.all(np.isfinite(x.numpy())) for x, _ in batches)
+
+
+def test_a_rotated_phone_jpeg_is_upright_in_training_prediction_and_explanation(tmp_path):
+    """EXIF orientation (issue 20, item 1): the pixels the pipeline, predict and explain see are the upright ones."""
+    import tensorflow as tf
+
+    from keras_alexnet.datasets.pipeline import decode
+    from keras_alexnet.preprocessing import eval_transform
+
+    Image.fromarray(PIXELS).save(tmp_path / "plain.jpg", quality=95)
+    Image.fromarray(PIXELS).save(tmp_path / "tagged.jpg", quality=95, exif=_with_orientation(8))
+    upright = np.rot90(decode_rgb(tmp_path / "plain.jpg"), k=1)  # 8: turned 90 degrees counter-clockwise
+    np.testing.assert_array_equal(decode_rgb(tmp_path / "tagged.jpg"), upright)
+    image, _ = decode(tf.constant(str(tmp_path / "tagged.jpg")), 0)
+    np.testing.assert_array_equal(image.numpy(), upright)
+    np.testing.assert_allclose(eval_transform(tmp_path / "tagged.jpg"), eval_transform(Image.fromarray(upright)))
