@@ -214,3 +214,65 @@ def export_tflite(model, path, image_size=CROP_SIZE, check_images=None, quantize
         )
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(flatbuffer))
     return ExportCheck(path, diff, len(images))
+
+
+ONNX_TOLERANCE = 1e-5  # max |ONNX Runtime - Keras| on probabilities, float32 throughout
+ONNX_OPSET = 17
+CLASS_NAMES_KEY = "class_names"  # the ONNX metadata entry (JSON list) that names the outputs
+
+
+def export_onnx(model, path, image_size=CROP_SIZE, check_images=None, overwrite=False):
+    """Write an ONNX model (uint8 ``image_size`` x ``image_size`` RGB in, any batch; probabilities out), verified.
+
+    The input contract is the TFLite model's: images already resized and centre-cropped
+    (``keras-alexnet predict`` and ``preprocessing.eval_crop`` do torchvision's resize and crop);
+    the scaling to [0, 1] and the ImageNet normalisation are inside the graph. The class names
+    are in the model's metadata (``class_names``, a JSON list). Converted with tf2onnx (the
+    converter Keras's own ONNX export calls on TensorFlow), loaded back with ONNX Runtime and
+    compared with Keras at batch 1 and 8; a difference over ``ONNX_TOLERANCE``, or any NaN,
+    fails and writes nothing.
+    """
+    import json
+
+    import onnx
+    import tf2onnx
+
+    path = Path(path)
+    _refuse_to_destroy(path, overwrite, "ONNX")
+    normalize = keras.Sequential([keras.Input((None, None, 3)), *imagenet_eval_layers().layers[-2:]])
+    names = class_names_of(model) or [str(i) for i in range(model.output.shape[-1])]
+
+    @tf.function(input_signature=[tf.TensorSpec((None, image_size, image_size, 3), tf.uint8, name="images")])
+    def serve(images):
+        return {"probabilities": model(normalize(tf.cast(images, tf.float32)), training=False)}
+
+    proto, _ = tf2onnx.convert.from_function(serve, input_signature=serve.input_signature, opset=ONNX_OPSET)
+    onnx.helper.set_model_props(proto, {CLASS_NAMES_KEY: json.dumps(list(names))})
+    content = proto.SerializeToString()
+    images = _check_images(count=8, size=(image_size, image_size)) if check_images is None else check_images
+    expected = np.asarray(model(normalize(tf.cast(images, tf.float32)), training=False))
+    diff = 0.0
+    for batch in (images[:1], images):
+        got = onnx_probabilities(content, batch)
+        diff = max(diff, _max_difference(got, expected[: len(batch)], "ONNX"))
+    if diff > ONNX_TOLERANCE:
+        raise ExportCheckError(
+            f"ONNX check failed: max |difference| {diff:.2e} > {ONNX_TOLERANCE:.0e}; nothing was written."
+        )
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(content))
+    return ExportCheck(path, diff, len(images))
+
+
+def onnx_probabilities(model, images):
+    """Probabilities of an ONNX model (a file or its bytes) from ONNX Runtime on uint8 ``images``."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ImportError(
+            "ONNX models run with onnxruntime, which is not installed: pip install onnxruntime "
+            "(or keras-alexnet's [onnx] extra)."
+        ) from None
+    session = onnxruntime.InferenceSession(
+        model if isinstance(model, bytes) else str(model), providers=["CPUExecutionProvider"]
+    )
+    return session.run(None, {session.get_inputs()[0].name: np.asarray(images, np.uint8)})[0]
