@@ -40,7 +40,7 @@ EXAMPLES = {
     "train": "keras-alexnet train --data photos/ --val-split 0.3 --recipe frozen-features --run-dir runs/pets",
     "evaluate": "keras-alexnet evaluate --model runs/pets/model.keras --data test/ --out runs/pets/eval",
     "predict": "keras-alexnet predict --model runs/pets/model.keras photo1.jpg photo2.jpg --top 3",
-    "export": "keras-alexnet export --model runs/pets/model.keras --format savedmodel --out serving/pets/1",
+    "export": "keras-alexnet export --model runs/pets/model.keras --format onnx --out pets.onnx",
     "layers": "keras-alexnet layers --recipe matlab --classes 5",
     "lr-find": "keras-alexnet lr-find --data photos/ --recipe frozen-features --plot lr_find.png",
     "compare": "keras-alexnet compare --data photos/ --val-split 0.3 --epochs 3 --seeds 3 --out comparison",
@@ -228,12 +228,12 @@ def _report(args):
 
 
 def _evaluate(args):
+    from keras_alexnet.deployment import load_classifier
     from keras_alexnet.evaluation import evaluate
-    from keras_alexnet.model import load_model
 
     if args.out:
         check_folder_target(args.out)
-    result = evaluate(load_model(args.model), args.data, batch_size=args.batch_size)
+    result = evaluate(load_classifier(args.model), args.data, batch_size=args.batch_size)
     print(result.report())
     if args.out:
         text, plot = result.save(args.out)
@@ -242,13 +242,14 @@ def _evaluate(args):
 
 
 def _predict(args):
+    from keras_alexnet.deployment import KerasClassifier, load_classifier
     from keras_alexnet.evaluation import predict_files, write_predictions
-    from keras_alexnet.model import AlexNet, load_model
+    from keras_alexnet.model import AlexNet
 
     if args.out:
         check_new_file(args.out, args.overwrite)
-    model = load_model(args.model) if args.model else AlexNet(weights="imagenet")
-    top = min(args.top, int(model.output.shape[-1]))
+    model = load_classifier(args.model) if args.model else KerasClassifier(AlexNet(weights="imagenet"))
+    top = min(args.top, model.outputs)
 
     def echo(prediction):
         if prediction.error is not None:
@@ -270,14 +271,16 @@ def _predict(args):
 
 
 def _export(args):
-    from keras_alexnet.export import export_savedmodel, export_tflite
+    from keras_alexnet.export import export_onnx, export_savedmodel, export_tflite
     from keras_alexnet.model import load_model
 
+    if args.quantize and args.format != "tflite":
+        raise ValueError("--quantize applies to --format tflite only.")
     model = load_model(args.model)
     if args.format == "savedmodel":
-        if args.quantize:
-            raise ValueError("--quantize applies to --format tflite only.")
         check = export_savedmodel(model, args.out, overwrite=args.overwrite)
+    elif args.format == "onnx":
+        check = export_onnx(model, args.out, overwrite=args.overwrite)
     else:
         check = export_tflite(model, args.out, quantize=args.quantize, overwrite=args.overwrite)
     print(
@@ -566,7 +569,7 @@ def _report_command(command):
 
 def _evaluate_command(command):
     p = command("evaluate", "accuracy, per-class precision/recall, confusion matrix", _evaluate)
-    p.add_argument("--model", required=True)
+    p.add_argument("--model", required=True, help="model.keras, a SavedModel folder, a .tflite or an .onnx file")
     p.add_argument("--data", required=True, help="folder with one sub-folder per class")
     p.add_argument("--out", help="folder for evaluation.txt and confusion_matrix.png")
     _batch_argument(p)
@@ -575,7 +578,11 @@ def _evaluate_command(command):
 def _predict_command(command):
     p = command("predict", "top-k classes of images, streamed in batches (any number of images)", _predict)
     p.add_argument("images", nargs="+", help="image files or folders (searched recursively)")
-    p.add_argument("--model", help="a trained .keras model (default: ImageNet AlexNet, needs `keras-alexnet convert`)")
+    p.add_argument(
+        "--model",
+        help="model.keras, a SavedModel folder, a .tflite or an .onnx file (default: ImageNet AlexNet, needs "
+        "`keras-alexnet convert`)",
+    )
     p.add_argument("--top", type=_positive_int, default=5)
     p.add_argument("--out", help="also write the predictions as CSV (path, class, probability, ..., error)")
     _overwrite_argument(p, "replace the --out file if it exists")
@@ -583,7 +590,7 @@ def _predict_command(command):
 
 
 def _export_command(command):
-    p = command("export", "export a trained model to SavedModel (TF Serving) or TFLite, verified", _export)
+    p = command("export", "export a trained model to SavedModel (TF Serving), TFLite or ONNX, verified", _export)
     p.add_argument("--model", required=True)
     p.add_argument("--format", required=True, choices=EXPORT_FORMATS)
     p.add_argument("--out", required=True)
@@ -674,6 +681,7 @@ def main(argv=None):
     if getattr(args, "weights", None) == "none":
         args.weights = None
     with quiet_tensorflow(args.verbose):
+        from keras_alexnet.deployment import MissingRuntime
         from keras_alexnet.export import ExportCheckError
         from keras_alexnet.training.callbacks import TrainingDiverged
 
@@ -685,7 +693,7 @@ def main(argv=None):
     except TrainingDiverged as error:
         print(f"error: {error} (keras-alexnet train --lr ...)", file=sys.stderr)
         return 1
-    except (ValueError, FileNotFoundError) as error:  # bad input: the message says what to do
+    except (ValueError, FileNotFoundError, MissingRuntime) as error:  # bad input: the message says what to do
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

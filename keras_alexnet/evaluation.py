@@ -7,13 +7,13 @@ import dataclasses
 import logging
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from keras_alexnet._utils.files import atomic_write
 from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.datasets.files import decoded_batches, image_files
 from keras_alexnet.datasets.files import ignored as ignored_path
+from keras_alexnet.deployment import Classifier, KerasClassifier
 from keras_alexnet.layers import class_names_of
 from keras_alexnet.preprocessing import imagenet_class_names
 
@@ -141,13 +141,16 @@ def confusion_matrix(labels, predictions, classes):
 
 
 def evaluate(model, data, class_names=None, batch_size=32, on_bad_file="skip"):
-    """Score ``model`` on a folder-per-class tree (or an ``ImageFolder``).
+    """Score ``model`` (a Keras model, or a ``deployment.Classifier``: any exported file) on a
+    folder-per-class tree (or an ``ImageFolder``).
 
     Class names come from the model (``attach_class_names``) unless given; the
     folder must have a sub-folder for each. Sub-folders of classes the model does
     not know are left out, and named (``Evaluation.ignored_folders``, the report).
     """
-    names = class_names or class_names_of(model)
+    if isinstance(model, KerasClassifier):
+        model = model.model  # the tf.data pipeline, batched
+    names = class_names or (model.class_names if isinstance(model, Classifier) else class_names_of(model))
     ignored = []
     if isinstance(data, ImageFolder):
         folder = data
@@ -160,6 +163,17 @@ def evaluate(model, data, class_names=None, batch_size=32, on_bad_file="skip"):
                 log.warning("ignoring folders of classes the model does not know: %s (it knows %s)", ignored, names)
         folder = ImageFolder.read(data, on_bad_file=on_bad_file, class_names=names)
     names = names or folder.class_names
+    if isinstance(model, Classifier):  # an exported file: its own input, through its runtime
+        if model.outputs != len(names):
+            raise ValueError(f"{model.path} has {model.outputs} outputs but the data has {len(names)} classes {names}.")
+        labels, predicted, skipped = [], [], list(folder.skipped)
+        label_of = dict(zip(folder.paths, folder.labels))
+        for x, kept, bad in decoded_batches(folder.paths, batch_size, transform=model.transform):
+            skipped += [(str(path), reason) for path, reason in bad]
+            if kept:
+                predicted += list(model.probabilities(x).argmax(axis=1))
+                labels += [label_of[str(path)] for path in kept]
+        return Evaluation(list(names), confusion_matrix(labels, predicted, len(names)), skipped, ignored)
     probabilities = model.predict(folder.dataset(batch_size).map(lambda x, y: x), verbose=0)
     confusion = confusion_matrix(folder.labels, probabilities.argmax(axis=1), len(names))
     return Evaluation(list(names), confusion, folder.skipped, ignored)
@@ -179,32 +193,32 @@ def _top_classes(scores, top, names):
     return [[(names[i], float(row[i])) for i in np.argsort(-row, kind="stable")[:top]] for row in scores]
 
 
-def _output_names(model, class_names, outputs):
-    names = class_names or class_names_of(model)
-    if names is not None:
-        return names
-    return imagenet_class_names() if outputs == 1000 else [str(i) for i in range(outputs)]
+def _output_names(outputs):
+    """Names for a model without class names: ImageNet's for 1000 outputs, else the indices."""
+    return list(imagenet_class_names()) if outputs == 1000 else [str(i) for i in range(outputs)]
 
 
 def predict_files(model, images, top=5, batch_size=32, class_names=None):
     """Yield a ``Prediction`` per image of ``images`` (files and folders, searched recursively), as it goes.
 
-    Images are decoded a batch at a time (torchvision's eval transform, on threads), so memory
-    holds one batch however many images there are. A file that cannot be read (not an image,
-    damaged, a broken link, over PIL's decompression-bomb limit) yields a ``Prediction`` with
-    its ``error`` and the others go on.
+    ``model``: a Keras model or a ``deployment.Classifier`` (any exported file). Images are
+    decoded a batch at a time (torchvision's eval transform, on threads), so memory holds one
+    batch however many images there are. A file that cannot be read (not an image, damaged, a
+    broken link, over PIL's decompression-bomb limit) yields a ``Prediction`` with its ``error``
+    and the others go on.
     """
+    classifier = model if isinstance(model, Classifier) else KerasClassifier(model)
     files, skipped = image_files(images)
     for path, reason in skipped:
         yield Prediction(path, [], reason)
-    names = None
-    for x, kept, bad in decoded_batches(files, batch_size):
+    names = class_names or classifier.class_names
+    for x, kept, bad in decoded_batches(files, batch_size, transform=classifier.transform):
         for path, reason in bad:
             yield Prediction(path, [], reason)
         if not kept:
             continue
-        scores = keras.ops.convert_to_numpy(model.predict_on_batch(x))
-        names = names or _output_names(model, class_names, scores.shape[1])
+        scores = classifier.probabilities(x)
+        names = names or _output_names(scores.shape[1])
         for path, classes in zip(kept, _top_classes(scores, top, names)):
             yield Prediction(path, classes)
 

@@ -1,10 +1,11 @@
-"""Export to SavedModel (TF Serving) and TFLite, each verified against Keras on save.
+"""Export to SavedModel (TF Serving), TFLite and ONNX, each verified against Keras on save.
 
 The SavedModel's ``serving_default`` takes uint8 RGB images of any size,
 batched, and does torchvision's eval preprocessing inside the graph; it returns
-``probabilities``, ``class_index`` and ``class_name``. The TFLite model takes
-uint8 images already resized to 224x224 (mobile code resizes) and returns
-probabilities.
+``probabilities``, ``class_index`` and ``class_name`` (and a ``class_names``
+signature lists them). The TFLite and ONNX models take uint8 images already resized
+and centre-cropped to 224x224 (the caller resizes) and return probabilities; the class
+names are in their metadata. ``keras_alexnet.deployment`` reads all of them back.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ import tensorflow as tf
 from keras_alexnet._utils.choices import QUANTIZATIONS
 from keras_alexnet._utils.files import atomic_write
 from keras_alexnet._utils.runtime import process_alive
+from keras_alexnet.deployment import CLASS_NAMES_KEY, MissingRuntime, add_tflite_class_names, onnx_session
 from keras_alexnet.layers import class_names_of
-from keras_alexnet.preprocessing import CROP_SIZE, imagenet_eval_layers
+from keras_alexnet.preprocessing import CROP_SIZE, IMAGENET_MEAN, IMAGENET_STD, imagenet_eval_layers
 
 TOLERANCE = 1e-4  # max |exported - Keras| on probabilities, float32 throughout
 
@@ -118,6 +120,8 @@ def export_savedmodel(model, path, check_images=None, overwrite=False):
     archive.add_endpoint(
         "serve", serve, input_signature=[tf.TensorSpec((None, None, None, 3), tf.uint8, name="images")]
     )
+    # The names without an image (what `keras-alexnet predict` and `evaluate` read).
+    archive.add_endpoint(CLASS_NAMES_KEY, tf.function(lambda: {CLASS_NAMES_KEY: table}, input_signature=[]))
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(path.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f"{LEFTOVER_PREFIXES[0]}{os.getpid()}-{path.name}-", dir=path.parent))
@@ -212,13 +216,13 @@ def export_tflite(model, path, image_size=CROP_SIZE, check_images=None, quantize
         raise ExportCheckError(
             f"TFLite check failed: max |difference| {diff:.2e} > {tolerance:.0e}; nothing was written."
         )
-    atomic_write(path, lambda tmp: Path(tmp).write_bytes(flatbuffer))
+    named = add_tflite_class_names(flatbuffer, class_names_of(model) or [str(i) for i in range(model.output.shape[-1])])
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(named))
     return ExportCheck(path, diff, len(images))
 
 
 ONNX_TOLERANCE = 1e-5  # max |ONNX Runtime - Keras| on probabilities, float32 throughout
 ONNX_OPSET = 17
-CLASS_NAMES_KEY = "class_names"  # the ONNX metadata entry (JSON list) that names the outputs
 
 
 def export_onnx(model, path, image_size=CROP_SIZE, check_images=None, overwrite=False):
@@ -228,29 +232,42 @@ def export_onnx(model, path, image_size=CROP_SIZE, check_images=None, overwrite=
     (``keras-alexnet predict`` and ``preprocessing.eval_crop`` do torchvision's resize and crop);
     the scaling to [0, 1] and the ImageNet normalisation are inside the graph. The class names
     are in the model's metadata (``class_names``, a JSON list). Converted with tf2onnx (the
-    converter Keras's own ONNX export calls on TensorFlow), loaded back with ONNX Runtime and
+    converter Keras's own ONNX export calls on TensorFlow; ``_tf2onnx`` says why not through
+    Keras), loaded back with ONNX Runtime and
     compared with Keras at batch 1 and 8; a difference over ``ONNX_TOLERANCE``, or any NaN,
     fails and writes nothing.
     """
     import json
 
     import onnx
-    import tf2onnx
+
+    try:
+        import tf2onnx  # noqa: F401  (Keras's ONNX export calls it)
+    except ImportError:
+        raise MissingRuntime(
+            "ONNX export needs tf2onnx, which is not installed: pip install tf2onnx (or pip install "
+            "'keras-alexnet[onnx]')."
+        ) from None
 
     path = Path(path)
     _refuse_to_destroy(path, overwrite, "ONNX")
-    normalize = keras.Sequential([keras.Input((None, None, 3)), *imagenet_eval_layers().layers[-2:]])
+    # One per-channel scale and offset: (x / 255 - mean) / std. (The Normalization layer's
+    # statistics reach tf2onnx as captured tensors it leaves as inputs of the graph.)
+    normalize = keras.layers.Rescaling(
+        scale=[1.0 / (255.0 * s) for s in IMAGENET_STD],
+        offset=[-m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)],
+        name="imagenet_normalize",
+    )
     names = class_names_of(model) or [str(i) for i in range(model.output.shape[-1])]
 
-    @tf.function(input_signature=[tf.TensorSpec((None, image_size, image_size, 3), tf.uint8, name="images")])
-    def serve(images):
-        return {"probabilities": model(normalize(tf.cast(images, tf.float32)), training=False)}
-
-    proto, _ = tf2onnx.convert.from_function(serve, input_signature=serve.input_signature, opset=ONNX_OPSET)
+    images_in = keras.Input((image_size, image_size, 3), dtype="uint8", name="images")
+    probabilities = model(normalize(keras.ops.cast(images_in, "float32")))
+    serving = keras.Model(images_in, probabilities, name=f"{model.name}_uint8")
+    images = _check_images(count=8, size=(image_size, image_size)) if check_images is None else check_images
+    expected = np.asarray(serving(images, training=False))  # (Keras exports only a model that was called)
+    proto = _tf2onnx(serving, image_size)
     onnx.helper.set_model_props(proto, {CLASS_NAMES_KEY: json.dumps(list(names))})
     content = proto.SerializeToString()
-    images = _check_images(count=8, size=(image_size, image_size)) if check_images is None else check_images
-    expected = np.asarray(model(normalize(tf.cast(images, tf.float32)), training=False))
     diff = 0.0
     for batch in (images[:1], images):
         got = onnx_probabilities(content, batch)
@@ -263,16 +280,35 @@ def export_onnx(model, path, image_size=CROP_SIZE, check_images=None, overwrite=
     return ExportCheck(path, diff, len(images))
 
 
+def _tf2onnx(serving, image_size):
+    """The ONNX model of a Keras model from uint8 images to probabilities, with tf2onnx's graph conversion.
+
+    Keras's ``model.export(format="onnx")`` runs tf2onnx with all its ONNX optimizers: for AlexNet
+    they took 13.8 GB of memory (and were killed beside the test suite); without them the
+    conversion takes 4.3 GB, and ONNX Runtime optimizes the graph itself when it loads it.
+    """
+    import tf2onnx.tfonnx
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    function = tf.function(lambda images: serving(images, training=False))
+    concrete = function.get_concrete_function(tf.TensorSpec((None, image_size, image_size, 3), tf.uint8, "images"))
+    frozen = convert_variables_to_constants_v2(concrete)
+    with tf.Graph().as_default() as graph:
+        tf.import_graph_def(frozen.graph.as_graph_def(), name="")
+    inputs, outputs = [t.name for t in frozen.inputs], [t.name for t in frozen.outputs]
+    onnx_graph = tf2onnx.tfonnx.process_tf_graph(graph, opset=ONNX_OPSET, input_names=inputs, output_names=outputs)
+    proto = onnx_graph.make_model("keras-alexnet")
+    # The contract's names ("images" in, "probabilities" out) instead of TensorFlow's tensor names.
+    renames = {inputs[0]: "images", outputs[0]: "probabilities"}
+    for value in [*proto.graph.input, *proto.graph.output]:
+        value.name = renames.get(value.name, value.name)
+    for node in proto.graph.node:
+        node.input[:] = [renames.get(name, name) for name in node.input]
+        node.output[:] = [renames.get(name, name) for name in node.output]
+    return proto
+
+
 def onnx_probabilities(model, images):
     """Probabilities of an ONNX model (a file or its bytes) from ONNX Runtime on uint8 ``images``."""
-    try:
-        import onnxruntime
-    except ImportError:
-        raise ImportError(
-            "ONNX models run with onnxruntime, which is not installed: pip install onnxruntime "
-            "(or keras-alexnet's [onnx] extra)."
-        ) from None
-    session = onnxruntime.InferenceSession(
-        model if isinstance(model, bytes) else str(model), providers=["CPUExecutionProvider"]
-    )
+    session = onnx_session(model)
     return session.run(None, {session.get_inputs()[0].name: np.asarray(images, np.uint8)})[0]

@@ -227,12 +227,14 @@ def is_alexnet(model):
     return set(CONVOLUTIONS) <= names
 
 
-def load_model(path):
+def load_model(path, alexnet_only=True):
     """A model saved by this package (``model.keras``, ``best.keras``), with clear errors.
 
     Every class the package registers with Keras is registered first (``keras_alexnet.saving``), so
-    any saved model of this package loads; a missing file or one that is not a ``.keras``
-    archive is named as such (Keras would call the latter "not found").
+    any saved model of this package loads; a missing file, one that is not a ``.keras``
+    archive or a truncated one is named as such (Keras would call the first two "not found").
+    ``alexnet_only``: refuse a model without AlexNet's convolutions (what every command needs);
+    False reads any Keras model, with the same checks of its optimizer state and weights.
     """
     path = Path(path)
     if not path.exists():
@@ -270,7 +272,7 @@ def load_model(path):
                 "and compile a new optimizer, or save it again with the optimizer it was trained with."
             )
         warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-    if not is_alexnet(model):
+    if alexnet_only and not is_alexnet(model):
         raise ValueError(
             f"{path} is a Keras model but not an AlexNet keras-alexnet made (it has no conv1-conv5 layers). "
             f"{SUPPORTED_MODELS} Load others with keras.models.load_model."

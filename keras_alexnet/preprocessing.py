@@ -87,6 +87,29 @@ def resized_size(height, width, size=RESIZE_SIZE):
     return size, int(size * width / height)
 
 
+def eval_crop(image, resize_size=RESIZE_SIZE, crop_size=CROP_SIZE) -> np.ndarray:
+    """torchvision's resize and centre crop of one image, as uint8 (crop_size, crop_size, 3): what an
+    exported TFLite or ONNX model takes (it normalises inside).
+
+    Args:
+        image: a PIL image, a path, or a uint8 HxWx3 array.
+    """
+    if isinstance(image, (str, os.PathLike)):
+        image = load_image(image)
+    elif isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
+            raise ValueError(
+                f"the eval transform takes uint8 arrays of shape (H, W, 3); got {image.dtype} "
+                f"{image.shape}. Pass a PIL image or a path for other formats."
+            )
+        image = Image.fromarray(image)
+    height, width = resized_size(image.height, image.width, resize_size)
+    image = image.convert("RGB").resize((width, height), Image.BILINEAR)
+    top = int(round((height - crop_size) / 2.0))
+    left = int(round((width - crop_size) / 2.0))
+    return np.asarray(image.crop((left, top, left + crop_size, top + crop_size)), dtype=np.uint8)
+
+
 def eval_transform(image, resize_size=RESIZE_SIZE, crop_size=CROP_SIZE) -> np.ndarray:
     """torchvision's ImageNet eval transform on one image, channels last.
 
@@ -95,21 +118,7 @@ def eval_transform(image, resize_size=RESIZE_SIZE, crop_size=CROP_SIZE) -> np.nd
     Returns:
         float32 array (crop_size, crop_size, 3), normalised with the ImageNet mean/std.
     """
-    if isinstance(image, (str, os.PathLike)):
-        image = load_image(image)
-    elif isinstance(image, np.ndarray):
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
-            raise ValueError(
-                f"eval_transform takes uint8 arrays of shape (H, W, 3); got {image.dtype} "
-                f"{image.shape}. Pass a PIL image or a path for other formats."
-            )
-        image = Image.fromarray(image)
-    height, width = resized_size(image.height, image.width, resize_size)
-    image = image.convert("RGB").resize((width, height), Image.BILINEAR)
-    top = int(round((height - crop_size) / 2.0))
-    left = int(round((width - crop_size) / 2.0))
-    image = image.crop((left, top, left + crop_size, top + crop_size))
-    return preprocess_input(np.asarray(image, dtype=np.float32))
+    return preprocess_input(eval_crop(image, resize_size, crop_size).astype(np.float32))
 
 
 def preprocess_input(x):

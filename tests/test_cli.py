@@ -48,10 +48,11 @@ def test_no_tensorflow_start_up_lines_unless_verbose():
 def test_bad_file_hint_names_the_flag(tmp_path, capsys):
     from keras_alexnet.cli import main
 
+    data = tmp_path / "data"
     for name in ("a", "b"):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "broken.jpg").write_bytes(b"not a jpeg")
-    assert main(["train", "--data", str(tmp_path), "--fail-on-bad-file", "--run-dir", str(tmp_path / "r")]) == 2
+        (data / name).mkdir(parents=True)
+        (data / name / "broken.jpg").write_bytes(b"not a jpeg")
+    assert main(["train", "--data", str(data), "--fail-on-bad-file", "--run-dir", str(tmp_path / "r")]) == 2
     assert "leave out --fail-on-bad-file" in capsys.readouterr().err
 
 

@@ -26,7 +26,7 @@ LAYERS = (
     ("keras_alexnet.run_directory", "keras_alexnet.layers", "keras_alexnet.preprocessing", "keras_alexnet.optimizers"),
     ("keras_alexnet.weights", "keras_alexnet.saving"),
     ("keras_alexnet.model",),
-    ("keras_alexnet.conversion", "keras_alexnet.transfer", "keras_alexnet.datasets"),
+    ("keras_alexnet.conversion", "keras_alexnet.transfer", "keras_alexnet.datasets", "keras_alexnet.deployment"),
     ("keras_alexnet.evaluation", "keras_alexnet.export", "keras_alexnet.explain"),
     ("keras_alexnet.training",),
     ("keras_alexnet.experiments",),

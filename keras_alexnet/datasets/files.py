@@ -92,16 +92,17 @@ def image_files(items):
     return found, skipped
 
 
-def _decode(path):
+def _decode(path, transform):
     try:
-        return eval_transform(path), None
+        return transform(path), None
     except (ValueError, OSError) as error:
         return None, str(error)
 
 
-def decoded_batches(paths, batch_size=32, threads=4):
-    """Yield ``(x, kept, skipped)`` per batch of ``paths``: torchvision's eval transform of the images
-    that decode (float32, ``(n, 224, 224, 3)``), their paths, and ``[(path, reason)]`` of the rest.
+def decoded_batches(paths, batch_size=32, threads=4, transform=eval_transform):
+    """Yield ``(x, kept, skipped)`` per batch of ``paths``: ``transform`` of the images that decode
+    (default torchvision's eval transform: float32, ``(n, 224, 224, 3)``; a transform whose arrays
+    differ in shape gives a list), their paths, and ``[(path, reason)]`` of the rest.
 
     One batch is decoded while the caller works on the previous one.
     """
@@ -110,7 +111,7 @@ def decoded_batches(paths, batch_size=32, threads=4):
         pending = None
         for start in range(0, len(paths), batch_size):
             chunk = paths[start : start + batch_size]
-            future = [pool.submit(_decode, path) for path in chunk], chunk
+            future = [pool.submit(_decode, path, transform) for path in chunk], chunk
             if pending is not None:
                 yield _collect(*pending)
             pending = future
@@ -127,5 +128,7 @@ def _collect(futures, chunk):
             kept.append(path)
         else:
             skipped.append((path, reason))
-    x = np.stack(arrays) if arrays else np.zeros((0, CROP_SIZE, CROP_SIZE, 3), np.float32)
-    return x, kept, skipped
+    if not arrays:
+        return np.zeros((0, CROP_SIZE, CROP_SIZE, 3), np.float32), kept, skipped
+    same_shape = all(array.shape == arrays[0].shape for array in arrays)
+    return (np.stack(arrays) if same_shape else arrays), kept, skipped

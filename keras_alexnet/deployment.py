@@ -1,0 +1,240 @@
+"""Every model file keras-alexnet writes, read back as one classifier: check what you ship.
+
+``load_classifier(path)`` takes ``model.keras``, a SavedModel folder, a ``.tflite`` file or an
+``.onnx`` file and returns a ``Classifier``: the class names (from each format's own
+metadata) and ``probabilities(images)`` for images as that format takes them. ``predict`` and
+``evaluate`` run any of them the same way, so an exported file is checked on labelled photos
+before it is deployed:
+
+- ``.keras``: torchvision's eval transform, normalised, in batches;
+- SavedModel: the original uint8 image, any size (the resize, crop and normalisation are in
+  the graph, as TF Serving gets it), one image a call;
+- TFLite and ONNX: torchvision's resize and centre crop to the model's input size, uint8
+  (normalised inside), one image a call for TFLite (its input has batch 1), batches for ONNX.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from keras_alexnet.layers import class_names_of
+from keras_alexnet.model import load_model
+from keras_alexnet.preprocessing import eval_crop, eval_transform, load_image
+
+FORMATS = ("keras", "savedmodel", "tflite", "onnx")
+CLASS_NAMES_KEY = "class_names"  # the metadata entry (a JSON list) every export writes
+
+
+class MissingRuntime(ImportError):
+    """The runtime a model file needs is not installed; the message names the package and the extra."""
+
+
+class Classifier:
+    """A model file as ``class_names`` and ``probabilities(images)``; ``transform(path)`` makes one image."""
+
+    format = None
+
+    def __init__(self, path, class_names, outputs):
+        self.path = Path(path)
+        self.class_names = list(class_names) if class_names else None
+        self.outputs = outputs
+
+    def names(self):
+        """The class names, or the output indices as text when the file has none."""
+        return self.class_names or [str(i) for i in range(self.outputs)]
+
+    def transform(self, path):
+        """One image file as this format takes it."""
+        raise NotImplementedError
+
+    def probabilities(self, images):
+        """Probabilities (n, classes) of ``images`` (a batch, or a list of what ``transform`` made)."""
+        raise NotImplementedError
+
+
+class KerasClassifier(Classifier):
+    format = "keras"
+
+    def __init__(self, model, path=None):
+        super().__init__(path or model.name, class_names_of(model), int(model.output.shape[-1]))
+        self.model = model
+
+    def transform(self, path):
+        return eval_transform(path)
+
+    def probabilities(self, images):
+        import keras
+
+        return np.asarray(keras.ops.convert_to_numpy(self.model.predict_on_batch(np.asarray(images))))
+
+
+class SavedModelClassifier(Classifier):
+    format = "savedmodel"
+
+    def __init__(self, path):
+        import tensorflow as tf
+
+        loaded = tf.saved_model.load(str(path))
+        serve = loaded.signatures.get("serving_default")
+        if serve is None or "images" not in serve.structured_input_signature[1]:
+            raise ValueError(
+                f"{path} is a SavedModel but not one `keras-alexnet export` wrote (no serving_default taking "
+                "'images'). Export the model with `keras-alexnet export --format savedmodel`."
+            )
+        names = None
+        if "class_names" in loaded.signatures:
+            names = [n.decode() for n in loaded.signatures["class_names"]()["class_names"].numpy()]
+        self.serve, self._loaded = serve, loaded
+        outputs = int(serve.structured_outputs["probabilities"].shape[-1])
+        super().__init__(path, names, outputs)
+
+    def transform(self, path):
+        return np.asarray(load_image(path), np.uint8)  # as sent to TF Serving: any size
+
+    def probabilities(self, images):
+        import tensorflow as tf
+
+        return np.concatenate(
+            [self.serve(images=tf.constant(image[None]))["probabilities"].numpy() for image in images]
+        )
+
+
+def _input_size(shape, path, what):
+    """The square image size of an NHWC uint8 input shape, or an error naming the file."""
+    if len(shape) != 4 or shape[-1] != 3 or shape[1] != shape[2] or not isinstance(shape[1], (int, np.integer)):
+        raise ValueError(
+            f"{path} takes input of shape {list(shape)}, not square RGB images (N, size, size, 3): it is not a "
+            f"{what} that `keras-alexnet export` wrote."
+        )
+    return int(shape[1])
+
+
+class TFLiteClassifier(Classifier):
+    format = "tflite"
+
+    def __init__(self, path):
+        import tensorflow as tf
+
+        content = Path(path).read_bytes()
+        try:
+            interpreter = tf.lite.Interpreter(model_content=content)
+        except ValueError as error:
+            raise ValueError(f"{path} is not a TFLite model ({error}).") from None
+        detail = interpreter.get_input_details()[0]
+        if detail["dtype"] != np.uint8:
+            raise ValueError(
+                f"{path} takes {np.dtype(detail['dtype']).name} input, not uint8 images: it is not a TFLite model "
+                "that `keras-alexnet export` wrote."
+            )
+        self.size = _input_size(tuple(detail["shape"]), path, "TFLite model")
+        self.runner = interpreter.get_signature_runner()
+        self._interpreter = interpreter
+        outputs = int(interpreter.get_output_details()[0]["shape"][-1])
+        super().__init__(path, tflite_class_names(content), outputs)
+
+    def transform(self, path):
+        return eval_crop(path, crop_size=self.size)
+
+    def probabilities(self, images):
+        (name,) = self.runner.get_input_details()
+        return np.concatenate([self.runner(**{name: image[None]})["probabilities"] for image in images])
+
+
+def onnx_session(model):
+    """An ONNX Runtime session (CPU) of a file or of a model's bytes; a clear error without onnxruntime."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise MissingRuntime(
+            "ONNX models run with onnxruntime, which is not installed: pip install onnxruntime "
+            "(or pip install 'keras-alexnet[onnx]')."
+        ) from None
+    try:
+        source = model if isinstance(model, bytes) else str(model)
+        return onnxruntime.InferenceSession(source, providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime raises its own types for a file it cannot read
+        where = "the exported bytes" if isinstance(model, bytes) else model
+        raise ValueError(f"{where} is not an ONNX model ONNX Runtime can load ({error}).") from None
+
+
+class ONNXClassifier(Classifier):
+    format = "onnx"
+
+    def __init__(self, path):
+        session = onnx_session(path)
+        (inputs,) = session.get_inputs()
+        if inputs.type != "tensor(uint8)":
+            raise ValueError(
+                f"{path} takes {inputs.type}, not uint8 images: it is not an ONNX model that `keras-alexnet export` "
+                "wrote."
+            )
+        self.size = _input_size(tuple(inputs.shape), path, "ONNX model")
+        self.session, self.input_name = session, inputs.name
+        metadata = session.get_modelmeta().custom_metadata_map
+        names = json.loads(metadata[CLASS_NAMES_KEY]) if CLASS_NAMES_KEY in metadata else None
+        super().__init__(path, names, int(session.get_outputs()[0].shape[-1]))
+
+    def transform(self, path):
+        return eval_crop(path, crop_size=self.size)
+
+    def probabilities(self, images):
+        return self.session.run(None, {self.input_name: np.asarray(images, np.uint8)})[0]
+
+
+def tflite_class_names(content):
+    """The class names a TFLite file's metadata holds (``add_tflite_class_names``), or None."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
+    for entry in model.metadata or []:
+        if entry.name.decode() == CLASS_NAMES_KEY:
+            return json.loads(bytes(model.buffers[entry.buffer].data).decode())
+    return None
+
+
+def add_tflite_class_names(content, class_names):
+    """A TFLite flatbuffer with ``class_names`` in its metadata (the interpreter ignores it)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(json.dumps(list(class_names)).encode(), np.uint8)
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = CLASS_NAMES_KEY
+    entry.buffer = len(model.buffers) - 1
+    model.metadata = [*(model.metadata or []), entry]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def format_of(path):
+    """Which of ``FORMATS`` a path is, or ``ValueError`` saying what is read."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"model {path} does not exist (train one with `keras-alexnet train`).")
+    if path.is_dir():
+        if (path / "saved_model.pb").exists():
+            return "savedmodel"
+        raise ValueError(f"{path} is a folder without saved_model.pb: give a SavedModel folder or a model file.")
+    suffix = path.suffix.lower()
+    if suffix in (".tflite", ".onnx"):
+        return suffix[1:]
+    if suffix == ".keras" or zipfile.is_zipfile(path):
+        return "keras"
+    raise ValueError(
+        f"{path}: not a model file keras-alexnet reads. Give model.keras, a SavedModel folder, a .tflite or an "
+        ".onnx file (what `keras-alexnet train` and `export` write)."
+    )
+
+
+def load_classifier(path):
+    """The ``Classifier`` of any model file keras-alexnet writes (``FORMATS``), with clear errors."""
+    kind = format_of(path)
+    if kind == "keras":
+        return KerasClassifier(load_model(path), path)
+    return {"savedmodel": SavedModelClassifier, "tflite": TFLiteClassifier, "onnx": ONNXClassifier}[kind](path)

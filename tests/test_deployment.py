@@ -1,0 +1,140 @@
+"""ONNX out, and every exported file checked where it will run: predict and evaluate read
+model.keras, a SavedModel, TFLite and ONNX alike (issue 21, items 1 and 3)."""
+
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from conftest import PHOTOS, photo_paths
+
+from keras_alexnet import TINY, AlexNet
+from keras_alexnet.cli import main
+from keras_alexnet.deployment import MissingRuntime, load_classifier
+from keras_alexnet.export import ONNX_TOLERANCE, export_onnx, export_savedmodel, export_tflite
+from keras_alexnet.layers import attach_class_names
+from keras_alexnet.preprocessing import eval_crop
+from keras_alexnet.transfer import replace_head
+
+
+def _named(head):
+    keras.utils.set_random_seed(3)
+    base = AlexNet(weights=None, include_top=False, architecture=TINY)
+    return attach_class_names(replace_head(base, 2, head=head), ["cats", "dogs"])
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A tiny two-class model and its three exports."""
+    folder = tmp_path_factory.mktemp("exports")
+    model = _named("alexnet")
+    model.save(folder / "model.keras")
+    export_savedmodel(model, folder / "savedmodel")
+    export_tflite(model, folder / "model.tflite")
+    export_onnx(model, folder / "model.onnx")
+    return folder
+
+
+def _crops(paths):
+    return np.stack([eval_crop(path) for path in paths])
+
+
+@pytest.mark.parametrize("head", ["alexnet", "compact"])
+def test_onnx_matches_keras_in_a_fresh_process_with_the_class_names(head, tmp_path):
+    model = _named(head)
+    out = tmp_path / "model.onnx"
+    check = export_onnx(model, out)
+    assert check.max_abs_diff <= ONNX_TOLERANCE
+    images = _crops(photo_paths(per_class=4))  # 8 real photos
+    from keras_alexnet.preprocessing import preprocess_input
+
+    expected = model.predict(preprocess_input(images), verbose=0)
+    np.save(tmp_path / "images.npy", images)
+    code = (
+        "import json, numpy as np, onnxruntime as ort; "
+        f"s = ort.InferenceSession(r'{out}', providers=['CPUExecutionProvider']); "
+        f"x = np.load(r'{tmp_path / 'images.npy'}'); "
+        "print(json.dumps({'names': json.loads(s.get_modelmeta().custom_metadata_map['class_names']), "
+        "'one': s.run(None, {'images': x[:1]})[0].tolist(), 'eight': s.run(None, {'images': x})[0].tolist()}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = json.loads(done.stdout.splitlines()[-1])
+    assert got["names"] == ["cats", "dogs"]
+    for batch in (np.asarray(got["one"]), np.asarray(got["eight"])):
+        assert np.all(np.isfinite(batch))
+        assert np.max(np.abs(batch - expected[: len(batch)])) <= 1e-5
+    with pytest.raises(ValueError, match="exists; nothing was changed"):
+        export_onnx(model, out)
+    assert main(["export", "--model", str(tmp_path / "m.keras"), "--format", "onnx", "--out", str(out)]) == 2
+
+
+def test_every_format_predicts_and_evaluates_alike(exported, capsys):
+    image = photo_paths(per_class=1)[0]
+    answers, accuracies = {}, {}
+    for name in ("model.keras", "savedmodel", "model.tflite", "model.onnx"):
+        assert main(["predict", "--model", str(exported / name), str(image), "--top", "2"]) == 0
+        line = capsys.readouterr().out.strip()
+        classes = line.split(": ", 1)[1].split(", ")
+        answers[name] = [(c.split()[0], float(c.split()[1])) for c in classes]
+        assert main(["evaluate", "--model", str(exported / name), "--data", str(PHOTOS / "test")]) == 0
+        accuracies[name] = capsys.readouterr().out.splitlines()[0]
+    reference = answers["model.keras"]
+    assert {name for name, _ in reference} == {"cats", "dogs"}
+    for name, answer in answers.items():
+        assert [n for n, _ in answer] == [n for n, _ in reference], name
+        # The SavedModel resizes inside its graph (TensorFlow's antialiased bilinear, not PIL's).
+        assert np.allclose(
+            [p for _, p in answer], [p for _, p in reference], atol=1e-2 if name == "savedmodel" else 1e-3
+        )
+    assert accuracies["model.tflite"] == accuracies["model.onnx"] == accuracies["model.keras"], accuracies
+
+
+def test_files_of_other_models_and_a_missing_runtime_are_named(exported, tmp_path, monkeypatch, capsys):
+    image = str(photo_paths(per_class=1)[0])
+    plain = keras.Sequential([keras.Input((8,)), keras.layers.Dense(2)])
+    plain(np.zeros((1, 8), np.float32))
+    plain.export(tmp_path / "other.onnx", format="onnx", verbose=False)
+    assert main(["predict", "--model", str(tmp_path / "other.onnx"), image]) == 2
+    assert "not an ONNX model that `keras-alexnet export` wrote" in capsys.readouterr().err
+    (tmp_path / "notes.txt").write_text("hello")
+    assert main(["evaluate", "--model", str(tmp_path / "notes.txt"), "--data", str(PHOTOS / "test")]) == 2
+    assert "not a model file keras-alexnet reads" in capsys.readouterr().err
+    (tmp_path / "broken.onnx").write_bytes(b"\x08\x01garbage")
+    assert main(["predict", "--model", str(tmp_path / "broken.onnx"), image]) == 2
+    assert "not an ONNX model ONNX Runtime can load" in capsys.readouterr().err
+    # Another input size: the file says its size, and the images are cropped to it.
+    small = tmp_path / "160.onnx"
+    export_onnx(_named("compact"), small, image_size=160)
+    classifier = load_classifier(small)
+    assert classifier.size == 160 and classifier.transform(image).shape == (160, 160, 3)
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # not installed
+    with pytest.raises(MissingRuntime, match="pip install onnxruntime"):
+        load_classifier(exported / "model.onnx")
+    assert main(["predict", "--model", str(exported / "model.onnx"), image]) == 2
+    assert "keras-alexnet[onnx]" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_round_trip_torchvision_onnx_keras_onnx_gives_torchvisions_logits(seeded_conversion, torch_modules):
+    """torchvision -> ONNX -> Keras (`convert`) -> ONNX (`export`) -> ONNX Runtime = torchvision, to 1e-5."""
+    torch = torch_modules[0]
+    torch_model, _, keras_model = seeded_conversion
+    from keras_alexnet.deployment import ONNXClassifier
+    from keras_alexnet.preprocessing import IMAGENET_MEAN, IMAGENET_STD
+
+    images = _crops(photo_paths(per_class=4))
+    normalised = (images / 255.0 - np.asarray(IMAGENET_MEAN)) / np.asarray(IMAGENET_STD)
+    with torch.no_grad():
+        expected = torch_model(torch.from_numpy(normalised.transpose(0, 3, 1, 2).astype(np.float32))).numpy()
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "alexnet.onnx"
+        export_onnx(keras_model, out)
+        got = ONNXClassifier(out).probabilities(images)
+    assert got.shape == (8, 1000) and np.all(np.isfinite(got))
+    assert np.max(np.abs(got - expected)) <= 1e-5 * max(1.0, float(np.max(np.abs(expected))))
