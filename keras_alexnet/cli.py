@@ -271,21 +271,46 @@ def _predict(args):
 
 
 def _export(args):
-    from keras_alexnet.export import export_onnx, export_savedmodel, export_tflite
+    from keras_alexnet.export import (
+        calibration_crops,
+        export_onnx,
+        export_savedmodel,
+        export_tflite,
+        labelled_images,
+    )
+    from keras_alexnet.layers import class_names_of
     from keras_alexnet.model import load_model
 
     if args.quantize and args.format != "tflite":
         raise ValueError("--quantize applies to --format tflite only.")
+    if args.data and not args.quantize:
+        raise ValueError("--data is for a quantized TFLite export (--quantize): the images it is checked on.")
     model = load_model(args.model)
     if args.format == "savedmodel":
         check = export_savedmodel(model, args.out, overwrite=args.overwrite)
     elif args.format == "onnx":
         check = export_onnx(model, args.out, overwrite=args.overwrite)
     else:
-        check = export_tflite(model, args.out, quantize=args.quantize, overwrite=args.overwrite)
+        labelled = labelled_images(args.model, args.data, class_names_of(model)) if args.quantize else None
+        if args.quantize and labelled is None:
+            print("note: no labelled images (--data, or a run's validation set): the accuracy gate is skipped")
+        check = export_tflite(
+            model,
+            args.out,
+            quantize=args.quantize,
+            overwrite=args.overwrite,
+            labelled=labelled,
+            representative=calibration_crops(labelled) if args.quantize == "int8" and labelled else None,
+            max_accuracy_drop=args.max_accuracy_drop,
+        )
+    size = sum(p.stat().st_size for p in check.path.rglob("*")) if check.path.is_dir() else check.path.stat().st_size
+    shown = f"{size / 2**20:.1f} MB" if size >= 2**20 else f"{size / 2**10:.0f} KB"
     print(
-        f"{args.format} written to {check.path}; checked on {check.samples} images: max |difference| to Keras {check.max_abs_diff:.2e}"
+        f"{args.format}{' ' + args.quantize if args.quantize else ''} written to {check.path} ({shown}); "
+        f"checked on {check.samples} images: max |difference| to Keras {check.max_abs_diff:.2e}"
     )
+    if check.gate is not None:
+        print(check.gate)
     return 0
 
 
@@ -329,6 +354,7 @@ def _argument_type(convert, accept, describe):
 _positive_int = _argument_type(int, is_count, "a whole number of at least 1")
 _seed = _argument_type(int, lambda value: 0 <= value < 2**32, f"a seed: give a whole number from 0 to {2**32 - 1}")
 _positive_number = _argument_type(float, lambda value: 0 < value < float("inf"), "a positive number")
+_fraction = _argument_type(float, lambda value: 0 <= value <= 1, "a fraction from 0 to 1")
 
 
 # Shared argument groups: each flag is written here once.
@@ -596,7 +622,21 @@ def _export_command(command):
     p.add_argument("--out", required=True)
     _overwrite_argument(p, "replace an existing export (a SavedModel folder or .tflite file) at --out")
     p.add_argument(
-        "--quantize", choices=QUANTIZATIONS, help="TFLite only: smaller file, checked with its own tolerance"
+        "--quantize",
+        choices=QUANTIZATIONS,
+        help="TFLite only: a smaller file (float16 half, dynamic and int8 a quarter), checked with its own "
+        "tolerance and, on labelled images, its accuracy",
+    )
+    p.add_argument(
+        "--data",
+        help="--quantize: labelled images (a folder per class) to check the accuracy on and, for int8, to calibrate "
+        "on (up to 200 of them); default the validation images of the run that wrote --model",
+    )
+    p.add_argument(
+        "--max-accuracy-drop",
+        type=_fraction,
+        default=0.02,
+        help="--quantize: refuse (write nothing) when the accuracy falls by more than this (default 0.02)",
     )
 
 

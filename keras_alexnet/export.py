@@ -11,6 +11,7 @@ names are in their metadata. ``keras_alexnet.deployment`` reads all of them back
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import tempfile
@@ -23,9 +24,12 @@ import tensorflow as tf
 from keras_alexnet._utils.choices import QUANTIZATIONS
 from keras_alexnet._utils.files import atomic_write
 from keras_alexnet._utils.runtime import process_alive
+from keras_alexnet.datasets import ImageFolder
+from keras_alexnet.datasets.files import decoded_batches
 from keras_alexnet.deployment import CLASS_NAMES_KEY, MissingRuntime, add_tflite_class_names, onnx_session
 from keras_alexnet.layers import class_names_of
-from keras_alexnet.preprocessing import CROP_SIZE, IMAGENET_MEAN, IMAGENET_STD, imagenet_eval_layers
+from keras_alexnet.preprocessing import CROP_SIZE, IMAGENET_MEAN, IMAGENET_STD, eval_crop, imagenet_eval_layers
+from keras_alexnet.run_directory import RunDirectory
 
 TOLERANCE = 1e-4  # max |exported - Keras| on probabilities, float32 throughout
 
@@ -41,6 +45,27 @@ class ExportCheck:
     path: Path
     max_abs_diff: float
     samples: int
+    gate: AccuracyGate | None = None  # quantized TFLite: the accuracy before and after, on labelled images
+
+
+@dataclasses.dataclass
+class AccuracyGate:
+    """A quantized export's accuracy against the float model's on labelled images, and the allowed drop."""
+
+    float_accuracy: float
+    exported_accuracy: float
+    images: int
+    max_drop: float
+
+    @property
+    def drop(self):
+        return self.float_accuracy - self.exported_accuracy
+
+    def __str__(self):
+        return (
+            f"accuracy on {self.images} labelled images: float32 {self.float_accuracy:.4f}, exported "
+            f"{self.exported_accuracy:.4f} (drop {self.drop:+.4f}, allowed {self.max_drop:g})"
+        )
 
 
 def _check_images(seed=0, count=4, size=(173, 241)):
@@ -151,7 +176,10 @@ def export_savedmodel(model, path, check_images=None, overwrite=False):
 
 
 # max |TFLite - Keras| on probabilities that a quantized export is allowed (stated, and checked on save).
-TFLITE_TOLERANCE = {None: TOLERANCE, "float16": 1e-2, "dynamic": 5e-2}
+# int8 (weights and activations) moves probabilities by up to a quantization step of the softmax's
+# input: its check is the accuracy gate on labelled images; this bound only catches a broken file.
+TFLITE_TOLERANCE = {None: TOLERANCE, "float16": 1e-2, "dynamic": 5e-2, "int8": 0.25}
+DEFAULT_MAX_ACCURACY_DROP = 0.02
 
 
 def _max_difference(got, expected, what):
@@ -166,17 +194,36 @@ def _max_difference(got, expected, what):
     return float(np.max(np.abs(got - expected)))
 
 
-def export_tflite(model, path, image_size=CROP_SIZE, check_images=None, quantize=None, overwrite=False):
+def export_tflite(
+    model,
+    path,
+    image_size=CROP_SIZE,
+    check_images=None,
+    quantize=None,
+    overwrite=False,
+    labelled=None,
+    representative=None,
+    max_accuracy_drop=DEFAULT_MAX_ACCURACY_DROP,
+):
     """Write a TFLite model (uint8 ``image_size`` x ``image_size`` RGB in, probabilities out), verified.
 
     ``quantize``: None (float32, the whole model: about 4 bytes a parameter),
-    ``"float16"`` (half the size) or ``"dynamic"`` (int8 weights, a quarter). The
-    file is converted from a SavedModel of the same graph, loaded back with the
-    TFLite interpreter and compared with Keras on ``check_images``; a difference
-    over ``TFLITE_TOLERANCE[quantize]``, or any NaN, fails and writes nothing.
+    ``"float16"`` (half the size), ``"dynamic"`` (int8 weights, a quarter) or ``"int8"``
+    (full integer: int8 weights and activations, uint8 input, calibrated on
+    ``representative``: uint8 crops of training images). The file is converted from a
+    SavedModel of the same graph, loaded back with the TFLite interpreter and compared with
+    Keras on ``check_images``; a difference over ``TFLITE_TOLERANCE[quantize]``, or any NaN,
+    fails and writes nothing. A quantized export with ``labelled`` images (an ``ImageFolder``)
+    is also gated on accuracy: float32 Keras and the TFLite file are scored on them, and a drop
+    over ``max_accuracy_drop`` fails and writes nothing (int8 needs them).
     """
     if quantize not in TFLITE_TOLERANCE:
         raise ValueError(f"quantize={quantize!r}: use None, {', '.join(repr(q) for q in QUANTIZATIONS)}.")
+    if quantize == "int8" and (representative is None or labelled is None):
+        raise ValueError(
+            "--quantize int8 is calibrated on training images and checked on labelled ones: give --data (a "
+            "folder of labelled images), or export a model.keras from a run with a validation set."
+        )
     path = Path(path)
     _refuse_to_destroy(path, overwrite, "TFLite")
     normalize = keras.Sequential(
@@ -202,6 +249,11 @@ def export_tflite(model, path, image_size=CROP_SIZE, check_images=None, quantize
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             if quantize == "float16":
                 converter.target_spec.supported_types = [tf.float16]
+            if quantize == "int8":
+                crops = [np.asarray(crop, np.uint8)[None] for crop in representative]
+                converter.representative_dataset = lambda: ([crop] for crop in crops)
+                converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+                converter.inference_input_type = tf.uint8
         flatbuffer = converter.convert()
     images = _check_images(size=(image_size, image_size)) if check_images is None else check_images
     interpreter = tf.lite.Interpreter(model_content=flatbuffer)
@@ -216,9 +268,59 @@ def export_tflite(model, path, image_size=CROP_SIZE, check_images=None, quantize
         raise ExportCheckError(
             f"TFLite check failed: max |difference| {diff:.2e} > {tolerance:.0e}; nothing was written."
         )
+    gate = None
+    if quantize is not None and labelled is not None:
+        gate = _accuracy_gate(model, normalize, runner, labelled, image_size, max_accuracy_drop)
+        if not gate.drop <= max_accuracy_drop:
+            raise ExportCheckError(
+                f"TFLite {quantize} check failed: {gate}; nothing was written. Export without --quantize, another "
+                "quantization, or allow more with --max-accuracy-drop."
+            )
     named = add_tflite_class_names(flatbuffer, class_names_of(model) or [str(i) for i in range(model.output.shape[-1])])
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(named))
-    return ExportCheck(path, diff, len(images))
+    return ExportCheck(path, diff, len(images), gate)
+
+
+def labelled_images(model_path, data=None, class_names=None):
+    """The labelled images a quantized export is checked on: ``data`` (a folder per class), else the
+    validation images recorded by the run that wrote ``model_path``; None when there are neither."""
+    if data is not None:
+        return ImageFolder.read(data, class_names=class_names)
+    record = RunDirectory(Path(model_path).parent).validation
+    if not record.exists():
+        return None
+    return ImageFolder.from_dict(json.loads(record.read_text()))
+
+
+def calibration_crops(labelled, count=200, seed=0):
+    """uint8 crops of up to ``count`` of ``labelled``'s images (a seeded sample), for int8 calibration."""
+    order = np.random.default_rng(seed).permutation(len(labelled.paths))[:count]
+    crops = []
+    for index in order:
+        try:
+            crops.append(eval_crop(labelled.paths[index]))
+        except (ValueError, OSError):
+            continue
+    return crops
+
+
+def _accuracy_gate(model, normalize, runner, labelled, image_size, max_drop):
+    """Score float32 Keras and the TFLite runner on the labelled images (uint8 crops, one at a time)."""
+    label_of = dict(zip(map(str, labelled.paths), labelled.labels))
+    right_float = right_exported = count = 0
+    crop = lambda path: eval_crop(path, crop_size=image_size)  # noqa: E731
+    for x, kept, _ in decoded_batches(labelled.paths, 32, transform=crop):
+        if not kept:
+            continue
+        labels = np.asarray([label_of[str(path)] for path in kept])
+        float_scores = np.asarray(model(normalize(tf.cast(x, tf.float32)), training=False))
+        exported = np.concatenate([runner(image=image[None])["probabilities"] for image in x])
+        right_float += int(np.sum(float_scores.argmax(axis=1) == labels))
+        right_exported += int(np.sum(exported.argmax(axis=1) == labels))
+        count += len(kept)
+    if not count:
+        raise ValueError("no readable labelled images to check the quantized model on.")
+    return AccuracyGate(right_float / count, right_exported / count, count, max_drop)
 
 
 ONNX_TOLERANCE = 1e-5  # max |ONNX Runtime - Keras| on probabilities, float32 throughout

@@ -138,3 +138,36 @@ def test_the_round_trip_torchvision_onnx_keras_onnx_gives_torchvisions_logits(se
         got = ONNXClassifier(out).probabilities(images)
     assert got.shape == (8, 1000) and np.all(np.isfinite(got))
     assert np.max(np.abs(got - expected)) <= 1e-5 * max(1.0, float(np.max(np.abs(expected))))
+
+
+def test_int8_is_calibrated_gated_on_accuracy_and_refused_without_labelled_images(exported, tmp_path, capsys):
+    """Issue 21, item 2: full-integer TFLite, uint8 in, checked on labelled photos before it is written."""
+    from keras_alexnet.datasets import ImageFolder
+    from keras_alexnet.export import ExportCheckError, calibration_crops
+    from keras_alexnet.model import load_model
+
+    model = load_model(exported / "model.keras")
+    labelled = ImageFolder.read(PHOTOS / "test", class_names=["cats", "dogs"])
+    out = tmp_path / "int8.tflite"
+    check = export_tflite(
+        model, out, quantize="int8", labelled=labelled, representative=calibration_crops(labelled, 40)
+    )
+    assert check.gate.images == len(labelled) and check.gate.drop <= 0.02
+    assert 0 <= check.gate.exported_accuracy <= 1 and np.isfinite(check.gate.float_accuracy)
+    assert out.stat().st_size < 0.5 * (exported / "model.tflite").stat().st_size
+    classifier = load_classifier(out)
+    assert (
+        classifier.class_names == ["cats", "dogs"]
+        and classifier.transform(photo_paths(per_class=1)[0]).dtype == np.uint8
+    )
+    with pytest.raises(ExportCheckError, match="accuracy on .* labelled images.*nothing was written"):
+        export_tflite(model, tmp_path / "refused.tflite", quantize="dynamic", labelled=labelled, max_accuracy_drop=-1)
+    assert not (tmp_path / "refused.tflite").exists()
+    with pytest.raises(ValueError, match="give --data"):
+        export_tflite(model, tmp_path / "no_data.tflite", quantize="int8")
+    argv = ["export", "--model", str(exported / "model.keras"), "--format", "tflite", "--quantize", "int8"]
+    assert main([*argv, "--out", str(tmp_path / "cli.tflite")]) == 2  # no run directory beside it, no --data
+    assert "give --data" in capsys.readouterr().err
+    assert main([*argv, "--out", str(tmp_path / "cli.tflite"), "--data", str(PHOTOS / "test")]) == 0
+    printed = capsys.readouterr().out
+    assert "tflite int8 written to" in printed and "accuracy on 200 labelled images: float32" in printed

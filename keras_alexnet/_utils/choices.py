@@ -15,4 +15,8 @@ BAD_FILE_POLICIES = ("skip", "raise")
 ARCHITECTURES = ("alexnet", "tiny")
 EXPLAIN_METHODS = ("gradcam", "occlusion", "activations", "filters")
 EXPORT_FORMATS = ("savedmodel", "tflite", "onnx")
-QUANTIZATIONS = ("dynamic", "float16")  # TFLite's smaller files (export.TFLITE_TOLERANCE has one tolerance each)
+QUANTIZATIONS = (
+    "dynamic",
+    "float16",
+    "int8",
+)  # TFLite's smaller files (export.TFLITE_TOLERANCE has one tolerance each)
