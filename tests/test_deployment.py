@@ -105,6 +105,17 @@ def test_files_of_other_models_and_a_missing_runtime_are_named(exported, tmp_pat
     (tmp_path / "broken.onnx").write_bytes(b"\x08\x01garbage")
     assert main(["predict", "--model", str(tmp_path / "broken.onnx"), image]) == 2
     assert "not an ONNX model ONNX Runtime can load" in capsys.readouterr().err
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(plain)  # float input: not an export of ours
+    (tmp_path / "other.tflite").write_bytes(converter.convert())
+    assert main(["predict", "--model", str(tmp_path / "other.tflite"), image]) == 2
+    assert "not a TFLite model that `keras-alexnet export` wrote" in capsys.readouterr().err
+    module = tf.Module()
+    module.f = tf.function(lambda x: {"y": x * 2}, input_signature=[tf.TensorSpec((None, 3), tf.float32, name="x")])
+    tf.saved_model.save(module, str(tmp_path / "other_savedmodel"), signatures={"serving_default": module.f})
+    assert main(["evaluate", "--model", str(tmp_path / "other_savedmodel"), "--data", str(PHOTOS / "test")]) == 2
+    assert "not one `keras-alexnet export` wrote" in capsys.readouterr().err
     # Another input size: the file says its size, and the images are cropped to it.
     small = tmp_path / "160.onnx"
     export_onnx(_named("compact"), small, image_size=160)
