@@ -43,6 +43,32 @@ class Evaluation:
         actual = self.confusion.sum(axis=1)
         return np.divide(np.diag(self.confusion), actual, out=np.zeros(len(actual)), where=actual > 0)
 
+    @property
+    def balanced_accuracy(self):
+        """The mean recall over the classes that have images (scikit-learn's ``balanced_accuracy_score``):
+        a model that always answers the largest class scores 1 / classes, not that class's share."""
+        actual = self.confusion.sum(axis=1)
+        return float(np.mean(self.recall[actual > 0])) if np.any(actual > 0) else 0.0
+
+    @property
+    def f1(self):
+        """Per-class F1: the harmonic mean of precision and recall (0 where both are 0)."""
+        total = self.precision + self.recall
+        return np.divide(2 * self.precision * self.recall, total, out=np.zeros(len(total)), where=total > 0)
+
+    @property
+    def macro_f1(self):
+        """The mean F1 over the classes that have images or predictions (scikit-learn's ``average="macro"``)."""
+        present = (self.confusion.sum(axis=1) + self.confusion.sum(axis=0)) > 0
+        return float(np.mean(self.f1[present])) if np.any(present) else 0.0
+
+    def headline(self):
+        """One line: accuracy, balanced accuracy and macro-F1 on how many images."""
+        return (
+            f"accuracy {self.accuracy:.4f}, balanced accuracy {self.balanced_accuracy:.4f}, macro-F1 "
+            f"{self.macro_f1:.4f} on {int(self.confusion.sum())} images"
+        )
+
     # Past this many classes the confusion matrix is drawn without numbers in its cells and
     # left out of the text, where the most confused pairs stand for it.
     LABELLED_CELLS = 30
@@ -62,10 +88,11 @@ class Evaluation:
         """Accuracy, per-class precision/recall and the confusion matrix (or, for many classes, the most
         confused pairs) as text."""
         width = max(len(n) for n in self.class_names + ["class"])
-        lines = [f"accuracy {self.accuracy:.4f} on {int(self.confusion.sum())} images", ""]
-        lines.append(f"{'class'.ljust(width)}  precision  recall  support")
-        for name, p, r, n in zip(self.class_names, self.precision, self.recall, self.confusion.sum(axis=1)):
-            lines.append(f"{name.ljust(width)}  {p:9.4f}  {r:6.4f}  {int(n):7d}")
+        lines = [self.headline(), ""]
+        lines.append(f"{'class'.ljust(width)}  precision  recall      F1  support")
+        rows = zip(self.class_names, self.precision, self.recall, self.f1, self.confusion.sum(axis=1))
+        for name, p, r, f, n in rows:
+            lines.append(f"{name.ljust(width)}  {p:9.4f}  {r:6.4f}  {f:6.4f}  {int(n):7d}")
         if len(self.class_names) <= self.LABELLED_CELLS:
             lines += ["", "confusion matrix (rows: true, columns: predicted)"]
             lines.append(" " * (width + 2) + " ".join(n[:8].rjust(8) for n in self.class_names))

@@ -165,17 +165,18 @@ def write_report(run_dir, data=None, top_losses=9, path=None):
             source = "the run's validation images" if data is None else html.escape(str(data))
             parts.append(f"<h2>Evaluation on {source}</h2>")
             parts.append(
-                f"<p>Accuracy <b>{evaluation.accuracy:.4f}</b> on {int(evaluation.confusion.sum())} images.</p>"
+                f"<p>Accuracy <b>{evaluation.accuracy:.4f}</b>, balanced accuracy <b>{evaluation.balanced_accuracy:.4f}"
+                f"</b>, macro-F1 <b>{evaluation.macro_f1:.4f}</b> on {int(evaluation.confusion.sum())} images.</p>"
             )
             counts = evaluation.confusion.sum(axis=1)
             parts.append(
                 _table(
-                    ("class", "precision", "recall", "images"),
+                    ("class", "precision", "recall", "F1", "images"),
                     [
-                        (n, f"{p:.3f}", f"{r:.3f}", int(c))
-                        for n, p, r, c in zip(names, evaluation.precision, evaluation.recall, counts)
+                        (n, f"{p:.3f}", f"{r:.3f}", f"{f:.3f}", int(c))
+                        for n, p, r, f, c in zip(names, evaluation.precision, evaluation.recall, evaluation.f1, counts)
                     ],
-                    numeric=(1, 2, 3),
+                    numeric=(1, 2, 3, 4),
                 )
             )
             parts.append(_image(evaluation.plot(scratch / "confusion.png"), "confusion matrix"))
