@@ -255,9 +255,13 @@ def _predict(args):
         if prediction.error is not None:
             print(f"skipped {prediction.path}: {prediction.error}", file=sys.stderr, flush=True)
         else:
-            print(f"{prediction.path}: " + ", ".join(f"{n} {p:.3f}" for n, p in prediction.top), flush=True)
+            scores = ", ".join(f"{n} {p:.3f}" for n, p in prediction.top)
+            unknown = f"unknown (under {args.min_confidence:g}): " if prediction.answer == prediction.UNKNOWN else ""
+            print(f"{prediction.path}: {unknown}{scores}", flush=True)
 
-    predictions = predict_files(model, args.images, top=top, batch_size=args.batch_size)
+    predictions = predict_files(
+        model, args.images, top=top, batch_size=args.batch_size, min_confidence=args.min_confidence
+    )
     if args.out:
         done, skipped = write_predictions(predictions, args.out, top, echo)
     else:
@@ -610,7 +614,14 @@ def _predict_command(command):
         "`keras-alexnet convert`)",
     )
     p.add_argument("--top", type=_positive_int, default=5)
-    p.add_argument("--out", help="also write the predictions as CSV (path, class, probability, ..., error)")
+    p.add_argument("--out", help="also write the predictions as CSV (path, answer, class, probability, ..., error)")
+    p.add_argument(
+        "--min-confidence",
+        type=_fraction,
+        default=0.0,
+        metavar="P",
+        help="answer 'unknown' when the top probability is under P (default 0: always the top class)",
+    )
     _overwrite_argument(p, "replace the --out file if it exists")
     _batch_argument(p)
 

@@ -213,6 +213,17 @@ class Prediction:
     path: Path
     top: list
     error: str | None = None
+    min_confidence: float = 0.0  # below it the answer is "unknown"
+
+    UNKNOWN = "unknown"
+
+    @property
+    def answer(self):
+        """The top class, or ``"unknown"`` when its probability is under ``min_confidence`` (None if skipped)."""
+        if not self.top:
+            return None
+        name, probability = self.top[0]
+        return name if probability >= self.min_confidence else self.UNKNOWN
 
 
 def _top_classes(scores, top, names):
@@ -225,14 +236,14 @@ def _output_names(outputs):
     return list(imagenet_class_names()) if outputs == 1000 else [str(i) for i in range(outputs)]
 
 
-def predict_files(model, images, top=5, batch_size=32, class_names=None):
+def predict_files(model, images, top=5, batch_size=32, class_names=None, min_confidence=0.0):
     """Yield a ``Prediction`` per image of ``images`` (files and folders, searched recursively), as it goes.
 
     ``model``: a Keras model or a ``deployment.Classifier`` (any exported file). Images are
     decoded a batch at a time (torchvision's eval transform, on threads), so memory holds one
     batch however many images there are. A file that cannot be read (not an image, damaged, a
     broken link, over PIL's decompression-bomb limit) yields a ``Prediction`` with its ``error``
-    and the others go on.
+    and the others go on. ``min_confidence``: a ``Prediction.answer`` under it is ``"unknown"``.
     """
     classifier = model if isinstance(model, Classifier) else KerasClassifier(model)
     files, skipped = image_files(images)
@@ -247,7 +258,7 @@ def predict_files(model, images, top=5, batch_size=32, class_names=None):
         scores = classifier.probabilities(x)
         names = names or _output_names(scores.shape[1])
         for path, classes in zip(kept, _top_classes(scores, top, names)):
-            yield Prediction(path, classes)
+            yield Prediction(path, classes, min_confidence=min_confidence)
 
 
 def predict(model, images, top=5, class_names=None):
@@ -267,13 +278,14 @@ def predict(model, images, top=5, class_names=None):
 def write_predictions(predictions, path, top, echo=None):
     """Write ``Prediction``s as CSV (atomically), calling ``echo(prediction)`` on each as it is written.
 
-    Columns: ``path``, ``class`` and ``probability`` (the top class), ``class_2``,
+    Columns: ``path``, ``answer`` (the top class, or ``unknown`` under the prediction's
+    ``min_confidence``), ``class`` and ``probability`` (the top class), ``class_2``,
     ``probability_2``... up to ``top``, and ``error`` (why an image was skipped).
     Returns (images predicted, images skipped).
     """
     counts = [0, 0]
     ranks = [""] + [f"_{k}" for k in range(2, top + 1)]
-    header = ["path", *[f"{kind}{rank}" for rank in ranks for kind in ("class", "probability")], "error"]
+    header = ["path", "answer", *[f"{kind}{rank}" for rank in ranks for kind in ("class", "probability")], "error"]
 
     def write(tmp):
         with open(tmp, "w", newline="") as handle:
@@ -282,7 +294,7 @@ def write_predictions(predictions, path, top, echo=None):
             for prediction in predictions:
                 cells = [value for name, score in prediction.top for value in (name, f"{score:.6f}")]
                 cells += [""] * (2 * top - len(cells))
-                writer.writerow([str(prediction.path), *cells, prediction.error or ""])
+                writer.writerow([str(prediction.path), prediction.answer or "", *cells, prediction.error or ""])
                 counts[prediction.error is not None] += 1
                 if echo is not None:
                     echo(prediction)
