@@ -4,6 +4,7 @@ before any work where it can, and nothing the user made is changed or lost."""
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import zipfile
@@ -196,7 +197,12 @@ def test_ctrl_c_in_train_names_the_epoch_and_the_command_that_continues(shapes_d
     argv = ["train", "--data", str(shapes_dir), "--run-dir", str(run), "--epochs", "500", "--architecture", "tiny"]
     argv += ["--weights", "none", "--batch-size", "8", "--no-tensorboard", "--no-report", "--quiet"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "keras_alexnet.cli", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "keras_alexnet.cli", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # As from a terminal: pytest-xdist's workers ignore SIGINT, and a child would inherit that.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     metadata = run / "backup" / "training_metadata.json"
     try:
@@ -205,7 +211,7 @@ def test_ctrl_c_in_train_names_the_epoch_and_the_command_that_continues(shapes_d
                 break
             assert process.poll() is None, process.communicate()
             subprocess.run(["sleep", "0.1"])
-        process.send_signal(2)  # SIGINT, what Ctrl-C sends
+        process.send_signal(signal.SIGINT)  # what Ctrl-C sends
         out, err = process.communicate(timeout=120)
     finally:
         process.kill()
