@@ -241,14 +241,20 @@ def test_activation_cache_refuses_augmentation(shapes_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_frozen_features_recipe_reaches_about_90_percent_over_seeds_on_real_photos(tmp_path):
-    """Python API, with the shipped ImageNet conv weights (PyTorch gets 0.95 with the same recipe).
+def test_frozen_features_recipe_reaches_about_90_percent_over_seeds_on_real_photos(tmp_path, capsys):
+    """With the shipped ImageNet conv weights (PyTorch gets 0.95 with the same recipe); seed 0 through
+    the command line, seeds 1 and 2 through the Python API.
 
     One seed misleads on 200 test photos: seeds 0-2 give 0.870, 0.920, 0.910
     (benchmarks/RECIPES.md). So the mean over those seeds is held to 0.89 and each run to 0.85.
     """
-    shared = {}  # the frozen convolutions' activations, computed once for the three seeds
-    accuracies = [
+    argv = ["train", "--data", str(PHOTOS / "train"), "--val", str(PHOTOS / "test"), "--recipe", "frozen-features"]
+    # --cache-activations: the same loss curve as uncached (test_activation_cache_...), faster.
+    argv += ["--epochs", "3", "--seed", "0", "--run-dir", str(tmp_path / "0"), "--cache-activations"]
+    assert main([*argv, "--no-report", "--quiet"]) == 0
+    accuracies = [float(capsys.readouterr().out.split("validation accuracy:")[1].split()[0])]
+    shared = {}  # the frozen convolutions' activations, computed once for the two seeds
+    accuracies += [
         train(
             PHOTOS / "train",
             val=PHOTOS / "test",
@@ -261,37 +267,9 @@ def test_frozen_features_recipe_reaches_about_90_percent_over_seeds_on_real_phot
             verbose=0,
             report=False,
         ).val_accuracy
-        for seed in (0, 1, 2)
+        for seed in (1, 2)
     ]
     assert np.mean(accuracies) >= 0.89 and min(accuracies) >= 0.85, accuracies
-
-
-@pytest.mark.slow
-def test_cli_frozen_features_recipe_reaches_85_percent_on_real_photos(tmp_path, capsys):
-    """One run, seed 0 (0.870 over seeds 0-2's 0.870-0.920): held to the lowest seed's 0.85."""
-    assert (
-        main(
-            [
-                "train",
-                "--data",
-                str(PHOTOS / "train"),
-                "--val",
-                str(PHOTOS / "test"),
-                "--recipe",
-                "frozen-features",
-                "--epochs",
-                "3",
-                "--run-dir",
-                str(tmp_path),
-                "--cache-activations",  # the same loss curve as uncached (test_activation_cache_...), faster
-                "--no-report",
-                "--quiet",
-            ]
-        )
-        == 0
-    )
-    accuracy = float(capsys.readouterr().out.split("validation accuracy:")[1].split()[0])
-    assert accuracy >= 0.85
 
 
 @pytest.mark.slow
