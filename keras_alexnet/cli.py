@@ -309,6 +309,8 @@ def _export(args):
         )
     size = sum(p.stat().st_size for p in check.path.rglob("*")) if check.path.is_dir() else check.path.stat().st_size
     shown = f"{size / 2**20:.1f} MB" if size >= 2**20 else f"{size / 2**10:.0f} KB"
+    if args.quantize:  # float32 TFLite holds 4 bytes a parameter
+        shown += f", float32 would be about {4 * model.count_params() / 2**20:.1f} MB"
     print(
         f"{args.format}{' ' + args.quantize if args.quantize else ''} written to {check.path} ({shown}); "
         f"checked on {check.samples} images: max |difference| to Keras {check.max_abs_diff:.2e}"
