@@ -14,18 +14,22 @@ import argparse
 import os
 import shlex
 import sys
+import time
 
 from keras_alexnet._utils.checks import is_count
 from keras_alexnet._utils.choices import (
     ARCHITECTURES,
     AUGMENTATIONS,
     CACHE_DTYPES,
+    CLASS_WEIGHTS,
     EXPLAIN_METHODS,
     EXPORT_FORMATS,
     LR_SCHEDULES,
     MIXED_PRECISION,
+    OUTPUT_NETWORKS,
     QUANTIZATIONS,
     SOLVERS,
+    TTA_VIEWS,
 )
 from keras_alexnet._utils.disk import DiskFullError, is_disk_full
 from keras_alexnet._utils.files import check_folder_target, check_new_file
@@ -100,12 +104,17 @@ def training_options(args):
         report=not args.no_report,
         tensorboard=not args.no_tensorboard,
         tensorboard_images=args.tensorboard_images,
+        class_weight=args.class_weight,
+        balanced_sampling=args.balanced_sampling,
+        output_network=args.output_network,
+        calibrate=not args.no_calibrate,
     )
 
 
 # train's flags whose TrainingOptions field has another name.
 FLAG_FIELDS = {"lr": "learning_rate", "fail_on_bad_file": "on_bad_file", "no_report": "report"}
 FLAG_FIELDS["no_tensorboard"] = "tensorboard"
+FLAG_FIELDS["no_calibrate"] = "calibrate"
 
 
 def _given_flags(argv):
@@ -222,22 +231,29 @@ def _explain(args):
 def _report(args):
     from keras_alexnet.explain.report import write_report
 
-    path = write_report(args.run_dir, data=args.data, top_losses=args.top_losses)
+    path = write_report(args.run_dir, data=args.data, top_losses=args.top_losses, tta=args.tta)
     print(f"report: {path}")
     return 0
 
 
 def _evaluate(args):
     from keras_alexnet.deployment import load_classifier
-    from keras_alexnet.evaluation import evaluate
+    from keras_alexnet.evaluation import evaluate, tta_gain
 
     if args.out:
         check_folder_target(args.out)
-    result = evaluate(load_classifier(args.model), args.data, batch_size=args.batch_size)
+    classifier = load_classifier(args.model)
+    started = time.perf_counter()
+    result = evaluate(classifier, args.data, batch_size=args.batch_size)
+    if args.tta:
+        plain, plain_seconds = result, time.perf_counter() - started
+        started = time.perf_counter()
+        result = evaluate(classifier, args.data, batch_size=args.batch_size, tta=True)
+        print(tta_gain(plain, result, plain_seconds, time.perf_counter() - started))
     print(result.report())
     if args.out:
-        text, plot = result.save(args.out)
-        print(f"wrote {text} and {plot}")
+        paths = result.save(args.out)
+        print(f"wrote {', '.join(str(path) for path in paths)}")
     return 0
 
 
@@ -260,7 +276,7 @@ def _predict(args):
             print(f"{prediction.path}: {unknown}{scores}", flush=True)
 
     predictions = predict_files(
-        model, args.images, top=top, batch_size=args.batch_size, min_confidence=args.min_confidence
+        model, args.images, top=top, batch_size=args.batch_size, min_confidence=args.min_confidence, tta=args.tta
     )
     if args.out:
         done, skipped = write_predictions(predictions, args.out, top, echo)
@@ -481,7 +497,35 @@ def _train_command(command):
     p.add_argument(
         "--validation-frequency", type=_positive_int, help="validate every N iterations (default: every epoch)"
     )
-    p.add_argument("--patience", type=_positive_int, help="stop after N epochs without lower validation loss")
+    p.add_argument(
+        "--patience",
+        type=_positive_int,
+        help="stop after N epochs without a better value of --output-network's metric (validation loss by default)",
+    )
+    p.add_argument(
+        "--output-network",
+        default=OUTPUT_NETWORKS[0],
+        choices=OUTPUT_NETWORKS,
+        help="the epoch model.keras keeps, as MATLAB's OutputNetwork (default: %(default)s)",
+    )
+    p.add_argument(
+        "--class-weight",
+        default="none",
+        choices=CLASS_WEIGHTS,
+        help="auto: weigh each image n / (classes x its class's count), as scikit-learn's 'balanced', so rare "
+        "classes count as much as common ones (default: none)",
+    )
+    p.add_argument(
+        "--balanced-sampling",
+        action="store_true",
+        help="draw every batch evenly over the classes (rare classes repeated within an epoch); instead of "
+        "--class-weight",
+    )
+    p.add_argument(
+        "--no-calibrate",
+        action="store_true",
+        help="keep the probabilities as trained (default: fit a temperature on the validation images at the end)",
+    )
     _augment_argument(p)
     p.add_argument(
         "--lr-schedule",
@@ -572,7 +616,7 @@ def _compare_command(command):
     p.add_argument(
         "--keep-models",
         action="store_true",
-        help="keep every run's model.keras and best.keras (228 MB each with AlexNet's head; default: numbers only)",
+        help="keep every run's model.keras (228 MB with AlexNet's head; default: numbers only)",
     )
 
 
@@ -597,13 +641,15 @@ def _report_command(command):
     p.add_argument("--run-dir", required=True, help="the run directory `keras-alexnet train` wrote")
     p.add_argument("--data", help="a labelled folder to interpret the model on (default: the run's validation images)")
     p.add_argument("--top-losses", type=_positive_int, default=9, help="images in the top-losses gallery (default 9)")
+    _tta_argument(p, "also score the model with test-time augmentation and show the gain")
 
 
 def _evaluate_command(command):
     p = command("evaluate", "accuracy, per-class precision/recall, confusion matrix", _evaluate)
     p.add_argument("--model", required=True, help="model.keras, a SavedModel folder, a .tflite or an .onnx file")
     p.add_argument("--data", required=True, help="folder with one sub-folder per class")
-    p.add_argument("--out", help="folder for evaluation.txt and confusion_matrix.png")
+    p.add_argument("--out", help="folder for evaluation.txt, confusion_matrix.png and reliability.png")
+    _tta_argument(p, "also evaluate with test-time augmentation and print the gain and the cost per image")
     _batch_argument(p)
 
 
@@ -622,10 +668,19 @@ def _predict_command(command):
         type=_fraction,
         default=0.0,
         metavar="P",
-        help="answer 'unknown' when the top probability is under P (default 0: always the top class)",
+        help="answer 'unknown' when the top probability is under P (default 0: always the top class; the run "
+        "report's accuracy/coverage curve helps pick P)",
     )
+    _tta_argument(p, "average each image's probabilities over test-time augmentation's views")
     _overwrite_argument(p, "replace the --out file if it exists")
     _batch_argument(p)
+
+
+def _tta_argument(parser, what):
+    views = ", ".join(TTA_VIEWS)
+    parser.add_argument(
+        "--tta", action="store_true", help=f"{what} ({len(TTA_VIEWS)} views: {views}; that many times the work)"
+    )
 
 
 def _export_command(command):

@@ -23,7 +23,7 @@ import numpy as np
 
 from keras_alexnet.layers import class_names_of
 from keras_alexnet.model import load_model
-from keras_alexnet.preprocessing import eval_crop, eval_transform, load_image
+from keras_alexnet.preprocessing import eval_crop, eval_transform, load_image, preprocess_input, tta_crops
 
 FORMATS = ("keras", "savedmodel", "tflite", "onnx")
 CLASS_NAMES_KEY = "class_names"  # the metadata entry (a JSON list) every export writes
@@ -51,6 +51,13 @@ class Classifier:
         """One image file as this format takes it."""
         raise NotImplementedError
 
+    def views(self, path):
+        """Test-time augmentation's views of one image file (``preprocessing.TTA_VIEWS``), as ``transform`` makes it."""
+        raise ValueError(
+            f"--tta needs a model that takes image crops (model.keras, .tflite, .onnx); {self.path} is a {self.format} "
+            "that resizes and crops inside its graph. Evaluate the model.keras it was exported from with --tta."
+        )
+
     def probabilities(self, images):
         """Probabilities (n, classes) of ``images`` (a batch, or a list of what ``transform`` made)."""
         raise NotImplementedError
@@ -65,6 +72,9 @@ class KerasClassifier(Classifier):
 
     def transform(self, path):
         return eval_transform(path)
+
+    def views(self, path):
+        return preprocess_input(tta_crops(path).astype(np.float32))
 
     def probabilities(self, images):
         import keras
@@ -139,6 +149,9 @@ class TFLiteClassifier(Classifier):
     def transform(self, path):
         return eval_crop(path, crop_size=self.size)
 
+    def views(self, path):
+        return tta_crops(path, crop_size=self.size)
+
     def probabilities(self, images):
         (name,) = self.runner.get_input_details()
         return np.concatenate([self.runner(**{name: image[None]})["probabilities"] for image in images])
@@ -181,8 +194,36 @@ class ONNXClassifier(Classifier):
     def transform(self, path):
         return eval_crop(path, crop_size=self.size)
 
+    def views(self, path):
+        return tta_crops(path, crop_size=self.size)
+
     def probabilities(self, images):
         return self.session.run(None, {self.input_name: np.asarray(images, np.uint8)})[0]
+
+
+class TestTimeAugmented(Classifier):
+    """``classifier`` averaged over test-time augmentation's views (``preprocessing.TTA_VIEWS``).
+
+    As fastai's ``Learner.tta``, the probabilities of the views are averaged; the views here are
+    fixed (no random draws), so an evaluation repeats exactly. Costs ``len(TTA_VIEWS)`` times
+    the inference of one view.
+    """
+
+    __test__ = False  # not a pytest class, whatever its name
+
+    def __init__(self, classifier):
+        super().__init__(classifier.path, classifier.class_names, classifier.outputs)
+        self.inner = classifier
+        self.format = classifier.format
+
+    def transform(self, path):
+        return self.inner.views(path)
+
+    def probabilities(self, images):
+        stacked = np.asarray(images)  # (n, views, ...)
+        count, views = stacked.shape[:2]
+        flat = self.inner.probabilities(stacked.reshape(count * views, *stacked.shape[2:]))
+        return np.asarray(flat).reshape(count, views, -1).mean(axis=1)
 
 
 def tflite_class_names(content):

@@ -9,12 +9,15 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_alexnet._utils.choices import TTA_VIEWS
 from keras_alexnet._utils.files import atomic_write
+from keras_alexnet.calibration import CalibrationScores, with_temperature
 from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.datasets.files import decoded_batches, image_files
 from keras_alexnet.datasets.files import ignored as ignored_path
-from keras_alexnet.deployment import Classifier, KerasClassifier
-from keras_alexnet.layers import class_names_of
+from keras_alexnet.deployment import Classifier, KerasClassifier, TestTimeAugmented
+from keras_alexnet.explain.confidence import reliability_diagram
+from keras_alexnet.layers import class_names_of, temperature_of
 from keras_alexnet.preprocessing import imagenet_class_names
 
 log = logging.getLogger("keras_alexnet.evaluation")
@@ -28,6 +31,35 @@ class Evaluation:
     confusion: np.ndarray  # rows: true class, columns: predicted class
     skipped: list
     ignored_folders: list = dataclasses.field(default_factory=list)  # class folders the model does not know
+    probabilities: np.ndarray | None = None  # (images, classes), what the model answered
+    labels: np.ndarray | None = None  # the images' true classes
+    temperature: float | None = None  # the model's fitted temperature (layers.Temperature), if any
+    tta: bool = False  # averaged over test-time augmentation's views
+
+    def calibration(self):
+        """``CalibrationScores`` (ECE, NLL, Brier) of the model's probabilities, or None without them."""
+        if self.probabilities is None or not len(self.labels):
+            return None
+        return CalibrationScores.of(self.probabilities, self.labels)
+
+    def calibration_before(self):
+        """The scores before the temperature (the probabilities with it divided back out), or None."""
+        if self.temperature is None or self.probabilities is None or not len(self.labels):
+            return None
+        return CalibrationScores.of(with_temperature(self.probabilities, 1.0 / self.temperature), self.labels)
+
+    def calibration_line(self):
+        """One line: the scores, before and after the temperature when the model has one."""
+        after = self.calibration()
+        if after is None:
+            return None
+        before = self.calibration_before()
+        if before is None:
+            return f"calibration: {after.line()} (the model has no fitted temperature)"
+        return (
+            f"calibration (temperature {self.temperature:.3f}): ECE {before.ece:.4f} -> {after.ece:.4f}, "
+            f"NLL {before.nll:.4f} -> {after.nll:.4f}, Brier {before.brier:.4f} -> {after.brier:.4f}"
+        )
 
     @property
     def accuracy(self):
@@ -88,7 +120,12 @@ class Evaluation:
         """Accuracy, per-class precision/recall and the confusion matrix (or, for many classes, the most
         confused pairs) as text."""
         width = max(len(n) for n in self.class_names + ["class"])
-        lines = [self.headline(), ""]
+        lines = [self.headline()]
+        if self.tta:
+            lines.append(f"with test-time augmentation: the mean over {len(TTA_VIEWS)} views ({', '.join(TTA_VIEWS)})")
+        if self.calibration_line():
+            lines.append(self.calibration_line())
+        lines.append("")
         lines.append(f"{'class'.ljust(width)}  precision  recall      F1  support")
         rows = zip(self.class_names, self.precision, self.recall, self.f1, self.confusion.sum(axis=1))
         for name, p, r, f, n in rows:
@@ -108,10 +145,21 @@ class Evaluation:
         return "\n".join(lines)
 
     def save(self, directory):
-        """Write ``evaluation.txt`` and ``confusion_matrix.png`` into ``directory``; returns their paths."""
+        """Write ``evaluation.txt``, ``confusion_matrix.png`` and (with probabilities) ``reliability.png``
+        into ``directory``; returns their paths."""
         directory = Path(directory)
         text = atomic_write(directory / "evaluation.txt", lambda tmp: Path(tmp).write_text(self.report() + "\n"))
-        return text, self.plot(directory / "confusion_matrix.png")
+        paths = [text, self.plot(directory / "confusion_matrix.png")]
+        if self.calibration() is not None:
+            paths.append(self.plot_reliability(directory / "reliability.png"))
+        return tuple(paths)
+
+    def plot_reliability(self, path):
+        """The reliability diagram (accuracy against confidence in 15 bins), before and after the temperature."""
+        before = None
+        if self.temperature is not None:
+            before = with_temperature(self.probabilities, 1.0 / self.temperature)
+        return reliability_diagram(self.probabilities, self.labels, path, before=before)
 
     def plot(self, path):
         """The confusion matrix as a PNG (like MATLAB's confusionchart).
@@ -161,22 +209,45 @@ class Evaluation:
         return Path(path)
 
 
+def tta_change(plain, augmented):
+    """What test-time augmentation changed: accuracy and balanced accuracy, without and with it."""
+    return (
+        f"test-time augmentation ({len(TTA_VIEWS)} views): accuracy {plain.accuracy:.4f} -> {augmented.accuracy:.4f} "
+        f"({augmented.accuracy - plain.accuracy:+.4f}), balanced accuracy {plain.balanced_accuracy:.4f} -> "
+        f"{augmented.balanced_accuracy:.4f}"
+    )
+
+
+def tta_gain(plain, augmented, plain_seconds, augmented_seconds):
+    """One line: ``tta_change`` and what test-time augmentation cost per image."""
+    images = max(int(plain.confusion.sum()), 1)
+    return (
+        f"{tta_change(plain, augmented)}; {1000 * plain_seconds / images:.1f} -> "
+        f"{1000 * augmented_seconds / images:.1f} ms per image"
+    )
+
+
 def confusion_matrix(labels, predictions, classes):
     matrix = np.zeros((classes, classes), np.int64)
     np.add.at(matrix, (np.asarray(labels), np.asarray(predictions)), 1)
     return matrix
 
 
-def evaluate(model, data, class_names=None, batch_size=32, on_bad_file="skip"):
+def evaluate(model, data, class_names=None, batch_size=32, on_bad_file="skip", tta=False):
     """Score ``model`` (a Keras model, or a ``deployment.Classifier``: any exported file) on a
     folder-per-class tree (or an ``ImageFolder``).
 
     Class names come from the model (``attach_class_names``) unless given; the
     folder must have a sub-folder for each. Sub-folders of classes the model does
     not know are left out, and named (``Evaluation.ignored_folders``, the report).
+    ``tta``: average the probabilities over test-time augmentation's views
+    (``preprocessing.TTA_VIEWS``). The ``Evaluation`` keeps the probabilities, for calibration.
     """
     if isinstance(model, KerasClassifier):
         model = model.model  # the tf.data pipeline, batched
+    temperature = temperature_of(model) if not isinstance(model, Classifier) else None
+    if tta:
+        model = TestTimeAugmented(model if isinstance(model, Classifier) else KerasClassifier(model))
     names = class_names or (model.class_names if isinstance(model, Classifier) else class_names_of(model))
     ignored = []
     if isinstance(data, ImageFolder):
@@ -193,17 +264,21 @@ def evaluate(model, data, class_names=None, batch_size=32, on_bad_file="skip"):
     if isinstance(model, Classifier):  # an exported file: its own input, through its runtime
         if model.outputs != len(names):
             raise ValueError(f"{model.path} has {model.outputs} outputs but the data has {len(names)} classes {names}.")
-        labels, predicted, skipped = [], [], list(folder.skipped)
+        labels, scores, skipped = [], [], list(folder.skipped)
         label_of = dict(zip(folder.paths, folder.labels))
         for x, kept, bad in decoded_batches(folder.paths, batch_size, transform=model.transform):
             skipped += [(str(path), reason) for path, reason in bad]
             if kept:
-                predicted += list(model.probabilities(x).argmax(axis=1))
+                scores.append(np.asarray(model.probabilities(x), np.float64))
                 labels += [label_of[str(path)] for path in kept]
-        return Evaluation(list(names), confusion_matrix(labels, predicted, len(names)), skipped, ignored)
-    probabilities = model.predict(folder.dataset(batch_size).map(lambda x, y: x), verbose=0)
-    confusion = confusion_matrix(folder.labels, probabilities.argmax(axis=1), len(names))
-    return Evaluation(list(names), confusion, folder.skipped, ignored)
+        probabilities = np.concatenate(scores) if scores else np.zeros((0, len(names)))
+        labels = np.asarray(labels, np.int64)
+        skipped_now = skipped
+    else:
+        probabilities = np.asarray(model.predict(folder.dataset(batch_size).map(lambda x, y: x), verbose=0), np.float64)
+        labels, skipped_now = np.asarray(folder.labels, np.int64), folder.skipped
+    confusion = confusion_matrix(labels, probabilities.argmax(axis=1), len(names))
+    return Evaluation(list(names), confusion, skipped_now, ignored, probabilities, labels, temperature, tta)
 
 
 @dataclasses.dataclass
@@ -236,7 +311,7 @@ def _output_names(outputs):
     return list(imagenet_class_names()) if outputs == 1000 else [str(i) for i in range(outputs)]
 
 
-def predict_files(model, images, top=5, batch_size=32, class_names=None, min_confidence=0.0):
+def predict_files(model, images, top=5, batch_size=32, class_names=None, min_confidence=0.0, tta=False):
     """Yield a ``Prediction`` per image of ``images`` (files and folders, searched recursively), as it goes.
 
     ``model``: a Keras model or a ``deployment.Classifier`` (any exported file). Images are
@@ -244,8 +319,11 @@ def predict_files(model, images, top=5, batch_size=32, class_names=None, min_con
     batch however many images there are. A file that cannot be read (not an image, damaged, a
     broken link, over PIL's decompression-bomb limit) yields a ``Prediction`` with its ``error``
     and the others go on. ``min_confidence``: a ``Prediction.answer`` under it is ``"unknown"``.
+    ``tta``: average over test-time augmentation's views (``preprocessing.TTA_VIEWS``).
     """
     classifier = model if isinstance(model, Classifier) else KerasClassifier(model)
+    if tta:
+        classifier = TestTimeAugmented(classifier)
     files, skipped = image_files(images)
     for path, reason in skipped:
         yield Prediction(path, [], reason)

@@ -197,6 +197,60 @@ class ClassNames(keras.layers.Layer):
         return {**super().get_config(), "class_names": self.class_names}
 
 
+@keras.saving.register_keras_serializable(package="keras_alexnet")
+class Temperature(keras.layers.Layer):
+    """Divides the logits by a fitted temperature: ``softmax(z / T)`` from the softmax's output ``softmax(z)``.
+
+    It follows fc8's softmax, computing ``softmax(log p / T)``, which equals ``softmax(z / T)``
+    because ``log softmax(z)`` is ``z`` less a constant (``keras_alexnet.calibration``). fc8 keeps
+    its logits (Grad-CAM reads them) and the predicted class never changes. ``temperature`` is
+    fitted by ``train`` on the validation images; 1 leaves the probabilities as they are.
+    """
+
+    def __init__(self, temperature=1.0, **kwargs):
+        kwargs.setdefault("name", "temperature")
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        if not (isinstance(temperature, (int, float)) and 0 < temperature < float("inf")):
+            raise ValueError(f"temperature={temperature!r}: use a positive, finite number.")
+        self.temperature = float(temperature)
+
+    def call(self, inputs):
+        logs = keras.ops.log(keras.ops.maximum(keras.ops.cast(inputs, "float32"), 1e-30))
+        return keras.ops.softmax(logs / self.temperature, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "temperature": self.temperature}
+
+
+def with_temperature(model, temperature):
+    """``model`` (softmax outputs) followed by a ``Temperature`` layer (a new model, same layers);
+    a model that has one gets its temperature replaced, not a second layer."""
+    output = model.output
+    last = model.layers[-1]
+    names = class_names_of(model)
+    if names is not None:  # keep the class names last
+        last = model.layers[-2]
+        output = last.output
+    if isinstance(last, Temperature):
+        output = last.input
+    output = Temperature(temperature)(output)
+    if names is not None:
+        output = ClassNames(names)(output)
+    return keras.Model(model.inputs, output, name=model.name)
+
+
+def temperature_of(model):
+    """The temperature of ``model``'s ``Temperature`` layer, or None when it has none."""
+    for layer in reversed(model.layers):
+        if isinstance(layer, Temperature):
+            return layer.temperature
+    return None
+
+
 def attach_class_names(model, class_names):
     """``model`` with a ``ClassNames`` layer at the end (a new model, same layers)."""
     if model.output.shape[-1] != len(class_names):

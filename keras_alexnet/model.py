@@ -211,7 +211,7 @@ def AlexNet(
 
 SUPPORTED_MODELS = (
     "keras-alexnet predicts, evaluates, explains, reports on and exports the AlexNet models it writes "
-    "(train's model.keras and best.keras, AlexNet(...).save(...)), with either head."
+    "(train's model.keras, AlexNet(...).save(...)), with either head."
 )
 CONVOLUTIONS = ALEXNET.conv_names
 
@@ -228,7 +228,7 @@ def is_alexnet(model):
 
 
 def load_model(path, alexnet_only=True):
-    """A model saved by this package (``model.keras``, ``best.keras``), with clear errors.
+    """A model saved by this package (``model.keras``), with clear errors.
 
     Every class the package registers with Keras is registered first (``keras_alexnet.saving``), so
     any saved model of this package loads; a missing file, one that is not a ``.keras``
@@ -240,16 +240,16 @@ def load_model(path, alexnet_only=True):
     if not path.exists():
         raise FileNotFoundError(f"model file {path} does not exist (train one with `keras-alexnet train`).")
     if path.is_dir():
-        raise ValueError(f"{path} is a folder, not a .keras model: give the model.keras or best.keras of a run.")
+        raise ValueError(f"{path} is a folder, not a .keras model: give the model.keras of a run.")
     if not zipfile.is_zipfile(path):
         with open(path, "rb") as handle:
             zipped = handle.read(4) == b"PK\x03\x04"
         if zipped:  # a zip archive's directory is at its end: a cut-off copy has none
             raise ValueError(
                 f"{path} is damaged: a truncated .keras archive (its end is missing, as after an interrupted copy or "
-                "a full disk). Copy it again, or use the run's best.keras or train again."
+                "a full disk). Copy it again, or train again."
             )
-        raise ValueError(f"{path} is not a .keras model (a zip archive): give the model.keras or best.keras of a run.")
+        raise ValueError(f"{path} is not a .keras model (a zip archive): give the model.keras of a run.")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:

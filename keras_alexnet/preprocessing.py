@@ -110,6 +110,38 @@ def eval_crop(image, resize_size=RESIZE_SIZE, crop_size=CROP_SIZE) -> np.ndarray
     return np.asarray(image.crop((left, top, left + crop_size, top + crop_size)), dtype=np.uint8)
 
 
+def tta_crops(image, resize_size=RESIZE_SIZE, crop_size=CROP_SIZE) -> np.ndarray:
+    """Test-time augmentation's views of one image, uint8 (6, crop_size, crop_size, 3).
+
+    After torchvision's eval resize: the centre crop, its mirror image, and the centre crop
+    moved by half the margin (16 pixels for 256/224) left, right, up and down (``TTA_VIEWS``),
+    each kept inside the image. The eval transform is the first view.
+    """
+    image = load_image(image) if isinstance(image, (str, os.PathLike)) else image
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
+    height, width = resized_size(image.height, image.width, resize_size)
+    resized = np.asarray(image.convert("RGB").resize((width, height), Image.BILINEAR), dtype=np.uint8)
+    top, left = int(round((height - crop_size) / 2.0)), int(round((width - crop_size) / 2.0))
+    shift = max((resize_size - crop_size) // 2, 1)
+
+    def crop(row, column):
+        row = min(max(row, 0), height - crop_size)
+        column = min(max(column, 0), width - crop_size)
+        return resized[row : row + crop_size, column : column + crop_size]
+
+    centre = crop(top, left)
+    views = [
+        centre,
+        centre[:, ::-1],
+        crop(top, left - shift),
+        crop(top, left + shift),
+        crop(top - shift, left),
+        crop(top + shift, left),
+    ]
+    return np.stack(views)
+
+
 def eval_transform(image, resize_size=RESIZE_SIZE, crop_size=CROP_SIZE) -> np.ndarray:
     """torchvision's ImageNet eval transform on one image, channels last.
 

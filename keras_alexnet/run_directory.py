@@ -24,6 +24,7 @@ from pathlib import Path
 
 import h5py
 
+from keras_alexnet._utils.files import atomic_write
 from keras_alexnet._utils.runtime import process_alive
 
 
@@ -35,7 +36,7 @@ class RunDirectory:
     """A training run's folder and the named paths in it.
 
     Files: ``options.json`` (the ``TrainingOptions``), ``model.keras`` (the final model),
-    ``best.keras`` (best validation accuracy) and ``best.best.json`` (its epoch),
+    while training ``best.keras`` (the output network's best epoch so far) and ``best.best.json`` (its epoch),
     ``log.csv``, ``history.json`` and ``progress.png`` (per-iteration curves),
     ``validation.json`` (the validation images), ``report.html``, ``tensorboard/``,
     ``auto.json`` and ``auto_comparison/`` (``recipe="auto"``), ``resumes.json`` (each resume and
@@ -98,7 +99,7 @@ class RunDirectory:
     # Named paths.
     options = property(lambda self: self.path / self.OPTIONS, doc="options.json")
     model = property(lambda self: self.path / self.MODEL, doc="model.keras, the final model")
-    best = property(lambda self: self.path / self.BEST, doc="best.keras, the best validation accuracy's model")
+    best = property(lambda self: self.path / self.BEST, doc="best.keras, the output network's best epoch so far")
     best_record = property(lambda self: self.path / self.BEST_RECORD, doc="best.keras's value and epoch")
     log = property(lambda self: self.path / self.LOG, doc="log.csv, a row per epoch")
     history = property(lambda self: self.path / self.HISTORY, doc="history.json, per iteration")
@@ -222,11 +223,28 @@ class RunDirectory:
             )
 
     def finish(self):
-        """What a finished run keeps: everything but the backup and the activation cache.
+        """What a finished run keeps: everything but the backup, the activation cache and ``best.keras``.
 
-        Called once the final model is written: until then the backup is what ``resume`` starts from.
+        Called once the final model is written: until then the backup is what ``resume`` starts from,
+        and ``best.keras`` the best epoch so far; ``model.keras`` is the output network now.
         """
-        _remove([self.backup, self.activation_cache])
+        _remove([self.backup, self.activation_cache, self.best, self.best_record])
+
+    def record_result(self, values):
+        """Add ``values`` (the epoch ``model.keras`` holds, its temperature) to ``options.json`` under
+        ``"result"``, so the options say which model they made."""
+        if not self.options.exists():
+            return
+        record = json.loads(self.options.read_text())
+        record["result"] = values
+        text = json.dumps(record, indent=2, sort_keys=True, default=str) + "\n"
+        atomic_write(self.options, lambda tmp: Path(tmp).write_text(text))
+
+    def result(self):
+        """What ``record_result`` wrote (``{"output_epoch", "temperature"}``), or {}."""
+        if not self.options.exists():
+            return {}
+        return json.loads(self.options.read_text()).get("result") or {}
 
 
 @contextlib.contextmanager

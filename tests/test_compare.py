@@ -196,7 +196,7 @@ def test_compare_command(shapes_dir, tmp_path, capfd):
     assert "finished before, kept" in capfd.readouterr().out  # the same command continues (nothing left)
     assert main([*argv, "--overwrite", "--keep-models", "--seeds", "1"]) == 0  # other settings: one seed
     assert "finished before" not in capfd.readouterr().out  # --overwrite starts afresh
-    assert {path.name for path in out.glob("runs/*/*.keras")} == {"model.keras", "best.keras"}
+    assert {path.name for path in out.glob("runs/*/*.keras")} == {"model.keras"}
 
 
 # Two of the cheapest candidates on the shipped photos (frozen convolutions and the compact head on

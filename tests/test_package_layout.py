@@ -23,7 +23,14 @@ MODULES = sorted(_module_name(path) for path in PACKAGE.rglob("*.py"))
 # The layers, lowest first (docs/ARCHITECTURE.md). A module may import its own layer and those below.
 LAYERS = (
     ("keras_alexnet._utils", "keras_alexnet._keras_compat", "keras_alexnet.architecture", "keras_alexnet.recipes"),
-    ("keras_alexnet.run_directory", "keras_alexnet.layers", "keras_alexnet.preprocessing", "keras_alexnet.optimizers"),
+    (
+        "keras_alexnet.run_directory",
+        "keras_alexnet.layers",
+        "keras_alexnet.preprocessing",
+        "keras_alexnet.optimizers",
+        "keras_alexnet.calibration",
+        "keras_alexnet.metrics",
+    ),
     ("keras_alexnet.weights", "keras_alexnet.saving"),
     ("keras_alexnet.model",),
     ("keras_alexnet.conversion", "keras_alexnet.transfer", "keras_alexnet.datasets", "keras_alexnet.deployment"),

@@ -59,8 +59,9 @@ def test_cli_train_evaluate_predict_export_reload(shapes_dir, tmp_path, capsys):
         )
         == 0
     )
-    for name in ("model.keras", "best.keras", "log.csv", "progress.png", "history.json", "options.json"):
+    for name in ("model.keras", "log.csv", "progress.png", "history.json", "options.json"):
         assert (run / name).exists(), name
+    assert not (run / "best.keras").exists()  # model.keras is the output network (best validation loss)
     assert not (run / "backup").exists()  # removed after a finished run
     options = json.loads((run / "options.json").read_text())  # the run says how it was made
     assert options["recipe"] == "fine-tune-all" and options["epochs"] == 2 and options["validation_frequency"] == 2

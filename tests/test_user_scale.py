@@ -123,9 +123,9 @@ def test_a_full_disk_at_the_final_save_keeps_the_run_and_resume_writes_the_model
         assert (run / "model.keras").exists() and not (run / "backup").exists()
         assert len((run / "log.csv").read_text().splitlines()) == 1 + 2  # no epoch repeated
         names = sorted(p.name for p in shapes_dir.iterdir())
-        assert class_names_of(load_model(run / "best.keras")) == names  # best.keras carries the class names
+        assert class_names_of(load_model(run / "model.keras")) == names  # the output network, from best.keras
         capsys.readouterr()
-        assert main(["predict", "--model", str(run / "best.keras"), "--top", "1", str(shapes_dir / "star")]) == 0
+        assert main(["predict", "--model", str(run / "model.keras"), "--top", "1", str(shapes_dir / "star")]) == 0
         first = capsys.readouterr().out.splitlines()[0]
         assert first.split(": ", 1)[1].split()[0] in names
 

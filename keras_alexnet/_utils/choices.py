@@ -12,6 +12,9 @@ LR_SCHEDULES = ("none", "piecewise", "one-cycle", "cosine")
 MIXED_PRECISION = (None, "float16", "bfloat16")
 CACHE_DTYPES = ("float32", "float16")
 BAD_FILE_POLICIES = ("skip", "raise")
+# MATLAB's OutputNetwork: the epoch whose weights model.keras keeps (the first is the default).
+OUTPUT_NETWORKS = ("best-validation-loss", "best-validation-accuracy", "last")
+CLASS_WEIGHTS = ("none", "auto")  # "auto": scikit-learn's "balanced", n / (classes * count)
 ARCHITECTURES = ("alexnet", "tiny")
 EXPLAIN_METHODS = ("gradcam", "occlusion", "activations", "filters")
 EXPORT_FORMATS = ("savedmodel", "tflite", "onnx")
@@ -20,3 +23,5 @@ QUANTIZATIONS = (
     "float16",
     "int8",
 )  # TFLite's smaller files (export.TFLITE_TOLERANCE has one tolerance each)
+# Test-time augmentation's views, in order (preprocessing.tta_crops makes them).
+TTA_VIEWS = ("centre", "centre mirrored", "shifted left", "shifted right", "shifted up", "shifted down")

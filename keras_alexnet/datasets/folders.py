@@ -157,7 +157,7 @@ class ImageFolder:
         mine = {identity(path) for path in self.paths}
         return [path for path in other.paths if identity(path) in mine]
 
-    def _epochs(self, batch_size, augment, seed, image_size, epochs, start_epoch):
+    def _epochs(self, batch_size, augment, seed, image_size, epochs, start_epoch, balanced):
         paths = tf.constant(self.paths)
         labels = tf.constant(np.asarray(self.labels, np.int32))
         count = len(self.paths)
@@ -169,13 +169,21 @@ class ImageFolder:
             examples = examples.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             return augmented_batches(examples, batch_size, True, augment, seed, image_size, first_index=epoch * count)
 
-        return epochs_of(count, seed, epochs, start_epoch, make_epoch)
+        return epochs_of(count, seed, epochs, start_epoch, make_epoch, self.labels if balanced else None)
 
     def _subset(self, indices):
         return ImageFolder([self.paths[i] for i in indices], [self.labels[i] for i in indices], list(self.class_names))
 
     def dataset(
-        self, batch_size=32, training=False, augment="none", seed=0, image_size=CROP_SIZE, epochs=None, start_epoch=0
+        self,
+        batch_size=32,
+        training=False,
+        augment="none",
+        seed=0,
+        image_size=CROP_SIZE,
+        epochs=None,
+        start_epoch=0,
+        balanced=False,
     ):
         """A batched, prefetched tf.data pipeline of (normalised image, label).
 
@@ -184,9 +192,12 @@ class ImageFolder:
         training pipeline holds epochs ``start_epoch`` .. ``epochs - 1``, each ordered
         and augmented from (seed, epoch) alone, so a resumed run repeats nothing and
         skips nothing; fit it with ``steps_per_epoch=ceil(len(self) / batch_size)``.
+        ``balanced`` (with ``epochs``): every batch drawn evenly over the classes.
         """
+        if balanced and not (training and epochs is not None):
+            raise ValueError("balanced sampling orders training epochs: give training=True and epochs.")
         if training and epochs is not None:
-            return self._epochs(batch_size, augment, seed, image_size, epochs, start_epoch)
+            return self._epochs(batch_size, augment, seed, image_size, epochs, start_epoch, balanced)
         ds = tf.data.Dataset.from_tensor_slices((self.paths, np.asarray(self.labels, np.int32)))
         if training:
             ds = ds.shuffle(len(self.paths), seed=seed, reshuffle_each_iteration=True)

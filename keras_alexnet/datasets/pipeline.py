@@ -79,17 +79,44 @@ def epoch_order(count, seed, epoch):
     return np.random.default_rng([int(seed), int(epoch)]).permutation(count)
 
 
-def epochs_of(count, seed, epochs, start_epoch, make_epoch):
+def balanced_order(labels, seed, epoch):
+    """An epoch of ``len(labels)`` examples drawn evenly over the classes, from (seed, epoch) alone.
+
+    Rounds of one example of each class, in a random order within the round: any run of
+    consecutive examples, hence any batch, holds each class within one of its share. Each
+    class goes through its examples in a random order, repeated where it has fewer than its
+    share (oversampled) and cut where it has more (undersampled within the epoch).
+    """
+    labels = np.asarray(labels)
+    rng = np.random.default_rng([int(seed), int(epoch), 1])
+    classes = np.unique(labels)
+    rounds = -(-len(labels) // len(classes))
+    columns = []
+    for name in classes:
+        members = np.flatnonzero(labels == name)
+        draws = np.concatenate([rng.permutation(members) for _ in range(-(-rounds // len(members)))])
+        columns.append(draws[:rounds])
+    table = np.stack(columns, axis=1)
+    table = np.take_along_axis(table, np.argsort(rng.random(table.shape), axis=1), axis=1)
+    return table.reshape(-1)[: len(labels)]
+
+
+def epochs_of(count, seed, epochs, start_epoch, make_epoch, balanced_labels=None):
     """One pipeline for epochs ``start_epoch`` .. ``epochs - 1``, each built by ``make_epoch(epoch, order)``.
 
     Every epoch's order (and, through ``make_epoch``, its augmentation) depends on the
     seed and the epoch number only, so a run resumed at epoch k sees the batches the
     uninterrupted run saw. Fit it with ``steps_per_epoch=ceil(count / batch_size)``.
+    ``balanced_labels``: the examples' labels, to draw every batch evenly over the classes
+    (``balanced_order``) instead of a permutation.
     """
     if not 0 <= start_epoch < epochs:
         raise ValueError(f"start_epoch={start_epoch} must be in [0, epochs={epochs}).")
     numbers = np.arange(start_epoch, epochs, dtype=np.int64)
-    orders = np.stack([epoch_order(count, seed, epoch) for epoch in numbers]).astype(np.int64)
+    if balanced_labels is not None:
+        orders = np.stack([balanced_order(balanced_labels, seed, epoch) for epoch in numbers]).astype(np.int64)
+    else:
+        orders = np.stack([epoch_order(count, seed, epoch) for epoch in numbers]).astype(np.int64)
     ds = tf.data.Dataset.from_tensor_slices((numbers, orders)).flat_map(make_epoch)
     return without_autotune(ds.prefetch(tf.data.AUTOTUNE))
 

@@ -139,7 +139,7 @@ def compare(
             comparison continues where it stopped; other settings are refused unless
             ``overwrite`` (which replaces only the comparison's own files).
         time_limit: seconds; no new run starts after it (the summary holds the runs done).
-        keep_models: keep each run's ``model.keras`` and ``best.keras``. Off by default: a
+        keep_models: keep each run's ``model.keras``. Off by default: a
             comparison is for the table, and AlexNet's head makes each file 228 MB (30 runs
             would keep 14 GB); train the winner with ``train`` to get its model.
     Returns:

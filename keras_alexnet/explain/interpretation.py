@@ -16,6 +16,7 @@ from keras_alexnet.evaluation import Evaluation, confusion_matrix
 from keras_alexnet.explain.gradcam import GradCamExplainer
 from keras_alexnet.explain.pictures import display_image, overlay
 from keras_alexnet.explain.targets import class_names, logits, scores_model
+from keras_alexnet.layers import temperature_of
 from keras_alexnet.preprocessing import eval_transform
 
 
@@ -39,11 +40,14 @@ class Interpretation:
         if len(folder) == 0:
             raise ValueError(f"no readable images in {data}: nothing to interpret.")
         scorer = scores_model(model)
+        temperature = temperature_of(model) or 1.0  # the model's calibrated probabilities
         features, scores = [], []
         for x, _ in folder.dataset(batch_size):
             penultimate = scorer(x, training=False)
             features.append(keras.ops.convert_to_numpy(penultimate))
-            scores.append(keras.ops.convert_to_numpy(keras.ops.softmax(logits(model, penultimate), axis=-1)))
+            scores.append(
+                keras.ops.convert_to_numpy(keras.ops.softmax(logits(model, penultimate) / temperature, axis=-1))
+            )
         return cls(
             model,
             [Path(p) for p in folder.paths],
@@ -67,7 +71,14 @@ class Interpretation:
     def evaluation(self):
         """Accuracy, precision/recall and the confusion matrix (``evaluation.Evaluation``)."""
         matrix = confusion_matrix(self.labels, self.predictions, len(self.class_names))
-        return Evaluation(self.class_names, matrix, self.skipped)
+        return Evaluation(
+            self.class_names,
+            matrix,
+            self.skipped,
+            probabilities=self.probabilities,
+            labels=self.labels,
+            temperature=temperature_of(self.model),
+        )
 
     def top_losses(self, k=9):
         """Indices of the ``k`` images with the highest loss, highest first."""

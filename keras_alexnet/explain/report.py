@@ -1,12 +1,14 @@
 """The run report: one self-contained HTML page (images embedded, no scripts, no network) that says
-how a run was trained and what the model learned.
+how good a run's model is and what it learned.
 
 ``write_report(run_dir)`` reads the run directory ``train`` wrote (``model.keras``,
 ``options.json``, ``progress.png``, ``validation.json``, ``auto.json``) and writes
-``run_dir/report.html``: the options, the layer table with the learning-rate factors,
-the training progress with the rate, the confusion matrix and per-class
-precision/recall, the most confused pairs, the top losses with Grad-CAM, the feature
-map and the conv1 filters.
+``run_dir/report.html``. First the answer: the scores (accuracy, balanced accuracy,
+macro-F1), calibration before and after, the epoch kept, the curves and the warnings. Then
+the details: per-class precision/recall and the confusion matrix, the reliability diagram
+and the accuracy/coverage curve for ``--min-confidence``, the most confused pairs, the top
+losses with Grad-CAM, the feature map, the layer table with the learning-rate factors, the
+conv1 filters and, collapsed, the options.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from pathlib import Path
 
 from keras_alexnet._utils.files import atomic_write
 from keras_alexnet.datasets import ImageFolder
+from keras_alexnet.evaluation import evaluate, tta_change
 from keras_alexnet.explain.activations import filter_grid
+from keras_alexnet.explain.confidence import coverage_curve
 from keras_alexnet.explain.interpretation import Interpretation
 from keras_alexnet.explain.pictures import save_png, to_uint8
 from keras_alexnet.explain.targets import class_names
@@ -39,7 +43,14 @@ table { border-collapse: collapse; font-size: 0.9em; margin: 0.6em 0; }
 td, th { border: 1px solid #ccc; padding: 3px 8px; text-align: left; }
 th { background: #f2f2f2; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
 img { max-width: 100%; border: 1px solid #eee; } .note { color: #666; font-size: 0.9em; }
+.headline { font-size: 1.3em; } .warning { background: #fff4e5; border-left: 4px solid #f0a030; padding: 4px 8px; }
+.pair { display: flex; gap: 1em; } .pair img { max-width: 49%; }
+details summary { cursor: pointer; color: #333; }
 """
+
+# A training set whose largest class has this many times the images of the smallest is called
+# imbalanced (the report warns; auto ranks by balanced accuracy).
+IMBALANCE_RATIO = 2
 
 
 class ReportError(FileNotFoundError):
@@ -106,11 +117,68 @@ def _layer_rows(model, options):
     return rows
 
 
-def write_report(run_dir, data=None, top_losses=9, path=None):
+def _warnings(result, evaluation):
+    """What a reader must know before trusting the numbers: imbalance, overlap, skipped files."""
+    notes = []
+    counts = result.get("training_counts") or {}
+    if counts and min(counts.values()) > 0 and max(counts.values()) >= IMBALANCE_RATIO * min(counts.values()):
+        largest, smallest = max(counts, key=counts.get), min(counts, key=counts.get)
+        notes.append(
+            f"Imbalanced training set: {largest} has {counts[largest]} images, {smallest} {counts[smallest]} "
+            f"({counts[largest] / counts[smallest]:.1f}:1). Read balanced accuracy and macro-F1, not accuracy; "
+            "train with --class-weight auto or --balanced-sampling."
+        )
+    shared = result.get("shared_validation_images") or 0
+    if shared:
+        notes.append(
+            f"{shared} validation images are also training images: the validation scores are not on held-out images."
+        )
+    skipped = result.get("skipped_count") or 0
+    if skipped:
+        shown = ", ".join(result.get("skipped", [])[:5])
+        notes.append(f"{skipped} unreadable files were skipped (e.g. {shown}).")
+    if evaluation is not None and evaluation.skipped:
+        notes.append(f"{len(evaluation.skipped)} validation files could not be read and are not in the scores.")
+    return notes
+
+
+def _epoch_sentence(result):
+    epoch, done = result.get("output_epoch"), result.get("epochs_done")
+    if epoch is None:
+        return None
+    rule = {
+        "best-validation-loss": "the lowest validation loss",
+        "best-validation-accuracy": "the highest validation accuracy",
+        "last": "the last epoch",
+    }.get(result.get("output_network"), result.get("output_network"))
+    return f"model.keras is epoch {epoch} of {done} ({rule}, --output-network {result.get('output_network')})."
+
+
+def _options_table(options):
+    """All options, the ones that differ from the defaults (as ``train`` recorded them) marked and listed first."""
+    differ = set((options.get("result") or {}).get("changed_options", []))
+    rows = []
+    for name, value in sorted(options.items()):
+        if name == "result":
+            continue
+        changed = name in differ
+        rows.append((0 if changed else 1, name, json.dumps(value), "changed" if changed else "default"))
+    rows.sort()
+    changed = sum(1 for row in rows if row[0] == 0)
+    table = _table(("option", "value", ""), [row[1:] for row in rows])
+    return f"<details><summary>Options ({changed} differ from the defaults, listed first)</summary>{table}</details>"
+
+
+def write_report(run_dir, data=None, top_losses=9, path=None, tta=False):
     """Write ``run_dir/report.html`` (or ``path``) and return its path.
 
     ``data``: a labelled folder to interpret the model on; default the validation images
     the run recorded. Without either, the page leaves out the parts that need labels.
+    ``tta``: also score the model with test-time augmentation and show the gain.
+
+    The first screen answers "how good is it": the run's name, accuracy with balanced accuracy
+    and macro-F1, calibration before and after, which epoch the model is, the curves and the
+    warnings. The details follow; the options come last, collapsed.
     """
     started = time.perf_counter()
     run = RunDirectory(run_dir)
@@ -123,53 +191,68 @@ def write_report(run_dir, data=None, top_losses=9, path=None):
     model = load_model(model_path)
     names = class_names(model)
     options = json.loads(run.options.read_text()) if run.options.exists() else {}
-    parts = [f"<h1>Training run {html.escape(run_dir.name)}</h1>"]
+    result = options.get("result") or {}
+    name = run_dir.resolve().name
     stamp = datetime.datetime.fromtimestamp(model_path.stat().st_mtime).isoformat(timespec="seconds")
-    parts.append(
-        f'<p class="note">{html.escape(str(run_dir.resolve()))} &middot; model written {stamp} &middot; '
-        f"classes: {html.escape(', '.join(names))}</p>"
-    )
-    auto = run.auto
-    if auto.exists():
-        choice = json.loads(auto.read_text())
-        parts.append("<h2>Recipe chosen by auto</h2>")
-        parts.append(
-            f"<p><b>{html.escape(choice['recipe'])}</b> with the {html.escape(choice['head'])} head: "
-            f"{html.escape(choice['reason'])}</p>"
+    what = ", ".join(
+        part
+        for part in (
+            f"recipe {options['recipe']}" if isinstance(options.get("recipe"), str) else None,
+            f"{options['head']} head" if options.get("head") else None,
+            f"{len(names)} classes",
         )
-        summary = Path(choice["comparison"] or "") / "summary.csv"
-        if choice.get("comparison") and summary.exists():
-            with open(summary) as handle:
-                rows = list(csv.reader(handle))
-            parts.append(_table(rows[0], rows[1:], numeric=range(3, 12)))
-    if options:
-        parts.append("<h2>Options</h2>")
-        parts.append(_table(("option", "value"), sorted((k, json.dumps(v)) for k, v in options.items())))
-    parts.append("<h2>Layers and learning-rate factors</h2>")
-    parts.append(
-        _table(
-            ("layer", "torchvision", "kind", "output", "parameters", "trainable", "rate factor"),
-            _layer_rows(model, options),
-            numeric=(4, 6),
-        )
+        if part
     )
-    if run.progress.exists():
-        parts.append("<h2>Training progress</h2>")
-        parts.append(_image(run.progress, "training progress: accuracy, loss and learning rate"))
+    top = [f"<h1>{html.escape(name)}</h1>", f'<p class="note">{html.escape(what)} &middot; model written {stamp}</p>']
+    details = []
     labelled = data if data is not None else validation_set(run_dir, names)
+    evaluation = None
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         if labelled is not None:
             interpretation = Interpretation.from_folder(model, labelled)
             evaluation = interpretation.evaluation()
             source = "the run's validation images" if data is None else html.escape(str(data))
-            parts.append(f"<h2>Evaluation on {source}</h2>")
-            parts.append(
-                f"<p>Accuracy <b>{evaluation.accuracy:.4f}</b>, balanced accuracy <b>{evaluation.balanced_accuracy:.4f}"
-                f"</b>, macro-F1 <b>{evaluation.macro_f1:.4f}</b> on {int(evaluation.confusion.sum())} images.</p>"
+            top.append(
+                f'<p class="headline">Accuracy <b>{evaluation.accuracy:.4f}</b> &middot; balanced accuracy '
+                f"<b>{evaluation.balanced_accuracy:.4f}</b> &middot; macro-F1 <b>{evaluation.macro_f1:.4f}</b> "
+                f'<span class="note">on {int(evaluation.confusion.sum())} images ({source})</span></p>'
             )
+            calibration = evaluation.calibration_line()
+            if calibration:
+                top.append(f"<p>{html.escape(calibration[0].upper() + calibration[1:])}.</p>")
+            if tta:
+                change = tta_change(evaluation, evaluate(model, labelled, tta=True))
+                top.append(f"<p>{html.escape(change[0].upper() + change[1:])}.</p>")
+        else:
+            top.append(
+                '<p class="note">No labelled images (the run had no validation set): give --data DIR '
+                "for the scores, calibration, top losses and feature map.</p>"
+            )
+        sentence = _epoch_sentence(result)
+        if sentence:
+            top.append(f"<p>{html.escape(sentence)}</p>")
+        for note in _warnings(result, evaluation):
+            top.append(f'<p class="warning">&#9888; {html.escape(note)}</p>')
+        if run.progress.exists():
+            top.append(_image(run.progress, "training progress: accuracy, loss and learning rate"))
+        auto = run.auto
+        if auto.exists():
+            choice = json.loads(auto.read_text())
+            details.append("<h2>Recipe chosen by auto</h2>")
+            details.append(
+                f"<p><b>{html.escape(choice['recipe'])}</b> with the {html.escape(choice['head'])} head: "
+                f"{html.escape(choice['reason'])}</p>"
+            )
+            summary = Path(choice["comparison"] or "") / "summary.csv"
+            if choice.get("comparison") and summary.exists():
+                with open(summary) as handle:
+                    rows = list(csv.reader(handle))
+                details.append(_table(rows[0], rows[1:], numeric=range(3, 12)))
+        if evaluation is not None:
             counts = evaluation.confusion.sum(axis=1)
-            parts.append(
+            details.append("<h2>Per class</h2>")
+            details.append(
                 _table(
                     ("class", "precision", "recall", "F1", "images"),
                     [
@@ -179,35 +262,60 @@ def write_report(run_dir, data=None, top_losses=9, path=None):
                     numeric=(1, 2, 3, 4),
                 )
             )
-            parts.append(_image(evaluation.plot(scratch / "confusion.png"), "confusion matrix"))
+            details.append(_image(evaluation.plot(scratch / "confusion.png"), "confusion matrix"))
+            details.append("<h2>Confidence: calibration and the unknown threshold</h2>")
+            details.append(
+                '<p class="note">Left: accuracy against confidence (a calibrated model follows the diagonal). '
+                "Right: with <code>predict --min-confidence P</code>, images under P are answered "
+                "<i>unknown</i>; the curves show the accuracy on the others and the share answered.</p>"
+            )
+            details.append(
+                '<div class="pair">'
+                + _image(evaluation.plot_reliability(scratch / "reliability.png"), "reliability diagram")
+                + _image(
+                    coverage_curve(evaluation.probabilities, evaluation.labels, scratch / "coverage.png"),
+                    "accuracy and coverage against the confidence threshold",
+                )
+                + "</div>"
+            )
             confused = evaluation.most_confused(k=20)
-            parts.append("<h2>Most confused (up to 20 pairs)</h2>")
-            parts.append(
+            details.append("<h2>Most confused (up to 20 pairs)</h2>")
+            details.append(
                 _table(("actual", "predicted as", "images"), confused, numeric=(2,))
                 if confused
                 else "<p>No image was misclassified.</p>"
             )
-            parts.append("<h2>Top losses, with Grad-CAM of the predicted class</h2>")
+            details.append("<h2>Top losses, with Grad-CAM of the predicted class</h2>")
             gallery = interpretation.plot_top_losses(
                 scratch / "top_losses.png", k=min(top_losses, len(interpretation.paths))
             )
-            parts.append(_image(gallery, "top losses with Grad-CAM"))
+            details.append(_image(gallery, "top losses with Grad-CAM"))
             if len(interpretation.paths) >= 3:
-                parts.append("<h2>Feature map</h2>")
-                parts.append(_image(interpretation.plot_feature_map(scratch / "features.png"), "feature map"))
-        else:
-            parts.append(
-                '<p class="note">No labelled images (the run had no validation set): give --data DIR '
-                "for the evaluation, top losses and feature map.</p>"
+                details.append("<h2>Feature map</h2>")
+                details.append(_image(interpretation.plot_feature_map(scratch / "features.png"), "feature map"))
+        details.append("<h2>Layers and learning-rate factors</h2>")
+        details.append(
+            _table(
+                ("layer", "torchvision", "kind", "output", "parameters", "trainable", "rate factor"),
+                _layer_rows(model, options),
+                numeric=(4, 6),
             )
-        parts.append("<h2>conv1 filters</h2>")
+        )
+        details.append("<h2>conv1 filters</h2>")
         save_png(to_uint8(filter_grid(model), scale=4), scratch / "filters.png")
-        parts.append(_image(scratch / "filters.png", "conv1 filters"))
+        details.append(_image(scratch / "filters.png", "conv1 filters"))
+    if options:
+        details.append("<h2>Options</h2>")
+        details.append(_options_table(options))
     seconds = time.perf_counter() - started
-    parts.append(f'<p class="note">Written by keras-alexnet in {seconds:.1f} s.</p>')
+    details.append(
+        f'<p class="note">{html.escape(str(run_dir.resolve()))} &middot; classes: '
+        f"{html.escape(', '.join(names[:50]) + (' ...' if len(names) > 50 else ''))} &middot; "
+        f"written by keras-alexnet in {seconds:.1f} s.</p>"
+    )
     page = (
-        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(run_dir.name)} report'
-        f"</title><style>{STYLE}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n"
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(name)} report'
+        f"</title><style>{STYLE}</style></head><body>\n" + "\n".join(top + details) + "\n</body></html>\n"
     )
     target = Path(path) if path is not None else run.report
     atomic_write(target, lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))

@@ -72,12 +72,13 @@ class CachedActivations:
     def nbytes(self):
         return int(self.features.nbytes)
 
-    def dataset(self, batch_size, training, seed=0, epochs=None, start_epoch=0):
+    def dataset(self, batch_size, training, seed=0, epochs=None, start_epoch=0, balanced=False):
         """A tf.data pipeline over the cache, shuffled like the image pipeline.
 
         With ``epochs`` (training), epochs ``start_epoch`` .. ``epochs - 1`` in the
         orders ``ImageFolder.dataset`` uses for the same seed: cached and uncached
         training see the same batches, and a resumed run the ones it would have seen.
+        ``balanced`` (with ``epochs``): every batch drawn evenly over the classes, as there.
         """
         count = len(self.labels)
         features, labels = self.features, self.labels
@@ -99,6 +100,7 @@ class CachedActivations:
                 epochs,
                 start_epoch,
                 lambda epoch, order: batches(tf.data.Dataset.from_tensor_slices(order)),
+                self.labels if balanced else None,
             )
         if self.on_disk:
             # Stream from the memory-mapped file instead of copying it into a tensor.

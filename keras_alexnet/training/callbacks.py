@@ -16,6 +16,7 @@ from keras_alexnet._keras_compat import BackupState
 from keras_alexnet._utils.checks import is_count
 from keras_alexnet._utils.disk import DiskFullError, disk_full_message, ensure_space, is_disk_full, weights_bytes
 from keras_alexnet._utils.files import atomic_write
+from keras_alexnet.metrics import BALANCED_METRICS
 from keras_alexnet.run_directory import RunDirectory
 
 
@@ -203,6 +204,10 @@ def _remove_quietly(paths):
         Path(path).unlink(missing_ok=True)
 
 
+# Validation metrics history.json keeps beside loss and accuracy (keras_alexnet.metrics).
+VALIDATION_EXTRAS = tuple(f"val_{name}" for name in BALANCED_METRICS)
+
+
 class TrainingProgress(keras.callbacks.Callback):
     """Records loss/accuracy per iteration and validation per epoch or every N iterations.
 
@@ -233,6 +238,8 @@ class TrainingProgress(keras.callbacks.Callback):
             "val_iteration": [],
             "val_loss": [],
             "val_accuracy": [],
+            "val_balanced_accuracy": [],
+            "val_macro_f1": [],
             "epochs_done": 0,
             "iterations_per_epoch": None,
             "stages": [],
@@ -248,7 +255,7 @@ class TrainingProgress(keras.callbacks.Callback):
             cutoff = epoch * per_epoch
             for key, xs in (
                 ("iteration", ("loss", "accuracy", "learning_rate")),
-                ("val_iteration", ("val_loss", "val_accuracy")),
+                ("val_iteration", ("val_loss", "val_accuracy", *VALIDATION_EXTRAS)),
             ):
                 keep = [i for i, it in enumerate(self.state[key]) if it <= cutoff]
                 self.state[key] = [self.state[key][i] for i in keep]
@@ -284,6 +291,8 @@ class TrainingProgress(keras.callbacks.Callback):
         self.state["val_iteration"].append(self._iteration)
         self.state["val_loss"].append(float(results["loss"]))
         self.state["val_accuracy"].append(float(results.get("accuracy", np.nan)))
+        for name in VALIDATION_EXTRAS:
+            self.state.setdefault(name, []).append(float(results.get(name[4:], np.nan)))
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -294,6 +303,8 @@ class TrainingProgress(keras.callbacks.Callback):
             self.state["val_iteration"].append(self._iteration)
             self.state["val_loss"].append(float(logs["val_loss"]))
             self.state["val_accuracy"].append(float(logs.get("val_accuracy", np.nan)))
+            for name in VALIDATION_EXTRAS:
+                self.state.setdefault(name, []).append(float(logs.get(name, np.nan)))
         self.state["epochs_done"] = epoch + 1
         self.save()
 
@@ -367,28 +378,39 @@ def plot_progress(state, path):
 
 
 class BestModelCheckpoint(keras.callbacks.Callback):
-    """Save ``model`` whenever the monitored metric improves, atomically.
+    """Keep ``model``'s weights whenever the monitored metric improves (and save it, atomically, to ``path``).
 
     ``record``: the JSON file that keeps the best value and its epoch (default: beside ``path``,
     ``<name>.best.json``), so a resumed run knows what it has to beat. ``saved_form``: a function
     from the model to what is saved (``train`` adds the class names and leaves out the optimizer).
+    ``path`` None keeps the best weights in memory only (``best_weights``: layer name -> weights).
     """
 
     def __init__(self, path, model, monitor="val_accuracy", mode="max", record=None, saved_form=None):
         super().__init__()
-        self.path, self.full_model, self.monitor, self.mode = Path(path), model, monitor, mode
+        self.path = Path(path) if path is not None else None
+        self.full_model, self.monitor, self.mode = model, monitor, mode
         self.saved_form = saved_form  # model -> the model to save (e.g. with its class names)
+        if record is None and self.path is None:
+            raise ValueError("BestModelCheckpoint needs a path or a record file.")
         self.best_path = Path(record) if record is not None else self.path.with_suffix(".best.json")
-        self.best = json.loads(self.best_path.read_text())["best"] if self.best_path.exists() else None
+        recorded = json.loads(self.best_path.read_text()) if self.best_path.exists() else {}
+        self.best, self.best_epoch = recorded.get("best"), recorded.get("epoch")
+        self.best_weights = None  # filled at the first improvement of this process
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
-        if value is None:
+        if value is None or not np.isfinite(value):
             return
         better = self.best is None or (value > self.best if self.mode == "max" else value < self.best)
         if better:
-            self.best = float(value)
-            save_model_atomic(self.saved_form(self.full_model) if self.saved_form else self.full_model, self.path)
-            atomic_write(
-                self.best_path, lambda tmp: Path(tmp).write_text(json.dumps({"best": self.best, "epoch": epoch + 1}))
-            )
+            self.best, self.best_epoch = float(value), epoch + 1
+            self.best_weights = {
+                layer.name: [np.array(w) for w in layer.get_weights()]
+                for layer in self.full_model.layers
+                if layer.weights
+            }
+            if self.path is not None:
+                save_model_atomic(self.saved_form(self.full_model) if self.saved_form else self.full_model, self.path)
+            record = json.dumps({"best": self.best, "epoch": self.best_epoch, "monitor": self.monitor})
+            atomic_write(self.best_path, lambda tmp: Path(tmp).write_text(record))

@@ -7,6 +7,7 @@ callbacks around any compiled model and tf.data pipelines.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import logging
@@ -20,15 +21,18 @@ import numpy as np
 
 from keras_alexnet._utils.disk import DiskFullError, disk_full_message, ensure_space, is_disk_full, weights_bytes
 from keras_alexnet._utils.files import atomic_write
+from keras_alexnet.calibration import CalibrationScores, fit_temperature
+from keras_alexnet.calibration import with_temperature as apply_temperature
 from keras_alexnet.datasets import DatasetError, ImageFolder
+from keras_alexnet.datasets.class_weights import class_weights, weighted
 from keras_alexnet.datasets.files import ignored
 from keras_alexnet.explain.report import write_report
-from keras_alexnet.layers import attach_class_names
+from keras_alexnet.layers import attach_class_names, with_temperature
+from keras_alexnet.metrics import training_metrics
 from keras_alexnet.preprocessing import eval_transform
 from keras_alexnet.run_directory import RunDirectory
 from keras_alexnet.training.callbacks import (
     AtomicBackupAndRestore,
-    BestModelCheckpoint,
     StopOnDivergence,
     TrainingProgress,
     save_model_atomic,
@@ -36,6 +40,7 @@ from keras_alexnet.training.callbacks import (
     write_backup,
 )
 from keras_alexnet.training.options import AUTO, TrainingOptions
+from keras_alexnet.training.output_network import early_stopping, keep_output_network, output_checkpoint
 from keras_alexnet.training.resume import check_resume, record_resume, resumed_options
 from keras_alexnet.training.setup import (
     activation_pipelines,
@@ -72,12 +77,13 @@ class TrainResult:
     history: dict
     run_dir: Path
     model_path: Path | None  # None when options.save_models is False
-    best_path: Path | None
     class_names: list
     val_accuracy: float | None
     seconds: float
     cached_activations: bool = False
     options: TrainingOptions | None = None
+    output_epoch: int | None = None  # the epoch model.keras holds (options.output_network)
+    temperature: float | None = None  # fitted on the validation images (None: not calibrated)
 
 
 def piecewise_schedule(initial_rate, drop_factor=0.1, drop_period=10):
@@ -105,11 +111,13 @@ def fit(
     keep_backup=False,
     save_best=True,
     best_form=None,
+    checkpoint=None,
+    output_network="best-validation-accuracy",
 ):
     """``model.fit`` with the run directory's callbacks.
 
     Writes into ``run_dir`` (a folder or a ``RunDirectory``): ``log.csv``, ``history.json``,
-    ``progress.png``, ``best.keras`` (best validation accuracy) and, while running, ``backup/``
+    ``progress.png``, while running ``best.keras`` (the output network's best epoch so far) and ``backup/``
     (``AtomicBackupAndRestore`` after every ``backup_every``-th epoch). With ``resume=True`` a killed
     run continues from its last backup; otherwise an old backup is
     discarded. ``steps_per_epoch``: for pipelines that hold several epochs
@@ -119,6 +127,8 @@ def fit(
     ``keep_backup``: leave the last backup when the fit ends (the next stage starts from it).
     ``save_best``: write ``best.keras`` (False: only the log and history tell the best epoch);
     ``best_form``: a function from the model to what ``best.keras`` holds (default: the model).
+    ``checkpoint``: a ``BestModelCheckpoint`` to use instead (``train`` keeps one across stages);
+    ``output_network``: the rule ``best.keras`` and ``patience`` follow (``training.output_network``).
     """
     run = run_dir if isinstance(run_dir, RunDirectory) else RunDirectory(run_dir)
     backup_callback = AtomicBackupAndRestore(
@@ -148,10 +158,12 @@ def fit(
         backup_callback,
     ]
     if fit_val is not None:
-        if save_best:
-            callbacks.append(BestModelCheckpoint(run.best, model, record=run.best_record, saved_form=best_form))
+        if checkpoint is None and save_best:
+            checkpoint = output_checkpoint(output_network, run, model, best_form, save_file=True)
+        if checkpoint is not None:
+            callbacks.append(checkpoint)
         if patience:
-            callbacks.append(keras.callbacks.EarlyStopping("val_loss", patience=patience, restore_best_weights=False))
+            callbacks.append(early_stopping(output_network, patience))
     if lr_schedule is not None:
         callbacks.append(lr_schedule)
     callbacks.extend(extra_callbacks)
@@ -319,6 +331,16 @@ def train_locked(
     if val_set is not None:
         _record_validation_set(val_set, run.validation)
     val_ds = val_set.dataset(options.batch_size) if val_set is not None else None
+    weights = class_weights(options.class_weight, train_set.labels, train_set.class_names)
+    checkpoint = None
+    if val_set is not None:
+        checkpoint = output_checkpoint(
+            options.output_network,
+            run,
+            model,
+            lambda fitted: _saved_form(fitted, train_set.class_names, options),
+            save_file=options.save_models,
+        )
     if options.tensorboard:
         callbacks = [*_tensorboard(model, options, val_set, run, verbose), *callbacks]
     shared = {
@@ -329,12 +351,12 @@ def train_locked(
         "verbose": verbose,
         "extra_callbacks": callbacks,
         "steps_per_epoch": steps_per_epoch,
-        "save_best": options.save_models,
-        "best_form": lambda fitted: _saved_form(fitted, train_set.class_names, options),
+        "checkpoint": checkpoint,
+        "output_network": options.output_network,
         # The backup outlives the fit: the run is resumable until its model is written (run.finish).
         "keep_backup": True,
     }
-    history, cached = {}, False
+    history, cached, last_cache = {}, False, None
     bounds = stage_epochs(options)
     skipped_before = False
     for index, stage in enumerate(recipe.stages):
@@ -351,8 +373,16 @@ def train_locked(
             continue
         epochs = {"epochs": last, "start_epoch": min(max(done, first), last - 1)}
         # Each epoch's batches come from (seed, epoch): a resumed run continues with the epoch it lost.
-        train_ds = train_set.dataset(
-            options.batch_size, training=True, augment=options.augment, seed=options.seed, **epochs
+        train_ds = weighted(
+            train_set.dataset(
+                options.batch_size,
+                training=True,
+                augment=options.augment,
+                seed=options.seed,
+                balanced=options.balanced_sampling,
+                **epochs,
+            ),
+            weights,
         )
         cache = None
         if options.cache_activations and (index == 0 or stage.freezes_first_convolution):
@@ -376,14 +406,21 @@ def train_locked(
             **shared,
         )
         history = {key: history.get(key, []) + values for key, values in part.items()}
-    final_model = attach_class_names(model, train_set.class_names)
-    final_model.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])
-    model_path = best_path = None
+        last_cache = cache
+    kept_epoch = keep_output_network(model, checkpoint, run, _epochs_done(history, run, options))
+    temperature, shipped = None, model
+    if options.calibrate and val_set is not None:
+        temperature = _fit_temperature(model, val_set, val_ds, last_cache, verbose)
+        shipped = with_temperature(model, temperature)
+    names = train_set.class_names
+    final_model = attach_class_names(shipped, names)
+    final_model.compile(optimizer=model.optimizer, loss=model.loss, metrics=training_metrics(len(names)))
+    model_path = None
     if options.save_models:
-        model_path = _save_final(_saved_form(model, train_set.class_names, options), run)
-        best_path = run.best
+        model_path = _save_final(final_model if options.save_optimizer else attach_class_names(shipped, names), run)
+    run.record_result(_result_record(options, kept_epoch, history, run, temperature, train_set, val_set))
     run.finish()
-    val_accuracy = _last_validation_accuracy(history, run)
+    val_accuracy = _validation_accuracy(history, run, kept_epoch)
     if options.report:
         report = write_report(run.path)
         if verbose:
@@ -393,22 +430,23 @@ def train_locked(
         history,
         run.path,
         model_path,
-        best_path,
         train_set.class_names,
         val_accuracy,
         time.perf_counter() - start,
         cached,
         options,
+        kept_epoch,
+        temperature,
     )
 
 
 def _saved_form(model, class_names, options):
-    """What ``model.keras`` and ``best.keras`` hold: the model with its class names, and the
+    """What ``model.keras`` (and, while running, ``best.keras``) hold: the model with its class names, and the
     optimizer's state only when asked (Adam's is two more copies of every weight; resuming reads
     the backup, not these files)."""
     named = attach_class_names(model, class_names)
     if options.save_optimizer:
-        named.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])
+        named.compile(optimizer=model.optimizer, loss=model.loss, metrics=training_metrics(len(class_names)))
     return named
 
 
@@ -428,8 +466,57 @@ def _save_final(model, run):
         raise
 
 
-def _last_validation_accuracy(history, run):
-    """The run's last validation accuracy: this call's history, or the run's (a resume with no epoch left)."""
+def _result_record(options, kept_epoch, history, run, temperature, train_set, val_set):
+    """What the run made and what the report warns about: the epoch kept, the temperature, the class
+    counts, the unreadable files skipped and the validation images that are also training images."""
+    counts = np.bincount(np.asarray(train_set.labels, np.int64), minlength=len(train_set.class_names))
+    skipped = [str(path) for path, _ in train_set.skipped] + (
+        [str(path) for path, _ in val_set.skipped] if val_set is not None else []
+    )
+    return {
+        "output_network": options.output_network,
+        "output_epoch": kept_epoch,
+        "epochs_done": _epochs_done(history, run, options),
+        "temperature": temperature,
+        "training_counts": {name: int(n) for name, n in zip(train_set.class_names, counts)},
+        "skipped_count": len(skipped),
+        "skipped": skipped[:20],
+        "shared_validation_images": len(train_set.shared_with(val_set)) if val_set is not None else 0,
+        "changed_options": options.changed_from_defaults(),
+    }
+
+
+def _epochs_done(history, run, options):
+    """How many epochs the run has trained (early stopping may end it before ``options.epochs``)."""
+    if run.history.exists():
+        return json.loads(run.history.read_text()).get("epochs_done") or options.epochs
+    return options.epochs
+
+
+def _fit_temperature(model, val_set, val_ds, cache, verbose):
+    """The temperature that calibrates ``model`` on the validation images (on the cached activations
+    when the last stage trained on them: the same outputs without running the frozen layers again)."""
+    if cache is not None and cache.get("val") is not None:
+        probabilities = cache["model"].predict(cache["val"].map(lambda x, y: x), verbose=0)
+    else:
+        probabilities = model.predict(val_ds.map(lambda x, y: x), verbose=0)
+    temperature = fit_temperature(probabilities, val_set.labels)
+    if verbose:
+        before = CalibrationScores.of(probabilities, val_set.labels)
+        after = CalibrationScores.of(apply_temperature(probabilities, temperature), val_set.labels)
+        print(f"calibration: temperature {temperature:.3f}; validation {before.line()} -> {after.line()}")
+    return temperature
+
+
+def _validation_accuracy(history, run, epoch):
+    """The validation accuracy of ``epoch`` (1-based; the output network's) from ``log.csv``, else the
+    last: this call's history, or the run's (a resume with no epoch left)."""
+    if run.log.exists():
+        with open(run.log, newline="") as handle:
+            rows = [row for row in csv.DictReader(handle) if row.get("epoch", "").isdigit()]
+        for row in rows:
+            if int(row["epoch"]) + 1 == epoch and row.get("val_accuracy"):
+                return float(row["val_accuracy"])
     if history.get("val_accuracy"):
         return history["val_accuracy"][-1]
     if run.history.exists():

@@ -24,6 +24,7 @@ import numpy as np
 
 from keras_alexnet._utils.files import atomic_write
 from keras_alexnet.datasets import ImageFolder
+from keras_alexnet.datasets.class_weights import class_weights, weighted
 from keras_alexnet.training.callbacks import random_states, restore_random_states
 from keras_alexnet.training.options import AUTO, TrainingOptions
 from keras_alexnet.training.setup import activation_pipelines, build_model, configure
@@ -96,7 +97,7 @@ def lr_find(
     Args:
         model: a compiled Keras model whose optimizer has a constant learning rate
             (factors, frozen layers and L2 apply as in training).
-        data: a ``tf.data.Dataset`` (or iterable) of (inputs, labels) batches; it is
+        data: a ``tf.data.Dataset`` (or iterable) of (inputs, labels) or (inputs, labels, weights) batches; it is
             repeated if shorter than ``steps``.
         start_lr / end_lr / steps: the exponential sweep (fastai: 1e-7, 10, 100).
         smoothing: the moving-average weight of the loss (fastai's 0.98).
@@ -127,8 +128,10 @@ def lr_find(
         batches = iter(_repeat(data))
         for index, rate in enumerate(rates):
             optimizer.learning_rate.assign(float(rate))
-            x, y = next(batches)
-            logs = model.train_on_batch(x, y, return_dict=True)
+            batch = next(batches)  # (x, y) or, with class weights, (x, y, per-example weights)
+            logs = model.train_on_batch(
+                *batch[:2], sample_weight=batch[2] if len(batch) > 2 else None, return_dict=True
+            )
             loss = float(logs["loss"])
             raw.append(loss)
             if not math.isfinite(loss):
@@ -224,6 +227,7 @@ def lr_find_on_folder(data, options=None, *, plot=None, steps=100, start_lr=1e-7
             cache = activation_pipelines(model, options, folder, None, cache_dir, required=False)
         if cache is None:
             batches = folder.dataset(options.batch_size, training=True, augment=options.augment, seed=options.seed)
-            return lr_find(model, batches, **sweep)
+            weights = class_weights(options.class_weight, folder.labels, folder.class_names)
+            return lr_find(model, weighted(batches, weights), **sweep)
         cache["model"].compile(optimizer=model.optimizer, loss=model.loss, jit_compile=model.jit_compile)
         return lr_find(cache["model"], cache["train"], **sweep)

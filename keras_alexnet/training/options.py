@@ -20,9 +20,11 @@ from keras_alexnet._utils.choices import (
     AUGMENTATIONS,
     BAD_FILE_POLICIES,
     CACHE_DTYPES,
+    CLASS_WEIGHTS,
     LR_SCHEDULES,
     MIXED_PRECISION,
     MOMENTUM_SOLVERS,
+    OUTPUT_NETWORKS,
     SOLVERS,
 )
 from keras_alexnet._utils.files import atomic_write
@@ -96,8 +98,8 @@ class TrainingOptions:
     cache_memory_limit: int = DEFAULT_CACHE_MEMORY_LIMIT
     on_bad_file: str = "skip"
     backup_every: int = 1
-    save_optimizer: bool = False  # keep the optimizer's state in model.keras/best.keras (3x the size with Adam)
-    save_models: bool = True  # write model.keras and best.keras (a comparison's runs keep only their numbers)
+    save_optimizer: bool = False  # keep the optimizer's state in model.keras (3x the size with Adam)
+    save_models: bool = True  # write model.keras (a comparison's runs keep only their numbers)
     # One-cycle also cycles momentum / beta_1 0.95-0.85-0.95, as PyTorch and fastai. None: the
     # recipe's choice (a transfer.Recipe's cycle_momentum; off in the built-in ones).
     cycle_momentum: bool | None = None
@@ -107,6 +109,11 @@ class TrainingOptions:
     tensorboard_images: bool = False  # and Grad-CAM overlays of a few validation images after each epoch
     # recipe="auto": epochs per comparison run (0: rule of thumb) or "10m" (experiments/auto.py)
     auto_budget: object = 2
+    # "none", "auto" (n / (classes * count) per class, scikit-learn's "balanced") or {class: weight}
+    class_weight: object = "none"
+    balanced_sampling: bool = False  # draw each batch evenly over the classes (seeded, resumable)
+    output_network: str = OUTPUT_NETWORKS[0]  # the epoch model.keras keeps; patience watches its metric
+    calibrate: bool = True  # fit a temperature on the validation images at the end (layers.Temperature)
 
     def __post_init__(self):
         for name in (
@@ -190,6 +197,22 @@ class TrainingOptions:
                     f"{self.solver!r}: give optimizer='adam' or 'sgdm' (--optimizer adam), or leave cycle_momentum "
                     "off (no --cycle-momentum)."
                 )
+        if self.output_network not in OUTPUT_NETWORKS:
+            raise ValueError(f"output_network={self.output_network!r}: use one of {_allowed(OUTPUT_NETWORKS)}.")
+        if isinstance(self.class_weight, dict):
+            for name, weight in self.class_weight.items():
+                if not (isinstance(weight, (int, float)) and weight >= 0 and math.isfinite(weight)):
+                    raise ValueError(f"class_weight[{name!r}]={weight!r}: use a non-negative, finite number per class.")
+        elif self.class_weight not in CLASS_WEIGHTS:
+            raise ValueError(
+                f"class_weight={self.class_weight!r}: use {_allowed(CLASS_WEIGHTS)} or a dict from class "
+                "(name or index) to weight."
+            )
+        if self.balanced_sampling and self.class_weight != "none":
+            raise ValueError(
+                "balanced_sampling already evens the classes out: with class_weight too the rare classes would count "
+                "twice. Use one of them (--balanced-sampling or --class-weight)."
+            )
         if self.report and not self.save_models:
             raise ValueError("report=True reads model.keras: use save_models=True, or report=False.")
         if self.cache_activations and self.augment != "none":
@@ -261,6 +284,12 @@ class TrainingOptions:
             values[field.name] = value
         return values
 
+    def changed_from_defaults(self):
+        """The names of the fields whose value is not the default's (as JSON sees them)."""
+        mine = json.loads(json.dumps(self.to_dict(), default=str))
+        defaults = json.loads(json.dumps(TrainingOptions().to_dict(), default=str))
+        return sorted(name for name in mine if mine[name] != defaults[name])
+
     def save(self, path):
         """Write the options as JSON (atomically)."""
         text = json.dumps(self.to_dict(), indent=2, sort_keys=True, default=str) + "\n"
@@ -270,6 +299,7 @@ class TrainingOptions:
     def load(cls, path):
         """Options from an ``options.json`` written by ``save`` (named recipes and float rates)."""
         values = json.loads(Path(path).read_text())
+        values.pop("result", None)  # what the run made (RunDirectory.record_result), not an option
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

@@ -11,6 +11,8 @@ import keras
 import tensorflow as tf
 
 from keras_alexnet.architecture import ALEXNET, TINY
+from keras_alexnet.datasets.class_weights import class_weights, weighted
+from keras_alexnet.metrics import training_metrics
 from keras_alexnet.model import AlexNet
 from keras_alexnet.optimizers import make_optimizer, with_momentum_schedule
 from keras_alexnet.optimizers.schedules import OneCycle, cosine_with_warmup
@@ -65,7 +67,14 @@ def prepare_model(
         architecture = ARCHITECTURES[architecture]
     base = AlexNet(weights=weights, include_top=False, input_shape=input_shape, architecture=architecture)
     return apply_recipe(
-        base, recipe, classes, learning_rate=learning_rate, optimizer=optimizer, jit_compile=xla, head=head
+        base,
+        recipe,
+        classes,
+        learning_rate=learning_rate,
+        optimizer=optimizer,
+        jit_compile=xla,
+        head=head,
+        metrics=training_metrics(classes),
     )
 
 
@@ -155,7 +164,7 @@ def enter_stage(model, options, stage_index, steps_per_epoch):
     model.compile(
         optimizer=optimizer,
         loss=model.loss,
-        metrics=["accuracy"],
+        metrics=training_metrics(model.output.shape[-1]),
         jit_compile=resolve_jit_compile(model, options.xla),
     )
     return model
@@ -178,7 +187,12 @@ def activation_pipelines(
             return None
         raise ValueError(f"cache_activations: recipe {options.recipe_name!r} leaves no frozen leading layers to cache.")
     prefix, rest = split
-    rest.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"], jit_compile=model.jit_compile)
+    rest.compile(
+        optimizer=model.optimizer,
+        loss=model.loss,
+        metrics=training_metrics(model.output.shape[-1]),
+        jit_compile=model.jit_compile,
+    )
 
     weights = options.weights if options.weights is not None else f"random seed {options.seed}"
     if shared is not None and not isinstance(weights, str):
@@ -213,8 +227,15 @@ def activation_pipelines(
     log.info(
         "activation cache: %.1f MiB (%s)", cached_train.nbytes / 2**20, "disk" if cached_train.on_disk else "memory"
     )
+    weights = class_weights(options.class_weight, train_set.labels, train_set.class_names)
+    balanced = options.balanced_sampling and training and epochs is not None
     return {
         "model": rest,
-        "train": cached_train.dataset(options.batch_size, training=training, seed=options.seed, **(epochs or {})),
+        "train": weighted(
+            cached_train.dataset(
+                options.batch_size, training=training, seed=options.seed, balanced=balanced, **(epochs or {})
+            ),
+            weights,
+        ),
         "val": cached_val.dataset(options.batch_size, training=False) if cached_val is not None else None,
     }

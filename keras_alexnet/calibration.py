@@ -1,0 +1,134 @@
+"""Calibration: one temperature fitted on the validation images, and how honest probabilities are.
+
+Temperature scaling (Guo et al., "On Calibration of Modern Neural Networks", 2017) divides
+the logits by one number T > 0 fitted to minimise the negative log-likelihood of held-out
+labels. T > 1 softens an overconfident model; the order of the classes, hence every
+prediction, stays as it is. ``train`` fits T at the end of a run and keeps it in the model
+(``layers.Temperature``), so every export carries it.
+
+The scores: expected calibration error (15 equal-width confidence bins, as Guo et al.),
+negative log-likelihood and the Brier score (the squared distance between the probability
+vector and the one-hot label, summed over classes, averaged over images).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+ECE_BINS = 15
+# T is searched in [1/20, 20]: a wider range only fits degenerate validation sets.
+TEMPERATURE_RANGE = (0.05, 20.0)
+_TINY = 1e-30  # float32 probabilities underflow to 0 past a logit gap of ~100; log stays finite
+
+
+def _log_probabilities(probabilities):
+    return np.log(np.maximum(np.asarray(probabilities, np.float64), _TINY))
+
+
+def with_temperature(probabilities, temperature):
+    """``softmax(log p / T)``: the probabilities the logits divided by ``temperature`` give.
+
+    Exact for softmax outputs, since ``log softmax(z) = z - logsumexp(z)`` and the softmax
+    ignores a constant shift. ``temperature`` 1 returns ``probabilities`` (in float64).
+    """
+    scaled = _log_probabilities(probabilities) / float(temperature)
+    scaled -= scaled.max(axis=1, keepdims=True)
+    exp = np.exp(scaled)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def negative_log_likelihood(probabilities, labels):
+    """The mean of ``-log p[label]`` (cross-entropy, in nats)."""
+    labels = np.asarray(labels, np.int64)
+    chosen = np.asarray(probabilities, np.float64)[np.arange(len(labels)), labels]
+    return float(-np.mean(np.log(np.maximum(chosen, _TINY))))
+
+
+def brier_score(probabilities, labels):
+    """The mean over images of ``sum_k (p_k - [k == label])**2`` (0 perfect, 2 worst)."""
+    probabilities = np.asarray(probabilities, np.float64)
+    onehot = np.zeros_like(probabilities)
+    onehot[np.arange(len(labels)), np.asarray(labels, np.int64)] = 1.0
+    return float(np.mean(np.sum((probabilities - onehot) ** 2, axis=1)))
+
+
+def reliability_bins(probabilities, labels, bins=ECE_BINS):
+    """Per equal-width confidence bin: (count, mean confidence, accuracy); empty bins have count 0."""
+    probabilities = np.asarray(probabilities, np.float64)
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == np.asarray(labels)
+    # Bin i holds confidences in (i/bins, (i+1)/bins]; a confidence of exactly 0 cannot occur.
+    index = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
+    counts = np.bincount(index, minlength=bins)
+    sums = np.bincount(index, weights=confidence, minlength=bins)
+    hits = np.bincount(index, weights=correct.astype(np.float64), minlength=bins)
+    mean_confidence = np.divide(sums, counts, out=np.zeros(bins), where=counts > 0)
+    accuracy = np.divide(hits, counts, out=np.zeros(bins), where=counts > 0)
+    return counts, mean_confidence, accuracy
+
+
+def expected_calibration_error(probabilities, labels, bins=ECE_BINS):
+    """Sum over bins of (share of images) x |accuracy - mean confidence| (0 perfectly calibrated)."""
+    counts, confidence, accuracy = reliability_bins(probabilities, labels, bins)
+    return float(np.sum(counts * np.abs(accuracy - confidence)) / max(counts.sum(), 1))
+
+
+def fit_temperature(probabilities, labels):
+    """The T in ``TEMPERATURE_RANGE`` that minimises the NLL of ``with_temperature(probabilities, T)``.
+
+    A one-dimensional bounded search on log T (scipy's ``minimize_scalar``); the NLL is convex
+    in 1/T, so the minimum is the global one. Raises ValueError on non-finite probabilities.
+    """
+    from scipy.optimize import minimize_scalar
+
+    probabilities = np.asarray(probabilities, np.float64)
+    labels = np.asarray(labels, np.int64)
+    if len(labels) == 0:
+        raise ValueError("calibration needs validation images: none were given.")
+    if not np.all(np.isfinite(probabilities)):
+        raise ValueError("calibration got non-finite probabilities: the model diverged (NaN or inf outputs).")
+    low, high = np.log(TEMPERATURE_RANGE)
+    result = minimize_scalar(
+        lambda log_t: negative_log_likelihood(with_temperature(probabilities, np.exp(log_t)), labels),
+        bounds=(low, high),
+        method="bounded",
+        options={"xatol": 1e-4},
+    )
+    return float(np.exp(result.x))
+
+
+@dataclasses.dataclass(frozen=True)
+class CalibrationScores:
+    """Expected calibration error, negative log-likelihood and Brier score of probabilities."""
+
+    ece: float
+    nll: float
+    brier: float
+
+    @classmethod
+    def of(cls, probabilities, labels):
+        return cls(
+            expected_calibration_error(probabilities, labels),
+            negative_log_likelihood(probabilities, labels),
+            brier_score(probabilities, labels),
+        )
+
+    def line(self):
+        return f"ECE {self.ece:.4f}, NLL {self.nll:.4f}, Brier {self.brier:.4f}"
+
+
+def accuracy_coverage(probabilities, labels, thresholds=None):
+    """For each confidence threshold P: (coverage: the share of images answered with P or more, the
+    accuracy on those). Images under P would be answered "unknown" (``predict --min-confidence P``)."""
+    probabilities = np.asarray(probabilities, np.float64)
+    thresholds = np.linspace(0.0, 0.99, 100) if thresholds is None else np.asarray(thresholds, np.float64)
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == np.asarray(labels)
+    coverage, accuracy = [], []
+    for threshold in thresholds:
+        answered = confidence >= threshold
+        coverage.append(float(answered.mean()) if len(answered) else 0.0)
+        accuracy.append(float(correct[answered].mean()) if answered.any() else float("nan"))
+    return thresholds, np.array(coverage), np.array(accuracy)

@@ -1,0 +1,80 @@
+"""Keras metrics for imbalanced classes: balanced accuracy and macro-F1, streamed over batches.
+
+Both read one confusion matrix accumulated batch by batch (one-hot products, so XLA and
+``tf.distribute`` compile them), and equal scikit-learn's ``balanced_accuracy_score`` and
+``f1_score(average="macro")`` over the whole epoch, not a mean of per-batch values. ``train``
+compiles them beside accuracy, so they are in ``log.csv``, ``history.json`` and TensorBoard as
+``balanced_accuracy``/``macro_f1`` and ``val_balanced_accuracy``/``val_macro_f1``.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+
+class _ConfusionMetric(keras.metrics.Metric):
+    """A metric computed from the epoch's confusion matrix (rows: true class, columns: predicted)."""
+
+    def __init__(self, classes, name, **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.classes = int(classes)
+        self.confusion = self.add_variable(
+            shape=(self.classes, self.classes), initializer="zeros", dtype="float32", name="confusion"
+        )
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        # Unweighted counts: a class weight scales a class's row, which leaves its recall as it is.
+        actual = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), self.classes, dtype="float32")
+        predicted = ops.one_hot(ops.argmax(y_pred, axis=-1), self.classes, dtype="float32")
+        self.confusion.assign_add(ops.matmul(ops.transpose(actual), predicted))
+
+    def reset_state(self):
+        self.confusion.assign(ops.zeros((self.classes, self.classes), dtype="float32"))
+
+    def _per_class(self):
+        correct = ops.diagonal(self.confusion)
+        actual = ops.sum(self.confusion, axis=1)
+        predicted = ops.sum(self.confusion, axis=0)
+        recall = ops.divide_no_nan(correct, actual)
+        precision = ops.divide_no_nan(correct, predicted)
+        return actual, predicted, recall, precision
+
+    def get_config(self):
+        return {**super().get_config(), "classes": self.classes}
+
+
+@keras.saving.register_keras_serializable(package="keras_alexnet")
+class BalancedAccuracy(_ConfusionMetric):
+    """The mean recall over the classes that have examples (scikit-learn's ``balanced_accuracy_score``)."""
+
+    def __init__(self, classes, name="balanced_accuracy", **kwargs):
+        super().__init__(classes, name=name, **kwargs)
+
+    def result(self):
+        actual, _, recall, _ = self._per_class()
+        present = ops.cast(actual > 0, "float32")
+        return ops.divide_no_nan(ops.sum(recall * present), ops.sum(present))
+
+
+@keras.saving.register_keras_serializable(package="keras_alexnet")
+class MacroF1(_ConfusionMetric):
+    """The mean F1 over the classes with examples or predictions (scikit-learn's ``f1_score(average="macro")``)."""
+
+    def __init__(self, classes, name="macro_f1", **kwargs):
+        super().__init__(classes, name=name, **kwargs)
+
+    def result(self):
+        actual, predicted, recall, precision = self._per_class()
+        f1 = ops.divide_no_nan(2 * precision * recall, precision + recall)
+        present = ops.cast(actual + predicted > 0, "float32")
+        return ops.divide_no_nan(ops.sum(f1 * present), ops.sum(present))
+
+
+# The names in a fit's logs, training and validation ("val_" + name), beside "accuracy".
+BALANCED_METRICS = ("balanced_accuracy", "macro_f1")
+
+
+def training_metrics(classes):
+    """What ``train`` compiles: accuracy, balanced accuracy and macro-F1 for ``classes`` outputs."""
+    return ["accuracy", BalancedAccuracy(classes), MacroF1(classes)]
