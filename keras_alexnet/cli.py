@@ -22,6 +22,7 @@ from keras_alexnet._utils.choices import (
     AUGMENTATIONS,
     CACHE_DTYPES,
     CLASS_WEIGHTS,
+    COMPARE_METRICS,
     EXPLAIN_METHODS,
     EXPORT_FORMATS,
     LR_SCHEDULES,
@@ -206,6 +207,8 @@ def _compare(args):
         overwrite=args.overwrite,
         time_limit=None if args.time_limit is None else args.time_limit * 60,
         keep_models=args.keep_models,
+        metric=args.metric,
+        tta=args.tta,
     )
     return 0
 
@@ -618,6 +621,14 @@ def _compare_command(command):
         action="store_true",
         help="keep every run's model.keras (228 MB with AlexNet's head; default: numbers only)",
     )
+    p.add_argument(
+        "--metric",
+        default="accuracy",
+        choices=tuple(COMPARE_METRICS),
+        help="rank the candidates by this validation score (balanced-accuracy or macro-f1 for imbalanced classes; "
+        "default: %(default)s)",
+    )
+    _tta_argument(p, "score every run's model on the validation images with test-time augmentation")
 
 
 def _explain_command(command):

@@ -1,6 +1,7 @@
 """Recipes compared over seeds (``compare``) and ``recipe="auto"``."""
 
 import csv
+import dataclasses
 import json
 import os
 import signal
@@ -74,6 +75,31 @@ def test_a_difference_inside_the_spread_is_a_tie_and_the_cheaper_wins():
     assert Comparison(None, runs, rows, True).winner().candidate.recipe == "frozen-features"
     with pytest.raises(ValueError, match="non-finite"):
         summarize([_record("matlab", 0, float("nan"))])
+
+
+def test_compare_ranks_by_the_metric_asked_for():
+    """A candidate that answers the large class well ranks first by accuracy, last by balanced accuracy."""
+    runs = []
+    for seed in range(3):
+        runs.append(dataclasses.replace(_record("fine-tune-all", seed, 0.90), val_balanced_accuracy=0.55))
+        runs.append(dataclasses.replace(_record("frozen-features", seed, 0.85), val_balanced_accuracy=0.80))
+    assert summarize(runs)[0].candidate.recipe == "fine-tune-all"
+    rows = summarize(runs, metric="balanced-accuracy")
+    assert [row.candidate.recipe for row in rows] == ["frozen-features", "fine-tune-all"]
+    assert rows[1].verdict == "behind by 0.250" and rows[0].metric == "balanced-accuracy"
+    with pytest.raises(ValueError, match="recorded by a version without it"):
+        summarize([_record("matlab", 0, 0.5)], metric="macro-f1")  # a record from before 0.5
+
+
+def test_auto_ranks_by_balanced_accuracy_when_the_largest_class_is_twice_the_smallest():
+    from keras_alexnet.experiments.auto import ranking_metric
+
+    imbalanced = ImageFolder([f"{i}.png" for i in range(30)], [0] * 20 + [1] * 10, ["cats", "dogs"])
+    metric, why = ranking_metric(imbalanced)
+    assert metric == "balanced-accuracy" and "cats has 20 images, dogs 10 (2.0:1" in why
+    assert (
+        ranking_metric(ImageFolder([f"{i}.png" for i in range(29)], [0] * 19 + [1] * 10, ["a", "b"]))[0] == "accuracy"
+    )
 
 
 @pytest.mark.slow
@@ -194,9 +220,14 @@ def test_compare_command(shapes_dir, tmp_path, capfd):
     assert not list(out.glob("runs/*/*.keras"))  # a comparison keeps numbers, not 228 MB models per run
     assert main(argv) == 0 and printed.count("epoch 1/1") == 2  # each run's own process prints its line
     assert "finished before, kept" in capfd.readouterr().out  # the same command continues (nothing left)
-    assert main([*argv, "--overwrite", "--keep-models", "--seeds", "1"]) == 0  # other settings: one seed
+    ranked = ["--metric", "macro-f1", "--tta"]
+    assert main([*argv, "--overwrite", "--keep-models", "--seeds", "1", *ranked]) == 0  # other settings: one seed
     assert "finished before" not in capfd.readouterr().out  # --overwrite starts afresh
     assert {path.name for path in out.glob("runs/*/*.keras")} == {"model.keras"}
+    assert "Ranked by validation macro f1" in (out / "summary.md").read_text()
+    with open(out / "runs.csv") as handle:
+        (run,) = list(csv.DictReader(handle))
+    assert run["tta"] == "True" and 0 <= float(run["val_macro_f1"]) <= 1  # scored with test-time augmentation
 
 
 # Two of the cheapest candidates on the shipped photos (frozen convolutions and the compact head on

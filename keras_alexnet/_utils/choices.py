@@ -25,3 +25,12 @@ QUANTIZATIONS = (
 )  # TFLite's smaller files (export.TFLITE_TOLERANCE has one tolerance each)
 # Test-time augmentation's views, in order (preprocessing.tta_crops makes them).
 TTA_VIEWS = ("centre", "centre mirrored", "shifted left", "shifted right", "shifted up", "shifted down")
+# What compare ranks by (--metric), and the run record's field for each.
+COMPARE_METRICS = {
+    "accuracy": "val_accuracy",
+    "balanced-accuracy": "val_balanced_accuracy",
+    "macro-f1": "val_macro_f1",
+}
+# A training set whose largest class has this many times the images of the smallest is imbalanced:
+# the report warns, and auto ranks its comparison by balanced accuracy.
+IMBALANCE_RATIO = 2

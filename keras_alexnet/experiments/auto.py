@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_alexnet._utils.choices import IMBALANCE_RATIO
 from keras_alexnet._utils.files import atomic_write
 from keras_alexnet.experiments.compare import ACTIVATIONS, candidates_of, compare
 from keras_alexnet.preprocessing import IMAGENET_MEAN, IMAGENET_STD, load_image
@@ -50,6 +51,7 @@ class AutoChoice:
     comparison: str | None = None  # the comparison directory (with a budget)
     table: str | None = None  # its Markdown summary
     learning_rate: float | None = None  # the winning candidate's base rate (None: the recipe's)
+    metric: str = "accuracy"  # what the comparison ranked by (balanced accuracy for imbalanced classes)
 
     def save(self, path):
         text = json.dumps(dataclasses.asdict(self), indent=2) + "\n"
@@ -101,6 +103,19 @@ def rule_of_thumb(train_set):
     return "fine-tune-all", head, rule, reason
 
 
+def ranking_metric(train_set):
+    """(metric, why): balanced accuracy when the largest class has at least ``IMBALANCE_RATIO`` times the
+    images of the smallest (plain accuracy would reward answering the large class), else accuracy."""
+    counts = train_set.counts()
+    largest, smallest = max(counts, key=counts.get), min(counts, key=counts.get)
+    if counts[smallest] and counts[largest] >= IMBALANCE_RATIO * counts[smallest]:
+        return "balanced-accuracy", (
+            f"ranked by balanced accuracy: {largest} has {counts[largest]} images, {smallest} {counts[smallest]} "
+            f"({counts[largest] / counts[smallest]:.1f}:1, imbalanced from {IMBALANCE_RATIO}:1)"
+        )
+    return "accuracy", "ranked by accuracy (the classes are balanced within 2:1)"
+
+
 def auto_candidates(budget_epochs, final_epochs, freeze_epochs, candidates=None):
     """The comparison's candidates: every recipe and head, less two-stage recipes that the epochs leave no second stage."""
     epochs = min(budget_epochs, final_epochs or budget_epochs)
@@ -132,6 +147,7 @@ def choose_recipe(
             raise ValueError(
                 "recipe='auto' with a budget compares recipes on validation data: give --val or --val-split."
             )
+        metric, ranked = ranking_metric(train_set)
         comparison = compare(
             train_set,
             options.replace(recipe=next(iter(RECIPES)), epochs=budget.epochs, val_split=None),
@@ -141,6 +157,7 @@ def choose_recipe(
             out=run.auto_comparison,
             time_limit=None if budget.minutes is None else budget.minutes * 60,
             verbose=verbose,
+            metric=metric,
         )
         winner = comparison.winner()
         how = (
@@ -150,9 +167,9 @@ def choose_recipe(
         )
         reason = (
             f"comparison of {len(comparison.summary)} candidates over {winner.seeds} seed{'s' if winner.seeds != 1 else ''}, "
-            f"{budget.epochs} epochs each: "
-            f"{winner.candidate.name} has {how}: validation accuracy {winner.mean_accuracy:.3f} +- "
-            f"{winner.std_accuracy:.3f}, {winner.seconds:.0f} s per run"
+            f"{budget.epochs} epochs each, {ranked}: "
+            f"{winner.candidate.name} has {how}: validation {metric.replace('-', ' ')} {winner.mean_score:.3f} +- "
+            f"{winner.std_score:.3f}, {winner.seconds:.0f} s per run"
         )
         choice = AutoChoice(
             winner.candidate.recipe,
@@ -161,6 +178,7 @@ def choose_recipe(
             comparison=str(run.auto_comparison),
             table=comparison.markdown(),
             learning_rate=winner.candidate.learning_rate,
+            metric=metric,
         )
     choice.save(run.auto)
     if verbose:

@@ -33,8 +33,10 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from keras_alexnet._utils.choices import COMPARE_METRICS
 from keras_alexnet._utils.files import atomic_write
 from keras_alexnet.datasets import ImageFolder
+from keras_alexnet.evaluation import evaluate
 from keras_alexnet.experiments.tables import CURVES, RUNS_CSV, SUMMARY_CSV, SUMMARY_MD, write_tables
 from keras_alexnet.recipes import HEADS, RECIPES, Head, Recipe, head_named, recipe_named, register_head, register_recipe
 from keras_alexnet.run_directory import RunDirectory, RunDirectoryError, lock
@@ -93,6 +95,10 @@ class RunRecord:
     seconds: float
     val_accuracy_curve: list
     val_loss_curve: list
+    # The epoch's balanced scores (records written before 0.5 have none: NaN).
+    val_balanced_accuracy: float = float("nan")
+    val_macro_f1: float = float("nan")
+    tta: bool = False  # the scores are test-time augmented (compare --tta)
 
     @property
     def candidate(self):
@@ -120,6 +126,8 @@ def compare(
     overwrite=False,
     time_limit=None,
     keep_models=False,
+    metric="accuracy",
+    tta=False,
     verbose=1,
     **changes,
 ):
@@ -142,10 +150,15 @@ def compare(
         keep_models: keep each run's ``model.keras``. Off by default: a
             comparison is for the table, and AlexNet's head makes each file 228 MB (30 runs
             would keep 14 GB); train the winner with ``train`` to get its model.
+        metric: what ranks the candidates: ``"accuracy"``, ``"balanced-accuracy"`` or ``"macro-f1"``
+            (on the validation images, at the epoch each run keeps).
+        tta: score each run's model on the validation images with test-time augmentation.
     Returns:
         A ``Comparison``.
     """
     options = TrainingOptions.of(options, **changes)
+    if metric not in COMPARE_METRICS:
+        raise ValueError(f"metric={metric!r}: use one of {', '.join(COMPARE_METRICS)}.")
     if val is None and options.val_split is None:
         options = options.replace(val_split=0.3)
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
@@ -178,16 +191,18 @@ def compare(
         "split_seed": options.seed,
         "candidates": [dataclasses.asdict(candidate) for candidate in candidates],
         "seeds": seed_list,
+        "tta": bool(tta),
     }
     out.mkdir(parents=True, exist_ok=True)
     with lock(out, LOCK, "comparison", "--out"):
         _check_settings(out, settings, overwrite)
         runs, complete = _run_all(
-            train_set, val_set, options, candidates, seed_list, out, time_limit, keep_models, verbose
+            train_set, val_set, options, candidates, seed_list, out, time_limit, keep_models, verbose, tta
         )
     if not runs:
         raise ValueError("no run finished within the time limit: give it more time.")
-    return write_tables(out, runs, complete, [field.name for field in dataclasses.fields(RunRecord)], verbose)
+    fields = [field.name for field in dataclasses.fields(RunRecord)]
+    return write_tables(out, runs, complete, fields, verbose, metric)
 
 
 def _check_settings(out, settings, overwrite):
@@ -210,7 +225,7 @@ def _check_settings(out, settings, overwrite):
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
-def _run_all(train_set, val_set, options, candidates, seeds, out, time_limit, keep_models, verbose):
+def _run_all(train_set, val_set, options, candidates, seeds, out, time_limit, keep_models, verbose, tta=False):
     """Every candidate x seed, seed by seed (so a time limit leaves every candidate equally sampled).
 
     Each run trains in a Python process of its own (``compare_worker``): Keras does not give
@@ -258,6 +273,7 @@ def _run_all(train_set, val_set, options, candidates, seeds, out, time_limit, ke
             "progress": progress.state(index, candidate, seed),
             "parent": os.getpid(),
             "tensorflow_logs": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") < "3",
+            "tta": tta,
         }
         record, epoch_seconds = _train_in_process(job)
         runs.append(record)
@@ -314,7 +330,8 @@ def run_job(job):
             verbose=0,
             shared_activations=job["shared"],
         )
-        record = dataclasses.asdict(_record(candidate, job["seed"], result))
+        scored = evaluate(result.model, folders["val"], tta=True) if job.get("tta") else None
+        record = dataclasses.asdict(_record(candidate, job["seed"], result, scored))
         atomic_write(run_dir / RESULT, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2)))
         outcome = json.dumps({"record": record, "epoch_seconds": line.seconds})
         atomic_write(run_dir / OUTCOME, lambda tmp: Path(tmp).write_text(outcome))
@@ -325,25 +342,36 @@ def run_job(job):
         return 1
 
 
-def _record(candidate, seed, result):
+def _record(candidate, seed, result, scored=None):
+    """The run's record: its scores at the epoch its output network kept (``scored``: an ``Evaluation``
+    with test-time augmentation, whose scores replace the epoch's)."""
     history = result.history
     accuracy = [float(v) for v in history.get("val_accuracy", [])]
     loss = [float(v) for v in history.get("val_loss", [])]
     if not accuracy:
         raise ValueError("compare needs validation data: give --val or --val-split.")
+    kept = min(result.output_epoch or len(accuracy), len(accuracy)) - 1
+    balanced = history.get("val_balanced_accuracy") or [float("nan")] * len(accuracy)
+    macro = history.get("val_macro_f1") or [float("nan")] * len(accuracy)
+    scores = (accuracy[kept], float(balanced[kept]), float(macro[kept]))
+    if scored is not None:
+        scores = (scored.accuracy, scored.balanced_accuracy, scored.macro_f1)
     trained = int(sum(np.prod(w.shape) for w in result.model.trainable_weights))
     return RunRecord(
         candidate.recipe,
         candidate.head,
         candidate.learning_rate,
         seed,
-        accuracy[-1],
-        loss[-1],
-        int(np.argmax(accuracy)) + 1,
+        scores[0],
+        loss[kept],
+        kept + 1,
         trained,
         round(result.seconds, 2),
         accuracy,
         loss,
+        scores[1],
+        scores[2],
+        scored is not None,
     )
 
 

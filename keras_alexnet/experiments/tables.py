@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_alexnet._utils.choices import COMPARE_METRICS
 from keras_alexnet._utils.files import atomic_write
 
 RUNS_CSV, SUMMARY_CSV, SUMMARY_MD, CURVES = "runs.csv", "summary.csv", "summary.md", "curves.png"
@@ -18,7 +19,7 @@ RUNS_CSV, SUMMARY_CSV, SUMMARY_MD, CURVES = "runs.csv", "summary.csv", "summary.
 
 @dataclasses.dataclass
 class Summary:
-    """A candidate over its seeds."""
+    """A candidate over its seeds, ranked by ``metric`` (``mean_score``/``std_score``)."""
 
     candidate: object  # a compare.Candidate: recipe, head, rate
     seeds: int
@@ -27,21 +28,26 @@ class Summary:
     min_accuracy: float
     max_accuracy: float
     mean_loss: float
-    best_epoch: int  # the median over seeds of the epoch with the best validation accuracy
+    best_epoch: int  # the median over seeds of the epoch the output network kept
     trained_parameters: int
     seconds: float  # mean per run
+    mean_balanced_accuracy: float = float("nan")
+    mean_macro_f1: float = float("nan")
+    metric: str = "accuracy"  # a name of COMPARE_METRICS: what the ranking and the tie rule read
+    mean_score: float = float("nan")
+    std_score: float = 0.0
     verdict: str = ""
 
     def ties(self, best):
-        """Whether this candidate's mean is within ``best``'s seed-to-seed standard deviation of ``best``'s mean.
+        """Whether this candidate's mean score is within ``best``'s seed-to-seed standard deviation of ``best``'s.
 
         The best candidate's own spread says how far its mean could move with other seeds:
         a smaller mean inside it is a tie, not a loss. (A candidate's own large spread does
         not make it a tie: it is as likely to be worse.)
         """
         if best.seeds < 2:
-            return self.mean_accuracy == best.mean_accuracy
-        return best.mean_accuracy - self.mean_accuracy <= best.std_accuracy
+            return self.mean_score == best.mean_score
+        return best.mean_score - self.mean_score <= best.std_score
 
 
 @dataclasses.dataclass
@@ -58,22 +64,29 @@ class Comparison:
         return self.summary[0]
 
     def winner(self):
-        """The best candidate by mean accuracy; on a tie, the cheapest (fewest seconds) of those tied with it."""
+        """The best candidate by its mean score; on a tie, the cheapest (fewest seconds) of those tied with it."""
         tied = [row for row in self.summary if row is self.best or row.ties(self.best)]
         return min(tied, key=lambda row: row.seconds)
 
     def markdown(self):
         """The summary as a Markdown table."""
+        metric = self.summary[0].metric if self.summary else "accuracy"
         lines = [
-            "| candidate | seeds | val accuracy (mean +- std) | min-max | val loss | best epoch | trained parameters "
-            "| seconds/run | verdict |",
-            "|---|---|---|---|---|---|---|---|---|",
+            f"Ranked by validation {metric.replace('-', ' ')} (mean over seeds; a tie is within the best one's spread).",
+            "",
+            "| candidate | seeds | val accuracy (mean +- std) | min-max | balanced accuracy | macro-F1 | val loss "
+            "| epoch kept | trained parameters | seconds/run | verdict |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for row in self.summary:
+            balanced = f"{row.mean_balanced_accuracy:.3f}"
+            if metric == "balanced-accuracy":
+                balanced += f" +- {row.std_score:.3f}"
+            macro = f"{row.mean_macro_f1:.3f}" + (f" +- {row.std_score:.3f}" if metric == "macro-f1" else "")
             lines.append(
                 f"| {row.candidate.name} | {row.seeds} | {row.mean_accuracy:.3f} +- {row.std_accuracy:.3f} | "
-                f"{row.min_accuracy:.3f}-{row.max_accuracy:.3f} | {row.mean_loss:.3f} | {row.best_epoch} | "
-                f"{row.trained_parameters:,} | {row.seconds:.0f} | {row.verdict} |"
+                f"{row.min_accuracy:.3f}-{row.max_accuracy:.3f} | {balanced} | {macro} | {row.mean_loss:.3f} | "
+                f"{row.best_epoch} | {row.trained_parameters:,} | {row.seconds:.0f} | {row.verdict} |"
             )
         return "\n".join(lines) + "\n"
 
@@ -82,16 +95,23 @@ class Comparison:
         return self.markdown() + note
 
 
-def summarize(runs):
-    """Per-candidate ``Summary`` rows, best mean accuracy first, each with its verdict."""
+def summarize(runs, metric="accuracy"):
+    """Per-candidate ``Summary`` rows, best mean ``metric`` (a name of ``COMPARE_METRICS``) first, each with its verdict."""
+    if metric not in COMPARE_METRICS:
+        raise ValueError(f"metric={metric!r}: use one of {', '.join(COMPARE_METRICS)}.")
+    field = COMPARE_METRICS[metric]
     by_candidate = {}
     for run in runs:
         by_candidate.setdefault(run.candidate, []).append(run)
     rows = []
     for candidate, group in by_candidate.items():
         accuracy = [run.val_accuracy for run in group]
-        if any(not math.isfinite(value) for value in accuracy):
-            raise ValueError(f"{candidate.name}: a run ended with a non-finite validation accuracy.")
+        scores = [getattr(run, field) for run in group]
+        if any(not math.isfinite(value) for value in accuracy + scores):
+            raise ValueError(
+                f"{candidate.name}: a run ended with a non-finite validation {metric} (or was recorded by a version "
+                "without it: compare again with --overwrite)."
+            )
         rows.append(
             Summary(
                 candidate,
@@ -104,9 +124,14 @@ def summarize(runs):
                 int(statistics.median_low(run.best_epoch for run in group)),
                 group[0].trained_parameters,
                 statistics.fmean(run.seconds for run in group),
+                statistics.fmean(run.val_balanced_accuracy for run in group),
+                statistics.fmean(run.val_macro_f1 for run in group),
+                metric,
+                statistics.fmean(scores),
+                statistics.stdev(scores) if len(group) > 1 else 0.0,
             )
         )
-    rows.sort(key=lambda row: -row.mean_accuracy)
+    rows.sort(key=lambda row: -row.mean_score)
     best = rows[0]
     for row in rows:
         if row is best:
@@ -114,18 +139,18 @@ def summarize(runs):
         elif row.ties(best):
             row.verdict = "tie (within the spread)"
         else:
-            row.verdict = f"behind by {best.mean_accuracy - row.mean_accuracy:.3f}"
+            row.verdict = f"behind by {best.mean_score - row.mean_score:.3f}"
     return rows
 
 
-def write_tables(out, runs, complete, run_fields, verbose):
-    if not runs:
-        raise ValueError("no run finished within the time limit: give it more time.")
-    comparison = Comparison(out, runs, summarize(runs), complete)
+def write_tables(out, runs, complete, run_fields, verbose, metric="accuracy"):
     """Write ``runs.csv``, ``summary.csv``, ``summary.md`` and ``curves.png`` into ``out``; return the ``Comparison``.
 
-    ``run_fields``: the run records' fields for ``runs.csv`` (its columns).
+    ``run_fields``: the run records' fields for ``runs.csv`` (its columns); ``metric``: what ranks them.
     """
+    if not runs:
+        raise ValueError("no run finished within the time limit: give it more time.")
+    comparison = Comparison(out, runs, summarize(runs, metric), complete)
     fields = [name for name in run_fields if not name.endswith("_curve")]
     _write_csv(out / RUNS_CSV, fields, [[getattr(run, name) for name in fields] for run in runs])
     _write_csv(
@@ -139,10 +164,13 @@ def write_tables(out, runs, complete, run_fields, verbose):
             "std_accuracy",
             "min_accuracy",
             "max_accuracy",
+            "mean_balanced_accuracy",
+            "mean_macro_f1",
             "mean_loss",
             "best_epoch",
             "trained_parameters",
             "seconds",
+            "ranked_by",
             "verdict",
         ],
         [
@@ -155,10 +183,13 @@ def write_tables(out, runs, complete, run_fields, verbose):
                 row.std_accuracy,
                 row.min_accuracy,
                 row.max_accuracy,
+                row.mean_balanced_accuracy,
+                row.mean_macro_f1,
                 row.mean_loss,
                 row.best_epoch,
                 row.trained_parameters,
                 row.seconds,
+                row.metric,
                 row.verdict,
             ]
             for row in comparison.summary

@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from keras_alexnet._utils.choices import IMBALANCE_RATIO
 from keras_alexnet._utils.files import atomic_write
 from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.evaluation import evaluate, tta_change
@@ -47,10 +48,6 @@ img { max-width: 100%; border: 1px solid #eee; } .note { color: #666; font-size:
 .pair { display: flex; gap: 1em; } .pair img { max-width: 49%; }
 details summary { cursor: pointer; color: #333; }
 """
-
-# A training set whose largest class has this many times the images of the smallest is called
-# imbalanced (the report warns; auto ranks by balanced accuracy).
-IMBALANCE_RATIO = 2
 
 
 class ReportError(FileNotFoundError):
@@ -248,7 +245,7 @@ def write_report(run_dir, data=None, top_losses=9, path=None, tta=False):
             if choice.get("comparison") and summary.exists():
                 with open(summary) as handle:
                     rows = list(csv.reader(handle))
-                details.append(_table(rows[0], rows[1:], numeric=range(3, 12)))
+                details.append(_table(rows[0], rows[1:], numeric=range(3, 14)))
         if evaluation is not None:
             counts = evaluation.confusion.sum(axis=1)
             details.append("<h2>Per class</h2>")
