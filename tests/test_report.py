@@ -48,14 +48,14 @@ def test_train_writes_a_report_that_opens_in_a_browser_with_every_image(trained_
     page = result.run_dir / "report.html"
     text = page.read_text()
     for heading in (
-        "Options",
-        "Layers and learning-rate factors",
-        "Training progress",
-        "Evaluation on",
+        "Per class",
+        "Confidence: calibration and the unknown threshold",
         "Most confused",
         "Top losses",
         "Feature map",
+        "Layers and learning-rate factors",
         "conv1 filters",
+        "Options (",
     ):
         assert heading in text, heading
     assert "http://" not in text and "https://" not in text and "<script" not in text  # self-contained
@@ -66,14 +66,26 @@ def test_train_writes_a_report_that_opens_in_a_browser_with_every_image(trained_
             "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth, i.naturalHeight])"
         )
         errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+        # The first screen (900 pixels): the run's name, the scores, calibration, the epoch kept, the
+        # curves' top; the options are collapsed at the end.
+        first_screen = driver.execute_script(
+            "const top = s => document.querySelector(s).getBoundingClientRect().top;"
+            "return [top('h1'), top('.headline'), top('p.calibration'), top('p.epoch'), top('img'),"
+            " top('details'), document.querySelector('details').open, document.querySelector('h1').textContent]"
+        )
         screenshot = tmp_path / "report.png"
         assert driver.save_screenshot(str(screenshot))
     finally:
         driver.quit()
     assert errors == []
+    *tops, details_top, details_open, title = first_screen
+    assert all(0 <= y < 900 for y in tops), first_screen
+    assert details_top > 900 and details_open is False and title == "run"
     assert [alt for alt, *_ in images] == [
         "training progress: accuracy, loss and learning rate",
         "confusion matrix",
+        "reliability diagram",
+        "accuracy and coverage against the confidence threshold",
         "top losses with Grad-CAM",
         "feature map",
         "conv1 filters",
@@ -106,7 +118,7 @@ def test_tensorboard_logs_hold_the_scalars_the_rate_per_step_and_grad_cam_images
     assert {"epoch_loss", "epoch_accuracy"} <= set(train_tags)
     assert len(train_events.Tensors("epoch_loss")) == 2  # one per epoch, across both stages
     _, val_tags = tags("validation")
-    assert {"epoch_loss", "epoch_accuracy"} <= set(val_tags)
+    assert {"epoch_loss", "epoch_accuracy", "epoch_balanced_accuracy", "epoch_macro_f1"} <= set(val_tags)
     steps, step_tags = tags("steps")
     import tensorflow as tf
 
@@ -127,7 +139,7 @@ def test_report_command_and_its_errors(trained_run, tmp_path, capsys):
     result, shapes = trained_run
     out = tmp_path / "elsewhere.html"
     write_report(result.run_dir, data=shapes, path=out)
-    assert "Evaluation on" in out.read_text() and str(shapes) in out.read_text()
+    assert f"images ({shapes})" in out.read_text()  # scored on the folder given
     (tmp_path / "empty").mkdir()
     with pytest.raises(ReportError, match="model.keras is missing"):
         write_report(tmp_path / "empty")

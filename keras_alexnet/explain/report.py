@@ -45,7 +45,7 @@ td, th { border: 1px solid #ccc; padding: 3px 8px; text-align: left; }
 th { background: #f2f2f2; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
 img { max-width: 100%; border: 1px solid #eee; } .note { color: #666; font-size: 0.9em; }
 .headline { font-size: 1.3em; } .warning { background: #fff4e5; border-left: 4px solid #f0a030; padding: 4px 8px; }
-.pair { display: flex; gap: 1em; } .pair img { max-width: 49%; }
+.pair { display: flex; gap: 1em; align-items: flex-start; } .pair img { max-width: 49%; }
 details summary { cursor: pointer; color: #333; }
 """
 
@@ -217,7 +217,7 @@ def write_report(run_dir, data=None, top_losses=9, path=None, tta=False):
             )
             calibration = evaluation.calibration_line()
             if calibration:
-                top.append(f"<p>{html.escape(calibration[0].upper() + calibration[1:])}.</p>")
+                top.append(f'<p class="calibration">{html.escape(calibration[0].upper() + calibration[1:])}.</p>')
             if tta:
                 change = tta_change(evaluation, evaluate(model, labelled, tta=True))
                 top.append(f"<p>{html.escape(change[0].upper() + change[1:])}.</p>")
@@ -228,7 +228,7 @@ def write_report(run_dir, data=None, top_losses=9, path=None, tta=False):
             )
         sentence = _epoch_sentence(result)
         if sentence:
-            top.append(f"<p>{html.escape(sentence)}</p>")
+            top.append(f'<p class="epoch">{html.escape(sentence)}</p>')
         for note in _warnings(result, evaluation):
             top.append(f'<p class="warning">&#9888; {html.escape(note)}</p>')
         if run.progress.exists():

@@ -326,8 +326,11 @@ class TrainingProgress(keras.callbacks.Callback):
             self._plot_pending = False
 
 
-def plot_progress(state, path):
-    """Accuracy, loss and the learning rate against iteration, training and validation, as a PNG."""
+def plot_progress(state, path, kept_epoch=None):
+    """Accuracy, loss and the learning rate against iteration, training and validation, as a PNG.
+
+    ``kept_epoch``: mark the end of the epoch ``model.keras`` holds (the output network).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -364,6 +367,18 @@ def plot_progress(state, path):
             xycoords=("data", "axes fraction"),
             color="tab:red",
             xytext=(4, 0),
+            textcoords="offset points",
+        )
+    if kept_epoch and per_epoch:
+        for axis in axes:
+            axis.axvline(kept_epoch * per_epoch, color="tab:green", linewidth=2, alpha=0.7)
+        axes[1].annotate(
+            f"model.keras: epoch {kept_epoch}",
+            (kept_epoch * per_epoch, 0.95),
+            xycoords=("data", "axes fraction"),
+            color="tab:green",
+            ha="right",
+            xytext=(-4, 0),
             textcoords="offset points",
         )
     axes[-1].set_xlabel("Iteration")

@@ -35,6 +35,7 @@ from keras_alexnet.training.callbacks import (
     AtomicBackupAndRestore,
     StopOnDivergence,
     TrainingProgress,
+    plot_progress,
     save_model_atomic,
     trim_csv_log,
     write_backup,
@@ -408,6 +409,8 @@ def train_locked(
         history = {key: history.get(key, []) + values for key, values in part.items()}
         last_cache = cache
     kept_epoch = keep_output_network(model, checkpoint, run, _epochs_done(history, run, options))
+    if run.history.exists():  # the progress plot marks the epoch model.keras holds
+        plot_progress(json.loads(run.history.read_text()), run.progress, kept_epoch=kept_epoch)
     temperature, shipped = None, model
     if options.calibrate and val_set is not None:
         temperature = _fit_temperature(model, val_set, val_ds, last_cache, verbose)
