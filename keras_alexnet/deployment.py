@@ -52,11 +52,9 @@ class Classifier:
         raise NotImplementedError
 
     def views(self, path):
-        """Test-time augmentation's views of one image file (``preprocessing.TTA_VIEWS``), as ``transform`` makes it."""
-        raise ValueError(
-            f"--tta needs a model that takes image crops (model.keras, .tflite, .onnx); {self.path} is a {self.format} "
-            "that resizes and crops inside its graph. Evaluate the model.keras it was exported from with --tta."
-        )
+        """Test-time augmentation's views of one image file (``preprocessing.TTA_VIEWS``), as ``transform`` makes it
+        (None where the format crops inside its graph)."""
+        return None
 
     def probabilities(self, images):
         """Probabilities (n, classes) of ``images`` (a batch, or a list of what ``transform`` made)."""
@@ -212,6 +210,12 @@ class TestTimeAugmented(Classifier):
     __test__ = False  # not a pytest class, whatever its name
 
     def __init__(self, classifier):
+        if type(classifier).views is Classifier.views:
+            raise ValueError(
+                f"--tta needs a model that takes image crops (model.keras, .tflite, .onnx); {classifier.path} is a "
+                f"{classifier.format} that resizes and crops inside its graph. Use the model.keras it was exported "
+                "from with --tta."
+            )
         super().__init__(classifier.path, classifier.class_names, classifier.outputs)
         self.inner = classifier
         self.format = classifier.format

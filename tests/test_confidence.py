@@ -211,10 +211,16 @@ def test_evaluate_and_predict_with_tta_from_the_command_line(shapes_dir, tmp_pat
 
 
 def test_report_leads_with_the_answer(shapes_dir, tmp_path):
+    import shutil
+
     from keras_alexnet.explain.report import write_report
 
+    data = tmp_path / "data"
+    shutil.copytree(shapes_dir, data)
+    for path in sorted((data / "star").iterdir())[:6]:  # 4 stars beside 10 of each other shape
+        path.unlink()
     result = train(
-        shapes_dir,
+        data,
         val_split=0.3,
         epochs=2,
         batch_size=8,
@@ -234,6 +240,7 @@ def test_report_leads_with_the_answer(shapes_dir, tmp_path):
         < page.index("<details><summary>Options")
     )
     assert "reliability diagram" in page and "accuracy and coverage" in page
+    assert "Imbalanced training set: circle has 7 images, star 3 (2.3:1)" in page  # a 70% split of 10 and 4
     options = page[page.index("<details>") :]
     assert "class_weight</td><td>{&quot;star&quot;: 2.0}</td><td>changed" in options
     assert "seed</td><td>0</td><td>default" in options

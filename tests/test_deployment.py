@@ -14,7 +14,7 @@ from keras_alexnet import TINY, AlexNet
 from keras_alexnet.cli import main
 from keras_alexnet.deployment import MissingRuntime, load_classifier
 from keras_alexnet.export import ONNX_TOLERANCE, export_onnx, export_savedmodel, export_tflite
-from keras_alexnet.layers import attach_class_names
+from keras_alexnet.layers import attach_class_names, temperature_of, with_temperature
 from keras_alexnet.preprocessing import eval_crop
 from keras_alexnet.transfer import replace_head
 
@@ -27,9 +27,9 @@ def _named(head):
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """A tiny two-class model and its three exports."""
+    """A tiny two-class model, calibrated as train leaves it (a Temperature layer), and its three exports."""
     folder = tmp_path_factory.mktemp("exports")
-    model = _named("alexnet")
+    model = with_temperature(_named("alexnet"), 1.7)
     model.save(folder / "model.keras")
     export_savedmodel(model, folder / "savedmodel")
     export_tflite(model, folder / "model.tflite")
@@ -90,6 +90,18 @@ def test_every_format_predicts_and_evaluates_alike(exported, capsys):
             [p for _, p in answer], [p for _, p in reference], atol=1e-2 if name == "savedmodel" else 1e-3
         )
     assert accuracies["model.tflite"] == accuracies["model.onnx"] == accuracies["model.keras"], accuracies
+    # Every file carries the temperature: the same calibrated probabilities as model.keras's (above).
+    from keras_alexnet.model import load_model
+
+    assert temperature_of(load_model(exported / "model.keras")) == pytest.approx(1.7)
+
+
+def test_tta_of_a_savedmodel_names_the_model_keras_to_use(exported, capsys):
+    """A SavedModel resizes and crops inside its graph: test-time augmentation's crops cannot reach it."""
+    argv = ["evaluate", "--model", str(exported / "savedmodel"), "--data", str(PHOTOS / "test"), "--tta"]
+    assert main(argv) == 2
+    assert "--tta needs a model that takes image crops" in capsys.readouterr().err
+    assert main(["predict", "--model", str(exported / "model.onnx"), "--tta", str(photo_paths(per_class=1)[0])]) == 0
 
 
 def test_files_of_other_models_and_a_missing_runtime_are_named(exported, tmp_path, monkeypatch, capsys):
