@@ -174,6 +174,7 @@ def _lr_find(args):
         weights=args.weights,
         architecture=args.architecture,
         head=args.head,
+        class_weight=args.class_weight,
     )
     result = lr_find_on_folder(
         args.data, options, plot=args.plot, steps=args.steps, start_lr=args.start_lr, end_lr=args.end_lr, verbose=False
@@ -511,13 +512,7 @@ def _train_command(command):
         choices=OUTPUT_NETWORKS,
         help="the epoch model.keras keeps, as MATLAB's OutputNetwork (default: %(default)s)",
     )
-    p.add_argument(
-        "--class-weight",
-        default="none",
-        choices=CLASS_WEIGHTS,
-        help="auto: weigh each image n / (classes x its class's count), as scikit-learn's 'balanced', so rare "
-        "classes count as much as common ones (default: none)",
-    )
+    _class_weight_argument(p)
     p.add_argument(
         "--balanced-sampling",
         action="store_true",
@@ -593,6 +588,7 @@ def _lr_find_command(command):
     _optimizer_argument(p)
     _model_arguments(p)
     _seed_argument(p)
+    _class_weight_argument(p)
     p.add_argument("--steps", type=_positive_int, default=100, help="at most this many steps (default 100)")
     p.add_argument("--start-lr", type=float, default=1e-7)
     p.add_argument("--end-lr", type=float, default=10.0)
@@ -685,6 +681,16 @@ def _predict_command(command):
     _tta_argument(p, "average each image's probabilities over test-time augmentation's views")
     _overwrite_argument(p, "replace the --out file if it exists")
     _batch_argument(p)
+
+
+def _class_weight_argument(parser):
+    parser.add_argument(
+        "--class-weight",
+        default="none",
+        choices=CLASS_WEIGHTS,
+        help="auto: weigh each image n / (classes x its class's count), as scikit-learn's 'balanced', so rare "
+        "classes count as much as common ones (default: none)",
+    )
 
 
 def _tta_argument(parser, what):

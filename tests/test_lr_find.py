@@ -95,6 +95,19 @@ def test_on_a_folder_with_frozen_convolutions_it_sweeps_the_cached_activations(t
         shapes, recipe="frozen-features", architecture="tiny", weights=None, batch_size=8, steps=30, verbose=False
     )
     assert 1e-7 <= result.valley <= 10 and len(result.losses) >= 3
+    # With class weights, cached and on images (fine-tune-all caches nothing): each batch carries its weights.
+    for recipe in ("frozen-features", "fine-tune-all"):
+        weighted = lr_find_on_folder(
+            shapes,
+            recipe=recipe,
+            architecture="tiny",
+            weights=None,
+            batch_size=8,
+            steps=5,
+            verbose=False,
+            class_weight={"star": 3.0},
+        )
+        assert np.all(np.isfinite(weighted.raw_losses))
 
 
 def test_a_schedule_or_an_uncompiled_model_is_refused():
