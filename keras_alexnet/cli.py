@@ -156,6 +156,13 @@ def _train(args):
     )
     if result.val_accuracy is not None:
         print(f"validation accuracy: {result.val_accuracy:.4f}")
+    scores = result.val_scores
+    if "balanced_accuracy" in scores:
+        print(
+            f"balanced accuracy: {scores['balanced_accuracy']:.4f}, macro-F1: {scores.get('macro_f1', float('nan')):.4f}"
+        )
+    if result.output_epoch is not None and result.options is not None:
+        print(f"model.keras: epoch {result.output_epoch} (--output-network {result.options.output_network})")
     run = RunDirectory(result.run_dir)
     print(f"model: {result.model_path}\nprogress plot: {run.progress}\nlog: {run.log}")
     return 0

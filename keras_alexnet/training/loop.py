@@ -28,7 +28,7 @@ from keras_alexnet.datasets.class_weights import class_weights, weighted
 from keras_alexnet.datasets.files import ignored
 from keras_alexnet.explain.report import write_report
 from keras_alexnet.layers import attach_class_names, with_temperature
-from keras_alexnet.metrics import training_metrics
+from keras_alexnet.metrics import BALANCED_METRICS, training_metrics
 from keras_alexnet.preprocessing import eval_transform
 from keras_alexnet.run_directory import RunDirectory
 from keras_alexnet.training.callbacks import (
@@ -84,6 +84,7 @@ class TrainResult:
     cached_activations: bool = False
     options: TrainingOptions | None = None
     output_epoch: int | None = None  # the epoch model.keras holds (options.output_network)
+    val_scores: dict = dataclasses.field(default_factory=dict)  # accuracy, balanced_accuracy, macro_f1 of that epoch
     temperature: float | None = None  # fitted on the validation images (None: not calibrated)
 
 
@@ -438,8 +439,9 @@ def train_locked(
         time.perf_counter() - start,
         cached,
         options,
-        kept_epoch,
-        temperature,
+        output_epoch=kept_epoch,
+        temperature=temperature,
+        val_scores=_validation_scores(run, kept_epoch),
     )
 
 
@@ -511,15 +513,25 @@ def _fit_temperature(model, val_set, val_ds, cache, verbose):
     return temperature
 
 
+def _validation_scores(run, epoch):
+    """{accuracy, balanced_accuracy, macro_f1} on the validation images at ``epoch`` (1-based), from ``log.csv``."""
+    if not run.log.exists():
+        return {}
+    with open(run.log, newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if row.get("epoch", "").isdigit()]
+    for row in rows:
+        if int(row["epoch"]) + 1 == epoch:
+            names = ("accuracy", *BALANCED_METRICS)
+            return {name: float(row[f"val_{name}"]) for name in names if row.get(f"val_{name}")}
+    return {}
+
+
 def _validation_accuracy(history, run, epoch):
     """The validation accuracy of ``epoch`` (1-based; the output network's) from ``log.csv``, else the
     last: this call's history, or the run's (a resume with no epoch left)."""
-    if run.log.exists():
-        with open(run.log, newline="") as handle:
-            rows = [row for row in csv.DictReader(handle) if row.get("epoch", "").isdigit()]
-        for row in rows:
-            if int(row["epoch"]) + 1 == epoch and row.get("val_accuracy"):
-                return float(row["val_accuracy"])
+    scores = _validation_scores(run, epoch)
+    if "accuracy" in scores:
+        return scores["accuracy"]
     if history.get("val_accuracy"):
         return history["val_accuracy"][-1]
     if run.history.exists():
