@@ -410,6 +410,8 @@ class BestModelCheckpoint(keras.callbacks.Callback):
             raise ValueError("BestModelCheckpoint needs a path or a record file.")
         self.best_path = Path(record) if record is not None else self.path.with_suffix(".best.json")
         recorded = json.loads(self.best_path.read_text()) if self.best_path.exists() else {}
+        if recorded.get("monitor", "val_accuracy") != monitor:  # another metric's best (a record before 0.5)
+            recorded = {}
         self.best, self.best_epoch = recorded.get("best"), recorded.get("epoch")
         self.best_weights = None  # filled at the first improvement of this process
 

@@ -28,6 +28,7 @@ RESUMABLE = (
     "on_bad_file",
     "cache_memory_limit",
     "auto_budget",
+    "calibrate",
 )
 
 
