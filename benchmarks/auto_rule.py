@@ -48,12 +48,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "AUTO_RULE.md"))
+    parser.add_argument(
+        "--work", help="a folder for the shapes and the comparison (kept: run again to continue a stopped run)"
+    )
     args = parser.parse_args()
     from keras_alexnet.datasets import ImageFolder, generate_shapes
     from keras_alexnet.experiments import compare
     from keras_alexnet.experiments.auto import rule_of_thumb
 
-    seeds, epochs = (1, 1) if args.quick else (3, 3)
+    seeds, epochs = (1, 2) if args.quick else (3, 3)
     started = time.perf_counter()
     lines = [
         "# auto's zero-budget rule, measured",
@@ -66,8 +69,11 @@ def main():
         "|---|---|---|---|---|---|---|",
     ]
     with tempfile.TemporaryDirectory() as scratch:
-        shapes = generate_shapes(Path(scratch) / "shapes", per_class=20 if args.quick else 60, size=128, seed=0)
-        out = Path(scratch) / "comparison"
+        work = Path(args.work) if args.work else Path(scratch)
+        shapes = work / "shapes"
+        if not shapes.exists():
+            generate_shapes(shapes, per_class=20 if args.quick else 60, size=128, seed=0)
+        out = work / "comparison"
         comparison = compare(
             shapes,
             val_split=0.3,
@@ -76,6 +82,7 @@ def main():
             seeds=seeds,
             out=out,
             verbose=1,
+            **({"architecture": "tiny", "weights": None} if args.quick else {}),
         )
         rows = _summary(out / "summary.csv")
         recipe, head, rule, _ = rule_of_thumb(ImageFolder.read(shapes))

@@ -23,6 +23,7 @@ held-out test photos (100 cats, 100 dogs) it never saw.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -54,11 +55,29 @@ def _spread(values):
     return f"{mean:.3f} +- {std:.3f}"
 
 
+QUICK = {}  # --quick: the tiny architecture, to check the script in a minute
+
+
 def _train(data, seed, epochs, **changes):
     from keras_alexnet.training import train
 
     with tempfile.TemporaryDirectory() as run:
-        return train(data, seed=seed, epochs=epochs, run_dir=run, verbose=0, **{**BASE, **changes})
+        return train(data, seed=seed, epochs=epochs, run_dir=run, verbose=0, **{**BASE, **QUICK, **changes})
+
+
+class Done:
+    """Rows measured so far, kept in a JSON file so that a run stopped half-way continues."""
+
+    def __init__(self, path):
+        self.path = Path(path) if path else None
+        self.rows = json.loads(self.path.read_text()) if self.path and self.path.exists() else {}
+
+    def get(self, key, measure, *args):
+        if key not in self.rows:
+            self.rows[key] = measure(*args)
+            if self.path:
+                self.path.write_text(json.dumps(self.rows))
+        return self.rows[key]
 
 
 def _unknown_share(test, shapes_confidence, tolerance=0.02):
@@ -74,45 +93,50 @@ def _unknown_share(test, shapes_confidence, tolerance=0.02):
     return best, float((shapes_confidence < best).mean())
 
 
-def output_networks(seeds, epochs, shapes):
-    from keras_alexnet.evaluation import evaluate, predict_files
-
+def output_networks(seeds, epochs, shapes, done):
     rows, tta_rows, unknown_rows = {}, [], []
     for rule in ("last", "best-validation-loss", "best-validation-accuracy"):
         for seed in seeds:
-            result = _train(PHOTOS / "train", seed, epochs, output_network=rule)
-            start = time.perf_counter()
-            test = evaluate(result.model, PHOTOS / "test")
-            plain_seconds = time.perf_counter() - start
-            before, after = test.calibration_before(), test.calibration()
-            rows.setdefault(rule, []).append(
-                {
-                    "epoch": result.output_epoch,
-                    "accuracy": test.accuracy,
-                    "ece_before": before.ece,
-                    "ece_after": after.ece,
-                    "nll_before": before.nll,
-                    "nll_after": after.nll,
-                    "brier_before": before.brier,
-                    "brier_after": after.brier,
-                    "temperature": result.temperature,
-                }
-            )
-            print(rule, seed, rows[rule][-1], flush=True)
-            if rule == "best-validation-loss":
-                start = time.perf_counter()
-                augmented = evaluate(result.model, PHOTOS / "test", tta=True)
-                tta_seconds = time.perf_counter() - start
-                tta_rows.append(
-                    (test.accuracy, augmented.accuracy, 1000 * plain_seconds / 200, 1000 * tta_seconds / 200)
-                )
-                confidence = np.array([p.top[0][1] for p in predict_files(result.model, shapes, top=1) if p.top])
-                unknown_rows.append(_unknown_share(test, confidence))
+            found = done.get(f"network {rule} {seed}", _network_run, rule, seed, epochs, shapes)
+            rows.setdefault(rule, []).append(found["row"])
+            print(rule, seed, found["row"], flush=True)
+            if "tta" in found:
+                tta_rows.append(found["tta"])
+                unknown_rows.append(found["unknown"])
     return rows, tta_rows, unknown_rows
 
 
-def imbalance(seeds, epochs, scratch):
-    from keras_alexnet.evaluation import evaluate
+def _network_run(rule, seed, epochs, shapes):
+    from keras_alexnet.evaluation import evaluate, predict_files
+
+    found = {}
+    result = _train(PHOTOS / "train", seed, epochs, output_network=rule)
+    start = time.perf_counter()
+    test = evaluate(result.model, PHOTOS / "test")
+    plain_seconds = time.perf_counter() - start
+    before, after = test.calibration_before(), test.calibration()
+    found["row"] = {
+        "epoch": result.output_epoch,
+        "accuracy": test.accuracy,
+        "ece_before": before.ece,
+        "ece_after": after.ece,
+        "nll_before": before.nll,
+        "nll_after": after.nll,
+        "brier_before": before.brier,
+        "brier_after": after.brier,
+        "temperature": result.temperature,
+    }
+    if rule == "best-validation-loss":
+        start = time.perf_counter()
+        augmented = evaluate(result.model, PHOTOS / "test", tta=True)
+        tta_seconds = time.perf_counter() - start
+        found["tta"] = (test.accuracy, augmented.accuracy, 1000 * plain_seconds / 200, 1000 * tta_seconds / 200)
+        confidence = np.array([p.top[0][1] for p in predict_files(result.model, [shapes], top=1) if p.top])
+        found["unknown"] = _unknown_share(test, confidence)
+    return found
+
+
+def imbalance(seeds, epochs, scratch, done):
 
     data = Path(scratch) / "ten_to_one"
     for name, keep in (("cats", 200), ("dogs", 20)):
@@ -127,18 +151,23 @@ def imbalance(seeds, epochs, scratch):
         ("--balanced-sampling", {"balanced_sampling": True}),
     ):
         for seed in seeds:
-            result = _train(data, seed, epochs, **changes)
-            test = evaluate(result.model, PHOTOS / "test")
-            rows.setdefault(label, []).append(
-                {
-                    "dog_recall": float(test.recall[test.class_names.index("dogs")]),
-                    "balanced_accuracy": test.balanced_accuracy,
-                    "macro_f1": test.macro_f1,
-                    "accuracy": test.accuracy,
-                }
-            )
-            print(label, seed, rows[label][-1], flush=True)
+            row = done.get(f"imbalance {label} {seed}", _imbalance_run, data, seed, epochs, changes)
+            rows.setdefault(label, []).append(row)
+            print(label, seed, row, flush=True)
     return rows
+
+
+def _imbalance_run(data, seed, epochs, changes):
+    from keras_alexnet.evaluation import evaluate
+
+    result = _train(data, seed, epochs, **changes)
+    test = evaluate(result.model, PHOTOS / "test")
+    return {
+        "dog_recall": float(test.recall[test.class_names.index("dogs")]),
+        "balanced_accuracy": test.balanced_accuracy,
+        "macro_f1": test.macro_f1,
+        "accuracy": test.accuracy,
+    }
 
 
 def main():
@@ -147,15 +176,19 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "CONFIDENCE.md"))
+    parser.add_argument("--keep", help="a JSON file of the runs done: a run stopped half-way continues from it")
     args = parser.parse_args()
     seeds, epochs = ([0], 2) if args.quick else (args.seeds, args.epochs)
+    if args.quick:
+        QUICK.update(architecture="tiny", weights=None)
+    done = Done(args.keep)
     from keras_alexnet.datasets import generate_shapes
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
         shapes = generate_shapes(Path(scratch) / "shapes", per_class=25, size=128, seed=0)
-        networks, tta, unknown = output_networks(seeds, epochs, shapes)
-        balance = imbalance(seeds, epochs, scratch)
+        networks, tta, unknown = output_networks(seeds, epochs, shapes, done)
+        balance = imbalance(seeds, epochs, scratch, done)
         shutil.rmtree(shapes)
     minutes = (time.perf_counter() - started) / 60
     lines = [
