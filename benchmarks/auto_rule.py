@@ -36,6 +36,16 @@ def _summary(path):
         return list(csv.DictReader(handle))
 
 
+def _row(data, recipe, head, rule, rows):
+    """A table row: the rule's choice against the best candidate of ``rows`` (a summary.csv)."""
+    best, chosen, gap, inside = _verdict(rows, recipe, head)
+    return (
+        f"| {data} | {recipe} / {head} ({rule}) | {float(chosen['mean_accuracy']):.3f} +- "
+        f"{float(chosen['std_accuracy']):.3f} | {best['recipe']} / {best['head']} | {float(best['mean_accuracy']):.3f} "
+        f"+- {float(best['std_accuracy']):.3f} | {gap:.3f} | {'yes' if inside else 'no'} |"
+    )
+
+
 def _verdict(rows, recipe, head):
     best = rows[0]
     chosen = next(row for row in rows if row["recipe"] == recipe and row["head"] == head and not row["learning_rate"])
@@ -84,23 +94,12 @@ def main():
             verbose=1,
             **({"architecture": "tiny", "weights": None} if args.quick else {}),
         )
-        rows = _summary(out / "summary.csv")
         recipe, head, rule, _ = rule_of_thumb(ImageFolder.read(shapes))
-        best, chosen, gap, inside = _verdict(rows, recipe, head)
+        lines.append(_row("generated shapes (240)", recipe, head, rule, _summary(out / "summary.csv")))
         table = comparison.markdown()
-    lines.append(
-        f"| generated shapes (240) | {recipe} / {head} ({rule}) | {float(chosen['mean_accuracy']):.3f} +- "
-        f"{float(chosen['std_accuracy']):.3f} | {best['recipe']} / {best['head']} | {float(best['mean_accuracy']):.3f} "
-        f"+- {float(best['std_accuracy']):.3f} | {gap:.3f} | {'yes' if inside else 'no'} |"
-    )
     photos = _summary(ROOT / "benchmarks" / "comparison_summary.csv")
     recipe, head, rule, _ = rule_of_thumb(ImageFolder.read(PHOTOS / "train"))
-    best, chosen, gap, inside = _verdict(photos, recipe, head)
-    lines.append(
-        f"| shipped photos (400; COMPARISON.md) | {recipe} / {head} ({rule}) | {float(chosen['mean_accuracy']):.3f} +- "
-        f"{float(chosen['std_accuracy']):.3f} | {best['recipe']} / {best['head']} | {float(best['mean_accuracy']):.3f} "
-        f"+- {float(best['std_accuracy']):.3f} | {gap:.3f} | {'yes' if inside else 'no'} |"
-    )
+    lines.append(_row("shipped photos (400; COMPARISON.md)", recipe, head, rule, photos))
     minutes = (time.perf_counter() - started) / 60
     lines += ["", f"The shapes comparison ({minutes:.0f} minutes):", "", table]
     text = "\n".join(lines) + "\n"

@@ -2,8 +2,9 @@
 
 Generates the shapes data set, splits it 70/30 per class, applies the MATLAB
 recipe (new fc8 with learning-rate factors 20, sgdm, base rate 1e-4) to AlexNet
-with the shipped ImageNet convolution weights, trains, and writes the progress
-plot, the confusion matrix and a verified SavedModel.
+with the shipped ImageNet convolution weights, trains (keeping the epoch of the lowest
+validation loss, calibrated), and writes the progress plot, the confusion matrix, the
+reliability diagram and a verified SavedModel.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def run_demo(out="demo_output", per_class=60, epochs=8, seed=0, batch_size=10, p
     run = RunDirectory(out / "run")
     print_fn(f"training progress plot: {run.progress}")
     print_fn(f"confusion matrix: {out / 'confusion_matrix.png'}")
+    print_fn(f"reliability diagram (calibration): {out / 'reliability.png'}")
     print_fn(f"report (open in a browser): {run.report}")
     print_fn(f"SavedModel: {check.path} (max |difference| to Keras {check.max_abs_diff:.1e})")
     print_fn(f"demo finished in {time.perf_counter() - start:.0f}s")

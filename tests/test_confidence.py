@@ -244,3 +244,32 @@ def test_report_leads_with_the_answer(shapes_dir, tmp_path):
     options = page[page.index("<details>") :]
     assert "class_weight</td><td>{&quot;star&quot;: 2.0}</td><td>changed" in options
     assert "seed</td><td>0</td><td>default" in options
+
+
+def test_with_balanced_classes_the_validation_loss_is_the_balanced_one(shapes_dir, tmp_path):
+    """The kept epoch and patience follow the validation loss: weighted like training, or on an imbalanced
+    validation set the lowest loss would be the epoch that answers the large class."""
+    from keras_alexnet.datasets import ImageFolder
+    from keras_alexnet.datasets.class_weights import weighted
+    from keras_alexnet.training.options import TrainingOptions
+    from keras_alexnet.training.setup import balancing
+
+    folder = ImageFolder.read(shapes_dir)
+    train_set, val_set = folder.split(0.7, seed=0)
+    auto = class_weights("auto", train_set.labels, train_set.class_names)
+    weights, val_weights = balancing(TrainingOptions(balanced_sampling=True), train_set)
+    assert weights is None and np.array_equal(val_weights, auto)
+    weights, val_weights = balancing(TrainingOptions(class_weight={"star": 3}), train_set)
+    assert weights is val_weights and weights[train_set.class_names.index("star")] == 3
+    assert balancing(TrainingOptions(), train_set) == (None, None)
+
+    options = {"epochs": 1, "batch_size": 8, "output_network": "last", "calibrate": False, "verbose": 0}
+    result = train(train_set, val=val_set, class_weight={"star": 3.0}, run_dir=tmp_path / "r", **options, **TINY)
+    with open(tmp_path / "r" / "log.csv") as handle:
+        logged = float(next(csv.DictReader(handle))["val_loss"])
+    model = result.model
+    model.compile(loss="sparse_categorical_crossentropy")
+    star_weighted = weighted(val_set.dataset(8), class_weights({"star": 3.0}, val_set.labels, val_set.class_names))
+    loss = model.evaluate(star_weighted, verbose=0, return_dict=True)["loss"]
+    assert logged == pytest.approx(loss, rel=1e-4)
+    assert logged != pytest.approx(model.evaluate(val_set.dataset(8), verbose=0, return_dict=True)["loss"], rel=1e-4)

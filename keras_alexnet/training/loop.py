@@ -24,7 +24,7 @@ from keras_alexnet._utils.files import atomic_write
 from keras_alexnet.calibration import CalibrationScores, fit_temperature
 from keras_alexnet.calibration import with_temperature as apply_temperature
 from keras_alexnet.datasets import DatasetError, ImageFolder
-from keras_alexnet.datasets.class_weights import class_weights, weighted
+from keras_alexnet.datasets.class_weights import weighted
 from keras_alexnet.datasets.files import ignored
 from keras_alexnet.explain.report import write_report
 from keras_alexnet.layers import attach_class_names, with_temperature
@@ -45,6 +45,7 @@ from keras_alexnet.training.output_network import early_stopping, keep_output_ne
 from keras_alexnet.training.resume import check_resume, record_resume, resumed_options
 from keras_alexnet.training.setup import (
     activation_pipelines,
+    balancing,
     build_model,
     configure,
     enter_stage,
@@ -115,6 +116,7 @@ def fit(
     best_form=None,
     checkpoint=None,
     output_network="best-validation-accuracy",
+    val_weights=None,
 ):
     """``model.fit`` with the run directory's callbacks.
 
@@ -131,6 +133,7 @@ def fit(
     ``best_form``: a function from the model to what ``best.keras`` holds (default: the model).
     ``checkpoint``: a ``BestModelCheckpoint`` to use instead (``train`` keeps one across stages);
     ``output_network``: the rule ``best.keras`` and ``patience`` follow (``training.output_network``).
+    ``val_weights``: per-class weights of the validation images (``setup.balancing``).
     """
     run = run_dir if isinstance(run_dir, RunDirectory) else RunDirectory(run_dir)
     backup_callback = AtomicBackupAndRestore(
@@ -148,6 +151,8 @@ def fit(
     fit_model, fit_train, fit_val = (
         (cache["model"], cache["train"], cache["val"]) if cache else (model, train_data, val_data)
     )
+    if fit_val is not None:
+        fit_val = weighted(fit_val, val_weights)
     rate = model.optimizer.learning_rate if model.optimizer is not None else None
     callbacks = [
         TrainableStateGuard(),
@@ -333,7 +338,7 @@ def train_locked(
     if val_set is not None:
         _record_validation_set(val_set, run.validation)
     val_ds = val_set.dataset(options.batch_size) if val_set is not None else None
-    weights = class_weights(options.class_weight, train_set.labels, train_set.class_names)
+    weights, val_weights = balancing(options, train_set)
     checkpoint = None
     if val_set is not None:
         checkpoint = output_checkpoint(
@@ -355,6 +360,7 @@ def train_locked(
         "steps_per_epoch": steps_per_epoch,
         "checkpoint": checkpoint,
         "output_network": options.output_network,
+        "val_weights": val_weights,
         # The backup outlives the fit: the run is resumable until its model is written (run.finish).
         "keep_backup": True,
     }

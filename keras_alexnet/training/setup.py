@@ -78,6 +78,22 @@ def prepare_model(
     )
 
 
+def balancing(options, train_set):
+    """(training weights, validation weights) per class, or None: what evens the classes out.
+
+    ``class_weight`` weighs both; ``balanced_sampling`` evens the training batches and weighs
+    the validation images as ``class_weight="auto"`` would. The validation loss, which picks the
+    epoch kept and drives ``patience``, is then the balanced loss: unweighted, on a validation set
+    as imbalanced as the training set, it is lowest when the model answers the large class.
+    """
+    weights = class_weights(options.class_weight, train_set.labels, train_set.class_names)
+    if weights is not None:
+        return weights, weights
+    if options.balanced_sampling:
+        return None, class_weights("auto", train_set.labels, train_set.class_names)
+    return None, None
+
+
 def stage_epochs(options):
     """``[(first, last), ...]``: the epochs each stage of the options' recipe trains (0-based, end exclusive)."""
     if not options.two_stage:
@@ -227,7 +243,7 @@ def activation_pipelines(
     log.info(
         "activation cache: %.1f MiB (%s)", cached_train.nbytes / 2**20, "disk" if cached_train.on_disk else "memory"
     )
-    weights = class_weights(options.class_weight, train_set.labels, train_set.class_names)
+    weights, _ = balancing(options, train_set)
     balanced = options.balanced_sampling and training and epochs is not None
     return {
         "model": rest,
