@@ -528,8 +528,18 @@ def _validation_scores(run, epoch):
     for row in rows:
         if int(row["epoch"]) + 1 == epoch:
             names = ("accuracy", *BALANCED_METRICS)
-            return {name: float(row[f"val_{name}"]) for name in names if row.get(f"val_{name}")}
+            values = {name: _number(row.get(f"val_{name}")) for name in names}
+            return {name: value for name, value in values.items() if value is not None}
     return {}
+
+
+def _number(text):
+    """A log.csv cell as a float, or None (Keras's CSVLogger writes "NA" for a value it did not get)."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
 
 
 def _validation_accuracy(history, run, epoch):
