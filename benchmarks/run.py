@@ -299,8 +299,9 @@ def worker_cache(epochs, batch, fraction=None):
                 cache_activations=cached,
                 callbacks=[Clock(batches_s, epochs_s)],
                 verbose=0,
-                report=False,  # the training is measured, not the report or TensorBoard's files
+                report=False,  # the training is measured, not the report, TensorBoard's files or calibration
                 tensorboard=False,
+                calibrate=False,
             )
         results["cached" if cached else "uncached"] = {
             "epoch_s": epochs_s,

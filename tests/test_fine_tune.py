@@ -111,13 +111,14 @@ def uninterrupted(shapes_dir, tmp_path_factory):
 
 @pytest.mark.parametrize(
     "killed_at, cycle_momentum",
+    # Killed in stage 2, the run that cycles momentum also checks what a plain stage 2 would: both
+    # restore the stage's optimizer from the backup (the cycling one its momentum schedule as well).
     [
         (1, None),
         (2, None),
-        (3, None),
         (3, True),
     ],
-    ids=["in-stage-1", "at-the-switch", "in-stage-2", "in-stage-2-cycling-momentum"],
+    ids=["in-stage-1", "at-the-switch", "in-stage-2-cycling-momentum"],
 )
 @pytest.mark.slow
 def test_resume_across_the_switch_ends_with_the_uninterrupted_runs_weights(
