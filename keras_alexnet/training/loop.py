@@ -19,6 +19,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from keras_alexnet._utils.choices import OUTPUT_NETWORKS
 from keras_alexnet._utils.disk import DiskFullError, disk_full_message, ensure_space, is_disk_full, weights_bytes
 from keras_alexnet._utils.files import atomic_write
 from keras_alexnet.calibration import CalibrationScores, fit_temperature
@@ -115,7 +116,7 @@ def fit(
     save_best=True,
     best_form=None,
     checkpoint=None,
-    output_network="best-validation-accuracy",
+    output_network=OUTPUT_NETWORKS[0],
     val_weights=None,
 ):
     """``model.fit`` with the run directory's callbacks.
