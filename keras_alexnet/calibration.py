@@ -27,7 +27,7 @@ def _log_probabilities(probabilities):
     return np.log(np.maximum(np.asarray(probabilities, np.float64), _TINY))
 
 
-def with_temperature(probabilities, temperature):
+def tempered(probabilities, temperature):
     """``softmax(log p / T)``: the probabilities the logits divided by ``temperature`` give.
 
     Exact for softmax outputs, since ``log softmax(z) = z - logsumexp(z)`` and the softmax
@@ -76,7 +76,7 @@ def expected_calibration_error(probabilities, labels, bins=ECE_BINS):
 
 
 def fit_temperature(probabilities, labels):
-    """The T in ``TEMPERATURE_RANGE`` that minimises the NLL of ``with_temperature(probabilities, T)``.
+    """The T in ``TEMPERATURE_RANGE`` that minimises the NLL of ``tempered(probabilities, T)``.
 
     A one-dimensional bounded search on log T (scipy's ``minimize_scalar``); the NLL is convex
     in 1/T, so the minimum is the global one. Raises ValueError on non-finite probabilities.
@@ -91,7 +91,7 @@ def fit_temperature(probabilities, labels):
         raise ValueError("calibration got non-finite probabilities: the model diverged (NaN or inf outputs).")
     low, high = np.log(TEMPERATURE_RANGE)
     result = minimize_scalar(
-        lambda log_t: negative_log_likelihood(with_temperature(probabilities, np.exp(log_t)), labels),
+        lambda log_t: negative_log_likelihood(tempered(probabilities, np.exp(log_t)), labels),
         bounds=(low, high),
         method="bounded",
         options={"xatol": 1e-4},

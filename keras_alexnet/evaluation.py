@@ -11,7 +11,7 @@ import numpy as np
 
 from keras_alexnet._utils.choices import TTA_VIEWS
 from keras_alexnet._utils.files import atomic_write
-from keras_alexnet.calibration import CalibrationScores, with_temperature
+from keras_alexnet.calibration import CalibrationScores, tempered
 from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.datasets.files import decoded_batches, image_files
 from keras_alexnet.datasets.files import ignored as ignored_path
@@ -46,7 +46,7 @@ class Evaluation:
         """The scores before the temperature (the probabilities with it divided back out), or None."""
         if self.temperature is None or self.probabilities is None or not len(self.labels):
             return None
-        return CalibrationScores.of(with_temperature(self.probabilities, 1.0 / self.temperature), self.labels)
+        return CalibrationScores.of(tempered(self.probabilities, 1.0 / self.temperature), self.labels)
 
     def calibration_line(self):
         """One line: the scores, before and after the temperature when the model has one."""
@@ -158,7 +158,7 @@ class Evaluation:
         """The reliability diagram (accuracy against confidence in 15 bins), before and after the temperature."""
         before = None
         if self.temperature is not None:
-            before = with_temperature(self.probabilities, 1.0 / self.temperature)
+            before = tempered(self.probabilities, 1.0 / self.temperature)
         return reliability_diagram(self.probabilities, self.labels, path, before=before)
 
     def plot(self, path):

@@ -15,7 +15,7 @@ from keras_alexnet.calibration import (
     brier_score,
     expected_calibration_error,
     fit_temperature,
-    with_temperature,
+    tempered,
 )
 from keras_alexnet.cli import main
 from keras_alexnet.datasets import generate_shapes
@@ -86,7 +86,7 @@ def test_fitted_temperature_recovers_the_one_that_made_the_labels():
     overconfident = _softmax(logits)
     temperature = fit_temperature(overconfident, labels)
     assert temperature == pytest.approx(2.5, rel=0.08)
-    calibrated = with_temperature(overconfident, temperature)
+    calibrated = tempered(overconfident, temperature)
     np.testing.assert_array_equal(calibrated.argmax(axis=1), overconfident.argmax(axis=1))  # same answers
     before, after = CalibrationScores.of(overconfident, labels), CalibrationScores.of(calibrated, labels)
     assert after.ece < before.ece / 2 and after.nll < before.nll and after.brier < before.brier

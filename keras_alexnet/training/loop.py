@@ -22,8 +22,7 @@ import numpy as np
 from keras_alexnet._utils.choices import OUTPUT_NETWORKS
 from keras_alexnet._utils.disk import DiskFullError, disk_full_message, ensure_space, is_disk_full, weights_bytes
 from keras_alexnet._utils.files import atomic_write
-from keras_alexnet.calibration import CalibrationScores, fit_temperature
-from keras_alexnet.calibration import with_temperature as apply_temperature
+from keras_alexnet.calibration import CalibrationScores, fit_temperature, tempered
 from keras_alexnet.datasets import DatasetError, ImageFolder
 from keras_alexnet.datasets.class_weights import weighted
 from keras_alexnet.datasets.files import ignored
@@ -515,7 +514,7 @@ def _fit_temperature(model, val_set, val_ds, cache, verbose):
     temperature = fit_temperature(probabilities, val_set.labels)
     if verbose:
         before = CalibrationScores.of(probabilities, val_set.labels)
-        after = CalibrationScores.of(apply_temperature(probabilities, temperature), val_set.labels)
+        after = CalibrationScores.of(tempered(probabilities, temperature), val_set.labels)
         print(f"calibration: temperature {temperature:.3f}; validation {before.line()} -> {after.line()}")
     return temperature
 
