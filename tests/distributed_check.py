@@ -1,5 +1,6 @@
 """Run by test_distribute.py in a fresh process: MirroredStrategy over two logical CPU
-devices trains with learning-rate factors exactly like one device does."""
+devices trains with learning-rate factors and per-example class weights exactly like one
+device does."""
 
 import json
 import os
@@ -13,9 +14,11 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 
 from tiny_model import build_factored  # noqa: E402
 
+from keras_alexnet.datasets.class_weights import class_weights, weighted  # noqa: E402
+
 rng = np.random.default_rng(0)
-x, y = rng.normal(size=(64, 6)).astype("float32"), rng.integers(0, 3, 64)
-data = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+x, y = rng.normal(size=(64, 6)).astype("float32"), rng.choice(3, 64, p=[0.7, 0.2, 0.1])
+data = weighted(tf.data.Dataset.from_tensor_slices((x, y)).batch(16), class_weights("auto", y, ["a", "b", "c"]))
 
 single = build_factored()
 initial_a = single.get_layer("a").kernel.numpy().copy()

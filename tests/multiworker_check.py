@@ -1,7 +1,8 @@
 """Run by test_distribute.py: one worker of a two-process MultiWorkerMirroredStrategy
 cluster on loopback, trained with keras_alexnet.training.distributed.distributed_fit. Each worker
 reads half of every global batch of 16, so the averaged gradients equal one device's
-and so must the trained weights (compared with model.fit on one device)."""
+and so must the trained weights (compared with model.fit on one device), with per-example
+class weights (``--class-weight``) in the examples."""
 
 import json
 import os
@@ -20,11 +21,13 @@ strategy = tf.distribute.MultiWorkerMirroredStrategy()
 
 from tiny_model import build_factored  # noqa: E402
 
+from keras_alexnet.datasets.class_weights import class_weights, weighted  # noqa: E402
 from keras_alexnet.training.distributed import distributed_fit  # noqa: E402
 
 rng = np.random.default_rng(0)
-x, y = rng.normal(size=(64, 6)).astype("float32"), rng.integers(0, 3, 64)
-examples = tf.data.Dataset.from_tensor_slices((x, y))
+x, y = rng.normal(size=(64, 6)).astype("float32"), rng.choice(3, 64, p=[0.7, 0.2, 0.1])
+weights = class_weights("auto", y, ["a", "b", "c"])
+examples = weighted(tf.data.Dataset.from_tensor_slices((x, y)), weights)
 
 with strategy.scope():
     distributed = build_factored()
@@ -32,7 +35,9 @@ initial_a = distributed.get_layer("a").kernel.numpy().copy()
 distributed_fit(distributed, examples, strategy, global_batch_size=16, epochs=3)
 
 single = build_factored()
-single.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(16), epochs=3, verbose=0)
+single.fit(weighted(tf.data.Dataset.from_tensor_slices((x, y)).batch(16), weights), epochs=3, verbose=0)
+unweighted = build_factored()
+unweighted.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(16), epochs=3, verbose=0)
 print(
     json.dumps(
         {
@@ -40,6 +45,9 @@ print(
             "a_unchanged": bool(np.array_equal(distributed.get_layer("a").kernel.numpy(), initial_a)),
             "max_diff": max(
                 float(np.max(np.abs(u.numpy() - v.numpy()))) for u, v in zip(single.weights, distributed.weights)
+            ),
+            "weights_matter": max(
+                float(np.max(np.abs(u.numpy() - v.numpy()))) for u, v in zip(single.weights, unweighted.weights)
             ),
         }
     )

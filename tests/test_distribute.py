@@ -1,4 +1,4 @@
-"""Learning-rate factors and freezing hold under tf.distribute (two logical CPU devices)."""
+"""Learning-rate factors, freezing and class weights hold under tf.distribute (two logical CPU devices)."""
 
 import json
 import subprocess
@@ -38,7 +38,7 @@ def _free_ports(count):
 
 @pytest.mark.slow  # several processes or full-size mixed precision: in the full tier
 def test_two_worker_processes_on_loopback():
-    """MultiWorkerMirroredStrategy, two processes on 127.0.0.1, factors intact."""
+    """MultiWorkerMirroredStrategy, two processes on 127.0.0.1, factors and class weights intact."""
     script = Path(__file__).parent / "multiworker_check.py"
     ports = ",".join(map(str, _free_ports(2)))
     workers = [
@@ -57,3 +57,4 @@ def test_two_worker_processes_on_loopback():
         result = json.loads(out.strip().splitlines()[-1])
         assert result["workers"] == 2 and result["a_unchanged"]
         assert result["max_diff"] < 1e-5
+        assert result["weights_matter"] > 1e-3  # the class weights changed the training

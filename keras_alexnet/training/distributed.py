@@ -5,7 +5,8 @@
 (keras-team/keras#20585), so ``distributed_fit`` runs the same train step in a
 small loop of its own: per-replica loss scaled by the global batch, gradients of
 the trainable variables, ``optimizer.apply`` (which all-reduces across replicas
-and applies the learning-rate factors and freezing exactly as in ``fit``).
+and applies the learning-rate factors and freezing exactly as in ``fit``). Per-example
+weights (``datasets.class_weights.weighted``) enter the loss as Keras's ``sample_weight`` does.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ def distributed_fit(model, examples, strategy, global_batch_size, epochs=1):
     """Train a compiled ``model`` (built under ``strategy.scope()``).
 
     Args:
-        examples: an unbatched ``tf.data.Dataset`` of (image, label). Each input
-            pipeline (worker) reads every n-th example and batches
+        examples: an unbatched ``tf.data.Dataset`` of (image, label) or (image, label,
+            weight). Each input pipeline (worker) reads every n-th example and batches
             ``global_batch_size / replicas`` of them, so one global step covers the
-            same examples as one batch of ``global_batch_size`` on one device.
+            same examples as one batch of ``global_batch_size`` on one device. A weight
+            scales its example's loss, summed and divided by the global batch size, as
+            ``model.fit`` does with ``sample_weight``.
     Returns:
         The mean training loss of each epoch.
     """
@@ -49,25 +52,25 @@ def distributed_fit(model, examples, strategy, global_batch_size, epochs=1):
     )
     optimizer = model.optimizer
 
-    def replica_step(images, labels):
+    def replica_step(images, labels, weights=None):
         with tf.GradientTape() as tape:
             per_example = reduction_free(labels, model(images, training=True))
             # Divides by (per-replica batch x replicas): summed over replicas, a mean.
-            loss = tf.nn.compute_average_loss(per_example)
+            loss = tf.nn.compute_average_loss(per_example, sample_weight=weights)
         variables = model.trainable_variables
         optimizer.apply(tape.gradient(loss, variables), variables)
         return loss
 
     @tf.function
-    def train_step(images, labels):
-        losses = strategy.run(replica_step, args=(images, labels))
+    def train_step(*batch):
+        losses = strategy.run(replica_step, args=batch)
         return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
 
     history = []
     for _ in range(epochs):
         total, steps = 0.0, 0
-        for images, labels in strategy.distribute_datasets_from_function(dataset_fn):
-            total += float(train_step(images, labels))
+        for batch in strategy.distribute_datasets_from_function(dataset_fn):
+            total += float(train_step(*batch))
             steps += 1
         history.append(total / max(steps, 1))
     return history
