@@ -132,23 +132,8 @@ def _digest(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def ece_floor(probabilities, draws=200, seed=0):
-    """The mean ECE of a perfectly calibrated model with these probabilities on as many images:
-    each image's label drawn from its own probabilities, ``draws`` times."""
-    from keras_alexnet.calibration import expected_calibration_error
-
-    probabilities = np.asarray(probabilities, np.float64)
-    cumulative = np.cumsum(probabilities, axis=1)
-    rng = np.random.default_rng(seed)
-    errors = []
-    for _ in range(draws):
-        drawn = (rng.random((len(probabilities), 1)) * cumulative[:, -1:] > cumulative).sum(axis=1)
-        errors.append(expected_calibration_error(probabilities, drawn))
-    return float(np.mean(errors))
-
-
 def _scores(evaluation, temperature):
-    from keras_alexnet.calibration import tempered
+    from keras_alexnet.calibration import ece_floor, tempered
 
     before, after = evaluation.calibration_before(), evaluation.calibration()
     return {

@@ -11,7 +11,7 @@ import numpy as np
 
 from keras_alexnet._utils.choices import TTA_VIEWS
 from keras_alexnet._utils.files import atomic_write
-from keras_alexnet.calibration import CalibrationScores, tempered
+from keras_alexnet.calibration import CalibrationScores, ece_floor, tempered
 from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.datasets.files import decoded_batches, image_files
 from keras_alexnet.datasets.files import ignored as ignored_path
@@ -49,16 +49,21 @@ class Evaluation:
         return CalibrationScores.of(tempered(self.probabilities, 1.0 / self.temperature), self.labels)
 
     def calibration_line(self):
-        """One line: the scores, before and after the temperature when the model has one."""
+        """One line: the scores, before and after the temperature when the model has one, and the
+        ECE a perfectly calibrated model would show on as many images (``calibration.ece_floor``)."""
         after = self.calibration()
         if after is None:
             return None
+        floor = (
+            f"; a perfectly calibrated model would show ECE {ece_floor(self.probabilities):.4f} on these "
+            f"{len(self.labels)} images by chance"
+        )
         before = self.calibration_before()
         if before is None:
-            return f"calibration: {after.line()} (the model has no fitted temperature)"
+            return f"calibration: {after.line()} (the model has no fitted temperature){floor}"
         return (
             f"calibration (temperature {self.temperature:.3f}): ECE {before.ece:.4f} -> {after.ece:.4f}, "
-            f"NLL {before.nll:.4f} -> {after.nll:.4f}, Brier {before.brier:.4f} -> {after.brier:.4f}"
+            f"NLL {before.nll:.4f} -> {after.nll:.4f}, Brier {before.brier:.4f} -> {after.brier:.4f}{floor}"
         )
 
     @property

@@ -13,6 +13,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from keras_alexnet.calibration import (
     CalibrationScores,
     brier_score,
+    ece_floor,
     expected_calibration_error,
     fit_temperature,
     tempered,
@@ -93,6 +94,24 @@ def test_fitted_temperature_recovers_the_one_that_made_the_labels():
     assert before.nll == pytest.approx(log_loss(labels, overconfident, labels=range(5)), rel=1e-6)
     with pytest.raises(ValueError, match="non-finite"):
         fit_temperature(np.full((3, 2), np.nan), [0, 1, 0])
+
+
+def test_ece_floor_is_what_a_calibrated_model_shows_by_chance_and_shrinks_with_more_images():
+    """A perfectly calibrated model's ECE on n images is about the floor, and the floor falls like 1/sqrt(n):
+    on 200 images an ECE of 0.03 says nothing (the benchmark's point), on 20,000 it would."""
+    rng = np.random.default_rng(2)
+    confidence = rng.uniform(0.5, 1.0, 20000)
+    probabilities = np.stack([confidence, 1 - confidence], axis=1)
+    labels = (rng.random(20000) > confidence).astype(int)  # drawn from the probabilities: calibrated
+    small, large = ece_floor(probabilities[:200]), ece_floor(probabilities)
+    assert 0.02 < small < 0.1
+    assert large < small / 5  # sqrt(100) = 10 times more images
+    measured = [
+        expected_calibration_error(probabilities[i : i + 200], labels[i : i + 200]) for i in range(0, 20000, 200)
+    ]
+    assert np.mean(measured) == pytest.approx(small, rel=0.25)
+    assert ece_floor(probabilities[:200]) == small  # seeded
+    assert ece_floor(np.zeros((0, 2))) == 0.0
 
 
 def test_calibration_error_and_brier_by_hand():
@@ -205,6 +224,7 @@ def test_evaluate_and_predict_with_tta_from_the_command_line(shapes_dir, tmp_pat
     printed = capsys.readouterr().out
     assert "test-time augmentation (6 views): accuracy" in printed and "ms per image" in printed
     assert "calibration (temperature" in printed and "ECE" in printed
+    assert "a perfectly calibrated model would show ECE" in printed  # its sampling floor beside it
     assert (out / "reliability.png").stat().st_size > 10_000
     assert main(["predict", "--model", str(run / "model.keras"), "--tta", "--top", "1", str(shapes_dir / "star")]) == 0
     assert capsys.readouterr().out.count("star") >= 10

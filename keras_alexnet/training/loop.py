@@ -22,7 +22,7 @@ import numpy as np
 from keras_alexnet._utils.choices import OUTPUT_NETWORKS
 from keras_alexnet._utils.disk import DiskFullError, disk_full_message, ensure_space, is_disk_full, weights_bytes
 from keras_alexnet._utils.files import atomic_write
-from keras_alexnet.calibration import CalibrationScores, fit_temperature, tempered
+from keras_alexnet.calibration import CalibrationScores, ece_floor, fit_temperature, tempered
 from keras_alexnet.datasets import DatasetError, ImageFolder
 from keras_alexnet.datasets.class_weights import weighted
 from keras_alexnet.datasets.files import ignored
@@ -514,8 +514,12 @@ def _fit_temperature(model, val_set, val_ds, cache, verbose):
     temperature = fit_temperature(probabilities, val_set.labels)
     if verbose:
         before = CalibrationScores.of(probabilities, val_set.labels)
-        after = CalibrationScores.of(tempered(probabilities, temperature), val_set.labels)
-        print(f"calibration: temperature {temperature:.3f}; validation {before.line()} -> {after.line()}")
+        calibrated = tempered(probabilities, temperature)
+        after = CalibrationScores.of(calibrated, val_set.labels)
+        print(
+            f"calibration: temperature {temperature:.3f}; validation {before.line()} -> {after.line()} "
+            f"(a perfectly calibrated model: ECE {ece_floor(calibrated):.4f} on {len(val_set.labels)} images by chance)"
+        )
     return temperature
 
 
