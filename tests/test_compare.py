@@ -287,3 +287,18 @@ def test_experiments_train_passes_a_named_recipe_straight_to_training(shapes_dir
     options = {"recipe": "frozen-features", "val_split": 0.3, "cache_activations": True, "verbose": 0}
     train(shapes_dir, run_dir=tmp_path / "run", callbacks=[Seen()], shared_activations=shared, **options, **TINY)
     assert seen == [0, 1] and shared  # its callbacks ran, and its activation cache went to the shared dict
+
+
+def test_time_left_counts_whole_runs_not_just_their_epochs():
+    """The estimate a comparison prints: after a run, the runs' mean wall time (start-up, caches and
+    evaluation included); in the first run, its own pace so far. Counting epochs alone said "3 minutes
+    left" of a 15-minute comparison."""
+    from keras_alexnet.experiments.compare import time_left
+
+    first = {"epochs": 3, "per_run": None, "runs_after": 9}
+    # 2 of 3 epochs done in 20 s of the run (10 s per epoch, start-up included): 1 + 27 epochs left.
+    assert time_left(first, 2, 20.0) == pytest.approx(280.0)
+    later = {"epochs": 3, "per_run": 40.0, "runs_after": 5}
+    assert time_left(later, 1, 15.0) == pytest.approx(25.0 + 200.0)
+    assert time_left(later, 3, 60.0) == pytest.approx(200.0)  # a slow run: nothing negative
+    assert time_left({**later, "runs_after": 0}, 3, 45.0) == 0.0

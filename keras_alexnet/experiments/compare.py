@@ -275,14 +275,15 @@ def _run_all(train_set, val_set, options, candidates, seeds, out, time_limit, ke
             "tensorflow_logs": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") < "3",
             "tta": tta,
         }
-        record, epoch_seconds = _train_in_process(job)
+        started = time.perf_counter()
+        record = _train_in_process(job)
         runs.append(record)
-        progress.finish(record, epoch_seconds)
+        progress.finish(record, time.perf_counter() - started)
     return runs, complete
 
 
 def _train_in_process(job):
-    """Run one job in a fresh Python (``compare_worker``); its record and epoch times, or its error raised here."""
+    """Run one job in a fresh Python (``compare_worker``); its record, or its error raised here."""
     run_dir = Path(job["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
     job_path = run_dir / JOB
@@ -298,7 +299,7 @@ def _train_in_process(job):
     outcome, error = run_dir / OUTCOME, run_dir / ERROR
     if done.returncode == 0 and outcome.exists():
         found = json.loads(outcome.read_text())
-        return RunRecord(**found["record"]), found["epoch_seconds"]
+        return RunRecord(**found["record"])
     where = f"{Candidate(**job['candidate']).name}, seed {job['seed']} ({run_dir})"
     if error.exists():
         found = json.loads(error.read_text())
@@ -333,7 +334,7 @@ def run_job(job):
         scored = evaluate(result.model, folders["val"], tta=True) if job.get("tta") else None
         record = dataclasses.asdict(_record(candidate, job["seed"], result, scored))
         atomic_write(run_dir / RESULT, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2)))
-        outcome = json.dumps({"record": record, "epoch_seconds": line.seconds})
+        outcome = json.dumps({"record": record})
         atomic_write(run_dir / OUTCOME, lambda tmp: Path(tmp).write_text(outcome))
         return 0
     except Exception as error:  # the comparison raises it, naming the run
@@ -381,7 +382,7 @@ class _Progress:
     def __init__(self, runs, epochs, verbose):
         self.runs, self.epochs, self.verbose = runs, epochs, verbose
         self.started = time.perf_counter()
-        self.epoch_seconds = []  # of the epochs trained in this call, for the estimate
+        self.run_seconds = []  # of the runs trained in this call, for the estimate
         self.index = 0
         self.label = ""
 
@@ -398,22 +399,33 @@ class _Progress:
     def state(self, index, candidate, seed):
         """What the run's own process needs to print its epoch lines."""
         self.index, self.label = index, f"{candidate.name}, seed {seed}"
-        per_epoch = statistics.fmean(self.epoch_seconds) if self.epoch_seconds else None
         return {
             "prefix": f"[{index + 1}/{self.runs}] {self.label}",
             "epochs": self.epochs,
             "elapsed": self.elapsed(),
-            "per_epoch": per_epoch,
-            "epochs_left": (self.runs - index) * self.epochs,
+            "per_run": statistics.fmean(self.run_seconds) if self.run_seconds else None,
+            "runs_after": self.runs - index - 1,
             "verbose": self.verbose,
         }
 
-    def finish(self, record, epoch_seconds):
-        self.epoch_seconds += list(epoch_seconds)
+    def finish(self, record, wall_seconds):
+        """``wall_seconds``: the run's whole time here, its process's start-up included."""
+        self.run_seconds.append(wall_seconds)
         self._print(
             f"[{self.index + 1}/{self.runs}] {self.label}: validation accuracy {record.val_accuracy:.3f} "
             f"in {record.seconds:.0f} s"
         )
+
+
+def time_left(state, epochs_done, seconds_in_run):
+    """Seconds the comparison has left after ``epochs_done`` epochs of the current run, which has taken
+    ``seconds_in_run``: the mean time of the runs before (whole runs: the process's start-up, caches and
+    evaluation included, not the epochs alone), or in the first run, its own pace per epoch so far."""
+    if state["per_run"]:
+        current = max(state["per_run"] - seconds_in_run, 0.0)
+        return current + state["per_run"] * state["runs_after"]
+    pace = seconds_in_run / max(epochs_done, 1)
+    return pace * (state["epochs"] - epochs_done + state["epochs"] * state["runs_after"])
 
 
 class _EpochLine(keras.callbacks.Callback):
@@ -422,18 +434,13 @@ class _EpochLine(keras.callbacks.Callback):
     def __init__(self, state):
         super().__init__()
         self.state = state
-        self.seconds = []
         self._started = time.perf_counter()
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_started = time.perf_counter()
-
     def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._epoch_started)
         state = self.state
-        per_epoch = state["per_epoch"] or statistics.fmean(self.seconds)
-        left = per_epoch * max(state["epochs_left"] - (epoch + 1), 0)
-        elapsed = state["elapsed"] + time.perf_counter() - self._started
+        in_run = time.perf_counter() - self._started
+        left = time_left(state, epoch + 1, in_run)
+        elapsed = state["elapsed"] + in_run
         accuracy = (logs or {}).get("val_accuracy")
         shown = f", val accuracy {accuracy:.3f}" if accuracy is not None else ""
         if state["verbose"]:
