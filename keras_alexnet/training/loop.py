@@ -112,8 +112,6 @@ def fit(
     steps_per_epoch=None,
     stage=None,
     keep_backup=False,
-    save_best=True,
-    best_form=None,
     checkpoint=None,
     output_network=OUTPUT_NETWORKS[0],
     val_weights=None,
@@ -129,10 +127,9 @@ def fit(
     and the model to fit on them (see ``train``). ``stage``: (number, label) of a two-stage
     recipe's stage: the backup records the number, the plot marks where the label's stage began.
     ``keep_backup``: leave the last backup when the fit ends (the next stage starts from it).
-    ``save_best``: write ``best.keras`` (False: only the log and history tell the best epoch);
-    ``best_form``: a function from the model to what ``best.keras`` holds (default: the model).
-    ``checkpoint``: a ``BestModelCheckpoint`` to use instead (``train`` keeps one across stages);
-    ``output_network``: the rule ``best.keras`` and ``patience`` follow (``training.output_network``).
+    ``checkpoint``: the ``BestModelCheckpoint`` that keeps the best epoch (``train`` keeps one across
+    stages); None: one that writes ``best.keras``; False: none (the log and history tell the best epoch).
+    ``output_network``: the rule the checkpoint and ``patience`` follow (``training.output_network``).
     ``val_weights``: per-class weights of the validation images (``setup.balancing``).
     """
     run = run_dir if isinstance(run_dir, RunDirectory) else RunDirectory(run_dir)
@@ -165,9 +162,9 @@ def fit(
         backup_callback,
     ]
     if fit_val is not None:
-        if checkpoint is None and save_best:
-            checkpoint = output_checkpoint(output_network, run, model, best_form, save_file=True)
-        if checkpoint is not None:
+        if checkpoint is None:
+            checkpoint = output_checkpoint(output_network, run, model, None, save_file=True)
+        if checkpoint:
             callbacks.append(checkpoint)
         if patience:
             callbacks.append(early_stopping(output_network, patience))
