@@ -155,3 +155,17 @@ def test_a_resumed_run_logs_each_epoch_once(tmp_path):
     epochs = [line.split(",")[0] for line in (run / "log.csv").read_text().splitlines()]
     assert epochs == ["epoch", "0", "1", "2", "3", "4"]
     assert json.loads((run / "history.json").read_text())["epochs_done"] == 5
+
+
+def test_fit_keeps_the_best_epoch_in_best_keras_unless_told_not_to(tmp_path):
+    import tensorflow as tf
+
+    from keras_alexnet.training import fit
+
+    x = np.random.default_rng(0).normal(size=(16, 4)).astype(np.float32)
+    data = tf.data.Dataset.from_tensor_slices((x, np.arange(16) % 2)).batch(8)
+    fit(_model(), data, data, epochs=2, run_dir=tmp_path / "kept", verbose=0)
+    assert (tmp_path / "kept" / "best.keras").is_file()
+    fit(_model(), data, data, epochs=2, run_dir=tmp_path / "none", verbose=0, checkpoint=False)
+    assert not (tmp_path / "none" / "best.keras").exists()
+    assert (tmp_path / "none" / "log.csv").is_file()  # the log still tells the best epoch
