@@ -261,6 +261,7 @@ def test_report_leads_with_the_answer(shapes_dir, tmp_path):
     )
     assert "reliability diagram" in page and "accuracy and coverage" in page
     assert "Imbalanced training set: circle has 7 images, star 3 (2.3:1)" in page  # a 70% split of 10 and 4
+    assert "the run weighed the classes, which acts only until the head fits every training image" in page
     options = page[page.index("<details>") :]
     assert "class_weight</td><td>{&quot;star&quot;: 2.0}</td><td>changed" in options
     assert "seed</td><td>0</td><td>default" in options

@@ -114,7 +114,19 @@ def _layer_rows(model, options):
     return rows
 
 
-def _warnings(result, evaluation):
+def _balancing_advice(options):
+    """What the imbalance warning advises, given how the run evened out the classes."""
+    if options.get("balanced_sampling"):
+        return "the run drew its batches evenly over the classes (--balanced-sampling)."
+    if options.get("class_weight") not in (None, "none"):
+        return (
+            "the run weighed the classes, which acts only until the head fits every training image: with a "
+            "rare class of a few dozen images --balanced-sampling measured better (README, Honest confidence)."
+        )
+    return "train with --balanced-sampling (or --class-weight auto)."
+
+
+def _warnings(result, evaluation, options):
     """What a reader must know before trusting the numbers: imbalance, overlap, skipped files."""
     notes = []
     counts = result.get("training_counts") or {}
@@ -123,7 +135,7 @@ def _warnings(result, evaluation):
         notes.append(
             f"Imbalanced training set: {largest} has {counts[largest]} images, {smallest} {counts[smallest]} "
             f"({counts[largest] / counts[smallest]:.1f}:1). Read balanced accuracy and macro-F1, not accuracy; "
-            "train with --class-weight auto or --balanced-sampling."
+            + _balancing_advice(options)
         )
     shared = result.get("shared_validation_images") or 0
     if shared:
@@ -229,7 +241,7 @@ def write_report(run_dir, data=None, top_losses=9, path=None, tta=False):
         sentence = _epoch_sentence(result)
         if sentence:
             top.append(f'<p class="epoch">{html.escape(sentence)}</p>')
-        for note in _warnings(result, evaluation):
+        for note in _warnings(result, evaluation, options):
             top.append(f'<p class="warning">&#9888; {html.escape(note)}</p>')
         if run.progress.exists():
             top.append(_image(run.progress, "training progress: accuracy, loss and learning rate"))
