@@ -133,15 +133,15 @@ def _digest(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _scores(evaluation, temperature):
-    from keras_alexnet.calibration import ece_floor, tempered
+def _scores(evaluation):
+    from keras_alexnet.calibration import ece_floor
 
     before, after = evaluation.calibration_before(), evaluation.calibration()
     return {
         "accuracy": evaluation.accuracy,
         "ece_before": before.ece,
         "ece_after": after.ece,
-        "floor_before": ece_floor(tempered(evaluation.probabilities, 1.0 / temperature)),
+        "floor_before": ece_floor(evaluation.probabilities_before()),
         "floor_after": ece_floor(evaluation.probabilities),
         "nll_before": before.nll,
         "nll_after": after.nll,
@@ -160,11 +160,11 @@ def _network_run(rule, seed, epochs, shapes, held_out):
     plain_seconds = time.perf_counter() - start
     found["row"] = {
         "epoch": result.output_epoch,
-        **_scores(test, result.temperature),
+        **_scores(test),
         "temperature": result.temperature,
     }
     if held_out:
-        found["held_out"] = _scores(evaluate(result.model, held_out), result.temperature)
+        found["held_out"] = _scores(evaluate(result.model, held_out))
     if rule == "best-validation-loss":
         start = time.perf_counter()
         augmented = evaluate(result.model, PHOTOS / "test", tta=True)

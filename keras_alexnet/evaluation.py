@@ -42,11 +42,18 @@ class Evaluation:
             return None
         return CalibrationScores.of(self.probabilities, self.labels)
 
-    def calibration_before(self):
-        """The scores before the temperature (the probabilities with it divided back out), or None."""
-        if self.temperature is None or self.probabilities is None or not len(self.labels):
+    def probabilities_before(self):
+        """The probabilities before the temperature (with it divided back out), or None without one."""
+        if self.temperature is None or self.probabilities is None:
             return None
-        return CalibrationScores.of(tempered(self.probabilities, 1.0 / self.temperature), self.labels)
+        return tempered(self.probabilities, 1.0 / self.temperature)
+
+    def calibration_before(self):
+        """The scores before the temperature, or None."""
+        before = self.probabilities_before()
+        if before is None or not len(self.labels):
+            return None
+        return CalibrationScores.of(before, self.labels)
 
     def calibration_line(self):
         """One line: the scores, before and after the temperature when the model has one, and the
@@ -161,10 +168,7 @@ class Evaluation:
 
     def plot_reliability(self, path):
         """The reliability diagram (accuracy against confidence in 15 bins), before and after the temperature."""
-        before = None
-        if self.temperature is not None:
-            before = tempered(self.probabilities, 1.0 / self.temperature)
-        return reliability_diagram(self.probabilities, self.labels, path, before=before)
+        return reliability_diagram(self.probabilities, self.labels, path, before=self.probabilities_before())
 
     def plot(self, path):
         """The confusion matrix as a PNG (like MATLAB's confusionchart).
