@@ -8,7 +8,13 @@ from pathlib import Path
 import numpy as np
 
 from keras_alexnet._utils.files import atomic_write
-from keras_alexnet.calibration import ECE_BINS, accuracy_coverage, expected_calibration_error, reliability_bins
+from keras_alexnet.calibration import (
+    ECE_BINS,
+    accuracy_coverage,
+    ece_floor,
+    expected_calibration_error,
+    reliability_bins,
+)
 
 
 def _pyplot():
@@ -53,7 +59,11 @@ def reliability_diagram(probabilities, labels, path, before=None, bins=ECE_BINS)
     axis.set_ylim(0, 1.02)
     axis.grid(alpha=0.3)
     axis.legend(loc="upper left")
-    axis.set_title(f"Reliability on {len(labels)} images ({bins} confidence bins)")
+    axis.set_title(
+        f"Reliability on {len(labels)} images ({bins} confidence bins)\n"
+        f"a perfectly calibrated model: ECE {ece_floor(probabilities):.3f} by chance",
+        fontsize=11,
+    )
     share.set_xlabel("Confidence (top probability)")
     share.set_ylabel("Share of images")
     share.grid(alpha=0.3)
