@@ -54,13 +54,17 @@ def brier_score(probabilities, labels):
     return float(np.mean(np.sum((probabilities - onehot) ** 2, axis=1)))
 
 
+def _bin_index(confidence, bins):
+    """Bin i holds confidences in (i/bins, (i+1)/bins]; a confidence of exactly 0 cannot occur."""
+    return np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
+
+
 def reliability_bins(probabilities, labels, bins=ECE_BINS):
     """Per equal-width confidence bin: (count, mean confidence, accuracy); empty bins have count 0."""
     probabilities = np.asarray(probabilities, np.float64)
     confidence = probabilities.max(axis=1)
     correct = probabilities.argmax(axis=1) == np.asarray(labels)
-    # Bin i holds confidences in (i/bins, (i+1)/bins]; a confidence of exactly 0 cannot occur.
-    index = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
+    index = _bin_index(confidence, bins)
     counts = np.bincount(index, minlength=bins)
     sums = np.bincount(index, weights=confidence, minlength=bins)
     hits = np.bincount(index, weights=correct.astype(np.float64), minlength=bins)
@@ -86,13 +90,22 @@ def ece_floor(probabilities, draws=200, seed=0):
     probabilities = np.asarray(probabilities, np.float64)
     if not len(probabilities):
         return 0.0
+    rows, classes = np.arange(len(probabilities)), probabilities.shape[1]
     cumulative = np.cumsum(probabilities, axis=1)
+    predicted = probabilities.argmax(axis=1)
+    # The ECE needs only whether the drawn label is the predicted one: the draw u * total lands in
+    # the predicted class's stretch of the cumulative sum. The last class takes what rounding leaves.
+    low = np.where(predicted > 0, cumulative[rows, np.maximum(predicted - 1, 0)], -np.inf)
+    high = np.where(predicted < classes - 1, cumulative[rows, predicted], np.inf)
+    confidence = probabilities.max(axis=1)
+    index = _bin_index(confidence, ECE_BINS)
+    sums = np.bincount(index, weights=confidence, minlength=ECE_BINS)
     rng = np.random.default_rng(seed)
     errors = []
     for _ in range(draws):
-        uniform = rng.random((len(probabilities), 1)) * cumulative[:, -1:]
-        drawn = np.minimum((uniform > cumulative).sum(axis=1), probabilities.shape[1] - 1)
-        errors.append(expected_calibration_error(probabilities, drawn))
+        drawn = rng.random((len(probabilities), 1))[:, 0] * cumulative[:, -1]
+        hits = np.bincount(index, weights=((drawn > low) & (drawn <= high)).astype(np.float64), minlength=ECE_BINS)
+        errors.append(np.sum(np.abs(hits - sums)) / len(probabilities))
     return float(np.mean(errors))
 
 
