@@ -11,9 +11,13 @@ it uses, with TensorFlow's start-up lines hidden unless ``--verbose``.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import os
 import shlex
+import signal
 import sys
+import threading
 import time
 
 from keras_alexnet._utils.checks import is_count
@@ -33,8 +37,9 @@ from keras_alexnet._utils.choices import (
     TTA_VIEWS,
 )
 from keras_alexnet._utils.disk import DiskFullError, is_disk_full
-from keras_alexnet._utils.files import check_folder_target, check_new_file
+from keras_alexnet._utils.files import check_folder_target, check_new_file, check_not_source
 from keras_alexnet._utils.runtime import quiet_tensorflow
+from keras_alexnet._utils.text import printable
 from keras_alexnet.recipes import head_names, recipe_names
 from keras_alexnet.run_directory import RunDirectory
 
@@ -316,6 +321,7 @@ def _export(args):
         raise ValueError("--quantize applies to --format tflite only.")
     if args.data and not args.quantize:
         raise ValueError("--data is for a quantized TFLite export (--quantize): the images it is checked on.")
+    check_not_source(args.out, args.model)
     model = load_model(args.model)
     if args.format == "savedmodel":
         check = export_savedmodel(model, args.out, overwrite=args.overwrite)
@@ -805,9 +811,53 @@ def _interrupted(args, argv):
     return "interrupted."
 
 
+def _what_is_kept(args, argv):
+    """What a failed command leaves, and the command that continues it (train), in words."""
+    if args.command == "train":
+        run = RunDirectory(args.run_dir)
+        if run.has_backup():
+            epochs, _ = run.check_resumable()
+            again = [arg for arg in argv if arg not in ("--overwrite", "--resume")]
+            return f"the backup of epoch {epochs} is kept; once fixed, continue with: keras-alexnet {shlex.join(again)} --resume"
+        return "no epoch was backed up; once fixed, start the run again."
+    return "files are written whole or not at all: nothing half-written was left."
+
+
+def _pipeline_failure(error):
+    """One line for a TensorFlow op error: the Python error inside it, where an image read failed."""
+    lines = [line.strip() for line in str(error.message).splitlines() if line.strip()]
+    inner = [line for line in lines if "Error:" in line and not line.startswith("[[")]
+    text = inner[-1] if inner else (lines[0] if lines else type(error).__name__)
+    if "does not exist" in text or "No such file" in text:
+        return f"an image disappeared while it was being read ({text}): was the data folder moved or deleted?"
+    return f"TensorFlow stopped: {text}"
+
+
+@contextlib.contextmanager
+def termination_as_interrupt():
+    """SIGTERM (what kill, systemd and schedulers send) ends a command like Ctrl-C: one line, exit 130,
+    the lock released and the backup kept. Only in the main thread, where Python allows it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv=None):
     """Entry point of the ``keras-alexnet`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    for stream in (sys.stdout, sys.stderr):
+        # A file name that is not UTF-8 prints with its odd bytes escaped instead of ending the command.
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     args.argv = argv
     if getattr(args, "weights", None) == "none":
@@ -818,7 +868,8 @@ def main(argv=None):
         from keras_alexnet.training.callbacks import TrainingDiverged
 
     try:
-        return args.run(args)
+        with termination_as_interrupt():
+            return args.run(args)
     except ExportCheckError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -832,10 +883,22 @@ def main(argv=None):
         print(f"\n{_interrupted(args, argv)}", file=sys.stderr)
         return 130
     except OSError as error:
-        if not is_disk_full(error):
+        if is_disk_full(error):
+            text = (
+                str(error) if isinstance(error, DiskFullError) else f"the disk is full ({error}): free space and retry."
+            )
+        elif error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            text = f"cannot write {printable(error.filename or '')} ({error.strerror}): {_what_is_kept(args, argv)}"
+        else:
             raise
-        text = str(error) if isinstance(error, DiskFullError) else f"the disk is full ({error}): free space and retry."
         print(f"error: {text}", file=sys.stderr)
+        return 1
+    except Exception as error:
+        # An image read inside a tf.data pipeline that is gone (the data folder moved or deleted mid-run).
+        tf = sys.modules.get("tensorflow")
+        if tf is None or not isinstance(error, tf.errors.OpError):
+            raise
+        print(f"error: {_pipeline_failure(error)}; {_what_is_kept(args, argv)}", file=sys.stderr)
         return 1
 
 

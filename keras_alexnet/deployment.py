@@ -21,12 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_alexnet.layers import class_names_of
+from keras_alexnet.layers import class_names_of, temperature_of
 from keras_alexnet.model import load_model
 from keras_alexnet.preprocessing import eval_crop, eval_transform, load_image, preprocess_input, tta_crops
+from keras_alexnet.saved_model_ops import check_saved_model
 
 FORMATS = ("keras", "savedmodel", "tflite", "onnx")
 CLASS_NAMES_KEY = "class_names"  # the metadata entry (a JSON list) every export writes
+TEMPERATURE_KEY = "temperature"  # the fitted temperature (a JSON number), where the model has one
 
 
 class MissingRuntime(ImportError):
@@ -38,10 +40,11 @@ class Classifier:
 
     format = None
 
-    def __init__(self, path, class_names, outputs):
+    def __init__(self, path, class_names, outputs, temperature=None):
         self.path = Path(path)
         self.class_names = list(class_names) if class_names else None
         self.outputs = outputs
+        self.temperature = temperature  # the fitted temperature the file records, or None
 
     def names(self):
         """The class names, or the output indices as text when the file has none."""
@@ -65,7 +68,7 @@ class KerasClassifier(Classifier):
     format = "keras"
 
     def __init__(self, model, path=None):
-        super().__init__(path or model.name, class_names_of(model), int(model.output.shape[-1]))
+        super().__init__(path or model.name, class_names_of(model), int(model.output.shape[-1]), temperature_of(model))
         self.model = model
 
     def transform(self, path):
@@ -86,6 +89,7 @@ class SavedModelClassifier(Classifier):
     def __init__(self, path):
         import tensorflow as tf
 
+        check_saved_model(path)  # a SavedModel is a program: nothing of it runs before its ops are read
         loaded = tf.saved_model.load(str(path))
         serve = loaded.signatures.get("serving_default")
         if serve is None or "images" not in serve.structured_input_signature[1]:
@@ -93,12 +97,14 @@ class SavedModelClassifier(Classifier):
                 f"{path} is a SavedModel but not one `keras-alexnet export` wrote (no serving_default taking "
                 "'images'). Export the model with `keras-alexnet export --format savedmodel`."
             )
-        names = None
-        if "class_names" in loaded.signatures:
-            names = [n.decode() for n in loaded.signatures["class_names"]()["class_names"].numpy()]
+        names = temperature = None
+        if CLASS_NAMES_KEY in loaded.signatures:
+            names = [n.decode() for n in loaded.signatures[CLASS_NAMES_KEY]()[CLASS_NAMES_KEY].numpy()]
+        if TEMPERATURE_KEY in loaded.signatures:
+            temperature = float(loaded.signatures[TEMPERATURE_KEY]()[TEMPERATURE_KEY].numpy())
         self.serve, self._loaded = serve, loaded
         outputs = int(serve.structured_outputs["probabilities"].shape[-1])
-        super().__init__(path, names, outputs)
+        super().__init__(path, names, outputs, temperature)
 
     def transform(self, path):
         return np.asarray(load_image(path), np.uint8)  # as sent to TF Serving: any size
@@ -139,10 +145,22 @@ class TFLiteClassifier(Classifier):
                 "that `keras-alexnet export` wrote."
             )
         self.size = _input_size(tuple(detail["shape"]), path, "TFLite model")
-        self.runner = interpreter.get_signature_runner()
+        try:
+            self.runner = interpreter.get_signature_runner()
+        except ValueError as error:
+            raise ValueError(
+                f"{path} has no serving signature ({error}): it is not a TFLite model that "
+                "`keras-alexnet export` wrote."
+            ) from None
+        if "probabilities" not in self.runner.get_output_details():
+            raise ValueError(
+                f"{path} answers {sorted(self.runner.get_output_details())}, not 'probabilities': it is not a TFLite "
+                "model that `keras-alexnet export` wrote."
+            )
         self._interpreter = interpreter
         outputs = int(interpreter.get_output_details()[0]["shape"][-1])
-        super().__init__(path, tflite_class_names(content), outputs)
+        metadata = tflite_metadata(content)
+        super().__init__(path, metadata.get(CLASS_NAMES_KEY), outputs, metadata.get(TEMPERATURE_KEY))
 
     def transform(self, path):
         return eval_crop(path, crop_size=self.size)
@@ -187,7 +205,8 @@ class ONNXClassifier(Classifier):
         self.session, self.input_name = session, inputs.name
         metadata = session.get_modelmeta().custom_metadata_map
         names = json.loads(metadata[CLASS_NAMES_KEY]) if CLASS_NAMES_KEY in metadata else None
-        super().__init__(path, names, int(session.get_outputs()[0].shape[-1]))
+        temperature = json.loads(metadata[TEMPERATURE_KEY]) if TEMPERATURE_KEY in metadata else None
+        super().__init__(path, names, int(session.get_outputs()[0].shape[-1]), temperature)
 
     def transform(self, path):
         return eval_crop(path, crop_size=self.size)
@@ -216,7 +235,7 @@ class TestTimeAugmented(Classifier):
                 f"{classifier.format} that resizes and crops inside its graph. Use the model.keras it was exported "
                 "from with --tta."
             )
-        super().__init__(classifier.path, classifier.class_names, classifier.outputs)
+        super().__init__(classifier.path, classifier.class_names, classifier.outputs, classifier.temperature)
         self.inner = classifier
         self.format = classifier.format
 
@@ -230,30 +249,36 @@ class TestTimeAugmented(Classifier):
         return np.asarray(flat).reshape(count, views, -1).mean(axis=1)
 
 
-def tflite_class_names(content):
-    """The class names a TFLite file's metadata holds (``add_tflite_class_names``), or None."""
+def tflite_metadata(content):
+    """The JSON entries a TFLite file's metadata holds (``add_tflite_metadata``): {name: value}."""
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
+    found = {}
     for entry in model.metadata or []:
-        if entry.name.decode() == CLASS_NAMES_KEY:
-            return json.loads(bytes(model.buffers[entry.buffer].data).decode())
-    return None
+        name = entry.name.decode()
+        if name in (CLASS_NAMES_KEY, TEMPERATURE_KEY):
+            found[name] = json.loads(bytes(model.buffers[entry.buffer].data).decode())
+    return found
 
 
-def add_tflite_class_names(content, class_names):
-    """A TFLite flatbuffer with ``class_names`` in its metadata (the interpreter ignores it)."""
+def add_tflite_metadata(content, entries):
+    """A TFLite flatbuffer with ``entries`` ({name: JSON value}; None values left out) in its metadata (the
+    interpreter ignores it)."""
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
-    buffer = schema.BufferT()
-    buffer.data = np.frombuffer(json.dumps(list(class_names)).encode(), np.uint8)
-    model.buffers.append(buffer)
-    entry = schema.MetadataT()
-    entry.name = CLASS_NAMES_KEY
-    entry.buffer = len(model.buffers) - 1
-    model.metadata = [*(model.metadata or []), entry]
+    for name, value in entries.items():
+        if value is None:
+            continue
+        buffer = schema.BufferT()
+        buffer.data = np.frombuffer(json.dumps(value).encode(), np.uint8)
+        model.buffers.append(buffer)
+        entry = schema.MetadataT()
+        entry.name = name
+        entry.buffer = len(model.buffers) - 1
+        model.metadata = [*(model.metadata or []), entry]
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
 
 from keras_alexnet._utils.choices import TTA_VIEWS
 from keras_alexnet._utils.files import atomic_write
+from keras_alexnet._utils.text import SafeCSVWriter, printable
 from keras_alexnet.calibration import CalibrationScores, ece_floor, tempered
 from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.datasets.files import decoded_batches, image_files
@@ -67,7 +68,7 @@ class Evaluation:
         )
         before = self.calibration_before()
         if before is None:
-            return f"calibration: {after.line()} (the model has no fitted temperature){floor}"
+            return f"calibration: {after.line()} (the model records no fitted temperature){floor}"
         return (
             f"calibration (temperature {self.temperature:.3f}): ECE {before.ece:.4f} -> {after.ece:.4f}, "
             f"NLL {before.nll:.4f} -> {after.nll:.4f}, Brier {before.brier:.4f} -> {after.brier:.4f}{floor}"
@@ -254,7 +255,7 @@ def evaluate(model, data, class_names=None, batch_size=32, on_bad_file="skip", t
     """
     if isinstance(model, KerasClassifier):
         model = model.model  # the tf.data pipeline, batched
-    temperature = temperature_of(model) if not isinstance(model, Classifier) else None
+    temperature = model.temperature if isinstance(model, Classifier) else temperature_of(model)
     if tta:
         model = TestTimeAugmented(model if isinstance(model, Classifier) else KerasClassifier(model))
     names = class_names or (model.class_names if isinstance(model, Classifier) else class_names_of(model))
@@ -363,11 +364,14 @@ def predict(model, images, top=5, class_names=None):
 
 
 def write_predictions(predictions, path, top, echo=None):
-    """Write ``Prediction``s as CSV (atomically), calling ``echo(prediction)`` on each as it is written.
+    """Write ``Prediction``s as CSV, row by row, calling ``echo(prediction)`` on each as it is written.
 
     Columns: ``path``, ``answer`` (the top class, or ``unknown`` under the prediction's
     ``min_confidence``), ``class`` and ``probability`` (the top class), ``class_2``,
-    ``probability_2``... up to ``top``, and ``error`` (why an image was skipped).
+    ``probability_2``... up to ``top``, and ``error`` (why an image was skipped). Cells that a
+    spreadsheet would evaluate (``=``, ``+``, ``-``, ``@``) start with ``'``; a file name that is
+    not UTF-8 shows its bytes as ``\\xNN``. The rows go to a temporary file renamed onto ``path`` at
+    the end, and also when the stream stops early (Ctrl-C, an error): the rows written are kept.
     Returns (images predicted, images skipped).
     """
     counts = [0, 0]
@@ -375,16 +379,23 @@ def write_predictions(predictions, path, top, echo=None):
     header = ["path", "answer", *[f"{kind}{rank}" for rank in ranks for kind in ("class", "probability")], "error"]
 
     def write(tmp):
-        with open(tmp, "w", newline="") as handle:
-            writer = csv.writer(handle)
+        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+            writer = SafeCSVWriter(handle)
             writer.writerow(header)
-            for prediction in predictions:
-                cells = [value for name, score in prediction.top for value in (name, f"{score:.6f}")]
-                cells += [""] * (2 * top - len(cells))
-                writer.writerow([str(prediction.path), prediction.answer or "", *cells, prediction.error or ""])
-                counts[prediction.error is not None] += 1
-                if echo is not None:
-                    echo(prediction)
+            try:
+                for prediction in predictions:
+                    cells = [value for name, score in prediction.top for value in (name, f"{score:.6f}")]
+                    cells += [""] * (2 * top - len(cells))
+                    writer.writerow([prediction.path, prediction.answer or "", *cells, prediction.error or ""])
+                    handle.flush()
+                    counts[prediction.error is not None] += 1
+                    if echo is not None:
+                        echo(prediction)
+            except BaseException as error:
+                handle.close()
+                os.replace(tmp, path)  # what was predicted before the stop is not lost
+                error.add_note(f"{printable(path)} holds the {sum(counts)} rows written before it.")
+                raise
 
     atomic_write(path, write)
     return tuple(counts)

@@ -26,8 +26,8 @@ from keras_alexnet._utils.files import atomic_write
 from keras_alexnet._utils.runtime import process_alive
 from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.datasets.files import decoded_batches
-from keras_alexnet.deployment import CLASS_NAMES_KEY, MissingRuntime, add_tflite_class_names, onnx_session
-from keras_alexnet.layers import class_names_of
+from keras_alexnet.deployment import CLASS_NAMES_KEY, TEMPERATURE_KEY, MissingRuntime, add_tflite_metadata, onnx_session
+from keras_alexnet.layers import class_names_of, temperature_of
 from keras_alexnet.preprocessing import CROP_SIZE, IMAGENET_MEAN, IMAGENET_STD, eval_crop, imagenet_eval_layers
 from keras_alexnet.run_directory import RunDirectory
 
@@ -147,6 +147,10 @@ def export_savedmodel(model, path, check_images=None, overwrite=False):
     )
     # The names without an image (what `keras-alexnet predict` and `evaluate` read).
     archive.add_endpoint(CLASS_NAMES_KEY, tf.function(lambda: {CLASS_NAMES_KEY: table}, input_signature=[]))
+    temperature = temperature_of(model)
+    if temperature is not None:  # what `evaluate` reports as the file's calibration
+        value = tf.constant(float(temperature))
+        archive.add_endpoint(TEMPERATURE_KEY, tf.function(lambda: {TEMPERATURE_KEY: value}, input_signature=[]))
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(path.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f"{LEFTOVER_PREFIXES[0]}{os.getpid()}-{path.name}-", dir=path.parent))
@@ -276,7 +280,13 @@ def export_tflite(
                 f"TFLite {quantize} check failed: {gate}; nothing was written. Export without --quantize, another "
                 "quantization, or allow more with --max-accuracy-drop."
             )
-    named = add_tflite_class_names(flatbuffer, class_names_of(model) or [str(i) for i in range(model.output.shape[-1])])
+    named = add_tflite_metadata(
+        flatbuffer,
+        {
+            CLASS_NAMES_KEY: class_names_of(model) or [str(i) for i in range(model.output.shape[-1])],
+            TEMPERATURE_KEY: temperature_of(model),
+        },
+    )
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(named))
     return ExportCheck(path, diff, len(images), gate)
 
@@ -368,7 +378,10 @@ def export_onnx(model, path, image_size=CROP_SIZE, check_images=None, overwrite=
     images = _check_images(count=8, size=(image_size, image_size)) if check_images is None else check_images
     expected = np.asarray(serving(images, training=False))  # (Keras exports only a model that was called)
     proto = _tf2onnx(serving, image_size)
-    onnx.helper.set_model_props(proto, {CLASS_NAMES_KEY: json.dumps(list(names))})
+    properties = {CLASS_NAMES_KEY: json.dumps(list(names))}
+    if temperature_of(model) is not None:
+        properties[TEMPERATURE_KEY] = json.dumps(float(temperature_of(model)))
+    onnx.helper.set_model_props(proto, properties)
     content = proto.SerializeToString()
     diff = 0.0
     for batch in (images[:1], images):

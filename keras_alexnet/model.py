@@ -227,6 +227,14 @@ def is_alexnet(model):
     return set(CONVOLUTIONS) <= names
 
 
+def _root_cause(error):
+    """The first line of the innermost exception behind ``error``, cut to 200 characters."""
+    while (error.__cause__ or error.__context__) is not None:
+        error = error.__cause__ or error.__context__
+    line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return f"{type(error).__name__}: {line[:200]}"
+
+
 def load_model(path, alexnet_only=True):
     """A model saved by this package (``model.keras``), with clear errors.
 
@@ -257,6 +265,13 @@ def load_model(path, alexnet_only=True):
         except (zipfile.BadZipFile, EOFError, KeyError, OSError) as error:
             raise ValueError(
                 f"{path} is damaged ({type(error).__name__}: {error}): copy it again, or train again."
+            ) from None
+        except (TypeError, ValueError, AttributeError) as error:
+            # Keras's safe mode refuses a config naming a function or class outside Keras (os.system,
+            # subprocess.Popen, a Lambda's code); its messages run to many lines.
+            raise ValueError(
+                f"{path} is refused: Keras could not rebuild its config safely ({_root_cause(error)}). A .keras file "
+                f"from elsewhere is data; nothing of its code ran. {SUPPORTED_MODELS}"
             ) from None
     for warning in caught:
         message = str(warning.message)

@@ -58,12 +58,15 @@ def load_image(path) -> Image.Image:
     """
     try:
         with Image.open(path) as image:
+            check_resized_pixels(image.size, path)
             image.load()
             # A phone photo's pixels are stored as the sensor saw them; its EXIF orientation says
             # how to turn them upright (as every viewer shows it).
             return to_rgb(ImageOps.exif_transpose(image))
     except FileNotFoundError:
         raise FileNotFoundError(f"image file {os.fspath(path)!r} does not exist") from None
+    except ImageTooLarge:
+        raise
     except Image.DecompressionBombError as error:
         raise ValueError(
             f"{os.fspath(path)!r} is over PIL's decompression-bomb limit ({error}); resize it, or, if you trust "
@@ -73,6 +76,29 @@ def load_image(path) -> Image.Image:
         raise ValueError(
             f"{os.fspath(path)!r} is not a readable image ({error}); remove or replace the file."
         ) from None
+
+
+# Pixels an image may have after torchvision's resize (shorter side to 256), PIL's bomb limit:
+# a 1 x 100,000 PNG of 467 bytes becomes 256 x 25,600,000 pixels (6.5 GB) there.
+RESIZED_PIXEL_LIMIT = 89_478_485
+
+
+class ImageTooLarge(ValueError):
+    """An image too large to resize in bounded memory; the message names it and its size."""
+
+
+def check_resized_pixels(size, path, resize_size=RESIZE_SIZE):
+    """Refuse an image whose aspect ratio makes it too large once resized (``RESIZED_PIXEL_LIMIT``)."""
+    width, height = size
+    if min(width, height) < 1:
+        raise ImageTooLarge(f"{os.fspath(path)!r} is {width} x {height} pixels: an empty image; remove the file.")
+    resized = resized_size(height, width, resize_size)
+    if resized[0] * resized[1] > RESIZED_PIXEL_LIMIT:
+        raise ImageTooLarge(
+            f"{os.fspath(path)!r} is {width} x {height} pixels: resized to a shorter side of {resize_size} it would "
+            f"be {resized[1]} x {resized[0]} ({resized[0] * resized[1] * 3 / 2**30:.1f} GB); crop it to a less "
+            "extreme aspect ratio, or remove it."
+        )
 
 
 def decode_rgb(path) -> np.ndarray:

@@ -24,7 +24,9 @@ from pathlib import Path
 
 import h5py
 
-from keras_alexnet._utils.files import atomic_write
+from keras_alexnet._utils.checksum import matches
+from keras_alexnet._utils.files import atomic_write, check_writable
+from keras_alexnet._utils.hdf5 import open_hdf5
 from keras_alexnet._utils.runtime import process_alive
 
 
@@ -38,7 +40,8 @@ class RunDirectory:
     Files: ``options.json`` (the ``TrainingOptions``), ``model.keras`` (the final model),
     while training ``best.keras`` (the output network's best epoch so far) and ``best.best.json`` (its epoch),
     ``log.csv``, ``history.json`` and ``progress.png`` (per-iteration curves),
-    ``validation.json`` (the validation images), ``report.html``, ``tensorboard/``,
+    ``validation.json`` (the validation images), ``data.json`` (the folders and a digest of their files,
+    which a resume checks), ``report.html``, ``tensorboard/``,
     ``auto.json`` and ``auto_comparison/`` (``recipe="auto"``), ``resumes.json`` (each resume and
     the options it changed), and until the final model is written
     ``backup/`` (``training_metadata.json`` names the last committed weights),
@@ -57,6 +60,7 @@ class RunDirectory:
     AUTO = "auto.json"
     AUTO_COMPARISON = "auto_comparison"
     VALIDATION = "validation.json"
+    DATA = "data.json"
     REPORT = "report.html"
     TENSORBOARD = "tensorboard"
     LOCK = "run.lock"
@@ -75,6 +79,7 @@ class RunDirectory:
         AUTO,
         AUTO_COMPARISON,
         VALIDATION,
+        DATA,
         REPORT,
         TENSORBOARD,
         RESUMES,
@@ -109,6 +114,9 @@ class RunDirectory:
     auto = property(lambda self: self.path / self.AUTO, doc="auto.json, recipe='auto''s choice")
     auto_comparison = property(lambda self: self.path / self.AUTO_COMPARISON, doc="auto's comparison")
     validation = property(lambda self: self.path / self.VALIDATION, doc="validation.json, the validation images")
+    data = property(
+        lambda self: self.path / self.DATA, doc="data.json, the folders and a digest of the files trained on"
+    )
     report = property(lambda self: self.path / self.REPORT, doc="report.html")
     tensorboard = property(lambda self: self.path / self.TENSORBOARD, doc="tensorboard/ logs")
     resumes = property(lambda self: self.path / self.RESUMES, doc="resumes.json, each resume and what it changed")
@@ -156,6 +164,7 @@ class RunDirectory:
         self.check_is_folder()
         if resume and not self.backup.is_dir():
             self.check_resumable()
+        check_writable(self.path, "the run's files", "give a --run-dir on a disk you can write to")
 
     def has_backup(self):
         """Whether a committed backup is here (what ``resume`` starts from)."""
@@ -190,6 +199,12 @@ class RunDirectory:
         if not weights.exists():
             raise RunDirectoryError(
                 f"the backup in {metadata.parent} names {weights.name}, which is missing: start again with --overwrite."
+            )
+        if not matches(weights, record.get("sha256")):
+            raise RunDirectoryError(
+                f"the backup {weights} is damaged: its bytes differ from the SHA-256 written with it (a disk error, "
+                "a copy cut short, an edit). It is not resumed from; nothing was changed. Restore the run directory "
+                "from a copy, or start again with --overwrite."
             )
         try:
             saved_classes = _output_units(weights)
@@ -273,7 +288,8 @@ def lock(folder, name, what, flag):
     try:
         yield folder
     finally:
-        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a folder turned read-only: a dead process's lock is replaced anyway
+            path.unlink(missing_ok=True)
 
 
 def _remove(paths):
@@ -288,7 +304,7 @@ def _remove(paths):
 def _output_units(weights_file):
     """The width of the last dense kernel in a Keras weights file (the model's classes), or None."""
     kernels = []
-    with h5py.File(weights_file, "r") as handle:
+    with open_hdf5(weights_file) as handle:
         handle.visititems(
             lambda name, obj: kernels.append((name, obj.shape)) if isinstance(obj, h5py.Dataset) else None
         )

@@ -277,9 +277,14 @@ def test_with_balanced_classes_the_validation_loss_is_the_balanced_one(shapes_di
 
     folder = ImageFolder.read(shapes_dir)
     train_set, val_set = folder.split(0.7, seed=0)
-    auto = class_weights("auto", train_set.labels, train_set.class_names)
-    weights, val_weights = balancing(TrainingOptions(balanced_sampling=True), train_set)
-    assert weights is None and np.array_equal(val_weights, auto)
+    # Issue 27, item 9: the validation images are weighted by their own class counts, not the training set's.
+    imbalanced = ImageFolder(train_set.paths[:1] * 10 + train_set.paths[-1:], [0] * 10 + [1], ["a", "b"])
+    uneven = ImageFolder(val_set.paths[:3], [0, 0, 1], ["a", "b"])
+    weights, val_weights = balancing(TrainingOptions(balanced_sampling=True), imbalanced, uneven)
+    assert weights is None and np.allclose(val_weights, [0.75, 1.5])  # 3 / (2 * 2), 3 / (2 * 1)
+    even = ImageFolder(val_set.paths[:2], [0, 1], ["a", "b"])
+    weights, val_weights = balancing(TrainingOptions(class_weight="auto"), imbalanced, even)
+    assert weights[0] < 1 < weights[1] and val_weights is None  # a balanced validation set: the plain loss
     weights, val_weights = balancing(TrainingOptions(class_weight={"star": 3}), train_set)
     assert weights is val_weights and weights[train_set.class_names.index("star")] == 3
     assert balancing(TrainingOptions(), train_set) == (None, None)

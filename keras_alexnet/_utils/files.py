@@ -88,3 +88,15 @@ def cleanup_on_signals(signals=(signal.SIGTERM, signal.SIGHUP)):
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def check_not_source(out, source, flag="--out", source_flag="--model"):
+    """Before any work: refuse an ``out`` that is ``source``, holds it, or lies inside it (paths resolved,
+    symbolic links followed), so that writing the one never replaces the other."""
+    target, read = Path(out).resolve(), Path(source).resolve()
+    if target == read or target in read.parents or read in target.parents:
+        relation = "is" if target == read else ("holds" if target in read.parents else "is inside")
+        raise ValueError(
+            f"{flag} {out} {relation} {source_flag} {source} (resolved: {read}): writing it would replace the model "
+            f"being read; nothing was changed. Give {flag} another path."
+        )

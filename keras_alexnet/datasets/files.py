@@ -40,23 +40,56 @@ def link_problem(path):
     return None
 
 
-def walk(folder):
+def walk(folder, others=(), skipped=None):
     """Files under ``folder`` (recursively, sorted), leaving out what ``ignored`` names.
 
     Broken and looping symbolic links are listed too (``link_problem`` says why they fail).
+    A linked folder that leads to an ancestor of ``folder`` (``up -> ..``) or into one of
+    ``others`` (the other class folders) would read other folders' images as this one's: it
+    is left out, and ``(link, reason)`` added to ``skipped`` when a list is given. A file
+    reached twice (through links) is listed once.
     """
-    found, seen = [], set()
+    top = os.path.realpath(folder)
+    elsewhere = [os.path.realpath(other) for other in others]
+    found, seen, files_seen = [], set(), set()
+
+    def leads_away(link):
+        target = os.path.realpath(link)
+        if top == target or top.startswith(target.rstrip(os.sep) + os.sep):
+            return f"a symbolic link to {target}, which holds {folder} itself: it is not followed"
+        for other in elsewhere:
+            if target == other or target.startswith(other + os.sep) or other.startswith(target.rstrip(os.sep) + os.sep):
+                return f"a symbolic link into another class folder ({target}): it is not followed"
+        return None
+
     for root, folders, files in os.walk(folder, followlinks=True):
         real = os.path.realpath(root)
-        if real in seen:  # a linked folder met twice (a link to a parent): once is enough
+        if real in seen:  # a linked folder met twice: once is enough
             folders[:] = []
             continue
         seen.add(real)
-        folders[:] = sorted(name for name in folders if not ignored(Path(name)))
+        kept = []
+        for name in sorted(folders):
+            path = Path(root) / name
+            if ignored(path):
+                continue
+            reason = leads_away(path) if path.is_symlink() and not link_problem(path) else None
+            if reason:
+                if skipped is not None:
+                    skipped.append((path, reason))
+                continue
+            kept.append(name)
+        folders[:] = kept
         for name in files:
             path = Path(root) / name
-            if not ignored(path):
-                found.append(path)
+            if ignored(path):
+                continue
+            if not link_problem(path):
+                identity = os.path.realpath(path)
+                if identity in files_seen:
+                    continue
+                files_seen.add(identity)
+            found.append(path)
         # os.walk lists a broken link to a folder among the files; a loop among the folders.
         for name in list(folders):
             if link_problem(Path(root) / name):
@@ -75,7 +108,7 @@ def image_files(items):
     for item in items:
         path = Path(item)
         if path.is_dir():
-            for file in walk(path):
+            for file in walk(path, skipped=skipped):
                 problem = link_problem(file)
                 if problem:
                     skipped.append((file, problem))

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from keras_alexnet._utils.text import printable
 from keras_alexnet.datasets.files import ignored, link_problem, walk
 from keras_alexnet.datasets.pipeline import augmented_batches, decode, epochs_of, image_pipeline
 from keras_alexnet.preprocessing import CROP_SIZE, IMAGE_SUFFIXES, load_image
@@ -74,10 +75,23 @@ class ImageFolder:
                 f"{directory} has {len(names)} class folder(s) {names}; classification needs at "
                 "least 2, one sub-folder of images per class."
             )
-        paths, labels, skipped = [], [], []
+        paths, labels, skipped, reached = [], [], [], {}
         for label, name in enumerate(names):
             good = 0
-            for path in walk(directory / name):
+            links_away = []
+            files = walk(directory / name, [directory / other for other in found if other != name], links_away)
+            for path, reason in links_away:
+                log.warning("skipping %s: %s", printable(path), reason)
+                skipped.append((str(path), reason))
+            for path in files:
+                identity = None if link_problem(path) else os.path.realpath(path)
+                if identity in reached:
+                    reason = f"the same file as {printable(reached[identity])} (reached twice): counted once"
+                    log.warning("skipping %s: %s", printable(path), reason)
+                    skipped.append((str(path), reason))
+                    continue
+                if identity is not None:
+                    reached[identity] = path
                 reason = link_problem(path) or (
                     f"not an image file (suffix {path.suffix!r})"
                     if path.suffix.lower() not in IMAGE_SUFFIXES
@@ -89,7 +103,7 @@ class ImageFolder:
                             f"{path}: {reason}. Remove or replace it, or skip such files: leave out "
                             "--fail-on-bad-file (Python: on_bad_file='skip')."
                         )
-                    log.warning("skipping %s: %s", path, reason)
+                    log.warning("skipping %s: %s", printable(path), reason)
                     skipped.append((str(path), reason))
                     continue
                 paths.append(str(path))
@@ -144,7 +158,10 @@ class ImageFolder:
             cut = min(max(int(round(fraction * len(members))), 1), len(members) - 1)
             first += members[:cut].tolist()
             second += members[cut:].tolist()
-        return self._subset(sorted(first)), self._subset(sorted(second))
+        # The files skipped when the folder was read go with the first part, once: a run records them.
+        kept, held_out = self._subset(sorted(first)), self._subset(sorted(second))
+        kept.skipped = list(self.skipped)
+        return kept, held_out
 
     def shared_with(self, other):
         """The paths of ``other`` that are also images of this set: the same file, by any path
@@ -158,7 +175,7 @@ class ImageFolder:
         return [path for path in other.paths if identity(path) in mine]
 
     def _epochs(self, batch_size, augment, seed, image_size, epochs, start_epoch, balanced):
-        paths = tf.constant(self.paths)
+        paths = tf.constant(self._path_bytes())
         labels = tf.constant(np.asarray(self.labels, np.int32))
         count = len(self.paths)
 
@@ -170,6 +187,11 @@ class ImageFolder:
             return augmented_batches(examples, batch_size, True, augment, seed, image_size, first_index=epoch * count)
 
         return epochs_of(count, seed, epochs, start_epoch, make_epoch, self.labels if balanced else None)
+
+    def _path_bytes(self):
+        # As the file system names them: a name that is not UTF-8 (surrogate-escaped in Python) is
+        # not a string TensorFlow can hold, its bytes are.
+        return np.asarray([os.fsencode(path) for path in self.paths], dtype=object)
 
     def _subset(self, indices):
         return ImageFolder([self.paths[i] for i in indices], [self.labels[i] for i in indices], list(self.class_names))
@@ -198,7 +220,7 @@ class ImageFolder:
             raise ValueError("balanced sampling orders training epochs: give training=True and epochs.")
         if training and epochs is not None:
             return self._epochs(batch_size, augment, seed, image_size, epochs, start_epoch, balanced)
-        ds = tf.data.Dataset.from_tensor_slices((self.paths, np.asarray(self.labels, np.int32)))
+        ds = tf.data.Dataset.from_tensor_slices((self._path_bytes(), np.asarray(self.labels, np.int32)))
         if training:
             ds = ds.shuffle(len(self.paths), seed=seed, reshuffle_each_iteration=True)
         return image_pipeline(

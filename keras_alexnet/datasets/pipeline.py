@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import tensorflow as tf
 
@@ -20,7 +22,7 @@ def decode(path, label):
 
     def read(file_name):
         file_name = file_name.item() if hasattr(file_name, "item") else file_name  # a 0-d numpy array
-        return decode_rgb(file_name.decode() if isinstance(file_name, bytes) else file_name)
+        return decode_rgb(os.fsdecode(file_name))
 
     image = tf.numpy_function(read, [path], tf.uint8, stateful=False)
     image.set_shape((None, None, 3))
@@ -112,12 +114,24 @@ def epochs_of(count, seed, epochs, start_epoch, make_epoch, balanced_labels=None
     """
     if not 0 <= start_epoch < epochs:
         raise ValueError(f"start_epoch={start_epoch} must be in [0, epochs={epochs}).")
-    numbers = np.arange(start_epoch, epochs, dtype=np.int64)
+    # Each epoch's order is drawn when the epoch starts: "--epochs 1000000000 --patience 3" costs
+    # nothing up front (precomputed orders took the memory of every epoch before the first step).
     if balanced_labels is not None:
-        orders = np.stack([balanced_order(balanced_labels, seed, epoch) for epoch in numbers]).astype(np.int64)
+        labels = np.asarray(balanced_labels)
+
+        def draw(epoch):
+            return balanced_order(labels, seed, int(epoch)).astype(np.int64)
     else:
-        orders = np.stack([epoch_order(count, seed, epoch) for epoch in numbers]).astype(np.int64)
-    ds = tf.data.Dataset.from_tensor_slices((numbers, orders)).flat_map(make_epoch)
+
+        def draw(epoch):
+            return epoch_order(count, seed, int(epoch)).astype(np.int64)
+
+    def with_order(epoch):
+        order = tf.numpy_function(draw, [epoch], tf.int64, stateful=False)
+        order.set_shape((count,))
+        return make_epoch(epoch, order)
+
+    ds = tf.data.Dataset.range(start_epoch, epochs).flat_map(with_order)
     return without_autotune(ds.prefetch(tf.data.AUTOTUNE))
 
 

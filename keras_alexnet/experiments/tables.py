@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import io
 import math
@@ -13,6 +12,7 @@ import numpy as np
 
 from keras_alexnet._utils.choices import COMPARE_METRICS
 from keras_alexnet._utils.files import atomic_write
+from keras_alexnet._utils.text import SafeCSVWriter
 
 RUNS_CSV, SUMMARY_CSV, SUMMARY_MD, CURVES = "runs.csv", "summary.csv", "summary.md", "curves.png"
 
@@ -210,11 +210,11 @@ def write_tables(out, runs, complete, run_fields, verbose, metric="accuracy"):
 
 def _write_csv(path, header, rows):
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = SafeCSVWriter(buffer)
     writer.writerow(header)
     writer.writerows(rows)
     text = buffer.getvalue()
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def plot_curves(runs, path):

@@ -14,6 +14,7 @@ import numpy as np
 
 from keras_alexnet._keras_compat import BackupState
 from keras_alexnet._utils.checks import is_count
+from keras_alexnet._utils.checksum import sha256_of
 from keras_alexnet._utils.disk import DiskFullError, disk_full_message, ensure_space, is_disk_full, weights_bytes
 from keras_alexnet._utils.files import atomic_write
 from keras_alexnet.metrics import BALANCED_METRICS
@@ -153,7 +154,14 @@ def write_backup(model, backup_dir, epoch, batch=0, stage=1):
         if is_disk_full(error):
             raise DiskFullError(disk_full_message(backup_dir, what, needed, then, error)) from None
         raise
-    metadata = {"epoch": epoch, "batch": batch, "weights": name, "stage": stage, "random_states": random_states(model)}
+    metadata = {
+        "epoch": epoch,
+        "batch": batch,
+        "weights": name,
+        "sha256": sha256_of(backup_dir / name),  # what --resume checks: a damaged backup is named, not resumed
+        "stage": stage,
+        "random_states": random_states(model),
+    }
     text = json.dumps(metadata)
     atomic_write(backup_dir / RunDirectory.BACKUP_METADATA, lambda tmp: Path(tmp).write_text(text))
     stale = [path for path in backup_dir.glob("*.weights.h5") if path.name != name]
@@ -427,7 +435,11 @@ class BestModelCheckpoint(keras.callbacks.Callback):
                 for layer in self.full_model.layers
                 if layer.weights
             }
+            digest = None
             if self.path is not None:
                 save_model_atomic(self.saved_form(self.full_model) if self.saved_form else self.full_model, self.path)
-            record = json.dumps({"best": self.best, "epoch": self.best_epoch, "monitor": self.monitor})
+                digest = sha256_of(self.path)
+            record = json.dumps(
+                {"best": self.best, "epoch": self.best_epoch, "monitor": self.monitor, "sha256": digest}
+            )
             atomic_write(self.best_path, lambda tmp: Path(tmp).write_text(record))

@@ -34,6 +34,7 @@ from keras_alexnet.run_directory import RunDirectory
 from keras_alexnet.training.callbacks import (
     AtomicBackupAndRestore,
     StopOnDivergence,
+    TrainingDiverged,
     TrainingProgress,
     plot_progress,
     save_model_atomic,
@@ -42,7 +43,15 @@ from keras_alexnet.training.callbacks import (
 )
 from keras_alexnet.training.options import AUTO, TrainingOptions
 from keras_alexnet.training.output_network import early_stopping, keep_output_network, output_checkpoint
-from keras_alexnet.training.resume import check_resume, record_resume, resumed_options
+from keras_alexnet.training.resume import (
+    check_resume,
+    check_same_data,
+    data_record,
+    record_data,
+    record_resume,
+    resumed_folders,
+    resumed_options,
+)
 from keras_alexnet.training.setup import (
     activation_pipelines,
     balancing,
@@ -234,12 +243,17 @@ def train(
             "keras_alexnet.experiments.train(...) (or `keras-alexnet train --recipe auto`), which resolves it "
             "and then trains the winner here."
         )
+    if resume:
+        data, val = resumed_folders(run, data, val, options)
     check_outside_data(run, data, val)
     train_set, val_set = read_sets(data, val, options)
     run.check_can_start(resume)
+    if resume:
+        check_same_data(run, train_set, val_set)
     with run.locked():
         if not resume:
             run.start_new(overwrite)
+            record_data(run, data_record(data, val, train_set, val_set))
         return train_locked(
             train_set,
             val_set,
@@ -335,7 +349,7 @@ def train_locked(
     if val_set is not None:
         _record_validation_set(val_set, run.validation)
     val_ds = val_set.dataset(options.batch_size) if val_set is not None else None
-    weights, val_weights = balancing(options, train_set)
+    weights, val_weights = balancing(options, train_set, val_set)
     checkpoint = None
     if val_set is not None:
         checkpoint = output_checkpoint(
@@ -422,6 +436,7 @@ def train_locked(
     names = train_set.class_names
     final_model = attach_class_names(shipped, names)
     final_model.compile(optimizer=model.optimizer, loss=model.loss, metrics=training_metrics(len(names)))
+    _check_finite(final_model, run)
     model_path = None
     if options.save_models:
         model_path = _save_final(final_model if options.save_optimizer else attach_class_names(shipped, names), run)
@@ -456,6 +471,17 @@ def _saved_form(model, class_names, options):
     if options.save_optimizer:
         named.compile(optimizer=model.optimizer, loss=model.loss, metrics=training_metrics(len(class_names)))
     return named
+
+
+def _check_finite(model, run):
+    """Refuse to finish with non-finite weights: the backup and ``best.keras`` (intact files) stay."""
+    for variable in model.weights:
+        if not np.all(np.isfinite(keras.ops.convert_to_numpy(variable))):
+            raise TrainingDiverged(
+                f"the final model has non-finite weights (NaN or infinity) in {variable.path}; nothing was written "
+                f"and nothing deleted: {run.backup} and {run.best} are kept as they were. If the run resumed from a "
+                "backup, the backup may hold them; otherwise lower the learning rate"
+            )
 
 
 def _save_final(model, run):

@@ -11,11 +11,15 @@ only ``model.keras``.
 from __future__ import annotations
 
 import json
+import logging
 
 import keras
 
+from keras_alexnet._utils.checksum import matches
 from keras_alexnet.model import load_model
 from keras_alexnet.training.callbacks import BestModelCheckpoint
+
+log = logging.getLogger("keras_alexnet.training")
 
 # output_network -> (the log it watches, whether lower is better)
 MONITORED = {
@@ -61,6 +65,16 @@ def keep_output_network(model, checkpoint, run, epochs_done):
     if checkpoint.best_weights is not None:
         source = checkpoint.best_weights
     elif run.best.exists():
+        recorded = json.loads(run.best_record.read_text()) if run.best_record.exists() else {}
+        if not matches(run.best, recorded.get("sha256")):
+            log.warning(
+                "%s is damaged (its bytes differ from the SHA-256 written with it): model.keras holds the last "
+                "epoch (%d) instead of epoch %d.",
+                run.best,
+                epochs_done,
+                checkpoint.best_epoch,
+            )
+            return epochs_done
         saved = load_model(run.best)
         source = {layer.name: layer.get_weights() for layer in saved.layers if layer.weights}
     else:

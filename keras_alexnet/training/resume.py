@@ -10,12 +10,18 @@ naming the fields. Each resume is recorded in ``resumes.json`` with what it chan
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
+import logging
+import os
 from pathlib import Path
 
 from keras_alexnet._utils.files import atomic_write
+from keras_alexnet._utils.text import printable
 from keras_alexnet.run_directory import RunDirectoryError
 from keras_alexnet.training.options import TrainingOptions
+
+log = logging.getLogger("keras_alexnet.training")
 
 # Options a resumed run may change: none of them changes what the epochs already done were.
 RESUMABLE = (
@@ -87,3 +93,82 @@ def record_resume(run, epochs_done, changed):
     )
     text = json.dumps(records, indent=2) + "\n"
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def _files_digest(image_folder):
+    """SHA-256 of a set's (class, file name, size) entries: the same files give the same digest, wherever
+    the folder now lives."""
+    entries = sorted(
+        f"{image_folder.class_names[label]}/{os.fsencode(Path(path).name).hex()}/{_size(path)}"
+        for path, label in zip(image_folder.paths, image_folder.labels)
+    )
+    return hashlib.sha256("\n".join(entries).encode()).hexdigest()
+
+
+def _size(path):
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return -1
+
+
+def _folder(value):
+    if value is None or not isinstance(value, (str, os.PathLike)):
+        return None
+    return os.fsencode(Path(value).resolve()).decode("utf-8", "surrogateescape")
+
+
+def data_record(data, val, train_set, val_set):
+    """What a run trained and validated on: the folders (resolved) and a digest of each set's files."""
+    return {
+        "data": _folder(data),
+        "val": _folder(val),
+        "training": {"images": len(train_set), "files_digest": _files_digest(train_set)},
+        "validation": None if val_set is None else {"images": len(val_set), "files_digest": _files_digest(val_set)},
+    }
+
+
+def record_data(run, record):
+    """Write ``data_record``'s record as the run's ``data.json``."""
+    text = json.dumps(record, indent=2) + "\n"
+    atomic_write(run.data, lambda tmp: Path(tmp).write_text(text))
+
+
+def resumed_folders(run, data, val, options):
+    """The (data, val) a resume reads: a resume without ``val`` on a run that had a validation folder takes
+    the recorded one (the epochs done were chosen and stopped on it), and says so."""
+    if not run.data.exists():
+        return data, val
+    recorded = json.loads(run.data.read_text())
+    if val is None and recorded.get("val") and options.val_split is None:
+        val = recorded["val"]
+        log.warning("resuming with the run's validation folder --val %s (recorded in %s)", printable(val), run.data)
+    return data, val
+
+
+def check_same_data(run, train_set, val_set):
+    """Refuse a resume whose training or validation files differ from those the run recorded (``data.json``),
+    saying exactly what changed; nothing is written."""
+    if not run.data.exists():
+        return
+    recorded = json.loads(run.data.read_text())
+    changes = []
+    for what, now in (("training", train_set), ("validation", val_set)):
+        before = recorded.get(what)
+        if before is None and now is None:
+            continue
+        if before is None or now is None:
+            changes.append(
+                f"the run had {'no' if before is None else 'a'} validation set, this resume {'has' if before is None else 'has none'}"
+            )
+            continue
+        if before["files_digest"] != _files_digest(now):
+            folder = recorded.get("data" if what == "training" else "val") or "the data it was given"
+            changes.append(
+                f"the {what} files differ ({before['images']} images then, from {printable(folder)}; {len(now)} now)"
+            )
+    if changes:
+        raise RunDirectoryError(
+            f"--resume with other data than the run in {run.path} was trained on: {'; '.join(changes)}. Resume with "
+            "the same --data and --val (see data.json), or start a new run (--overwrite or another --run-dir)."
+        )

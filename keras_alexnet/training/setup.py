@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_alexnet.architecture import ALEXNET, TINY
@@ -78,20 +79,27 @@ def prepare_model(
     )
 
 
-def balancing(options, train_set):
+def balancing(options, train_set, val_set=None):
     """(training weights, validation weights) per class, or None: what evens the classes out.
 
-    ``class_weight`` weighs both; ``balanced_sampling`` evens the training batches and weighs
-    the validation images as ``class_weight="auto"`` would. The validation loss, which picks the
-    epoch kept and drives ``patience``, is then the balanced loss: unweighted, on a validation set
-    as imbalanced as the training set, it is lowest when the model answers the large class.
+    ``class_weight="auto"`` weighs the training images by the training set's class counts and the
+    validation images by the validation set's own (a balanced validation set gets weight 1, so its
+    loss is the plain loss); ``balanced_sampling`` evens the training batches and weighs the
+    validation images the same way. A dict of weights is the user's, and weighs both. The
+    validation loss, which picks the epoch kept and drives ``patience``, is then the balanced loss:
+    unweighted, on a validation set as imbalanced as the training set, it is lowest when the
+    model answers the large class.
     """
     weights = class_weights(options.class_weight, train_set.labels, train_set.class_names)
-    if weights is not None:
-        return weights, weights
-    if options.balanced_sampling:
-        return None, class_weights("auto", train_set.labels, train_set.class_names)
-    return None, None
+    balanced = options.balanced_sampling or (isinstance(options.class_weight, str) and options.class_weight == "auto")
+    if balanced:
+        val_weights = (
+            class_weights("auto", val_set.labels, val_set.class_names) if val_set is not None and len(val_set) else None
+        )
+        if val_weights is not None and np.allclose(val_weights, 1.0):
+            val_weights = None  # the validation classes are even: the plain loss is the balanced loss
+        return weights, val_weights
+    return weights, weights
 
 
 def stage_epochs(options):

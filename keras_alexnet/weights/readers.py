@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 
-import h5py
 import numpy as np
 
+from keras_alexnet._utils.hdf5 import open_hdf5
 from keras_alexnet.architecture import ALEXNET
 
 
@@ -80,7 +80,7 @@ def read_keras_weights(path, architecture=ALEXNET):
     """
     groups = []
     try:
-        with h5py.File(path, "r") as handle:
+        with open_hdf5(path) as handle:
             if "layers" not in handle:
                 raise ValueError(
                     f"{path} is an HDF5 file but not a Keras 3 weights file (no 'layers' "
