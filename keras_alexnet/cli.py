@@ -38,7 +38,7 @@ from keras_alexnet._utils.choices import (
 )
 from keras_alexnet._utils.disk import DiskFullError, is_disk_full
 from keras_alexnet._utils.files import check_folder_target, check_new_file, check_not_source
-from keras_alexnet._utils.runtime import quiet_tensorflow
+from keras_alexnet._utils.runtime import VERBOSE, quiet_tensorflow
 from keras_alexnet._utils.text import printable
 from keras_alexnet.recipes import head_names, recipe_names
 from keras_alexnet.run_directory import RunDirectory
@@ -259,6 +259,7 @@ def _evaluate(args):
     if args.out:
         check_folder_target(args.out)
     classifier = load_classifier(args.model)
+    _warn_if_far_from_training(args.model, [args.data])
     started = time.perf_counter()
     result = evaluate(classifier, args.data, batch_size=args.batch_size)
     if args.tta:
@@ -273,6 +274,20 @@ def _evaluate(args):
     return 0
 
 
+def _warn_if_far_from_training(model, items):
+    """Print ``evaluation.far_from_training``'s warning for the images under ``items``, if any."""
+    from keras_alexnet.datasets.files import image_files
+    from keras_alexnet.evaluation import far_from_training
+
+    try:
+        images, _ = image_files(items)
+    except FileNotFoundError:
+        return  # the command itself says what is missing
+    warning = far_from_training(model, images)
+    if warning:
+        print(warning, file=sys.stderr)
+
+
 def _predict(args):
     from keras_alexnet.deployment import KerasClassifier, load_classifier
     from keras_alexnet.evaluation import predict_files, write_predictions
@@ -282,14 +297,15 @@ def _predict(args):
         check_new_file(args.out, args.overwrite)
     model = load_classifier(args.model) if args.model else KerasClassifier(AlexNet(weights="imagenet"))
     top = min(args.top, model.outputs)
+    _warn_if_far_from_training(args.model, args.images)
 
     def echo(prediction):
         if prediction.error is not None:
-            print(f"skipped {prediction.path}: {prediction.error}", file=sys.stderr, flush=True)
+            print(f"skipped {printable(prediction.path)}: {prediction.error}", file=sys.stderr, flush=True)
         else:
             scores = ", ".join(f"{n} {p:.3f}" for n, p in prediction.top)
             unknown = f"unknown (under {args.min_confidence:g}): " if prediction.answer == prediction.UNKNOWN else ""
-            print(f"{prediction.path}: {unknown}{scores}", flush=True)
+            print(f"{printable(prediction.path)}: {unknown}{scores}", flush=True)
 
     predictions = predict_files(
         model, args.images, top=top, batch_size=args.batch_size, min_confidence=args.min_confidence, tta=args.tta
@@ -862,6 +878,7 @@ def main(argv=None):
     args.argv = argv
     if getattr(args, "weights", None) == "none":
         args.weights = None
+    VERBOSE["native"] = bool(args.verbose)
     with quiet_tensorflow(args.verbose):
         from keras_alexnet.deployment import MissingRuntime
         from keras_alexnet.export import ExportCheckError

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_alexnet._utils.runtime import quiet_native_output
 from keras_alexnet.layers import class_names_of, temperature_of
 from keras_alexnet.model import load_model
 from keras_alexnet.preprocessing import eval_crop, eval_transform, load_image, preprocess_input, tta_crops
@@ -135,8 +136,10 @@ class TFLiteClassifier(Classifier):
 
         content = Path(path).read_bytes()
         try:
-            interpreter = tf.lite.Interpreter(model_content=content)
-        except ValueError as error:
+            with quiet_native_output():  # the interpreter's deprecation warning and XNNPACK's line
+                interpreter = tf.lite.Interpreter(model_content=content)
+                interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as error:
             raise ValueError(f"{path} is not a TFLite model ({error}).") from None
         detail = interpreter.get_input_details()[0]
         if detail["dtype"] != np.uint8:

@@ -16,10 +16,12 @@ from keras_alexnet.calibration import CalibrationScores, ece_floor, tempered
 from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.datasets.files import decoded_batches, image_files
 from keras_alexnet.datasets.files import ignored as ignored_path
+from keras_alexnet.datasets.statistics import colour_statistics, far_from
 from keras_alexnet.deployment import Classifier, KerasClassifier, TestTimeAugmented
 from keras_alexnet.explain.confidence import reliability_diagram
 from keras_alexnet.layers import class_names_of, temperature_of
 from keras_alexnet.preprocessing import imagenet_class_names
+from keras_alexnet.run_directory import RunDirectory
 
 log = logging.getLogger("keras_alexnet.evaluation")
 
@@ -399,3 +401,22 @@ def write_predictions(predictions, path, top, echo=None):
 
     atomic_write(path, write)
     return tuple(counts)
+
+
+def far_from_training(model_path, images):
+    """A warning line when ``images`` (files) look far from the images the run that wrote ``model_path``
+    trained on (``datasets.statistics.far_from``; the run's ``options.json`` records those), else None."""
+    if model_path is None:
+        return None
+    run = RunDirectory(Path(model_path).parent)
+    try:
+        training = run.result().get("image_statistics")
+    except (ValueError, OSError):
+        return None
+    reason = far_from(training, colour_statistics(images))
+    if reason is None:
+        return None
+    return (
+        f"warning: these images are far from those {printable(model_path)} was trained on ({reason}): its answers, "
+        "and how sure it is of them, may mean little here."
+    )

@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from keras_alexnet._utils.choices import QUANTIZATIONS
 from keras_alexnet._utils.files import atomic_write
-from keras_alexnet._utils.runtime import process_alive
+from keras_alexnet._utils.runtime import process_alive, quiet_native_output
 from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.datasets.files import decoded_batches
 from keras_alexnet.deployment import CLASS_NAMES_KEY, TEMPERATURE_KEY, MissingRuntime, add_tflite_metadata, onnx_session
@@ -260,7 +260,9 @@ def export_tflite(
                 converter.inference_input_type = tf.uint8
         flatbuffer = converter.convert()
     images = _check_images(size=(image_size, image_size)) if check_images is None else check_images
-    interpreter = tf.lite.Interpreter(model_content=flatbuffer)
+    with quiet_native_output():
+        interpreter = tf.lite.Interpreter(model_content=flatbuffer)
+        interpreter.allocate_tensors()
     runner = interpreter.get_signature_runner()
     diff = 0.0
     for image in images:

@@ -194,3 +194,19 @@ def test_int8_is_calibrated_gated_on_accuracy_and_refused_without_labelled_image
     assert main([*argv, "--out", str(tmp_path / "cli.tflite"), "--data", str(PHOTOS / "test")]) == 0
     printed = capsys.readouterr().out
     assert "tflite int8 written to" in printed and "accuracy on 200 labelled images: float32" in printed
+
+
+def test_every_format_says_the_temperature_it_carries_and_tflite_prints_nothing_of_its_own(exported, capsys):
+    """Issue 27, item 16: evaluate on an export reports the file's temperature; TFLite's interpreter lines
+    (its deprecation warning, XNNPACK's delegate) are not shown without --verbose."""
+    for name in ("model.keras", "savedmodel", "model.tflite", "model.onnx"):
+        assert load_classifier(exported / name).temperature == pytest.approx(1.7), name
+    assert main(["evaluate", "--model", str(exported / "model.onnx"), "--data", str(PHOTOS / "test")]) == 0
+    assert "calibration (temperature 1.700)" in capsys.readouterr().out
+    image = str(photo_paths(per_class=1)[0])
+    command = [sys.executable, "-m", "keras_alexnet.cli", "predict", "--model", str(exported / "model.tflite"), image]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stderr.strip() == "1 image(s) predicted", done.stderr
+    loud = subprocess.run([*command[:3], "--verbose", *command[3:]], capture_output=True, text=True, timeout=300)
+    assert "XNNPACK" in loud.stderr

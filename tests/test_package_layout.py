@@ -30,6 +30,7 @@ LAYERS = (
         "keras_alexnet.optimizers",
         "keras_alexnet.calibration",
         "keras_alexnet.metrics",
+        "keras_alexnet.saved_model_ops",
     ),
     ("keras_alexnet.weights", "keras_alexnet.saving"),
     ("keras_alexnet.model",),

@@ -1,12 +1,14 @@
 """What a careless user does (issue 19): each case ends in a clear message or the right result,
 before any work where it can, and nothing the user made is changed or lost."""
 
+import csv
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
 import zipfile
 
 import keras
@@ -20,6 +22,7 @@ from keras_alexnet.datasets import ImageFolder, generate_shapes
 from keras_alexnet.explain import output_names
 from keras_alexnet.layers import attach_class_names
 from keras_alexnet.model import AlexNet, load_model
+from keras_alexnet.run_directory import RunDirectory
 from keras_alexnet.training import TrainingOptions, read_sets
 
 
@@ -192,7 +195,9 @@ def test_ctrl_c_is_one_line_and_exit_130(argv, function, expected, monkeypatch, 
 
 
 @pytest.mark.slow
-def test_ctrl_c_in_train_names_the_epoch_and_the_command_that_continues(shapes_dir, tmp_path):
+@pytest.mark.parametrize("sent", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_in_train_names_the_epoch_and_the_command_that_continues(shapes_dir, tmp_path, sent):
+    """SIGTERM (kill, systemd, schedulers; issue 27, item 14) ends a run as Ctrl-C does."""
     run = tmp_path / "run"
     argv = ["train", "--data", str(shapes_dir), "--run-dir", str(run), "--epochs", "500", "--architecture", "tiny"]
     argv += ["--weights", "none", "--batch-size", "8", "--no-tensorboard", "--no-report", "--quiet"]
@@ -211,7 +216,7 @@ def test_ctrl_c_in_train_names_the_epoch_and_the_command_that_continues(shapes_d
                 break
             assert process.poll() is None, process.communicate()
             subprocess.run(["sleep", "0.1"])
-        process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        process.send_signal(sent)
         out, err = process.communicate(timeout=120)
     finally:
         process.kill()
@@ -269,3 +274,318 @@ def test_a_savedmodel_export_removes_only_the_leftovers_of_killed_exports(model_
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".tmp-mine", alive.name, "model"])
     with zipfile.ZipFile(model_file) as archive:  # the model file itself is untouched
         assert "config.json" in archive.namelist()
+
+
+# Issue 27: odd names, links, damaged backups and habits lose nothing.
+TINY_RUN = {"architecture": "tiny", "weights": None, "batch_size": 8, "report": False, "tensorboard": False}
+TINY_FLAGS = ["--architecture", "tiny", "--weights", "none", "--batch-size", "8", "--no-tensorboard", "--no-report"]
+
+
+class _StopAfter(keras.callbacks.Callback):
+    """Ctrl-C after ``epochs`` epochs (the run's own callbacks, the backup among them, have run by then)."""
+
+    def __init__(self, epochs):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epochs:
+            raise KeyboardInterrupt
+
+
+def _interrupted_run(data, val, run_dir, epochs=3):
+    from keras_alexnet.training import train
+
+    with pytest.raises(KeyboardInterrupt):
+        train(data, val=val, run_dir=run_dir, epochs=epochs, callbacks=[_StopAfter(1)], verbose=0, **TINY_RUN)
+    return RunDirectory(run_dir)
+
+
+def _split_folders(shapes_dir, tmp_path):
+    """The shapes copied into a training and a validation folder (3 + 1 images a class)."""
+    train_dir, val_dir = tmp_path / "train", tmp_path / "val"
+    for name in os.listdir(shapes_dir):
+        files = sorted((shapes_dir / name).iterdir())
+        for folder, chosen in ((train_dir, files[:3]), (val_dir, files[3:])):
+            (folder / name).mkdir(parents=True)
+            for file in chosen:
+                shutil.copy(file, folder / name / file.name)
+    return train_dir, val_dir
+
+
+# Issue 27, items 4 and 10
+def test_a_file_name_that_is_not_utf8_trains_evaluates_and_predicts(shapes_dir, tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(shapes_dir, data)
+    odd = os.path.join(os.fsencode(data / "star"), b"caf\xe9.png")
+    shutil.copy(next((data / "star").iterdir()), odd)
+    (data / "circle" / "broken.png").write_bytes(b"not an image")
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(data), "--run-dir", str(run), "--epochs", "1", "--val-split", "0.3", "--quiet"]
+    assert main(argv + TINY_FLAGS) == 0, capsys.readouterr().err
+    record = json.loads((run / "options.json").read_text())["result"]
+    assert record["skipped_count"] == 1 and record["skipped"][0].endswith("broken.png")  # recorded with --val-split
+    assert main(["evaluate", "--model", str(run / "model.keras"), "--data", str(data)]) == 0
+    out = tmp_path / "predictions.csv"
+    assert main(["predict", "--model", str(run / "model.keras"), str(data), "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert "caf\\xe9.png: " in printed.out
+    rows = list(csv.DictReader(open(out, newline="", encoding="utf-8")))
+    assert len(rows) == 18 and any(row["path"].endswith("caf\\xe9.png") for row in rows)
+
+
+def test_predictions_written_before_a_failure_are_kept(tmp_path):
+    from keras_alexnet.evaluation import Prediction, write_predictions
+
+    def stream():
+        yield Prediction(tmp_path / "a.png", [("cats", 0.9)])
+        yield Prediction(tmp_path / "b.png", [("dogs", 0.8)])
+        raise KeyboardInterrupt
+
+    out = tmp_path / "predictions.csv"
+    with pytest.raises(KeyboardInterrupt) as raised:
+        write_predictions(stream(), out, 1)
+    assert [row["class"] for row in csv.DictReader(open(out, newline=""))] == ["cats", "dogs"]
+    assert "holds the 2 rows written before it" in "".join(raised.value.__notes__)
+
+
+# Issue 27, item 5
+def test_an_export_never_writes_over_the_model_it_reads(model_file, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    model = run / "model.keras"
+    shutil.copy(model_file, model)
+    (tmp_path / "link.keras").symlink_to(model)
+    before = model.read_bytes()
+    for fmt, out in (("tflite", model), ("tflite", tmp_path / "link.keras"), ("savedmodel", run)):
+        argv = ["export", "--model", str(model), "--format", fmt, "--out", str(out), "--overwrite"]
+        assert main(argv) == 2
+        assert "would replace the model being read" in capsys.readouterr().err
+    assert model.read_bytes() == before
+
+
+# Issue 27, item 6
+def test_a_damaged_backup_or_best_model_is_named_and_nothing_intact_is_deleted(shapes_dir, tmp_path, caplog):
+    from keras_alexnet.run_directory import RunDirectoryError
+    from keras_alexnet.training import train
+
+    train_dir, val_dir = _split_folders(shapes_dir, tmp_path)
+    run = _interrupted_run(train_dir, val_dir, tmp_path / "run")
+    for _ in range(100):  # the checksum is added beside training, within a second of the backup
+        if json.loads(run.backup_metadata.read_text()).get("sha256"):
+            break
+        time.sleep(0.1)
+    weights = run.backup / json.loads(run.backup_metadata.read_text())["weights"]
+    assert run.check_resumable() == (1, 1)
+    content = bytearray(weights.read_bytes())
+    content[-200:-100] = b"\xff" * 100  # NaN bytes, as a failing disk leaves them
+    weights.write_bytes(bytes(content))
+    log_before = run.log.read_text()
+    with pytest.raises(RunDirectoryError, match="backup .* is damaged: its bytes differ from the SHA-256"):
+        train(train_dir, val=val_dir, run_dir=run.path, resume=True, verbose=0)
+    assert run.log.read_text() == log_before and run.best.exists() and weights.exists()
+
+    from keras_alexnet.training.callbacks import BestModelCheckpoint
+    from keras_alexnet.training.output_network import keep_output_network
+
+    checkpoint = BestModelCheckpoint(run.best, None, monitor="val_loss", mode="min", record=run.best_record)
+    assert checkpoint.best_epoch == 1
+    run.best.write_bytes(run.best.read_bytes()[:-10] + b"\x00" * 10)
+    with caplog.at_level("WARNING", logger="keras_alexnet.training"):
+        assert keep_output_network(None, checkpoint, run, epochs_done=3) == 3
+    assert "best.keras is damaged" in caplog.text
+
+
+def test_a_final_model_with_non_finite_weights_keeps_the_backup(shapes_dir, tmp_path):
+    from keras_alexnet.training.callbacks import TrainingDiverged
+    from keras_alexnet.training.loop import _check_finite
+
+    model = AlexNet(weights=None, classes=2, architecture=TINY)
+    _check_finite(model, RunDirectory(tmp_path))
+    model.get_layer("fc8").bias.assign(np.full(2, np.nan, np.float32))
+    with pytest.raises(TrainingDiverged, match="fc8.* nothing deleted: .*backup .* are kept"):
+        _check_finite(model, RunDirectory(tmp_path))
+
+
+# Issue 27, item 7
+def test_resume_keeps_the_recorded_validation_set_and_refuses_other_data(shapes_dir, tmp_path, caplog):
+    from keras_alexnet.run_directory import RunDirectoryError
+    from keras_alexnet.training import train
+
+    train_dir, val_dir = _split_folders(shapes_dir, tmp_path)
+    run = _interrupted_run(train_dir, val_dir, tmp_path / "run")
+    record = json.loads(run.data.read_text())
+    assert record["val"] == str(val_dir.resolve()) and record["training"]["images"] == 12
+    other = tmp_path / "other"
+    shutil.copytree(train_dir, other)
+    (other / "star" / sorted(os.listdir(other / "star"))[0]).unlink()
+    with pytest.raises(RunDirectoryError, match="other data .* the training files differ \\(12 images then"):
+        train(other, run_dir=run.path, resume=True, verbose=0)
+    with caplog.at_level("WARNING", logger="keras_alexnet.training"):
+        result = train(train_dir, run_dir=run.path, resume=True, verbose=0)  # no --val: the recorded one
+    assert "resuming with the run's validation folder" in caplog.text
+    rows = list(csv.DictReader(open(run.log)))
+    assert [row["epoch"] for row in rows] == ["0", "1", "2"] and all(row["val_loss"] != "NA" for row in rows)
+    assert result.output_epoch is not None
+
+
+# Issue 27, item 8
+def test_links_to_a_parent_or_another_class_are_skipped_and_a_file_counts_once(shapes_dir, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(shapes_dir, data)
+    (data / "star" / "up").symlink_to("..")
+    (data / "circle" / "stars").symlink_to(data / "star")
+    (data / "circle" / "again.png").symlink_to(next((data / "circle").glob("*.png")))
+    (data / "circle" / "a_star.png").symlink_to(next((data / "star").glob("*.png")))
+    folder = ImageFolder.read(data)
+    assert len(folder) == 16 and folder.counts() == {name: 4 for name in folder.class_names}
+    reasons = {os.path.basename(path): reason for path, reason in folder.skipped}
+    assert "holds" in reasons["up"] and "another class folder" in reasons["stars"]
+    assert "reached twice" in reasons["again.png"] and "reached twice" in reasons["a_star.png"]
+
+
+# Issue 27, item 11
+def test_predict_warns_when_the_images_are_far_from_the_training_images(shapes_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    grey = tmp_path / "grey"
+    for name in os.listdir(shapes_dir):
+        for index, file in enumerate(sorted((shapes_dir / name).iterdir())):
+            (grey / name).mkdir(parents=True, exist_ok=True)
+            Image.open(file).convert("L").convert("RGB").save(grey / name / f"{index}.png")
+    argv = ["train", "--data", str(grey), "--run-dir", str(run), "--epochs", "1", "--quiet"]
+    assert main(argv + TINY_FLAGS) == 0
+    colour = tmp_path / "colour"
+    colour.mkdir()
+    for index in range(4):
+        Image.fromarray(np.asarray([[[220, 30, 40]]], np.uint8).repeat(40, 0).repeat(48, 1)).save(
+            colour / f"{index}.png"
+        )
+    capsys.readouterr()
+    assert main(["predict", "--model", str(run / "model.keras"), str(colour)]) == 0
+    assert "far from those" in capsys.readouterr().err
+    assert main(["predict", "--model", str(run / "model.keras"), str(grey / "star")]) == 0
+    assert "far from those" not in capsys.readouterr().err
+
+
+# Issue 27, item 12
+def test_an_extreme_aspect_ratio_is_named_and_skipped_before_it_is_resized(model_file, shapes_dir, tmp_path, capsys):
+    from keras_alexnet.preprocessing import ImageTooLarge, load_image
+
+    thin = tmp_path / "images" / "thin.png"
+    thin.parent.mkdir()
+    Image.new("RGB", (1, 100_000)).save(thin)
+    assert thin.stat().st_size < 2000
+    with pytest.raises(ImageTooLarge, match="1 x 100000 pixels: resized to a shorter side of 256 it would be"):
+        load_image(thin)
+    _image(tmp_path / "images" / "fine.png")
+    assert main(["predict", "--model", str(model_file), str(thin.parent)]) == 0
+    printed = capsys.readouterr()
+    assert "fine.png: " in printed.out and "skipped" in printed.err and "thin.png" in printed.err
+    data = tmp_path / "data"
+    shutil.copytree(shapes_dir, data)
+    shutil.copy(thin, data / "star" / "thin.png")
+    assert [os.path.basename(p) for p, _ in ImageFolder.read(data).skipped] == ["thin.png"]
+
+
+# Issue 27, item 13
+def test_train_until_early_stopping_with_a_huge_epoch_count(shapes_dir, tmp_path):
+    from keras_alexnet.training import train
+
+    train_dir, val_dir = _split_folders(shapes_dir, tmp_path)
+    result = train(
+        train_dir,
+        val=val_dir,
+        run_dir=tmp_path / "run",
+        epochs=1_000_000_000,
+        patience=1,
+        output_network="best-validation-accuracy",  # 4 validation images: it stops improving at once
+        verbose=0,
+        **TINY_RUN,
+    )
+    assert 2 <= len(result.history["loss"]) < 100  # stopped by patience, with no epoch order drawn in advance
+
+
+# Issue 27, item 14
+@pytest.mark.slow
+def test_the_data_folder_vanishing_mid_run_is_one_line_and_resumable(shapes_dir, tmp_path):
+    data, run = tmp_path / "data", tmp_path / "run"
+    shutil.copytree(shapes_dir, data)
+    argv = ["train", "--data", str(data), "--run-dir", str(run), "--epochs", "500", "--recipe", "fine-tune-all"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "keras_alexnet.cli", *argv, *TINY_FLAGS, "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    metadata = run / "backup" / "training_metadata.json"
+    try:
+        for _ in range(3000):
+            if metadata.exists():
+                break
+            assert process.poll() is None, process.communicate()
+            subprocess.run(["sleep", "0.1"])
+        data.rename(tmp_path / "moved")
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 1, err[-2000:]
+    assert "Traceback" not in err
+    (line,) = [line for line in err.splitlines() if line.startswith("error:")]
+    assert "an image disappeared while it was being read" in line and "--resume" in line
+    assert not (run / "run.lock").exists()
+
+
+def test_a_read_only_run_directory_is_refused_before_any_work(shapes_dir, tmp_path, capsys):
+    if not (os.geteuid() == 0 and shutil.which("mount")):  # root writes through permissions: a read-only disk
+        run = tmp_path / "ro"
+        run.mkdir()
+        run.chmod(0o555)
+    else:
+        run = tmp_path / "ro"
+        run.mkdir()
+        assert subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(run)]).returncode == 0
+    try:
+        argv = ["train", "--data", str(shapes_dir), "--run-dir", str(run), "--epochs", "1", "--quiet"]
+        assert main(argv + TINY_FLAGS) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and "cannot write the run's files into" in error
+        assert not (run / "run.lock").exists()
+    finally:
+        if os.geteuid() == 0 and shutil.which("mount"):
+            subprocess.run(["umount", str(run)], check=True)
+
+
+# Issue 27, item 15
+@pytest.mark.parametrize("target", [("os", "system"), ("subprocess", "Popen")])
+def test_a_tampered_keras_config_is_refused_in_one_line(model_file, tmp_path, target, capsys):
+    with zipfile.ZipFile(model_file) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(files["config.json"])
+    layer = config["config"]["layers"][1]
+    layer["module"], layer["class_name"], layer["registered_name"] = target[0], target[1], None
+    files["config.json"] = json.dumps(config).encode()
+    tampered = tmp_path / "tampered.keras"
+    with zipfile.ZipFile(tampered, "w") as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    image = str(_image(tmp_path / "x.png"))
+    assert main(["predict", "--model", str(tampered), image]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "is refused: Keras could not rebuild its config safely" in error
+    assert target[1] in error
+
+
+def test_a_tflite_without_probabilities_is_named(tmp_path):
+    import tensorflow as tf
+
+    from keras_alexnet.deployment import load_classifier
+
+    module = tf.Module()
+    module.scores = tf.function(
+        lambda images: {"scores": tf.reduce_mean(tf.cast(images, tf.float32), axis=(1, 2))},
+        input_signature=[tf.TensorSpec((1, 32, 32, 3), tf.uint8, name="images")],
+    )
+    tf.saved_model.save(module, str(tmp_path / "sm"), signatures={"serving_default": module.scores})
+    (tmp_path / "other.tflite").write_bytes(tf.lite.TFLiteConverter.from_saved_model(str(tmp_path / "sm")).convert())
+    with pytest.raises(ValueError, match="answers \\['scores'\\], not 'probabilities'"):
+        load_classifier(tmp_path / "other.tflite")

@@ -10,6 +10,7 @@ file keras-alexnet opens itself goes through ``open_hdf5``, which refuses them t
 from __future__ import annotations
 
 import contextlib
+import os
 
 import h5py
 
@@ -35,7 +36,7 @@ def references_elsewhere(handle):
             if isinstance(item, h5py.Group):
                 visit(item, path)
             elif item.external:
-                found.append((path, f"an external dataset stored in {item.external[0][0].decode(errors='replace')}"))
+                found.append((path, f"an external dataset stored in {os.fsdecode(item.external[0][0])}"))
             elif item.is_virtual:
                 found.append((path, "a virtual dataset mapping other files"))
 

@@ -66,6 +66,34 @@ def quiet_tensorflow(verbose=False):
     yield
 
 
+# Set by the CLI's --verbose: show what TensorFlow's native code prints (TFLite's delegate lines too).
+VERBOSE = {"native": False}
+
+
+@contextlib.contextmanager
+def quiet_native_output():
+    """Hide what native code writes to standard error while the block runs (TFLite's "Created TensorFlow Lite
+    XNNPACK delegate" line) and Python's warnings (tf.lite.Interpreter's deprecation), unless the CLI
+    was given --verbose. Errors still raise as exceptions."""
+    if VERBOSE["native"]:
+        yield
+        return
+    import warnings
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            os.dup2(devnull.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
 def process_alive(pid):
     """Whether a process with this PID runs (one of another user's counts)."""
     try:

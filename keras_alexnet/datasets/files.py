@@ -51,7 +51,7 @@ def walk(folder, others=(), skipped=None):
     """
     top = os.path.realpath(folder)
     elsewhere = [os.path.realpath(other) for other in others]
-    found, seen, files_seen = [], set(), set()
+    found, seen, files_seen = [], set(), {}
 
     def leads_away(link):
         target = os.path.realpath(link)
@@ -80,15 +80,22 @@ def walk(folder, others=(), skipped=None):
                 continue
             kept.append(name)
         folders[:] = kept
-        for name in files:
+        for name in sorted(files):
             path = Path(root) / name
             if ignored(path):
                 continue
             if not link_problem(path):
                 identity = os.path.realpath(path)
                 if identity in files_seen:
+                    first = files_seen[identity]
+                    if first.is_symlink() and not path.is_symlink():  # keep the path where the file lives
+                        found.remove(first)
+                        files_seen[identity], first, path = path, path, first
+                        found.append(first)
+                    if skipped is not None:
+                        skipped.append((path, f"the same file as {first} (reached twice): counted once"))
                     continue
-                files_seen.add(identity)
+                files_seen[identity] = path
             found.append(path)
         # os.walk lists a broken link to a folder among the files; a loop among the folders.
         for name in list(folders):

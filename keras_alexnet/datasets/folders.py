@@ -44,6 +44,31 @@ def check_image(path):
         return f"{type(error).__name__}: {error}"
 
 
+def _one_path_per_file(listed, skipped):
+    """{label: [paths]} from ``[(label, path)]`` with each file once: a file reached by several paths
+    (symbolic links) keeps the path that is not a link (where it lives), else the first; the others
+    are added to ``skipped``, naming the path kept."""
+    chosen = {}
+    for label, path in listed:
+        identity = None if link_problem(path) else os.path.realpath(path)
+        if identity is None:
+            chosen[("broken", str(path))] = (label, path)
+            continue
+        if identity not in chosen or (chosen[identity][1].is_symlink() and not path.is_symlink()):
+            chosen[identity] = (label, path)
+    kept = {}
+    for label, path in chosen.values():
+        kept.setdefault(label, []).append(path)
+    taken = {id(path) for _, path in chosen.values()}
+    for _, path in listed:
+        if id(path) not in taken:
+            first = chosen[os.path.realpath(path)][1]
+            reason = f"the same file as {printable(first)} (reached twice): counted once"
+            log.warning("skipping %s: %s", printable(path), reason)
+            skipped.append((str(path), reason))
+    return {label: sorted(paths) for label, paths in kept.items()}
+
+
 @dataclasses.dataclass
 class ImageFolder:
     """Image paths with integer labels and the class names they index."""
@@ -75,23 +100,19 @@ class ImageFolder:
                 f"{directory} has {len(names)} class folder(s) {names}; classification needs at "
                 "least 2, one sub-folder of images per class."
             )
-        paths, labels, skipped, reached = [], [], [], {}
+        listed, skipped = [], []
         for label, name in enumerate(names):
-            good = 0
             links_away = []
             files = walk(directory / name, [directory / other for other in found if other != name], links_away)
             for path, reason in links_away:
                 log.warning("skipping %s: %s", printable(path), reason)
                 skipped.append((str(path), reason))
-            for path in files:
-                identity = None if link_problem(path) else os.path.realpath(path)
-                if identity in reached:
-                    reason = f"the same file as {printable(reached[identity])} (reached twice): counted once"
-                    log.warning("skipping %s: %s", printable(path), reason)
-                    skipped.append((str(path), reason))
-                    continue
-                if identity is not None:
-                    reached[identity] = path
+            listed += [(label, path) for path in files]
+        kept = _one_path_per_file(listed, skipped)
+        paths, labels = [], []
+        for label, name in enumerate(names):
+            good = 0
+            for path in kept.get(label, []):
                 reason = link_problem(path) or (
                     f"not an image file (suffix {path.suffix!r})"
                     if path.suffix.lower() not in IMAGE_SUFFIXES
@@ -100,7 +121,7 @@ class ImageFolder:
                 if reason:
                     if on_bad_file == "raise":
                         raise DatasetError(
-                            f"{path}: {reason}. Remove or replace it, or skip such files: leave out "
+                            f"{printable(path)}: {reason}. Remove or replace it, or skip such files: leave out "
                             "--fail-on-bad-file (Python: on_bad_file='skip')."
                         )
                     log.warning("skipping %s: %s", printable(path), reason)

@@ -14,12 +14,10 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 from keras_alexnet._utils.choices import IMBALANCE_RATIO
 from keras_alexnet._utils.files import atomic_write
+from keras_alexnet.datasets.statistics import SAMPLE_IMAGES, colour_statistics, imagenet_distance
 from keras_alexnet.experiments.compare import ACTIVATIONS, candidates_of, compare
-from keras_alexnet.preprocessing import IMAGENET_MEAN, IMAGENET_STD, load_image
 from keras_alexnet.recipes import RECIPES
 from keras_alexnet.run_directory import RunDirectory
 from keras_alexnet.training import TrainingOptions
@@ -36,7 +34,6 @@ MANY_IMAGES_PER_CLASS = 1000
 # Images whose channel means sit further than this many ImageNet standard deviations from
 # ImageNet's means (on average over channels), or which are mostly grey, count as unlike ImageNet.
 UNLIKE_IMAGENET_DISTANCE = 1.0
-SAMPLE_IMAGES = 64
 
 
 @dataclasses.dataclass
@@ -63,17 +60,8 @@ def imagenet_likeness(train_set, sample=SAMPLE_IMAGES, seed=0):
     distance: mean over RGB of |channel mean - ImageNet mean| / ImageNet std; grey
     fraction: the share of images whose three channels are (nearly) equal.
     """
-    rng = np.random.default_rng(seed)
-    chosen = rng.choice(len(train_set.paths), size=min(sample, len(train_set.paths)), replace=False)
-    means, grey = [], 0
-    for index in chosen:
-        pixels = np.asarray(load_image(train_set.paths[index]).resize((64, 64)), np.float32) / 255.0
-        means.append(pixels.reshape(-1, 3).mean(axis=0))
-        if np.abs(pixels - pixels.mean(axis=2, keepdims=True)).mean() < 0.01:
-            grey += 1
-    mean = np.mean(means, axis=0)
-    distance = float(np.mean(np.abs(mean - np.asarray(IMAGENET_MEAN)) / np.asarray(IMAGENET_STD)))
-    return distance, grey / len(chosen)
+    statistics = colour_statistics(train_set.paths, sample, seed)
+    return imagenet_distance(statistics), statistics["grey_fraction"]
 
 
 def rule_of_thumb(train_set, epochs=None, freeze_epochs=1):

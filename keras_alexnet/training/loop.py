@@ -26,6 +26,7 @@ from keras_alexnet.calibration import CalibrationScores, ece_floor, fit_temperat
 from keras_alexnet.datasets import DatasetError, ImageFolder
 from keras_alexnet.datasets.class_weights import weighted
 from keras_alexnet.datasets.files import ignored
+from keras_alexnet.datasets.statistics import colour_statistics
 from keras_alexnet.explain.report import write_report
 from keras_alexnet.layers import attach_class_names, with_temperature
 from keras_alexnet.metrics import BALANCED_METRICS, training_metrics
@@ -516,6 +517,8 @@ def _result_record(options, kept_epoch, history, run, temperature, train_set, va
         "skipped_count": len(skipped),
         "skipped": skipped[:20],
         "shared_validation_images": len(train_set.shared_with(val_set)) if val_set is not None else 0,
+        # What predict and evaluate compare their inputs with (datasets.statistics.far_from).
+        "image_statistics": colour_statistics(train_set.paths),
         "changed_options": options.changed_from_defaults(),
     }
 

@@ -123,6 +123,7 @@ def data_record(data, val, train_set, val_set):
     return {
         "data": _folder(data),
         "val": _folder(val),
+        "class_names": list(train_set.class_names),
         "training": {"images": len(train_set), "files_digest": _files_digest(train_set)},
         "validation": None if val_set is None else {"images": len(val_set), "files_digest": _files_digest(val_set)},
     }
@@ -152,6 +153,13 @@ def check_same_data(run, train_set, val_set):
     if not run.data.exists():
         return
     recorded = json.loads(run.data.read_text())
+    then = recorded.get("class_names")
+    if then is not None and then != list(train_set.class_names):
+        raise RunDirectoryError(
+            f"the run in {run.path} was trained for {len(then)} classes {then}, the data now has "
+            f"{len(train_set.class_names)} {list(train_set.class_names)}: resume with the same class folders, or start "
+            "a new run (--overwrite or another --run-dir)."
+        )
     changes = []
     for what, now in (("training", train_set), ("validation", val_set)):
         before = recorded.get(what)
