@@ -158,6 +158,7 @@ def _train(args):
         resume=args.resume,
         overwrite=args.overwrite,
         verbose=2 if args.quiet else 1,
+        cluster=_cluster(args),
     )
     if result.val_accuracy is not None:
         print(f"validation accuracy: {result.val_accuracy:.4f}")
@@ -222,8 +223,31 @@ def _compare(args):
         keep_models=args.keep_models,
         metric=args.metric,
         tta=args.tta,
+        cluster=_cluster(args),
     )
     return 0
+
+
+def _cluster(args):
+    """The ``Cluster`` the --address, --cpus-per-trial and --gpus-per-trial flags name."""
+    from keras_alexnet.experiments import Cluster
+
+    return Cluster(args.address, args.cpus_per_trial, args.gpus_per_trial)
+
+
+def _cluster_arguments(p):
+    p.add_argument(
+        "--address",
+        metavar="HOST:PORT",
+        help="run the comparison's trials (compare, --recipe auto) on this Ray cluster (default: RAY_ADDRESS, else Ray "
+        "on this machine); the output folder must be on storage every node mounts",
+    )
+    p.add_argument(
+        "--cpus-per-trial", type=_positive_number, default=1, help="CPUs each trial takes (default %(default)s)"
+    )
+    p.add_argument(
+        "--gpus-per-trial", type=_non_negative_number, default=0, help="GPUs each trial takes (default %(default)s)"
+    )
 
 
 def _explain(args):
@@ -409,6 +433,7 @@ def _argument_type(convert, accept, describe):
 _positive_int = _argument_type(int, is_count, "a whole number of at least 1")
 _seed = _argument_type(int, lambda value: 0 <= value < 2**32, f"a seed: give a whole number from 0 to {2**32 - 1}")
 _positive_number = _argument_type(float, lambda value: 0 < value < float("inf"), "a positive number")
+_non_negative_number = _argument_type(float, lambda value: 0 <= value < float("inf"), "a number of 0 or more")
 _fraction = _argument_type(float, lambda value: 0 <= value <= 1, "a fraction from 0 to 1")
 
 
@@ -606,6 +631,7 @@ def _train_command(command):
         "--tensorboard-images", action="store_true", help="add Grad-CAM overlays of 4 validation images per epoch"
     )
     p.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
+    _cluster_arguments(p)
 
 
 def _lr_find_command(command):
@@ -654,6 +680,7 @@ def _compare_command(command):
         "default: %(default)s)",
     )
     _tta_argument(p, "score every run's model on the validation images with test-time augmentation")
+    _cluster_arguments(p)
 
 
 def _explain_command(command):

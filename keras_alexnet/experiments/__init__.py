@@ -10,12 +10,13 @@
 """
 
 from keras_alexnet.experiments.auto import AutoChoice, choose_recipe, resolve_auto, rule_of_thumb, train
-from keras_alexnet.experiments.compare import Candidate, RunRecord, candidates_of, compare
+from keras_alexnet.experiments.compare import Candidate, Cluster, RunRecord, candidates_of, compare
 from keras_alexnet.experiments.tables import Comparison, Summary, plot_curves, summarize
 
 __all__ = [
     "AutoChoice",
     "Candidate",
+    "Cluster",
     "Comparison",
     "RunRecord",
     "Summary",

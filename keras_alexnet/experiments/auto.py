@@ -126,7 +126,16 @@ def auto_candidates(budget_epochs, final_epochs, freeze_epochs, candidates=None)
 
 
 def choose_recipe(
-    train_set, val_set, options, budget, directory, verbose=1, final_epochs=None, candidates=None, seeds=3
+    train_set,
+    val_set,
+    options,
+    budget,
+    directory,
+    verbose=1,
+    final_epochs=None,
+    candidates=None,
+    seeds=3,
+    cluster=None,
 ):
     """Choose the recipe for ``train(recipe="auto")`` and write ``directory/auto.json``.
 
@@ -134,7 +143,8 @@ def choose_recipe(
     rule of thumb; otherwise a comparison of every recipe and head (or ``candidates``) over
     ``seeds`` seeds, ``budget.epochs`` each, in ``directory/auto_comparison``; the winner is the
     best mean, or on a tie the cheaper of those tied. ``final_epochs``: the epochs the chosen
-    recipe will train (a two-stage recipe needs more than ``options.freeze_epochs``).
+    recipe will train (a two-stage recipe needs more than ``options.freeze_epochs``). ``cluster``: where
+    the comparison's trials run (``compare.Cluster``; default this machine).
     """
     budget = AutoBudget.parse(budget)
     run = RunDirectory(directory)
@@ -157,6 +167,7 @@ def choose_recipe(
             time_limit=None if budget.minutes is None else budget.minutes * 60,
             verbose=verbose,
             metric=metric,
+            cluster=cluster,
         )
         winner = comparison.winner()
         how = (
@@ -186,7 +197,7 @@ def choose_recipe(
     return choice
 
 
-def resolve_auto(options, train_set, val_set, run_dir, resume=False, verbose=1, candidates=None, seeds=3):
+def resolve_auto(options, train_set, val_set, run_dir, resume=False, verbose=1, candidates=None, seeds=3, cluster=None):
     """``recipe="auto"``: the options with the recipe and head ``choose_recipe`` picks (or picked, on resume)."""
     run = RunDirectory(run_dir)
     if resume and run.auto.exists():
@@ -202,6 +213,7 @@ def resolve_auto(options, train_set, val_set, run_dir, resume=False, verbose=1, 
             final_epochs=options.epochs,
             candidates=candidates,
             seeds=seeds,
+            cluster=cluster,
         )
     # Caching was asked for "where it applies": a chosen recipe that trains every layer has nothing to cache.
     cache = options.cache_activations and RECIPES[choice.recipe].cacheable
@@ -222,6 +234,7 @@ def train(
     auto_candidates=None,
     auto_seeds=3,
     verbose=1,
+    cluster=None,
     **changes,
 ):
     """``keras_alexnet.training.train``, with ``recipe="auto"`` resolved first (what ``train --recipe auto`` runs).
@@ -231,8 +244,9 @@ def train(
     directory's ``auto.json`` and ``auto_comparison/``, and then trained like any other recipe;
     a resumed run keeps its recorded choice. ``auto_candidates`` (``Candidate``s) and
     ``auto_seeds`` narrow the comparison; the winner trains on the activations the comparison
-    cached (unless ``shared_activations`` names others). Any other recipe goes straight to
-    ``training.train``. Takes ``training.train``'s arguments; returns its ``TrainResult``.
+    cached (unless ``shared_activations`` names others); ``cluster`` (``compare.Cluster``) is where the
+    comparison's trials run. Any other recipe goes straight to ``training.train``. Takes
+    ``training.train``'s arguments; returns its ``TrainResult``.
     """
     run = RunDirectory(run_dir)
     options = resumed_options(run, options, **changes) if resume else TrainingOptions.of(options, **changes)
@@ -260,7 +274,9 @@ def train(
         if not resume:
             run.start_new(overwrite)
             record_data(run, data_record(data, val, train_set, val_set))
-        chosen = resolve_auto(options, train_set, val_set, run.path, resume, verbose, auto_candidates, auto_seeds)
+        chosen = resolve_auto(
+            options, train_set, val_set, run.path, resume, verbose, auto_candidates, auto_seeds, cluster
+        )
         compared = run.auto_comparison / ACTIVATIONS
         if shared_activations is None and compared.is_dir():
             shared_activations = compared  # the winner's frozen activations are there already

@@ -10,10 +10,11 @@ On small data the seed moves the accuracy more than the recipe does, so the summ
 gives each candidate's mean and standard deviation over seeds, and calls a candidate
 whose mean is within the best one's standard deviation of the best mean a tie, not a loss.
 
-A plain loop rather than KerasTuner: a run here is a whole ``train`` (two stages for
-fine-tune, an activation cache, its own run directory and resume), which a tuner trial's
-single ``model.fit`` does not hold; the loop's ``result.json`` files give the resumption
-a tuner's oracle would.
+The runs are Ray Tune trials (``experiments.engine``): on one machine Ray starts by itself and
+runs as many at once as the CPUs allow; with ``Cluster(address=...)`` (``--address``) they spread
+over a cluster, a trial whose node is lost runs again elsewhere and resumes from its backup. A
+trial is a whole ``train`` (two stages for fine-tune, an activation cache, its own run
+directory and resume), not KerasTuner's single ``model.fit``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import math
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,6 +37,7 @@ from keras_alexnet._utils.choices import COMPARE_METRICS
 from keras_alexnet._utils.files import atomic_write
 from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.evaluation import evaluate
+from keras_alexnet.experiments import engine
 from keras_alexnet.experiments.tables import CURVES, RUNS_CSV, SUMMARY_CSV, SUMMARY_MD, write_tables
 from keras_alexnet.recipes import HEADS, RECIPES, Head, Recipe, head_named, recipe_named, register_head, register_recipe
 from keras_alexnet.run_directory import RunDirectory, RunDirectoryError, lock
@@ -46,12 +47,13 @@ from keras_alexnet.training.callbacks import TrainingDiverged
 SETTINGS = "comparison.json"
 LOCK = "comparison.lock"
 ACTIVATIONS = "activations"  # the activation caches the runs share (train(..., shared_activations=))
-OUR_FILES = ("runs", ACTIVATIONS, SETTINGS, RUNS_CSV, SUMMARY_CSV, SUMMARY_MD, CURVES)
+TUNE = "tune"  # Ray Tune's own records of the trials
+OUR_FILES = ("runs", ACTIVATIONS, TUNE, SETTINGS, RUNS_CSV, SUMMARY_CSV, SUMMARY_MD, CURVES)
 # Options each run takes from its candidate and seed, or that the comparison sets for its runs:
 # not part of the settings that decide whether a comparison continues.
 PER_RUN_OPTIONS = ("recipe", "head", "learning_rate", "seed", "report", "save_models", "cache_activations")
 # What a comparison writes into each run's directory beside the run's own files.
-RESULT, JOB, OUTCOME, ERROR = "result.json", "job.json", "outcome.json", "error.json"
+RESULT, ERROR, TRIAL = "result.json", "error.json", "trial.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +101,8 @@ class RunRecord:
     val_balanced_accuracy: float = float("nan")
     val_macro_f1: float = float("nan")
     tta: bool = False  # the scores are test-time augmented (compare --tta)
+    node: str = ""  # the address of the node the run trained on (its last try's)
+    node_id: str = ""  # and Ray's ID of that node (several nodes can share an address)
 
     @property
     def candidate(self):
@@ -128,6 +132,7 @@ def compare(
     keep_models=False,
     metric="accuracy",
     tta=False,
+    cluster=None,
     verbose=1,
     **changes,
 ):
@@ -153,6 +158,8 @@ def compare(
         metric: what ranks the candidates: ``"accuracy"``, ``"balanced-accuracy"`` or ``"macro-f1"``
             (on the validation images, at the epoch each run keeps).
         tta: score each run's model on the validation images with test-time augmentation.
+        cluster: a ``Cluster``: the Ray cluster's address (default: this machine, or ``RAY_ADDRESS``) and
+            the CPUs and GPUs each trial takes. ``out`` must be on storage every node mounts.
     Returns:
         A ``Comparison``.
     """
@@ -197,7 +204,7 @@ def compare(
     with lock(out, LOCK, "comparison", "--out"):
         _check_settings(out, settings, overwrite)
         runs, complete = _run_all(
-            train_set, val_set, options, candidates, seed_list, out, time_limit, keep_models, verbose, tta
+            train_set, val_set, options, candidates, seed_list, out, time_limit, keep_models, verbose, tta, cluster
         )
     if not runs:
         raise ValueError("no run finished within the time limit: give it more time.")
@@ -225,29 +232,27 @@ def _check_settings(out, settings, overwrite):
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
-def _run_all(train_set, val_set, options, candidates, seeds, out, time_limit, keep_models, verbose, tta=False):
-    """Every candidate x seed, seed by seed (so a time limit leaves every candidate equally sampled).
+def _run_all(
+    train_set, val_set, options, candidates, seeds, out, time_limit, keep_models, verbose, tta=False, cluster=None
+):
+    """Every candidate x seed as a Ray Tune trial (``experiments.engine``), in seed order (so a time limit
+    leaves every candidate equally sampled); the runs finished before are kept, not trained again.
 
-    Each run trains in a Python process of its own (``compare_worker``): Keras does not give
-    back the memory of a model fitted in a loop, even after ``clear_session``
-    (keras-team/keras#17458; measured here: +0.7 GB per AlexNet run), which a comparison of
-    dozens of runs cannot afford. A fresh interpreter, not multiprocessing: a user's script
-    without a ``__main__`` guard would be run again by a spawned child. The activation caches
-    go through ``out/activations`` to the runs that share them.
+    Each run trains in a worker process of its own: Keras does not give back the memory of a model
+    fitted in a loop, even after ``clear_session`` (keras-team/keras#17458; measured here: +0.7 GB
+    per AlexNet run), which a comparison of dozens of runs cannot afford. The activation caches go
+    through ``out/activations`` to the runs that share them. ``cluster``: a ``Cluster`` (address,
+    resources per trial); None runs on this machine.
     """
+    cluster = cluster or Cluster()
     plan = [(seed, candidate) for seed in seeds for candidate in candidates]
-    progress = _Progress(len(plan), options.epochs, verbose)
-    runs, complete = [], True
+    deadline = None if time_limit is None else time.time() + time_limit
+    jobs, finished = [], {}
     for index, (seed, candidate) in enumerate(plan):
         run_dir = out / "runs" / f"{candidate.slug}-seed{seed}"
-        record_path = run_dir / RESULT
-        if record_path.exists():
-            runs.append(RunRecord(**json.loads(record_path.read_text())))
-            progress.skip(index, candidate, seed)
+        if (run_dir / RESULT).exists():
+            finished[index] = RunRecord(**json.loads((run_dir / RESULT).read_text()))
             continue
-        if time_limit is not None and progress.elapsed() > time_limit:
-            complete = False
-            break
         run_options = options.replace(
             recipe=candidate.recipe,
             head=candidate.head,
@@ -258,84 +263,109 @@ def _run_all(train_set, val_set, options, candidates, seeds, out, time_limit, ke
             save_models=keep_models,
             cache_activations=options.augment == "none" and RECIPES[candidate.recipe].cacheable,
         )
-        job = {
-            "train": train_set.to_dict(),
-            "val": val_set.to_dict(),
-            "options": run_options.to_dict(),
-            "run_dir": str(run_dir),
-            "resume": RunDirectory(run_dir).has_backup(),
-            # The run's process knows the built-in table only: it gets the entries this run uses.
-            "recipe": RECIPES[candidate.recipe].to_dict(),
-            "head": HEADS[candidate.head].to_dict(),
-            "shared": str(out / ACTIVATIONS),
-            "candidate": dataclasses.asdict(candidate),
-            "seed": seed,
-            "progress": progress.state(index, candidate, seed),
-            "parent": os.getpid(),
-            "tensorflow_logs": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") < "3",
-            "tta": tta,
-        }
-        started = time.perf_counter()
-        record = _train_in_process(job)
-        runs.append(record)
-        progress.finish(record, time.perf_counter() - started)
+        jobs.append(
+            {
+                "index": index,
+                "train": train_set.to_dict(),
+                "val": val_set.to_dict(),
+                "options": run_options.to_dict(),
+                "run_dir": str(Path(run_dir).resolve()),
+                # The run's process knows the built-in table only: it gets the entries this run uses.
+                "recipe": RECIPES[candidate.recipe].to_dict(),
+                "head": HEADS[candidate.head].to_dict(),
+                "shared": str((out / ACTIVATIONS).resolve()),
+                "candidate": dataclasses.asdict(candidate),
+                "seed": seed,
+                "deadline": deadline,  # no run starts after it
+                "tensorflow_logs": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") < "3",
+                "tta": tta,
+            }
+        )
+    progress = _Progress(plan, options.epochs, verbose)
+    for index in finished:
+        progress.skip(index)
+    if jobs:
+        with engine.connect(cluster.address) as ray:
+            engine.check_resources(ray, cluster.cpus_per_trial, cluster.gpus_per_trial)
+            engine.check_shared(ray, out)
+            progress.start(
+                engine.describe(ray), engine.trial_slots(ray, cluster.cpus_per_trial, cluster.gpus_per_trial)
+            )
+            engine.run_trials(
+                ray, jobs, out, cpus=cluster.cpus_per_trial, gpus=cluster.gpus_per_trial, on_result=progress.report
+            )
+    runs, complete = [], True
+    for index, (seed, candidate) in enumerate(plan):
+        if index in finished:
+            runs.append(finished[index])
+            continue
+        run_dir = out / "runs" / f"{candidate.slug}-seed{seed}"
+        if (run_dir / RESULT).exists():
+            runs.append(RunRecord(**json.loads((run_dir / RESULT).read_text())))
+        elif (run_dir / ERROR).exists():
+            found = json.loads((run_dir / ERROR).read_text())
+            kind = TrainingDiverged if found["type"] == "TrainingDiverged" else ValueError
+            raise kind(f"{candidate.name}, seed {seed} ({run_dir}): {found['message']}")
+        else:
+            complete = False  # not started before the time limit
     return runs, complete
 
 
-def _train_in_process(job):
-    """Run one job in a fresh Python (``compare_worker``); its record, or its error raised here."""
-    run_dir = Path(job["run_dir"])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    job_path = run_dir / JOB
-    text = json.dumps(job)
-    atomic_write(job_path, lambda tmp: Path(tmp).write_text(text))
-    for stale in (OUTCOME, ERROR):
-        (run_dir / stale).unlink(missing_ok=True)
-    # The worker runs as a file, not with -m, which would import keras_alexnet.experiments (and
-    # TensorFlow, printing its start-up lines) before the worker can hide them.
-    package_root = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run([sys.executable, str(Path(__file__).with_name("worker.py")), str(job_path)], env=env)
-    outcome, error = run_dir / OUTCOME, run_dir / ERROR
-    if done.returncode == 0 and outcome.exists():
-        found = json.loads(outcome.read_text())
-        return RunRecord(**found["record"])
-    where = f"{Candidate(**job['candidate']).name}, seed {job['seed']} ({run_dir})"
-    if error.exists():
-        found = json.loads(error.read_text())
-        kind = TrainingDiverged if found["type"] == "TrainingDiverged" else ValueError
-        raise kind(f"{where}: {found['message']}")
-    raise RuntimeError(f"{where}: the run's process ended with exit code {done.returncode} and no result.")
+@dataclasses.dataclass(frozen=True)
+class Cluster:
+    """Where a comparison's trials run: ``address`` of a Ray cluster (None: this machine, or ``RAY_ADDRESS``)
+    and what each trial asks of it."""
+
+    address: str | None = None
+    cpus_per_trial: float = 1
+    gpus_per_trial: float = 0
+
+    def __post_init__(self):
+        for name in ("cpus_per_trial", "gpus_per_trial"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and value >= 0 and math.isfinite(value)):
+                raise ValueError(f"{name}={value!r}: give a number of 0 or more.")
+        if self.cpus_per_trial <= 0:
+            raise ValueError(f"cpus_per_trial={self.cpus_per_trial!r}: a trial needs at least a part of a CPU.")
 
 
-def run_job(job):
-    """The run's own process: train one candidate with one seed, write ``result.json`` and ``outcome.json``.
+def run_job(job, report=None):
+    """A trial's work, in its own process: train one candidate with one seed (resuming from the run's
+    backup when a lost node or an interrupted comparison left one), then write ``result.json``.
 
-    An error is written to ``error.json`` for the comparison to raise (exit code 1).
+    ``report(values)`` is called after each epoch (``{"epoch", "epochs", "val_accuracy", "seconds"}``).
+    An error is written to ``error.json`` for the comparison to raise; returns 0 or 1.
     """
     run_dir = Path(job["run_dir"])
+    if job.get("deadline") is not None and time.time() > job["deadline"]:
+        return 0  # the time limit passed before this run could start: it is not started
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / ERROR).unlink(missing_ok=True)
+    if job.get("node_id"):  # where this try runs, for the user (and the node-loss test)
+        trial = json.dumps({"node": job["node"], "node_id": job["node_id"], "pid": os.getpid()})
+        atomic_write(run_dir / TRIAL, lambda tmp: Path(tmp).write_text(trial))
     try:
         register_recipe(Recipe.from_dict(job["recipe"]), replace=True)
         register_head(Head(**job["head"]), replace=True)
         folders = {side: ImageFolder.from_dict(job[side]) for side in ("train", "val")}
         candidate = Candidate(**job["candidate"])
-        line = _EpochLine(job["progress"])
+        resume = RunDirectory(run_dir).has_backup()
         result = train(
             folders["train"],
             TrainingOptions(**job["options"]),
             val=folders["val"],
             run_dir=run_dir,
-            resume=job["resume"],
-            overwrite=not job["resume"],  # the run directory is the comparison's own
-            callbacks=[line],
+            resume=resume,
+            overwrite=not resume,  # the run directory is the comparison's own
+            callbacks=[_EpochReport(report, job["options"]["epochs"])] if report is not None else [],
             verbose=0,
             shared_activations=job["shared"],
         )
         scored = evaluate(result.model, folders["val"], tta=True) if job.get("tta") else None
-        record = dataclasses.asdict(_record(candidate, job["seed"], result, scored))
-        atomic_write(run_dir / RESULT, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2)))
-        outcome = json.dumps({"record": record})
-        atomic_write(run_dir / OUTCOME, lambda tmp: Path(tmp).write_text(outcome))
+        record = _record(candidate, job["seed"], result, scored)
+        record = dataclasses.replace(record, node=job.get("node", ""), node_id=job.get("node_id", ""))
+        text = json.dumps(dataclasses.asdict(record), indent=2)
+        atomic_write(run_dir / RESULT, lambda tmp: Path(tmp).write_text(text))
         return 0
     except Exception as error:  # the comparison raises it, naming the run
         message = json.dumps({"type": type(error).__name__, "message": str(error)})
@@ -377,14 +407,15 @@ def _record(candidate, seed, result, scored=None):
 
 
 class _Progress:
-    """One line per epoch: which run, which epoch, elapsed and an estimate of the time left."""
+    """The comparison's lines, printed here as the trials report: one per epoch of each run (which run, which
+    node, elapsed and an estimate of the time left) and one when a run ends."""
 
-    def __init__(self, runs, epochs, verbose):
-        self.runs, self.epochs, self.verbose = runs, epochs, verbose
+    def __init__(self, plan, epochs, verbose):
+        self.plan, self.epochs, self.verbose = plan, epochs, verbose
         self.started = time.perf_counter()
-        self.run_seconds = []  # of the runs trained in this call, for the estimate
-        self.index = 0
-        self.label = ""
+        self.run_seconds = []  # wall time of the runs trained in this call, for the estimate
+        self.begun = {}  # index -> when its first report came
+        self.slots = 1
 
     def elapsed(self):
         return time.perf_counter() - self.started
@@ -393,27 +424,47 @@ class _Progress:
         if self.verbose:
             print(text, file=sys.stdout, flush=True)
 
-    def skip(self, index, candidate, seed):
-        self._print(f"[{index + 1}/{self.runs}] {candidate.name}, seed {seed}: finished before, kept")
+    def _label(self, index):
+        seed, candidate = self.plan[index]
+        return f"[{index + 1}/{len(self.plan)}] {candidate.name}, seed {seed}"
 
-    def state(self, index, candidate, seed):
-        """What the run's own process needs to print its epoch lines."""
-        self.index, self.label = index, f"{candidate.name}, seed {seed}"
-        return {
-            "prefix": f"[{index + 1}/{self.runs}] {self.label}",
+    def skip(self, index):
+        self._print(f"{self._label(index)}: finished before, kept")
+
+    def start(self, where, slots):
+        self.slots = max(int(slots), 1)
+        self._print(f"trials on Ray Tune: {where}, {self.slots} at a time")
+
+    def report(self, job, result):
+        index = job["index"]
+        if result.get("started") or index not in self.begun:
+            self.begun[index] = time.perf_counter()
+        in_run = time.perf_counter() - self.begun[index]
+        node = f" on {result['node']}" if result.get("node") else ""
+        if result.get("done"):
+            self.run_seconds.append(in_run)
+            record = Path(job["run_dir"]) / RESULT
+            if record.exists():
+                found = json.loads(record.read_text())
+                self._print(
+                    f"{self._label(index)}: validation accuracy {found['val_accuracy']:.3f} in "
+                    f"{found['seconds']:.0f} s{node}"
+                )
+            return
+        if "epoch" not in result:
+            return
+        unfinished = len(self.plan) - len(self.run_seconds) - 1
+        state = {
             "epochs": self.epochs,
-            "elapsed": self.elapsed(),
             "per_run": statistics.fmean(self.run_seconds) if self.run_seconds else None,
-            "runs_after": self.runs - index - 1,
-            "verbose": self.verbose,
+            "runs_after": max(unfinished - (self.slots - 1), 0),
         }
-
-    def finish(self, record, wall_seconds):
-        """``wall_seconds``: the run's whole time here, its process's start-up included."""
-        self.run_seconds.append(wall_seconds)
+        left = time_left(state, result["epoch"], in_run)
+        accuracy = result.get("val_accuracy")
+        shown = f", val accuracy {accuracy:.3f}" if accuracy is not None else ""
         self._print(
-            f"[{self.index + 1}/{self.runs}] {self.label}: validation accuracy {record.val_accuracy:.3f} "
-            f"in {record.seconds:.0f} s"
+            f"{self._label(index)}: epoch {result['epoch']}/{self.epochs}{shown}{node} | "
+            f"{_duration(self.elapsed())} elapsed, about {_duration(left)} left"
         )
 
 
@@ -428,27 +479,20 @@ def time_left(state, epochs_done, seconds_in_run):
     return pace * (state["epochs"] - epochs_done + state["epochs"] * state["runs_after"])
 
 
-class _EpochLine(keras.callbacks.Callback):
-    """Prints the comparison's line at the end of each epoch of a run (in the run's process)."""
+class _EpochReport(keras.callbacks.Callback):
+    """Reports each epoch of a run to the comparison (in the run's process; ``report`` is Ray Tune's)."""
 
-    def __init__(self, state):
+    def __init__(self, report, epochs):
         super().__init__()
-        self.state = state
+        self.report_to, self.epochs = report, epochs
         self._started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
-        state = self.state
-        in_run = time.perf_counter() - self._started
-        left = time_left(state, epoch + 1, in_run)
-        elapsed = state["elapsed"] + in_run
         accuracy = (logs or {}).get("val_accuracy")
-        shown = f", val accuracy {accuracy:.3f}" if accuracy is not None else ""
-        if state["verbose"]:
-            print(
-                f"{state['prefix']}: epoch {epoch + 1}/{state['epochs']}{shown} | {_duration(elapsed)} elapsed, "
-                f"about {_duration(left)} left",
-                flush=True,
-            )
+        values = {"epoch": epoch + 1, "epochs": self.epochs, "seconds": time.perf_counter() - self._started}
+        if accuracy is not None:
+            values["val_accuracy"] = float(accuracy)
+        self.report_to(values)
 
 
 def _duration(seconds):
