@@ -150,6 +150,9 @@ def _resume_options(args):
 def _train(args):
     from keras_alexnet.experiments import train
 
+    if args.workers or os.environ.get("TF_CONFIG"):
+        return _train_on_workers(args)
+
     result = train(
         args.data,
         _resume_options(args) if args.resume else training_options(args),
@@ -171,6 +174,37 @@ def _train(args):
         print(f"model.keras: epoch {result.output_epoch} (--output-network {result.options.output_network})")
     run = RunDirectory(result.run_dir)
     print(f"model: {result.model_path}\nprogress plot: {run.progress}\nlog: {run.log}")
+    return 0
+
+
+def _train_on_workers(args):
+    """``train --workers N`` (Ray Train), or this process's share of a run whose workers ``TF_CONFIG`` names."""
+    from keras_alexnet.training.on_workers import train_on_workers, train_with_tf_config
+
+    if args.recipe == AUTO:
+        raise ValueError(
+            "--recipe auto on several workers: choose the recipe first (`keras-alexnet compare --address ...` spreads "
+            "the comparison over the cluster), then train the winner with --recipe NAME --workers N."
+        )
+    options = _resume_options(args) if args.resume else training_options(args)
+    common = {"val": args.val, "run_dir": args.run_dir, "resume": args.resume, "overwrite": args.overwrite}
+    if args.workers:
+        result = train_on_workers(
+            args.data,
+            options,
+            workers=args.workers,
+            address=args.address,
+            cpus_per_worker=args.cpus_per_trial,
+            gpus_per_worker=args.gpus_per_trial,
+            **common,
+        )
+    else:
+        result = train_with_tf_config(args.data, options, **common)
+    if result:
+        print(
+            f"model: {RunDirectory(args.run_dir).model} (epoch {result.get('output_epoch')}; log: "
+            f"{RunDirectory(args.run_dir).log})"
+        )
     return 0
 
 
@@ -243,10 +277,18 @@ def _cluster_arguments(p):
         "on this machine); the output folder must be on storage every node mounts",
     )
     p.add_argument(
-        "--cpus-per-trial", type=_positive_number, default=1, help="CPUs each trial takes (default %(default)s)"
+        "--cpus-per-trial",
+        "--cpus-per-worker",
+        type=_positive_number,
+        default=1,
+        help="CPUs each comparison trial (or --workers worker) takes (default %(default)s)",
     )
     p.add_argument(
-        "--gpus-per-trial", type=_non_negative_number, default=0, help="GPUs each trial takes (default %(default)s)"
+        "--gpus-per-trial",
+        "--gpus-per-worker",
+        type=_non_negative_number,
+        default=0,
+        help="GPUs each comparison trial (or --workers worker) takes (default %(default)s)",
     )
 
 
@@ -631,6 +673,12 @@ def _train_command(command):
         "--tensorboard-images", action="store_true", help="add Grad-CAM overlays of 4 validation images per epoch"
     )
     p.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        help="train on N Ray Train workers (MultiWorkerMirroredStrategy; the global --batch-size split across them), "
+        "on this machine or the --address cluster; without it a TF_CONFIG set by your own launcher is honoured",
+    )
     _cluster_arguments(p)
 
 

@@ -3,15 +3,21 @@
 
 import csv
 import json
+import os
+import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
+import numpy as np
 import pytest
 
+from keras_alexnet._utils.ray_cluster import ClusterError, check_shared, connect
 from keras_alexnet.cli import main
 from keras_alexnet.datasets import generate_shapes
 from keras_alexnet.experiments import Candidate, Cluster, compare
-from keras_alexnet.experiments.engine import ClusterError, check_shared, connect
 
 ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster as RayCluster  # noqa: E402
@@ -110,12 +116,149 @@ def test_an_unreachable_address_is_one_line_within_seconds(shapes_dir, tmp_path,
 
 def test_trials_larger_than_any_node_and_out_not_shared_are_refused(shapes_dir, tmp_path, monkeypatch):
     with pytest.raises(ClusterError, match="asks for 64 CPUs and 0 GPUs, which no node of the cluster has"):
-        compare(
-            shapes_dir, candidates=TWO[:1], seeds=1, out=tmp_path / "c", cluster=Cluster(cpus_per_trial=64), **TINY
-        )
+        compare(shapes_dir, candidates=TWO[:1], seeds=1, out=tmp_path / "c", cluster=Cluster(cpus_per_trial=64), **TINY)
     with connect() as started:
         check_shared(started, tmp_path / "shared")  # one machine sees its own folder
         # A node whose mount at that path is another disk: it finds an empty folder there.
-        monkeypatch.setattr("keras_alexnet.experiments.engine._path_on_nodes", lambda path: tmp_path / "elsewhere")
+        monkeypatch.setattr("keras_alexnet._utils.ray_cluster._path_on_nodes", lambda path: tmp_path / "elsewhere")
         with pytest.raises(ClusterError, match="is not shared with node .*: it cannot see the folder"):
             check_shared(started, tmp_path / "shared")
+
+
+LINEAR = {"head": "linear", "recipe": "fine-tune-all", "calibrate": False, "output_network": "last"}
+
+
+@pytest.fixture
+def linear_head(monkeypatch):
+    """A head without dropout or batch norm, registered here and importable by the workers' processes."""
+    from keras_alexnet.recipes import Head, register_head, unregister
+
+    tests = str(Path(__file__).parent)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [tests, os.environ.get("PYTHONPATH")])))
+    monkeypatch.syspath_prepend(tests)
+    register_head(Head("linear", "average-pooled pool5, then the classes", "tiny_model:linear_head"))
+    yield
+    unregister("linear")
+
+
+def _weights(path):
+    from keras_alexnet.model import load_model
+
+    model = load_model(path)
+    return {layer.name: layer.get_weights() for layer in model.layers if layer.weights}
+
+
+@pytest.mark.slow
+def test_train_on_two_workers_equals_one_process_on_the_same_global_batch(shapes_dir, tmp_path, linear_head):
+    from keras_alexnet.training import train
+    from keras_alexnet.training.on_workers import train_on_workers
+
+    options = {**TINY, **LINEAR, "epochs": 3, "val_split": 0.3}
+    train(shapes_dir, run_dir=tmp_path / "one", verbose=0, **options)
+    record = train_on_workers(shapes_dir, workers=2, run_dir=tmp_path / "two", verbose=0, **options)
+    assert record["output_epoch"] == 3 and record["workers"]
+    one, two = _weights(tmp_path / "one" / "model.keras"), _weights(tmp_path / "two" / "model.keras")
+    assert one.keys() == two.keys()
+    for name in one:  # the same updates, up to float32's summation order across the two workers
+        for first, second in zip(one[name], two[name]):
+            assert np.max(np.abs(first - second)) < 1e-5, name
+    logged = list(csv.DictReader(open(tmp_path / "two" / "log.csv")))
+    assert [row["epoch"] for row in logged] == ["0", "1", "2"] and not (tmp_path / "two" / "backup").exists()
+
+
+@pytest.mark.slow
+def test_a_lost_worker_restarts_the_group_from_the_last_backup(shapes_dir, tmp_path, linear_head):
+    from keras_alexnet.training.on_workers import train_on_workers
+
+    cluster = RayCluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    workers = [cluster.add_node(num_cpus=1) for _ in range(3)]  # two for the group, one to restart it on
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, log_to_driver=False)
+    run, epochs, done = tmp_path / "run", 25, {}
+
+    def train_it():
+        try:
+            done["record"] = train_on_workers(
+                shapes_dir, workers=2, run_dir=run, verbose=0, epochs=epochs, val_split=0.3, **TINY, **LINEAR
+            )
+        except BaseException as error:
+            done["error"] = error
+
+    thread = threading.Thread(target=train_it)
+    try:
+        thread.start()
+        metadata, where = run / "backup" / "training_metadata.json", run / "ray_train" / "worker-1.json"
+        deadline = time.time() + 300
+        while time.time() < deadline and thread.is_alive():
+            if metadata.exists() and where.exists() and json.loads(metadata.read_text())["epoch"] >= 2:
+                break
+            time.sleep(0.1)
+        node_id = json.loads(where.read_text())["node_id"]
+        cluster.remove_node(next(node for node in workers if node.node_id == node_id))
+        thread.join(timeout=600)
+        assert not thread.is_alive() and "error" not in done, done.get("error")
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    assert done["record"]["output_epoch"] == epochs
+    with open(run / "log.csv", newline="") as handle:
+        assert [int(row["epoch"]) for row in csv.DictReader(handle)] == list(range(epochs))  # none twice
+    assert (run / "model.keras").exists() and not (run / "backup").exists()
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_train_honours_a_tf_config_set_by_the_users_launcher(shapes_dir, tmp_path):
+    ports = _free_ports(2)
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(shapes_dir), "--run-dir", str(run), "--epochs", "2", "--val-split", "0.3"]
+    argv += ["--architecture", "tiny", "--weights", "none", "--batch-size", "8", "--recipe", "fine-tune-all"]
+    argv += ["--no-report", "--no-tensorboard", "--output-network", "last"]
+    processes = []
+    for index in range(2):
+        config = {
+            "cluster": {"worker": [f"127.0.0.1:{port}" for port in ports]},
+            "task": {"type": "worker", "index": index},
+        }
+        env = {**os.environ, "TF_CONFIG": json.dumps(config)}
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "keras_alexnet.cli", *argv],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    outputs = [process.communicate(timeout=300) for process in processes]
+    for process, (_, err) in zip(processes, outputs):
+        assert process.returncode == 0, err[-2000:]
+    assert "model: " in outputs[0][0] and outputs[1][0].strip() == ""  # the chief reports, the other worker is quiet
+    assert [row["epoch"] for row in csv.DictReader(open(run / "log.csv"))] == ["0", "1"]
+    assert json.loads((run / "options.json").read_text())["result"]["workers"]
+
+
+def test_workers_flags_are_checked_by_the_parser_and_before_any_work(shapes_dir, tmp_path, capsys):
+    for bad in ("0", "-2"):
+        with pytest.raises(SystemExit):
+            main(["train", "--data", str(shapes_dir), "--workers", bad])
+        assert "--workers: " in capsys.readouterr().err
+    run = tmp_path / "r"
+    argv = ["train", "--data", str(shapes_dir), "--run-dir", str(run), "--workers", "2", "--val-split", "0.3"]
+    assert main([*argv, "--recipe", "fine-tune"]) == 2
+    assert "does not run the two-stage recipe 'fine-tune' yet" in capsys.readouterr().err
+    assert main([*argv, "--cpus-per-worker", "64", "--architecture", "tiny", "--weights", "none"]) == 2
+    error = capsys.readouterr().err
+    assert (
+        error.count("\n") == 1 and "each worker asks for 64 CPUs and 0 GPUs, which no node of the cluster has" in error
+    )
+    assert not run.exists() or not any(run.iterdir())  # nothing written

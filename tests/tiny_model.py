@@ -17,3 +17,12 @@ def build_factored():
     optimizer = with_lr_factors(keras.optimizers.SGD(0.05, momentum=0.9), FACTORS, model)
     model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     return model
+
+
+def linear_head(model, features, classes, activation, architecture):
+    """A head without dropout or batch norm (average-pooled pool5, then the classes): its training is the same
+    on several workers as on one, to float32's rounding."""
+    from keras_alexnet.model import output_layer
+
+    pooled = keras.layers.GlobalAveragePooling2D(name="head_avg_pool")(features)
+    return output_layer(classes, features.shape[-1], activation, architecture)(pooled)

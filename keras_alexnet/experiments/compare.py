@@ -33,6 +33,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from keras_alexnet._utils import ray_cluster
 from keras_alexnet._utils.choices import COMPARE_METRICS
 from keras_alexnet._utils.files import atomic_write
 from keras_alexnet.datasets import ImageFolder
@@ -285,11 +286,11 @@ def _run_all(
     for index in finished:
         progress.skip(index)
     if jobs:
-        with engine.connect(cluster.address) as ray:
-            engine.check_resources(ray, cluster.cpus_per_trial, cluster.gpus_per_trial)
-            engine.check_shared(ray, out)
+        with ray_cluster.connect(cluster.address) as ray:
+            ray_cluster.check_resources(ray, cluster.cpus_per_trial, cluster.gpus_per_trial)
+            ray_cluster.check_shared(ray, out)
             progress.start(
-                engine.describe(ray), engine.trial_slots(ray, cluster.cpus_per_trial, cluster.gpus_per_trial)
+                ray_cluster.describe(ray), ray_cluster.trial_slots(ray, cluster.cpus_per_trial, cluster.gpus_per_trial)
             )
             engine.run_trials(
                 ray, jobs, out, cpus=cluster.cpus_per_trial, gpus=cluster.gpus_per_trial, on_result=progress.report

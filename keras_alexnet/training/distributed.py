@@ -17,7 +17,7 @@ import tensorflow as tf
 from keras_alexnet.datasets.pipeline import without_autotune
 
 
-def distributed_fit(model, examples, strategy, global_batch_size, epochs=1):
+def distributed_fit(model, examples, strategy, global_batch_size, epochs=1, on_batch_end=None):
     """Train a compiled ``model`` (built under ``strategy.scope()``).
 
     Args:
@@ -27,6 +27,7 @@ def distributed_fit(model, examples, strategy, global_batch_size, epochs=1):
             same examples as one batch of ``global_batch_size`` on one device. A weight
             scales its example's loss, summed and divided by the global batch size, as
             ``model.fit`` does with ``sample_weight``.
+        on_batch_end: called with (step, loss) after each global step (the loss summed over workers).
     Returns:
         The mean training loss of each epoch.
     """
@@ -70,7 +71,10 @@ def distributed_fit(model, examples, strategy, global_batch_size, epochs=1):
     for _ in range(epochs):
         total, steps = 0.0, 0
         for batch in strategy.distribute_datasets_from_function(dataset_fn):
-            total += float(train_step(*batch))
+            loss = float(train_step(*batch))
+            if on_batch_end is not None:
+                on_batch_end(steps, loss)
+            total += loss
             steps += 1
         history.append(total / max(steps, 1))
     return history

@@ -1,0 +1,203 @@
+"""Ray, on this machine or on a cluster: joining it, what it has, and storage every node sees.
+
+- ``connect(address)``: Ray on this machine (started in-process, no setup) or an existing cluster
+  (``HOST:PORT``, or ``RAY_ADDRESS``), with one-line errors for an unreachable address.
+- ``check_resources``: refuse what no node can hold (Ray would wait for ever).
+- ``check_shared(out)``: every node sees ``out`` (each writes a marker the driver reads back).
+
+Used by ``experiments.engine`` (a comparison's trials on Ray Tune) and ``training.on_ray`` (``train
+--workers`` on Ray Train).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import sys
+import uuid
+from pathlib import Path
+
+RAY_EXTRA = "pip install 'ray[tune,train]'"
+CONNECT_SECONDS = 30
+# The object store holds nothing of ours (the runs exchange files): the smallest Ray allows.
+OBJECT_STORE_BYTES = 100 * 2**20
+
+
+class ClusterError(ValueError):
+    """Ray or the cluster cannot run the comparison as asked; the message says why and what to do."""
+
+
+def import_ray():
+    """Ray, or a one-line error naming what installs it."""
+    # Tune's own tables and banners: the comparison prints its own lines.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    try:
+        import ray
+        from ray import tune  # noqa: F401
+    except ImportError:
+        raise ClusterError(f"running trials needs Ray Tune, which is not installed: {RAY_EXTRA}.") from None
+    return ray
+
+
+def _reachable(address, seconds):
+    """None if ``HOST:PORT`` accepts a TCP connection within ``seconds``, else why not."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        return f"{address!r} is not HOST:PORT (e.g. 10.0.0.5:6379)"
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=seconds):
+            return None
+    except OSError as error:
+        return error.strerror or str(error)
+
+
+@contextlib.contextmanager
+def connect(address=None):
+    """Ray for the block: ``address`` (``HOST:PORT``; default ``RAY_ADDRESS``) joins that cluster, None
+    starts Ray on this machine for the block (its CPUs, a small object store, no dashboard).
+    Yields ``ray``; disconnects (and stops a Ray it started) at the end."""
+    ray = import_ray()
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if ray.is_initialized():  # a caller's own Ray (a test's cluster, a notebook): use it as it is
+        yield ray
+        return
+    settings = {"log_to_driver": False, "logging_level": logging.ERROR, "include_dashboard": False}
+    if address is not None and address != "auto":
+        problem = _reachable(address, CONNECT_SECONDS)
+        if problem:
+            raise ClusterError(
+                f"--address {address}: no Ray cluster answers there ({problem}). Start one with `ray start --head` "
+                "on the head node (and `ray start --address HEAD:6379` on the others), or leave out --address to run "
+                "on this machine."
+            )
+    if address is None:  # a new Ray of this process's own, whatever other Ray runs on the machine
+        settings.update(address="local", object_store_memory=OBJECT_STORE_BYTES)
+    else:
+        settings["address"] = address
+    with quiet_stderr():
+        try:
+            ray.init(**settings)
+        except ConnectionError as error:
+            raise ClusterError(f"--address {address}: could not join the Ray cluster ({error}).") from None
+    try:
+        yield ray
+    finally:
+        with quiet_stderr():
+            ray.shutdown()
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """Ray's start-up and shut-down lines (native and Python) go to its log files, not the terminal."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
+def nodes(ray):
+    """The alive nodes: ``[{"id", "address", "cpus", "gpus"}]``."""
+    return [
+        {
+            "id": node["NodeID"],
+            "address": node["NodeManagerAddress"],
+            "cpus": node["Resources"].get("CPU", 0),
+            "gpus": node["Resources"].get("GPU", 0),
+        }
+        for node in ray.nodes()
+        if node["Alive"]
+    ]
+
+
+def check_resources(ray, cpus, gpus, count=1, what="trial", flags="--cpus-per-trial, --gpus-per-trial"):
+    """Refuse ``count`` tasks of ``cpus`` CPUs and ``gpus`` GPUs each that the cluster cannot hold at once
+    (``count`` 1: one that no node can hold): Ray would wait for ever, printing "pending"."""
+    alive = nodes(ray)
+    have = ", ".join(f"{node['address']}: {node['cpus']:g} CPUs, {node['gpus']:g} GPUs" for node in alive)
+    if not any(node["cpus"] >= cpus and node["gpus"] >= gpus for node in alive):
+        raise ClusterError(
+            f"each {what} asks for {cpus:g} CPUs and {gpus:g} GPUs, which no node of the cluster has ({have}). "
+            f"Ask for less ({flags}) or add a node that has them."
+        )
+    if count > 1 and trial_slots(ray, cpus, gpus) < count:
+        raise ClusterError(
+            f"{count} {what}s of {cpus:g} CPUs and {gpus:g} GPUs each do not fit the cluster at once ({have}). "
+            f"Ask for fewer or smaller ones ({flags}), or add nodes."
+        )
+
+
+def trial_slots(ray, cpus, gpus):
+    """How many trials of ``cpus`` CPUs and ``gpus`` GPUs the cluster runs at once."""
+    total = 0
+    for node in nodes(ray):
+        fits = [node["cpus"] // cpus if cpus else float("inf"), node["gpus"] // gpus if gpus else float("inf")]
+        total += int(min(fits)) if min(fits) != float("inf") else 0
+    return max(total, 1)
+
+
+def _path_on_nodes(path):
+    """The path the nodes are told to use: the same as here (shared storage mounts at one path)."""
+    return path
+
+
+def check_shared(ray, out):
+    """Before any trial: every node sees ``out`` as this process does. Each node reads the driver's marker and
+    writes its own, which the driver reads back; a node that cannot is named."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    out = Path(out).resolve()
+    markers = out / ".nodes"
+    markers.mkdir(parents=True, exist_ok=True)
+    token = uuid.uuid4().hex
+    (markers / f"driver-{token}").write_text(token)
+
+    @ray.remote(num_cpus=0, max_retries=0)
+    def probe(folder, token, node):
+        folder = Path(folder)
+        seen = (folder / f"driver-{token}").exists()
+        try:
+            (folder / f"{node}-{token}").write_text(node)
+            wrote = True
+        except OSError:
+            wrote = False
+        return seen, wrote
+
+    alive = nodes(ray)
+    try:
+        answers = ray.get(
+            [
+                probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["id"], soft=False)).remote(
+                    str(_path_on_nodes(markers)), token, node["id"]
+                )
+                for node in alive
+            ],
+            timeout=CONNECT_SECONDS * 2,
+        )
+        for node, (seen, wrote) in zip(alive, answers):
+            if not (seen and wrote and (markers / f"{node['id']}-{token}").exists()):
+                raise ClusterError(
+                    f"--out {out} is not shared with node {node['address']}: it "
+                    f"{'cannot see' if not seen else 'cannot write'} the folder this process writes. Give an --out on "
+                    "storage every node mounts at the same path (NFS and the like)."
+                )
+    finally:
+        for marker in markers.glob(f"*{token}"):
+            marker.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # left when another check is under way
+            markers.rmdir()
+
+
+def describe(ray):
+    """One line: the cluster's nodes, CPUs and GPUs."""
+    alive = nodes(ray)
+    cpus, gpus = sum(node["cpus"] for node in alive), sum(node["gpus"] for node in alive)
+    return f"{len(alive)} node{'s' if len(alive) != 1 else ''}, {cpus:g} CPUs, {gpus:g} GPUs"

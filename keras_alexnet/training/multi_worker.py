@@ -1,0 +1,162 @@
+"""``train`` on several workers: ``MultiWorkerMirroredStrategy``, the chief writing the run directory.
+
+Each worker (a process with ``TF_CONFIG``, set by Ray Train's ``TensorflowTrainer`` or by the user's
+own launcher) builds the same model under the strategy, reads every n-th example of each epoch
+(``training.distributed.distributed_fit``: the global batch split across the workers, the factors,
+freezing and class weights kept) and resumes from the run's last backup, which every worker reads
+from the shared run directory. Only the chief (worker 0) writes: ``log.csv``, ``history.json`` and
+the progress plot, a backup after every epoch, the validation scores, and at the end ``model.keras``.
+
+Keras 3's ``fit`` does not run under ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585), hence
+the epoch loop here. What data parallelism changes, as in every framework: dropout draws its masks
+and batch norm its statistics per worker's share of the batch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_alexnet.datasets.class_weights import weighted
+from keras_alexnet.run_directory import RunDirectory
+from keras_alexnet.training.callbacks import TrainingProgress, restore_random_states, trim_csv_log, write_backup
+from keras_alexnet.training.distributed import distributed_fit
+from keras_alexnet.training.setup import balancing, build_model, configure
+
+
+def cluster_spec():
+    """(workers, this worker's index, whether it is the chief) from ``TF_CONFIG``, or None without one."""
+    text = os.environ.get("TF_CONFIG")
+    if not text:
+        return None
+    try:
+        config = json.loads(text)
+        cluster, task = config["cluster"], config["task"]
+        workers = len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+        index = int(task["index"])
+        chief = task["type"] == "chief" or (task["type"] == "worker" and index == 0 and "chief" not in cluster)
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(
+            f"TF_CONFIG is not TensorFlow's cluster description ({type(error).__name__}: {error}): give "
+            '{"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": N}}, or unset it.'
+        ) from None
+    return workers, index, chief
+
+
+def check_supported(options):
+    """Refuse options the multi-worker loop does not run, naming them and what to do."""
+    refused = []
+    if options.two_stage:
+        refused.append(f"the two-stage recipe {options.recipe!r}")
+    if options.cache_activations:
+        refused.append("--cache-activations")
+    if options.patience:
+        refused.append("--patience (every worker would have to stop at the same epoch)")
+    if options.lr_schedule == "piecewise":
+        refused.append("--lr-schedule piecewise")
+    if refused:
+        raise ValueError(
+            f"training on several workers does not run {', '.join(refused)} yet: train on one worker, or with a "
+            "one-stage recipe (frozen-features, later-convs, fine-tune-all, matlab) without those flags."
+        )
+
+
+def train_worker(train_set, val_set, options, run_dir, strategy, chief, verbose=1):
+    """One worker's share of a run: the epochs from the run's last backup to ``options.epochs``.
+
+    Every worker calls this with the same arguments at the same time; the chief also writes the
+    run directory (``run_dir``, on storage every worker sees). Returns the history (chief) or None.
+    """
+    check_supported(options)
+    run = RunDirectory(run_dir)
+    configure(options.seed, options.mixed_precision, options.deterministic)
+    classes = len(train_set.class_names)
+    steps_per_epoch = math.ceil(len(train_set) / options.batch_size)
+    with strategy.scope():
+        model = build_model(options, classes, steps_per_epoch)
+        model.optimizer.build(model.trainable_variables)
+    done = 0
+    if run.has_backup():  # every worker starts from the same backup: the checked weights and random draws
+        done, _ = run.check_resumable(classes)
+        metadata = json.loads(run.backup_metadata.read_text())
+        model.load_weights(run.backup / metadata["weights"])
+        if metadata.get("random_states"):
+            restore_random_states(model, metadata["random_states"])
+    weights, val_weights = balancing(options, train_set, val_set)
+    progress = csv_log = None
+    if chief:
+        trim_csv_log(run.log, done)  # an epoch logged after the last backup is trained again
+        progress = TrainingProgress(run, None)
+        progress.set_model(model)
+        csv_log = keras.callbacks.CSVLogger(str(run.log), append=done > 0)
+        csv_log.set_model(model)
+        csv_log.on_train_begin()
+        progress.set_params({"epochs": options.epochs, "steps": steps_per_epoch})
+        progress.on_train_begin()
+    history = {}
+    for epoch in range(done, options.epochs):
+        examples = train_set.dataset(
+            1,
+            training=True,
+            augment=options.augment,
+            seed=options.seed,
+            epochs=epoch + 1,
+            start_epoch=epoch,
+            balanced=options.balanced_sampling,
+        ).unbatch()
+        if chief:
+            progress.on_epoch_begin(epoch)
+
+        def step_done(step, loss):
+            progress.on_train_batch_begin(step)
+            progress.on_train_batch_end(step, {"loss": loss})
+
+        (loss,) = distributed_fit(
+            model, weighted(examples, weights), strategy, options.batch_size, 1, step_done if chief else None
+        )
+        if not chief:
+            continue
+        logs = {"loss": loss, **_validation(model, val_set, val_weights, options.batch_size)}
+        for key, value in logs.items():
+            history.setdefault(key, []).append(value)
+        progress.on_epoch_end(epoch, dict(logs))
+        csv_log.on_epoch_end(epoch, dict(logs))
+        write_backup(model, run.backup, epoch + 1)
+        if verbose:
+            scores = ", ".join(f"{key} {value:.4f}" for key, value in logs.items())
+            print(
+                f"epoch {epoch + 1}/{options.epochs} on {strategy.num_replicas_in_sync} workers: {scores}", flush=True
+            )
+    if chief:
+        csv_log.on_train_end()
+        progress.on_train_end()
+    return (model, history) if chief else None
+
+
+def _validation(model, val_set, val_weights, batch_size):
+    """{val_loss, val_accuracy} of ``model`` on the validation images (weighted like training), or {}."""
+    if val_set is None:
+        return {}
+    losses, weights, correct = [], [], 0
+    table = None if val_weights is None else np.asarray(val_weights, np.float32)
+    for images, labels in val_set.dataset(batch_size):
+        probabilities = model(images, training=False)
+        per_example = keras.losses.sparse_categorical_crossentropy(labels, probabilities).numpy()
+        weight = np.ones(len(per_example), np.float32) if table is None else table[labels.numpy()]
+        losses.append(per_example * weight)
+        weights.append(weight)
+        correct += int(np.sum(np.argmax(probabilities, axis=-1) == labels.numpy()))
+    return {
+        "val_loss": float(np.sum(np.concatenate(losses)) / np.sum(np.concatenate(weights))),
+        "val_accuracy": correct / len(val_set),
+    }
+
+
+def strategy_for_workers():
+    """``MultiWorkerMirroredStrategy`` from ``TF_CONFIG`` (made before any other TensorFlow op of the process)."""
+    return tf.distribute.MultiWorkerMirroredStrategy()

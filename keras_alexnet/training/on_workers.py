@@ -1,0 +1,272 @@
+"""``train --workers N``: the run on N workers of Ray Train's ``TensorflowTrainer``, or on the workers a
+user's own launcher started with ``TF_CONFIG`` (Kubernetes TFJob, Vertex AI, a script).
+
+Ray Train starts the workers, sets ``TF_CONFIG`` in each and, when a worker is lost, restarts the
+group (``FailureConfig``); the restarted workers resume from the run's last backup. Each worker runs
+``multi_worker.train_worker``; the chief (worker 0) writes the run directory and, at the end, the
+model with the epoch the output network keeps, its temperature and the report. The driver (this
+process, or with ``TF_CONFIG`` the chief itself) holds the run directory's lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from keras_alexnet._utils import ray_cluster
+from keras_alexnet.calibration import fit_temperature
+from keras_alexnet.datasets import ImageFolder
+from keras_alexnet.explain.report import write_report
+from keras_alexnet.layers import attach_class_names, with_temperature
+from keras_alexnet.recipes import HEADS, RECIPES, Head, Recipe, register_head, register_recipe
+from keras_alexnet.run_directory import RunDirectory
+from keras_alexnet.training.multi_worker import check_supported, cluster_spec, strategy_for_workers, train_worker
+from keras_alexnet.training.options import TrainingOptions
+from keras_alexnet.training.resume import (
+    check_resume,
+    check_same_data,
+    data_record,
+    record_data,
+    record_resume,
+    resumed_folders,
+    resumed_options,
+)
+from keras_alexnet.training.setup import build_model
+
+MAX_FAILURES = 3
+RAY_TRAIN = "ray_train"  # Ray Train's own records, while the run trains
+
+
+def train_on_workers(
+    data,
+    options=None,
+    *,
+    workers,
+    val=None,
+    run_dir="runs/alexnet",
+    resume=False,
+    overwrite=False,
+    address=None,
+    cpus_per_worker=1,
+    gpus_per_worker=0,
+    verbose=1,
+    **changes,
+):
+    """Train on ``workers`` Ray Train workers (``MultiWorkerMirroredStrategy``), on this machine or the cluster
+    at ``address``; ``run_dir`` must be on storage every node mounts. Returns the run directory's
+    ``options.json`` result record (the epoch kept, the temperature, ...).
+
+    The global batch (``options.batch_size``) is split across the workers; a lost worker makes Ray
+    Train restart the group, which resumes from the last backup.
+    """
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.tensorflow import TensorflowTrainer
+
+    if not (isinstance(workers, int) and workers >= 1):
+        raise ValueError(f"workers={workers!r}: give a whole number of workers, 1 or more.")
+    run = RunDirectory(run_dir)
+    options = resumed_options(run, options, **changes) if resume else TrainingOptions.of(options, **changes)
+    check_supported(options)
+    train_set, val_set = _prepare(run, data, val, options, resume)
+    with ray_cluster.connect(address) as ray:
+        ray_cluster.check_resources(
+            ray, cpus_per_worker, gpus_per_worker, workers, "worker", "--cpus-per-worker, --gpus-per-worker"
+        )
+        ray_cluster.check_shared(ray, run.path)
+        with run.locked():
+            _start(run, data, val, options, train_set, val_set, resume, overwrite)
+            config = {
+                "train": train_set.to_dict(),
+                "val": val_set.to_dict() if val_set is not None else None,
+                "options": options.to_dict(),
+                "run_dir": str(run.path.resolve()),
+                "recipe": RECIPES[options.recipe].to_dict(),
+                "head": HEADS[options.head].to_dict(),
+                "verbose": verbose,
+            }
+            trainer = TensorflowTrainer(
+                _worker_loop,
+                train_loop_config=config,
+                scaling_config=ScalingConfig(
+                    num_workers=workers,
+                    use_gpu=gpus_per_worker > 0,
+                    resources_per_worker={"CPU": cpus_per_worker, "GPU": gpus_per_worker},
+                ),
+                run_config=RunConfig(
+                    name=f"train-{int(time.time())}",
+                    storage_path=str(run.path.resolve() / RAY_TRAIN),
+                    failure_config=FailureConfig(max_failures=MAX_FAILURES),
+                ),
+            )
+            with ray_cluster.quiet_stderr(), _epoch_lines(run, workers, options.epochs, verbose):
+                trainer.fit()
+    shutil.rmtree(run.path / RAY_TRAIN, ignore_errors=True)  # Ray Train's records of a run that has ended
+    return run.result()
+
+
+@contextlib.contextmanager
+def _epoch_lines(run, workers, epochs, verbose):
+    """Print each epoch's row of the chief's ``log.csv`` as it appears (the workers' output stays in Ray's logs)."""
+    stop = threading.Event()
+    shown = set()
+
+    def watch():
+        while True:
+            finished = stop.wait(0.5)
+            if run.log.exists():
+                with open(run.log, newline="") as handle:
+                    for row in csv.DictReader(handle):
+                        epoch = int(row["epoch"])
+                        if epoch in shown:
+                            continue
+                        shown.add(epoch)
+                        scores = ", ".join(f"{key} {float(value):.4f}" for key, value in row.items() if key != "epoch")
+                        print(f"epoch {epoch + 1}/{epochs} on {workers} workers: {scores}", flush=True)
+            if finished:
+                return
+
+    thread = threading.Thread(target=watch, daemon=True)
+    if verbose:
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        if verbose:
+            thread.join()
+
+
+def train_with_tf_config(
+    data, options=None, *, val=None, run_dir="runs/alexnet", resume=False, overwrite=False, verbose=1, **changes
+):
+    """This process's share of a run on the workers ``TF_CONFIG`` names (the user's launcher started them all
+    with the same command). The chief holds the lock and writes the run directory; the others only read it.
+    Returns the result record (the chief) or None."""
+    workers, index, chief = cluster_spec()
+    strategy = strategy_for_workers()  # before any other TensorFlow op of the process
+    run = RunDirectory(run_dir)
+    options = resumed_options(run, options, **changes) if resume else TrainingOptions.of(options, **changes)
+    check_supported(options)
+    if not chief:
+        train_set, val_set = _read(data, val, options)
+        train_worker(train_set, val_set, options, run.path, strategy, chief=False, verbose=0)
+        return None
+    train_set, val_set = _prepare(run, data, val, options, resume)
+    with run.locked():
+        _start(run, data, val, options, train_set, val_set, resume, overwrite)
+        fitted = train_worker(train_set, val_set, options, run.path, strategy, chief=True, verbose=verbose)
+        _finish(run, options, train_set, val_set, fitted, verbose)
+    return run.result()
+
+
+def _record_validation_set(val_set, path):
+    from keras_alexnet.training.loop import _record_validation_set as record
+
+    record(val_set, path)
+
+
+def _read(data, val, options):
+    from keras_alexnet.training.loop import read_sets
+
+    return read_sets(data, val, options)
+
+
+def _prepare(run, data, val, options, resume):
+    """The sets, after the checks ``train`` makes before any work (the recorded data on a resume)."""
+    from keras_alexnet.training.loop import check_outside_data
+
+    if resume:
+        data, val = resumed_folders(run, data, val, options)
+    check_outside_data(run, data, val)
+    train_set, val_set = _read(data, val, options)
+    run.check_can_start(resume)
+    if resume:
+        check_same_data(run, train_set, val_set)
+    return train_set, val_set
+
+
+def _start(run, data, val, options, train_set, val_set, resume, overwrite):
+    """Start the run directory (new, or a checked resume) before the workers start."""
+    if resume:
+        done, _ = run.check_resumable(len(train_set.class_names))
+        record_resume(run, done, check_resume(run, options, done))
+    else:
+        run.start_new(overwrite)
+        record_data(run, data_record(data, val, train_set, val_set))
+    options.save(run.options)
+    if val_set is not None:
+        _record_validation_set(val_set, run.validation)
+    if options.output_network != "last":
+        print(
+            f"note: on several workers model.keras holds the last epoch (--output-network {options.output_network} "
+            "needs one worker); log.csv shows every epoch's validation scores."
+        )
+
+
+def _worker_loop(config):
+    """One Ray Train worker (``TF_CONFIG`` set by Ray Train); the chief also finishes the run."""
+    import ray
+    import ray.train
+
+    register_recipe(Recipe.from_dict(config["recipe"]), replace=True)
+    register_head(Head(**config["head"]), replace=True)
+    strategy = strategy_for_workers()
+    rank = ray.train.get_context().get_world_rank()
+    chief = rank == 0
+    where = {"rank": rank, "node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
+    folder = Path(config["run_dir"]) / RAY_TRAIN
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"worker-{rank}.json").write_text(json.dumps(where))  # which node holds which worker
+    train_set = ImageFolder.from_dict(config["train"])
+    val_set = ImageFolder.from_dict(config["val"]) if config["val"] is not None else None
+    options = TrainingOptions(**config["options"])
+    run = RunDirectory(config["run_dir"])
+    fitted = train_worker(train_set, val_set, options, run.path, strategy, chief, verbose=config["verbose"])
+    if chief:
+        _finish(run, options, train_set, val_set, fitted, config["verbose"])
+
+
+def _finish(run, options, train_set, val_set, fitted, verbose):
+    """The chief, after the last epoch: the final model (last epoch's weights, the temperature fitted on the
+    validation images when asked), saved outside the strategy; the result record; the report."""
+    from keras_alexnet.training.loop import _check_finite, _save_final
+
+    model, _ = fitted
+    classes = len(train_set.class_names)
+    plain = build_model(options, classes)  # outside the strategy: a model that saves like train's
+    plain.set_weights(model.get_weights())
+    temperature = None
+    if options.calibrate and val_set is not None:
+        probabilities = np.concatenate([plain.predict_on_batch(x) for x, _ in val_set.dataset(options.batch_size)])
+        temperature = fit_temperature(probabilities, val_set.labels)
+    shipped = with_temperature(plain, temperature) if temperature is not None else plain
+    final = attach_class_names(shipped, train_set.class_names)
+    _check_finite(final, run)
+    if options.save_models:
+        _save_final(final, run)
+    run.record_result(
+        {
+            "output_network": "last",
+            "output_epoch": options.epochs,
+            "epochs_done": options.epochs,
+            "temperature": temperature,
+            "workers": True,
+            "training_counts": train_set.counts(),
+            "skipped_count": len(train_set.skipped),
+            "skipped": [str(path) for path, _ in train_set.skipped][:20],
+            "changed_options": options.changed_from_defaults(),
+        }
+    )
+    run.finish()
+    if options.report and run.model.exists():
+        write_report(run.path)
+    if verbose:
+        print(f"model: {run.model} (epoch {options.epochs}, the last: --output-network on several workers)")
