@@ -162,6 +162,7 @@ def _train(args):
         overwrite=args.overwrite,
         verbose=2 if args.quiet else 1,
         cluster=_cluster(args),
+        devices=args.devices,
     )
     if result.val_accuracy is not None:
         print(f"validation accuracy: {result.val_accuracy:.4f}")
@@ -673,6 +674,12 @@ def _train_command(command):
         "--tensorboard-images", action="store_true", help="add Grad-CAM overlays of 4 validation images per epoch"
     )
     p.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
+    p.add_argument(
+        "--devices",
+        type=_positive_int,
+        help="train on this many of this machine's GPUs (MirroredStrategy; default: every visible GPU, the CPU as "
+        "one device)",
+    )
     p.add_argument(
         "--workers",
         type=_positive_int,

@@ -262,3 +262,20 @@ def test_workers_flags_are_checked_by_the_parser_and_before_any_work(shapes_dir,
         error.count("\n") == 1 and "each worker asks for 64 CPUs and 0 GPUs, which no node of the cluster has" in error
     )
     assert not run.exists() or not any(run.iterdir())  # nothing written
+
+
+@pytest.mark.slow
+def test_several_devices_of_one_machine_train_like_one(tmp_path):
+    """``train(devices=...)``: MirroredStrategy over two logical CPU devices, in a process of its own (the
+    devices are set before TensorFlow starts), equals one device with later-convs' freezing and factors."""
+    script = Path(__file__).parent / "devices_check.py"
+    done = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["max_diff"] < 1e-5 and result["conv5_moved"] > 0
+
+
+def test_more_devices_than_the_machine_has_are_named(shapes_dir, tmp_path, capsys):
+    argv = ["train", "--data", str(shapes_dir), "--run-dir", str(tmp_path / "r"), "--devices", "2"]
+    assert main([*argv, "--architecture", "tiny", "--weights", "none", "--val-split", "0.3"]) == 2
+    assert "--devices 2: this machine shows TensorFlow 0 GPU(s)" in capsys.readouterr().err

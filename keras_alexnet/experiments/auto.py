@@ -235,6 +235,7 @@ def train(
     auto_seeds=3,
     verbose=1,
     cluster=None,
+    devices=None,
     **changes,
 ):
     """``keras_alexnet.training.train``, with ``recipe="auto"`` resolved first (what ``train --recipe auto`` runs).
@@ -245,7 +246,8 @@ def train(
     a resumed run keeps its recorded choice. ``auto_candidates`` (``Candidate``s) and
     ``auto_seeds`` narrow the comparison; the winner trains on the activations the comparison
     cached (unless ``shared_activations`` names others); ``cluster`` (``compare.Cluster``) is where the
-    comparison's trials run. Any other recipe goes straight to ``training.train``. Takes
+    comparison's trials run and ``devices`` the training's (``training.train``). Any other recipe goes straight
+    to ``training.train``. Takes
     ``training.train``'s arguments; returns its ``TrainResult``.
     """
     run = RunDirectory(run_dir)
@@ -261,6 +263,7 @@ def train(
             callbacks=callbacks,
             verbose=verbose,
             shared_activations=shared_activations,
+            devices=devices,
         )
     started = time.perf_counter()
     if resume:
@@ -291,4 +294,5 @@ def train(
             verbose=verbose,
             shared_activations=shared_activations,
             started=started,
+            devices=devices,
         )

@@ -17,6 +17,35 @@ import tensorflow as tf
 from keras_alexnet.datasets.pipeline import without_autotune
 
 
+def device_names(devices=None):
+    """The TensorFlow device names ``devices`` means (see ``device_strategy``), or ``ValueError`` naming what
+    the machine has."""
+    gpus = [device.name for device in tf.config.list_logical_devices("GPU")]
+    if devices is None:
+        return gpus
+    if isinstance(devices, int) and not isinstance(devices, bool):
+        if devices < 1:
+            raise ValueError(f"devices={devices}: give 1 or more.")
+        if devices > max(len(gpus), 1):
+            raise ValueError(
+                f"--devices {devices}: this machine shows TensorFlow {len(gpus)} GPU(s) "
+                f"({', '.join(gpus) or 'none: the CPU is one device'}). Give at most {max(len(gpus), 1)}."
+            )
+        return gpus[:devices]
+    return [str(name) for name in devices]
+
+
+def device_strategy(devices=None):
+    """``MirroredStrategy`` over several devices of this machine, or None for one device.
+
+    ``devices``: None (every visible GPU; one or none: no strategy), a count of GPUs, or TensorFlow
+    device names (``["/cpu:0", "/cpu:1"]`` with logical CPU devices, as the tests do). Keras's ``fit``
+    then splits each global batch across them and averages the gradients; factors and freezing hold.
+    """
+    names = device_names(devices)
+    return tf.distribute.MirroredStrategy(names) if len(names) > 1 else None
+
+
 def distributed_fit(model, examples, strategy, global_batch_size, epochs=1, on_batch_end=None):
     """Train a compiled ``model`` (built under ``strategy.scope()``).
 

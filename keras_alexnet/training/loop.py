@@ -7,6 +7,7 @@ callbacks around any compiled model and tf.data pipelines.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
@@ -42,6 +43,7 @@ from keras_alexnet.training.callbacks import (
     trim_csv_log,
     write_backup,
 )
+from keras_alexnet.training.distributed import device_names, device_strategy
 from keras_alexnet.training.options import AUTO, TrainingOptions
 from keras_alexnet.training.output_network import early_stopping, keep_output_network, output_checkpoint
 from keras_alexnet.training.resume import (
@@ -210,6 +212,7 @@ def train(
     callbacks=(),
     verbose=1,
     shared_activations=None,
+    devices=None,
     **changes,
 ):
     """Train AlexNet on a folder of images (one sub-folder per class).
@@ -231,6 +234,8 @@ def train(
         shared_activations: a dict, or a folder (across processes), that keeps activation
             caches between calls (``compare`` passes a folder): runs over the same data and
             frozen weights compute them once.
+        devices: the devices of this machine to train on (``distributed.device_strategy``): None
+            every visible GPU (``MirroredStrategy`` from two), a count, or device names.
     Returns:
         ``TrainResult``; ``run_dir/model.keras`` holds the final model with its class
         names and ``run_dir/options.json`` the options it was trained with.
@@ -247,6 +252,7 @@ def train(
     if resume:
         data, val = resumed_folders(run, data, val, options)
     check_outside_data(run, data, val)
+    device_names(devices)  # more devices than the machine has: refused before any work
     train_set, val_set = read_sets(data, val, options)
     run.check_can_start(resume)
     if resume:
@@ -265,6 +271,7 @@ def train(
             verbose=verbose,
             shared_activations=shared_activations,
             started=start,
+            devices=devices,
         )
 
 
@@ -331,6 +338,7 @@ def train_locked(
     verbose=1,
     shared_activations=None,
     started=None,
+    devices=None,
 ):
     """``train``'s work, in a ``RunDirectory`` the caller holds locked and has checked (new or resumable).
 
@@ -345,7 +353,10 @@ def train_locked(
     if resume:
         record_resume(run, done, check_resume(run, options, done))
     steps_per_epoch = math.ceil(len(train_set) / options.batch_size)
-    model = build_model(options, classes, steps_per_epoch)
+    strategy = device_strategy(devices)
+    scope = strategy.scope if strategy is not None else contextlib.nullcontext
+    with scope():
+        model = build_model(options, classes, steps_per_epoch)
     options.save(run.options)
     if val_set is not None:
         _record_validation_set(val_set, run.validation)
@@ -383,10 +394,11 @@ def train_locked(
         number, (first, last) = index + 1, bounds[index]
         final = index == len(recipe.stages) - 1
         if index:
-            enter_stage(model, options, index, steps_per_epoch)
-            if not skipped_before:  # the backup this stage starts from: its model, its optimizer
-                model.optimizer.build(model.trainable_variables)
-                write_backup(model, run.backup, first, stage=number)
+            with scope():
+                enter_stage(model, options, index, steps_per_epoch)
+                if not skipped_before:  # the backup this stage starts from: its model, its optimizer
+                    model.optimizer.build(model.trainable_variables)
+                    write_backup(model, run.backup, first, stage=number)
         # A resumed run whose backup is past this stage goes straight to the next one.
         skipped_before = not final and (done > last or (done == last and done_stage > number))
         if skipped_before:

@@ -82,7 +82,7 @@ def train_on_workers(
         )
         ray_cluster.check_shared(ray, run.path)
         with run.locked():
-            _start(run, data, val, options, train_set, val_set, resume, overwrite)
+            _start(run, data, val, options, train_set, val_set, resume, overwrite, verbose)
             config = {
                 "train": train_set.to_dict(),
                 "val": val_set.to_dict() if val_set is not None else None,
@@ -161,7 +161,7 @@ def train_with_tf_config(
         return None
     train_set, val_set = _prepare(run, data, val, options, resume)
     with run.locked():
-        _start(run, data, val, options, train_set, val_set, resume, overwrite)
+        _start(run, data, val, options, train_set, val_set, resume, overwrite, verbose)
         fitted = train_worker(train_set, val_set, options, run.path, strategy, chief=True, verbose=verbose)
         _finish(run, options, train_set, val_set, fitted, verbose)
     return run.result()
@@ -193,7 +193,7 @@ def _prepare(run, data, val, options, resume):
     return train_set, val_set
 
 
-def _start(run, data, val, options, train_set, val_set, resume, overwrite):
+def _start(run, data, val, options, train_set, val_set, resume, overwrite, verbose=1):
     """Start the run directory (new, or a checked resume) before the workers start."""
     if resume:
         done, _ = run.check_resumable(len(train_set.class_names))
@@ -204,7 +204,7 @@ def _start(run, data, val, options, train_set, val_set, resume, overwrite):
     options.save(run.options)
     if val_set is not None:
         _record_validation_set(val_set, run.validation)
-    if options.output_network != "last":
+    if options.output_network != "last" and verbose:
         print(
             f"note: on several workers model.keras holds the last epoch (--output-network {options.output_network} "
             "needs one worker); log.csv shows every epoch's validation scores."
