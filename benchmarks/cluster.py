@@ -1,10 +1,10 @@
 """More than one machine, measured on one: Ray clusters of 1-CPU nodes made with ``ray.cluster_utils``.
 
-    python benchmarks/cluster.py [--candidates 4] [--epochs 2] [--quick]
+    python benchmarks/cluster.py [--candidates 4] [--seeds 2] [--epochs 2] [--only comparison|overhead|workers] [--quick]
 
 Three measurements, each side by side in one run (report ratios, never absolute times):
 
-1. **comparison**: the same ``compare`` (``--candidates`` recipes x heads, seed 0, the shipped photos,
+1. **comparison**: the same ``compare`` (``--candidates`` recipes x heads, ``--seeds``, the shipped photos,
    AlexNet with the shipped ImageNet convolutions) on a cluster of one 1-CPU node and of two;
    wall-time ratio (goal: at least 1.7x).
 2. **per-trial overhead**: Ray's own cost per trial against the process pool compare used before
@@ -57,14 +57,16 @@ def _shutdown(cluster):
     cluster.shutdown()
 
 
-def comparison(nodes, candidates, options, folder):
+def comparison(nodes, candidates, seeds, options, folder):
     """Wall seconds of one comparison on ``nodes`` 1-CPU nodes."""
     from keras_alexnet.experiments import compare
 
     cluster = _cluster(nodes)
     try:
         started = time.perf_counter()
-        compare(PHOTOS / "train", val=PHOTOS / "test", candidates=candidates, seeds=1, out=folder, verbose=0, **options)
+        compare(
+            PHOTOS / "train", val=PHOTOS / "test", candidates=candidates, seeds=seeds, out=folder, verbose=0, **options
+        )
         return time.perf_counter() - started
     finally:
         _shutdown(cluster)
@@ -126,6 +128,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--candidates", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--only", choices=("comparison", "overhead", "workers"))
     parser.add_argument("--trials", type=int, default=6)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
@@ -137,33 +141,40 @@ def main(argv=None):
         args.candidates, args.trials = 2, 2
     chosen = candidates_of(heads=("compact", "alexnet"))[: args.candidates]
     print(f"Machine: {cpu_name()}, flags: {cpu_flags()}; Python {sys.version.split()[0]}")
+    parts = [args.only] if args.only else ["comparison", "overhead", "workers"]
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
-        one = comparison(1, chosen, base, scratch / "one")
-        two = comparison(2, chosen, base, scratch / "two")
-        print(
-            f"comparison ({len(chosen)} candidates x 1 seed, {base['epochs']} epochs, "
-            f"{'tiny' if args.quick else 'AlexNet'}): 1 node {one:.1f} s, 2 nodes {two:.1f} s, speed-up {one / two:.2f}x"
-        )
-        startup, ray_trial, pool_run = overhead(args.trials, scratch / "overhead")
-        share = (startup + len(chosen) * max(ray_trial - pool_run, 0.0)) / one
-        print(
-            f"per-trial overhead ({args.trials} empty trials that import keras-alexnet): Ray start-up {startup:.1f} s, "
-            f"Ray {ray_trial:.2f} s per trial, the old process pool {pool_run:.2f} s per run, ratio "
-            f"{ray_trial / pool_run:.2f}x; Ray's extra cost {share:.1%} of the 1-node comparison's wall time"
-        )
-        options = {"recipe": "frozen-features", "head": "compact", "batch_size": 32, "report": False}
-        if args.quick:
-            options.update(architecture="tiny", weights=None)
-        rates = {}
-        for workers in (1, 2):
-            _, short_wall = workers_rate(workers, options, scratch / f"w{workers}a", 1)
-            _, long_wall = workers_rate(workers, options, scratch / f"w{workers}b", 3)
-            rates[workers] = 2 * TRAINING_IMAGES / max(long_wall - short_wall, 1e-9)  # the two epochs after the first
-        print(
-            f"train --workers (frozen-features, compact head, batch 32, epochs after the first): 1 worker "
-            f"{rates[1]:.1f} images/s, 2 workers {rates[2]:.1f} images/s, {rates[2] / rates[1]:.2f}x"
-        )
+        one = None
+        if "comparison" in parts or "overhead" in parts:
+            one = comparison(1, chosen, args.seeds, base, scratch / "one")
+        if "comparison" in parts:
+            two = comparison(2, chosen, args.seeds, base, scratch / "two")
+            print(
+                f"comparison ({len(chosen)} candidates x {args.seeds} seeds, {base['epochs']} epochs, "
+                f"{'tiny' if args.quick else 'AlexNet'}): 1 node {one:.1f} s, 2 nodes {two:.1f} s, "
+                f"speed-up {one / two:.2f}x"
+            )
+        if "overhead" in parts:
+            startup, ray_trial, pool_run = overhead(args.trials, scratch / "overhead")
+            share = (startup + len(chosen) * args.seeds * max(ray_trial - pool_run, 0.0)) / one
+            print(
+                f"per-trial overhead ({args.trials} empty trials that import keras-alexnet): Ray start-up {startup:.1f} "
+                f"s, Ray {ray_trial:.2f} s per trial, the old process pool {pool_run:.2f} s per run, ratio "
+                f"{ray_trial / pool_run:.2f}x; Ray's extra cost {share:.1%} of the 1-node comparison's wall time"
+            )
+        if "workers" in parts:
+            options = {"recipe": "frozen-features", "head": "compact", "batch_size": 32, "report": False}
+            if args.quick:
+                options.update(architecture="tiny", weights=None)
+            rates = {}
+            for workers in (1, 2):
+                _, short_wall = workers_rate(workers, options, scratch / f"w{workers}a", 1)
+                _, long_wall = workers_rate(workers, options, scratch / f"w{workers}b", 3)
+                rates[workers] = 2 * TRAINING_IMAGES / max(long_wall - short_wall, 1e-9)  # the epochs after the first
+            print(
+                f"train --workers (frozen-features, compact head, batch 32, epochs after the first): 1 worker "
+                f"{rates[1]:.1f} images/s, 2 workers {rates[2]:.1f} images/s, {rates[2] / rates[1]:.2f}x"
+            )
         shutil.rmtree(scratch, ignore_errors=True)
     return 0
 

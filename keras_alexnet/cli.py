@@ -182,14 +182,14 @@ def _train_on_workers(args):
     """``train --workers N`` (Ray Train), or this process's share of a run whose workers ``TF_CONFIG`` names."""
     from keras_alexnet.training.on_workers import train_on_workers, train_with_tf_config
 
-    if args.recipe == AUTO:
-        raise ValueError(
-            "--recipe auto on several workers: choose the recipe first (`keras-alexnet compare --address ...` spreads "
-            "the comparison over the cluster), then train the winner with --recipe NAME --workers N."
-        )
     options = _resume_options(args) if args.resume else training_options(args)
     common = {"val": args.val, "run_dir": args.run_dir, "resume": args.resume, "overwrite": args.overwrite}
     if args.workers:
+        from keras_alexnet.experiments.auto import resolve_auto
+
+        def resolve(options, train_set, val_set, run):  # --recipe auto: its comparison on the same cluster
+            return resolve_auto(options, train_set, val_set, run.path, args.resume, cluster=_cluster(args))
+
         result = train_on_workers(
             args.data,
             options,
@@ -197,9 +197,15 @@ def _train_on_workers(args):
             address=args.address,
             cpus_per_worker=args.cpus_per_trial,
             gpus_per_worker=args.gpus_per_trial,
+            resolve=resolve,
             **common,
         )
     else:
+        if args.recipe == AUTO:
+            raise ValueError(
+                "--recipe auto with TF_CONFIG: every worker would run the comparison. Choose the recipe first "
+                "(`keras-alexnet compare`), then start the workers with --recipe NAME."
+            )
         result = train_with_tf_config(args.data, options, **common)
     if result:
         print(

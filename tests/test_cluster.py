@@ -67,7 +67,7 @@ def test_a_comparison_on_two_nodes_equals_the_one_machine_comparison(shapes_dir,
 @pytest.mark.slow
 def test_a_node_lost_mid_run_reruns_the_trial_elsewhere_from_its_backup(shapes_dir, tmp_path, two_nodes):
     cluster, workers = two_nodes
-    out, epochs = tmp_path / "cmp", 40
+    out, epochs = tmp_path / "cmp", 20
     one = [Candidate("fine-tune-all", "compact")]
     done = {}
 
@@ -125,7 +125,7 @@ def test_trials_larger_than_any_node_and_out_not_shared_are_refused(shapes_dir, 
             check_shared(started, tmp_path / "shared")
 
 
-LINEAR = {"head": "linear", "recipe": "fine-tune-all", "calibrate": False, "output_network": "last"}
+LINEAR = {"head": "linear", "recipe": "fine-tune", "calibrate": False, "output_network": "last"}
 
 
 @pytest.fixture
@@ -167,6 +167,23 @@ def test_train_on_two_workers_equals_one_process_on_the_same_global_batch(shapes
 
 
 @pytest.mark.slow
+def test_auto_on_workers_chooses_then_trains_both_stages(shapes_dir, tmp_path):
+    from keras_alexnet.experiments.auto import resolve_auto
+    from keras_alexnet.training.on_workers import train_on_workers
+
+    def resolve(options, train_set, val_set, run):
+        return resolve_auto(options, train_set, val_set, run.path)
+
+    run = tmp_path / "run"
+    options = {**TINY, "recipe": "auto", "auto_budget": 0, "epochs": 3, "val_split": 0.3, "verbose": 0}
+    record = train_on_workers(shapes_dir, workers=2, run_dir=run, resolve=resolve, **options)
+    assert json.loads((run / "auto.json").read_text())["recipe"] == "fine-tune"  # the rule's pick: two stages
+    assert json.loads((run / "options.json").read_text())["recipe"] == "fine-tune" and record["output_epoch"] == 3
+    history = json.loads((run / "history.json").read_text())
+    assert history["epochs_done"] == 3 and (run / "model.keras").exists()
+
+
+@pytest.mark.slow
 def test_a_lost_worker_restarts_the_group_from_the_last_backup(shapes_dir, tmp_path, linear_head):
     from keras_alexnet.training.on_workers import train_on_workers
 
@@ -174,7 +191,7 @@ def test_a_lost_worker_restarts_the_group_from_the_last_backup(shapes_dir, tmp_p
     workers = [cluster.add_node(num_cpus=1) for _ in range(3)]  # two for the group, one to restart it on
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, log_to_driver=False)
-    run, epochs, done = tmp_path / "run", 25, {}
+    run, epochs, done = tmp_path / "run", 15, {}
 
     def train_it():
         try:
@@ -254,8 +271,8 @@ def test_workers_flags_are_checked_by_the_parser_and_before_any_work(shapes_dir,
         assert "--workers: " in capsys.readouterr().err
     run = tmp_path / "r"
     argv = ["train", "--data", str(shapes_dir), "--run-dir", str(run), "--workers", "2", "--val-split", "0.3"]
-    assert main([*argv, "--recipe", "fine-tune"]) == 2
-    assert "does not run the two-stage recipe 'fine-tune' yet" in capsys.readouterr().err
+    assert main([*argv, "--patience", "2"]) == 2
+    assert "does not run --patience" in capsys.readouterr().err
     assert main([*argv, "--cpus-per-worker", "64", "--architecture", "tiny", "--weights", "none"]) == 2
     error = capsys.readouterr().err
     assert (

@@ -33,6 +33,8 @@ def import_ray():
     """Ray, or a one-line error naming what installs it."""
     # Tune's own tables and banners: the comparison prints its own lines.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Ctrl-C ends the command as everywhere else (one line, the finished runs kept), not Tune's own way.
+    os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
     try:
         import ray
         from ray import tune  # noqa: F401

@@ -195,17 +195,25 @@ class ImageFolder:
         mine = {identity(path) for path in self.paths}
         return [path for path in other.paths if identity(path) in mine]
 
-    def _epochs(self, batch_size, augment, seed, image_size, epochs, start_epoch, balanced):
+    def _epochs(self, batch_size, augment, seed, image_size, epochs, start_epoch, balanced, shard=None):
         paths = tf.constant(self._path_bytes())
         labels = tf.constant(np.asarray(self.labels, np.int32))
         count = len(self.paths)
+        shards, index = shard or (1, 0)
+
+        # Every worker must take as many steps: a last global batch of fewer examples than workers is left out.
+        global_batch = batch_size * shards
+        usable = count - (count % global_batch if 0 < count % global_batch < shards else 0)
 
         def make_epoch(epoch, order):
-            examples = tf.data.Dataset.from_tensor_slices(order).map(
+            # A worker's share: every shards-th example of the epoch's order, decoded by this worker alone.
+            mine = order[:usable][index::shards]
+            examples = tf.data.Dataset.from_tensor_slices(mine).map(
                 lambda i: (tf.gather(paths, i), tf.gather(labels, i))
             )
             examples = examples.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            return augmented_batches(examples, batch_size, True, augment, seed, image_size, first_index=epoch * count)
+            first = epoch * count + index
+            return augmented_batches(examples, batch_size, True, augment, seed, image_size, first, stride=shards)
 
         return epochs_of(count, seed, epochs, start_epoch, make_epoch, self.labels if balanced else None)
 
@@ -227,6 +235,7 @@ class ImageFolder:
         epochs=None,
         start_epoch=0,
         balanced=False,
+        shard=None,
     ):
         """A batched, prefetched tf.data pipeline of (normalised image, label).
 
@@ -235,12 +244,16 @@ class ImageFolder:
         training pipeline holds epochs ``start_epoch`` .. ``epochs - 1``, each ordered
         and augmented from (seed, epoch) alone, so a resumed run repeats nothing and
         skips nothing; fit it with ``steps_per_epoch=ceil(len(self) / batch_size)``.
-        ``balanced`` (with ``epochs``): every batch drawn evenly over the classes.
+        ``balanced`` (with ``epochs``): every batch drawn evenly over the classes. ``shard`` (with
+        ``epochs``): ``(workers, index)``, this worker's share of each epoch (every ``workers``-th
+        example from ``index``), augmented as in the whole epoch.
         """
         if balanced and not (training and epochs is not None):
             raise ValueError("balanced sampling orders training epochs: give training=True and epochs.")
+        if shard is not None and not (training and epochs is not None):
+            raise ValueError("shard splits training epochs: give training=True and epochs.")
         if training and epochs is not None:
-            return self._epochs(batch_size, augment, seed, image_size, epochs, start_epoch, balanced)
+            return self._epochs(batch_size, augment, seed, image_size, epochs, start_epoch, balanced, shard)
         ds = tf.data.Dataset.from_tensor_slices((self._path_bytes(), np.asarray(self.labels, np.int32)))
         if training:
             ds = ds.shuffle(len(self.paths), seed=seed, reshuffle_each_iteration=True)

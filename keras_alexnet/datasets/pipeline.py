@@ -135,18 +135,21 @@ def epochs_of(count, seed, epochs, start_epoch, make_epoch, balanced_labels=None
     return without_autotune(ds.prefetch(tf.data.AUTOTUNE))
 
 
-def augmented_batches(ds, batch_size, training, augment, seed, image_size=CROP_SIZE, first_index=0):
+def augmented_batches(ds, batch_size, training, augment, seed, image_size=CROP_SIZE, first_index=0, stride=1):
     """Decoded (uint8 image, label) pairs -> augmented/cropped, normalised batches (no prefetch).
 
-    Example ``first_index + i`` of the stream is augmented with the seed (seed, index):
-    reproducible, and different every epoch when epochs number their examples on.
+    Example ``i`` of the stream is example ``first_index + i * stride`` of the epochs' numbering,
+    augmented with the seed (seed, that number): reproducible, and different every epoch when
+    epochs number their examples on. (A worker's share of an epoch, every ``stride``-th example,
+    is augmented as those examples are in the whole epoch.)
     """
     if augment not in AUGMENTATIONS:
         raise ValueError(f"augment={augment!r}: use one of {', '.join(AUGMENTATIONS)}.")
     augment = augment if training else "none"
 
-    def transform(index, example):
+    def transform(position, example):
         image, label = example
+        index = tf.cast(first_index, tf.int64) + position * stride
         pair_seed = tf.stack([tf.cast(seed, tf.int64), index])
         if augment == "resized-crop":
             image = random_resized_crop(image, pair_seed, image_size)
@@ -156,7 +159,7 @@ def augmented_batches(ds, batch_size, training, augment, seed, image_size=CROP_S
             image = tf.image.stateless_random_flip_left_right(image, seed=pair_seed + 1)
         return normalize(image), label
 
-    ds = ds.enumerate(start=first_index).map(transform, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.enumerate().map(transform, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(batch_size)
 
 

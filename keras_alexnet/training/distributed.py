@@ -46,17 +46,70 @@ def device_strategy(devices=None):
     return tf.distribute.MirroredStrategy(names) if len(names) > 1 else None
 
 
-def distributed_fit(model, examples, strategy, global_batch_size, epochs=1, on_batch_end=None):
-    """Train a compiled ``model`` (built under ``strategy.scope()``).
+class DistributedSteps:
+    """The train step of a compiled ``model`` under ``strategy``, traced once and run epoch after epoch.
+
+    Per-replica loss scaled by the global batch, gradients of the trainable variables,
+    ``optimizer.apply`` (which all-reduces across replicas and applies the learning-rate factors
+    and freezing exactly as in ``fit``). A weight (a third element of the batch) scales its
+    example's loss, summed and divided by the global batch size, as ``model.fit`` does with
+    ``sample_weight``. A new optimizer (a recipe's next stage) needs a new ``DistributedSteps``.
+    """
+
+    def __init__(self, model, strategy):
+        if not model.compiled:
+            raise ValueError(
+                "distributed training needs a compiled model (model.compile(optimizer, loss) under strategy.scope())."
+            )
+        self.model, self.strategy = model, strategy
+        loss_fn = keras.losses.get(model.loss) if isinstance(model.loss, str) else model.loss
+        reduction_free = (
+            loss_fn.__class__.from_config({**loss_fn.get_config(), "reduction": None})
+            if hasattr(loss_fn, "get_config")
+            else loss_fn
+        )
+        optimizer = model.optimizer
+
+        def replica_step(images, labels, weights=None):
+            with tf.GradientTape() as tape:
+                per_example = reduction_free(labels, model(images, training=True))
+                # Divides by (per-replica batch x replicas): summed over replicas, a mean.
+                loss = tf.nn.compute_average_loss(per_example, sample_weight=weights)
+            variables = model.trainable_variables
+            optimizer.apply(tape.gradient(loss, variables), variables)
+            return loss
+
+        @tf.function
+        def train_step(*batch):
+            losses = strategy.run(replica_step, args=batch)
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+
+        self._train_step = train_step
+
+    def epoch(self, dataset_fn, on_batch_end=None):
+        """One pass over ``strategy.distribute_datasets_from_function(dataset_fn)``; the mean loss.
+
+        ``dataset_fn(context)`` gives this input pipeline's per-replica batches; ``on_batch_end(step,
+        loss)`` is called after each global step (the loss summed over replicas).
+        """
+        total, steps = 0.0, 0
+        for batch in self.strategy.distribute_datasets_from_function(dataset_fn):
+            loss = float(self._train_step(*batch))
+            if on_batch_end is not None:
+                on_batch_end(steps, loss)
+            total += loss
+            steps += 1
+        return total / max(steps, 1)
+
+
+def distributed_fit(model, examples, strategy, global_batch_size, epochs=1):
+    """Train a compiled ``model`` (built under ``strategy.scope()``) for ``epochs`` on ``examples``.
 
     Args:
         examples: an unbatched ``tf.data.Dataset`` of (image, label) or (image, label,
             weight). Each input pipeline (worker) reads every n-th example and batches
             ``global_batch_size / replicas`` of them, so one global step covers the
-            same examples as one batch of ``global_batch_size`` on one device. A weight
-            scales its example's loss, summed and divided by the global batch size, as
-            ``model.fit`` does with ``sample_weight``.
-        on_batch_end: called with (step, loss) after each global step (the loss summed over workers).
+            same examples as one batch of ``global_batch_size`` on one device.
     Returns:
         The mean training loss of each epoch.
     """
@@ -70,40 +123,5 @@ def distributed_fit(model, examples, strategy, global_batch_size, epochs=1, on_b
             shard.batch(context.get_per_replica_batch_size(global_batch_size)).prefetch(tf.data.AUTOTUNE)
         )
 
-    if not model.compiled:
-        raise ValueError(
-            "distributed_fit needs a compiled model (model.compile(optimizer, loss) under strategy.scope())."
-        )
-    loss_fn = keras.losses.get(model.loss) if isinstance(model.loss, str) else model.loss
-    reduction_free = (
-        loss_fn.__class__.from_config({**loss_fn.get_config(), "reduction": None})
-        if hasattr(loss_fn, "get_config")
-        else loss_fn
-    )
-    optimizer = model.optimizer
-
-    def replica_step(images, labels, weights=None):
-        with tf.GradientTape() as tape:
-            per_example = reduction_free(labels, model(images, training=True))
-            # Divides by (per-replica batch x replicas): summed over replicas, a mean.
-            loss = tf.nn.compute_average_loss(per_example, sample_weight=weights)
-        variables = model.trainable_variables
-        optimizer.apply(tape.gradient(loss, variables), variables)
-        return loss
-
-    @tf.function
-    def train_step(*batch):
-        losses = strategy.run(replica_step, args=batch)
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
-
-    history = []
-    for _ in range(epochs):
-        total, steps = 0.0, 0
-        for batch in strategy.distribute_datasets_from_function(dataset_fn):
-            loss = float(train_step(*batch))
-            if on_batch_end is not None:
-                on_batch_end(steps, loss)
-            total += loss
-            steps += 1
-        history.append(total / max(steps, 1))
-    return history
+    steps = DistributedSteps(model, strategy)
+    return [steps.epoch(dataset_fn) for _ in range(epochs)]

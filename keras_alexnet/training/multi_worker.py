@@ -25,8 +25,8 @@ import tensorflow as tf
 from keras_alexnet.datasets.class_weights import weighted
 from keras_alexnet.run_directory import RunDirectory
 from keras_alexnet.training.callbacks import TrainingProgress, restore_random_states, trim_csv_log, write_backup
-from keras_alexnet.training.distributed import distributed_fit
-from keras_alexnet.training.setup import balancing, build_model, configure
+from keras_alexnet.training.distributed import DistributedSteps
+from keras_alexnet.training.setup import balancing, build_model, configure, enter_stage, stage_epochs
 
 
 def cluster_spec():
@@ -51,8 +51,6 @@ def cluster_spec():
 def check_supported(options):
     """Refuse options the multi-worker loop does not run, naming them and what to do."""
     refused = []
-    if options.two_stage:
-        refused.append(f"the two-stage recipe {options.recipe!r}")
     if options.cache_activations:
         refused.append("--cache-activations")
     if options.patience:
@@ -61,8 +59,8 @@ def check_supported(options):
         refused.append("--lr-schedule piecewise")
     if refused:
         raise ValueError(
-            f"training on several workers does not run {', '.join(refused)} yet: train on one worker, or with a "
-            "one-stage recipe (frozen-features, later-convs, fine-tune-all, matlab) without those flags."
+            f"training on several workers does not run {', '.join(refused)} yet: train on one worker, or leave "
+            "out those flags."
         )
 
 
@@ -80,9 +78,11 @@ def train_worker(train_set, val_set, options, run_dir, strategy, chief, verbose=
     with strategy.scope():
         model = build_model(options, classes, steps_per_epoch)
         model.optimizer.build(model.trainable_variables)
-    done = 0
+    done, stage = 0, 1
     if run.has_backup():  # every worker starts from the same backup: the checked weights and random draws
-        done, _ = run.check_resumable(classes)
+        done, stage = run.check_resumable(classes)
+        if stage > 1:  # the backup holds a later stage's model and optimizer
+            _enter(model, options, strategy, stage - 1, steps_per_epoch)
         metadata = json.loads(run.backup_metadata.read_text())
         model.load_weights(run.backup / metadata["weights"])
         if metadata.get("random_states"):
@@ -99,43 +99,68 @@ def train_worker(train_set, val_set, options, run_dir, strategy, chief, verbose=
         progress.set_params({"epochs": options.epochs, "steps": steps_per_epoch})
         progress.on_train_begin()
     history = {}
-    for epoch in range(done, options.epochs):
-        examples = train_set.dataset(
-            1,
+    for index, (first, last) in enumerate(stage_epochs(options)):
+        number = index + 1
+        if number < stage:
+            continue
+        if number > stage:  # fastai's fine_tune: the next stage's frozen layers, factors and a new optimizer
+            _enter(model, options, strategy, index, steps_per_epoch)
+            stage = number
+            if chief:
+                write_backup(model, run.backup, first, stage=number)
+        steps = DistributedSteps(model, strategy)  # traced once per stage (its optimizer)
+        for epoch in range(max(done, first), last):
+            logs = _epoch(steps, train_set, val_set, options, epoch, weights, val_weights, chief, progress)
+            if not chief:
+                continue
+            for key, value in logs.items():
+                history.setdefault(key, []).append(value)
+            progress.on_epoch_end(epoch, dict(logs))
+            csv_log.on_epoch_end(epoch, dict(logs))
+            write_backup(model, run.backup, epoch + 1, stage=number)
+            if verbose:
+                scores = ", ".join(f"{key} {value:.4f}" for key, value in logs.items())
+                print(f"epoch {epoch + 1}/{options.epochs} on {strategy.num_replicas_in_sync} workers: {scores}")
+    if chief:
+        csv_log.on_train_end()
+        progress.on_train_end()
+    return (model, history) if chief else None
+
+
+def _enter(model, options, strategy, stage_index, steps_per_epoch):
+    with strategy.scope():
+        enter_stage(model, options, stage_index, steps_per_epoch)
+        model.optimizer.build(model.trainable_variables)
+
+
+def _epoch(steps, train_set, val_set, options, epoch, weights, val_weights, chief, progress):
+    """One epoch on every worker (the batches and augmentation of (seed, epoch), each worker decoding its
+    share only); the chief's logs, else {}."""
+
+    def dataset_fn(context):
+        share = train_set.dataset(
+            context.get_per_replica_batch_size(options.batch_size),
             training=True,
             augment=options.augment,
             seed=options.seed,
             epochs=epoch + 1,
             start_epoch=epoch,
             balanced=options.balanced_sampling,
-        ).unbatch()
-        if chief:
-            progress.on_epoch_begin(epoch)
-
-        def step_done(step, loss):
-            progress.on_train_batch_begin(step)
-            progress.on_train_batch_end(step, {"loss": loss})
-
-        (loss,) = distributed_fit(
-            model, weighted(examples, weights), strategy, options.batch_size, 1, step_done if chief else None
+            shard=(context.num_input_pipelines, context.input_pipeline_id),
         )
-        if not chief:
-            continue
-        logs = {"loss": loss, **_validation(model, val_set, val_weights, options.batch_size)}
-        for key, value in logs.items():
-            history.setdefault(key, []).append(value)
-        progress.on_epoch_end(epoch, dict(logs))
-        csv_log.on_epoch_end(epoch, dict(logs))
-        write_backup(model, run.backup, epoch + 1)
-        if verbose:
-            scores = ", ".join(f"{key} {value:.4f}" for key, value in logs.items())
-            print(
-                f"epoch {epoch + 1}/{options.epochs} on {strategy.num_replicas_in_sync} workers: {scores}", flush=True
-            )
+        return weighted(share, weights)
+
     if chief:
-        csv_log.on_train_end()
-        progress.on_train_end()
-    return (model, history) if chief else None
+        progress.on_epoch_begin(epoch)
+
+    def step_done(step, loss):
+        progress.on_train_batch_begin(step)
+        progress.on_train_batch_end(step, {"loss": loss})
+
+    loss = steps.epoch(dataset_fn, step_done if chief else None)
+    if not chief:
+        return {}
+    return {"loss": loss, **_validation(steps.model, val_set, val_weights, options.batch_size)}
 
 
 def _validation(model, val_set, val_weights, batch_size):

@@ -29,7 +29,7 @@ from keras_alexnet.layers import attach_class_names, with_temperature
 from keras_alexnet.recipes import HEADS, RECIPES, Head, Recipe, register_head, register_recipe
 from keras_alexnet.run_directory import RunDirectory
 from keras_alexnet.training.multi_worker import check_supported, cluster_spec, strategy_for_workers, train_worker
-from keras_alexnet.training.options import TrainingOptions
+from keras_alexnet.training.options import AUTO, TrainingOptions
 from keras_alexnet.training.resume import (
     check_resume,
     check_same_data,
@@ -58,6 +58,7 @@ def train_on_workers(
     cpus_per_worker=1,
     gpus_per_worker=0,
     verbose=1,
+    resolve=None,
     **changes,
 ):
     """Train on ``workers`` Ray Train workers (``MultiWorkerMirroredStrategy``), on this machine or the cluster
@@ -65,7 +66,9 @@ def train_on_workers(
     ``options.json`` result record (the epoch kept, the temperature, ...).
 
     The global batch (``options.batch_size``) is split across the workers; a lost worker makes Ray
-    Train restart the group, which resumes from the last backup.
+    Train restart the group, which resumes from the last backup. ``resolve(options, train_set, val_set,
+    run)``: the options a ``recipe="auto"`` stands for (``experiments.auto.resolve_auto``, whose
+    comparison runs on the same cluster), called once the run directory is started.
     """
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.tensorflow import TensorflowTrainer
@@ -74,6 +77,8 @@ def train_on_workers(
         raise ValueError(f"workers={workers!r}: give a whole number of workers, 1 or more.")
     run = RunDirectory(run_dir)
     options = resumed_options(run, options, **changes) if resume else TrainingOptions.of(options, **changes)
+    if options.recipe == AUTO and resolve is None:
+        raise ValueError("recipe='auto' on several workers needs resolve= (keras_alexnet.experiments.auto).")
     check_supported(options)
     train_set, val_set = _prepare(run, data, val, options, resume)
     with ray_cluster.connect(address) as ray:
@@ -83,6 +88,10 @@ def train_on_workers(
         ray_cluster.check_shared(ray, run.path)
         with run.locked():
             _start(run, data, val, options, train_set, val_set, resume, overwrite, verbose)
+            if options.recipe == AUTO:  # the comparison's trials spread over the same cluster
+                options = resolve(options, train_set, val_set, run)
+                check_supported(options)
+                options.save(run.options)
             config = {
                 "train": train_set.to_dict(),
                 "val": val_set.to_dict() if val_set is not None else None,
