@@ -164,6 +164,10 @@ def test_train_on_two_workers_equals_one_process_on_the_same_global_batch(shapes
             assert np.max(np.abs(first - second)) < 1e-5, name
     logged = list(csv.DictReader(open(tmp_path / "two" / "log.csv")))
     assert [row["epoch"] for row in logged] == ["0", "1", "2"] and not (tmp_path / "two" / "backup").exists()
+    alone = list(csv.DictReader(open(tmp_path / "one" / "log.csv")))
+    for mine, theirs in zip(logged, alone):  # the validation each worker scores a share of
+        assert float(mine["val_loss"]) == pytest.approx(float(theirs["val_loss"]), abs=1e-5)
+        assert float(mine["val_accuracy"]) == pytest.approx(float(theirs["val_accuracy"]), abs=1e-6)
 
 
 @pytest.mark.slow
@@ -296,3 +300,35 @@ def test_more_devices_than_the_machine_has_are_named(shapes_dir, tmp_path, capsy
     argv = ["train", "--data", str(shapes_dir), "--run-dir", str(tmp_path / "r"), "--devices", "2"]
     assert main([*argv, "--architecture", "tiny", "--weights", "none", "--val-split", "0.3"]) == 2
     assert "--devices 2: this machine shows TensorFlow 0 GPU(s)" in capsys.readouterr().err
+
+
+def test_a_shared_activation_cache_is_computed_once_by_trials_that_start_together(tmp_path):
+    """Two trials that need the same frozen activations: one computes them, the other waits and loads them;
+    a lock left by a process that is gone is taken over."""
+    from keras_alexnet.training.activation_cache import (
+        CachedActivations,
+        claim_shared_activations,
+        save_shared_activations,
+    )
+
+    key = ("pool5", ("a.png", "b.png"), "imagenet", "alexnet", "float32")
+    found, lock = claim_shared_activations(tmp_path, key)
+    assert found is None and lock.exists()
+    waited = {}
+
+    def second():
+        waited["cache"], waited["lock"] = claim_shared_activations(tmp_path, key, poll=0.05)
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    time.sleep(0.3)
+    assert thread.is_alive()  # waiting for the first, not computing
+    save_shared_activations(tmp_path, key, CachedActivations(np.ones((2, 3), np.float32), np.array([0, 1]), on_disk=False))
+    lock.unlink()
+    thread.join(timeout=10)
+    assert waited["lock"] is None and np.array_equal(waited["cache"].labels, [0, 1])
+    other = ("pool5", ("c.png",), "imagenet", "alexnet", "float32")
+    _, lock = claim_shared_activations(tmp_path, other)
+    lock.write_text(f"{socket.gethostname()} 999999999")  # a process that no longer runs
+    found, taken = claim_shared_activations(tmp_path, other, poll=0.05)
+    assert found is None and taken == lock

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
+import socket
+import time
 from pathlib import Path
 
 import keras
@@ -24,6 +27,7 @@ import tensorflow as tf
 
 from keras_alexnet import _keras_compat
 from keras_alexnet._utils.files import atomic_write
+from keras_alexnet._utils.runtime import process_alive
 from keras_alexnet.datasets.pipeline import epochs_of, without_autotune
 from keras_alexnet.training.options import DEFAULT_CACHE_MEMORY_LIMIT
 
@@ -175,6 +179,47 @@ def _allocate(shape, dtype, memory_limit, directory, name):
 def _shared_paths(directory, key):
     digest = hashlib.sha256(repr(key).encode()).hexdigest()[:24]
     return Path(directory) / f"{digest}.features.npy", Path(directory) / f"{digest}.labels.npy"
+
+
+# A process computing a shared cache holds "<digest>.computing" (its host and PID): others wait for the
+# cache instead of computing it too (two trials of a comparison that start together). A lock whose
+# process is gone, or older than this, is taken over (its node was lost).
+STALE_LOCK_SECONDS = 15 * 60
+
+
+def claim_shared_activations(directory, key, poll=0.5):
+    """``(cache, None)`` when another process saved the cache under ``key`` (waiting while one computes it),
+    else ``(None, lock)``: this process computes it, saves it, then removes ``lock``."""
+    features_path, _ = _shared_paths(directory, key)
+    lock = features_path.with_name(features_path.name.replace(".features.npy", ".computing"))
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    me = f"{socket.gethostname()} {os.getpid()}"
+    while True:
+        found = load_shared_activations(directory, key)
+        if found is not None:
+            return found, None
+        try:
+            handle = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            if _stale(lock):
+                lock.unlink(missing_ok=True)
+            else:
+                time.sleep(poll)
+            continue
+        with os.fdopen(handle, "w") as file:
+            file.write(me)
+        return None, lock
+
+
+def _stale(lock):
+    try:
+        host, pid = lock.read_text().split()
+        age = time.time() - lock.stat().st_mtime
+    except (OSError, ValueError):
+        return False  # being written, or gone already
+    if host == socket.gethostname() and not process_alive(int(pid)):
+        return True
+    return age > STALE_LOCK_SECONDS
 
 
 def save_shared_activations(directory, key, activations):

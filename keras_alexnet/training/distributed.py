@@ -12,6 +12,7 @@ weights (``datasets.class_weights.weighted``) enter the loss as Keras's ``sample
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_alexnet.datasets.pipeline import without_autotune
@@ -84,7 +85,35 @@ class DistributedSteps:
             losses = strategy.run(replica_step, args=batch)
             return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
 
-        self._train_step = train_step
+        def replica_scores(images, labels, weights):
+            probabilities = model(images, training=False)
+            per_example = keras.losses.sparse_categorical_crossentropy(labels, probabilities)
+            predicted = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+            correct = tf.cast(tf.equal(predicted, tf.cast(labels, tf.int32)), tf.float32) * tf.cast(
+                weights > 0, tf.float32
+            )
+            return (
+                tf.reduce_sum(tf.cast(per_example, tf.float32) * weights),
+                tf.reduce_sum(weights),
+                tf.reduce_sum(correct),
+                tf.reduce_sum(tf.cast(weights > 0, tf.float32)),
+            )
+
+        @tf.function
+        def score_step(*batch):
+            sums = strategy.run(replica_scores, args=batch)
+            return [strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None) for value in sums]
+
+        self._train_step, self._score_step = train_step, score_step
+
+    def scores(self, dataset_fn):
+        """``{"val_loss", "val_accuracy"}`` over ``distribute_datasets_from_function(dataset_fn)``, every replica
+        scoring its share: batches of (image, label, weight); a weight of 0 is padding, left out."""
+        totals = np.zeros(4)
+        for batch in self.strategy.distribute_datasets_from_function(dataset_fn):
+            totals += np.asarray([float(value) for value in self._score_step(*batch)])
+        loss, weight, correct, count = totals
+        return {"val_loss": loss / max(weight, 1e-12), "val_accuracy": correct / max(count, 1)}
 
     def epoch(self, dataset_fn, on_batch_end=None):
         """One pass over ``strategy.distribute_datasets_from_function(dataset_fn)``; the mean loss.

@@ -22,6 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.datasets.class_weights import weighted
 from keras_alexnet.run_directory import RunDirectory
 from keras_alexnet.training.callbacks import TrainingProgress, restore_random_states, trim_csv_log, write_backup
@@ -158,28 +159,32 @@ def _epoch(steps, train_set, val_set, options, epoch, weights, val_weights, chie
         progress.on_train_batch_end(step, {"loss": loss})
 
     loss = steps.epoch(dataset_fn, step_done if chief else None)
-    if not chief:
-        return {}
-    return {"loss": loss, **_validation(steps.model, val_set, val_weights, options.batch_size)}
+    scores = _validation(steps, val_set, val_weights, options.batch_size)  # every worker scores its share
+    return {"loss": loss, **scores} if chief else {}
 
 
-def _validation(model, val_set, val_weights, batch_size):
-    """{val_loss, val_accuracy} of ``model`` on the validation images (weighted like training), or {}."""
+def _validation(steps, val_set, val_weights, batch_size):
+    """{val_loss, val_accuracy} on the validation images (weighted like training), each worker scoring every
+    n-th image; the set is padded with weight-0 copies to a multiple of the workers, so that every worker
+    takes as many steps. {} without a validation set."""
     if val_set is None:
         return {}
-    losses, weights, correct = [], [], 0
-    table = None if val_weights is None else np.asarray(val_weights, np.float32)
-    for images, labels in val_set.dataset(batch_size):
-        probabilities = model(images, training=False)
-        per_example = keras.losses.sparse_categorical_crossentropy(labels, probabilities).numpy()
-        weight = np.ones(len(per_example), np.float32) if table is None else table[labels.numpy()]
-        losses.append(per_example * weight)
-        weights.append(weight)
-        correct += int(np.sum(np.argmax(probabilities, axis=-1) == labels.numpy()))
-    return {
-        "val_loss": float(np.sum(np.concatenate(losses)) / np.sum(np.concatenate(weights))),
-        "val_accuracy": correct / len(val_set),
-    }
+    count = len(val_set)
+
+    def dataset_fn(context):
+        workers = context.num_input_pipelines
+        positions = range(context.input_pipeline_id, count + (-count % workers), workers)
+        mine = [position if position < count else 0 for position in positions]  # padding: image 0, weight 0
+        share = ImageFolder([val_set.paths[i] for i in mine], [val_set.labels[i] for i in mine], val_set.class_names)
+        table = np.ones(len(val_set.class_names), np.float32) if val_weights is None else np.asarray(val_weights)
+        weights = np.asarray(
+            [table[val_set.labels[i]] if position < count else 0.0 for position, i in zip(positions, mine)], np.float32
+        )
+        batch = context.get_per_replica_batch_size(batch_size)
+        examples = tf.data.Dataset.zip((share.dataset(batch), tf.data.Dataset.from_tensor_slices(weights).batch(batch)))
+        return examples.map(lambda pair, weight: (pair[0], pair[1], weight))
+
+    return steps.scores(dataset_fn)
 
 
 def strategy_for_workers():

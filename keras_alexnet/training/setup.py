@@ -20,7 +20,7 @@ from keras_alexnet.optimizers.schedules import OneCycle, cosine_with_warmup
 from keras_alexnet.recipes import ONE_CYCLE, recipe_named
 from keras_alexnet.training.activation_cache import (
     cache_activations,
-    load_shared_activations,
+    claim_shared_activations,
     save_shared_activations,
     split_frozen_prefix,
 )
@@ -226,24 +226,29 @@ def activation_pipelines(
         key = (prefix.layers[-1].name, tuple(folder.paths), weights, options.architecture, options.cache_dtype)
         if isinstance(shared, dict) and key in shared:
             return shared[key]
+        lock = None
         if isinstance(shared, (str, Path)):
-            found = load_shared_activations(shared, key)
+            found, lock = claim_shared_activations(shared, key)  # waits while another process computes it
             if found is not None:
                 return found
-        images = folder.dataset(options.batch_size, training=False)  # file order, eval transform
-        activations = cache_activations(
-            prefix,
-            images,
-            dtype=options.cache_dtype,
-            memory_limit=options.cache_memory_limit,
-            directory=cache_dir,
-            name=name,
-            count=len(folder),
-        )
-        if isinstance(shared, dict) and not activations.on_disk:  # a file cache lives in its run directory
-            shared[key] = activations
-        elif isinstance(shared, (str, Path)):
-            save_shared_activations(shared, key, activations)
+        try:
+            images = folder.dataset(options.batch_size, training=False)  # file order, eval transform
+            activations = cache_activations(
+                prefix,
+                images,
+                dtype=options.cache_dtype,
+                memory_limit=options.cache_memory_limit,
+                directory=cache_dir,
+                name=name,
+                count=len(folder),
+            )
+            if isinstance(shared, dict) and not activations.on_disk:  # a file cache lives in its run directory
+                shared[key] = activations
+            elif isinstance(shared, (str, Path)):
+                save_shared_activations(shared, key, activations)
+        finally:
+            if lock is not None:
+                lock.unlink(missing_ok=True)
         return activations
 
     cached_train = cached(train_set, "train")
