@@ -323,7 +323,9 @@ def test_a_shared_activation_cache_is_computed_once_by_trials_that_start_togethe
     thread.start()
     time.sleep(0.3)
     assert thread.is_alive()  # waiting for the first, not computing
-    save_shared_activations(tmp_path, key, CachedActivations(np.ones((2, 3), np.float32), np.array([0, 1]), on_disk=False))
+    save_shared_activations(
+        tmp_path, key, CachedActivations(np.ones((2, 3), np.float32), np.array([0, 1]), on_disk=False)
+    )
     lock.unlink()
     thread.join(timeout=10)
     assert waited["lock"] is None and np.array_equal(waited["cache"].labels, [0, 1])

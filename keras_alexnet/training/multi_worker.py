@@ -187,6 +187,17 @@ def _validation(steps, val_set, val_weights, batch_size):
     return steps.scores(dataset_fn)
 
 
+def use_cpus(cpus):
+    """TensorFlow's thread pools sized to the CPUs Ray gave this worker (TensorFlow would take every core of
+    the machine, and workers that share one would fight over them). Before the process's first op."""
+    threads = max(int(cpus), 1)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
+    except RuntimeError:
+        pass  # TensorFlow already started in this process: its pools stay as they are
+
+
 def strategy_for_workers():
     """``MultiWorkerMirroredStrategy`` from ``TF_CONFIG`` (made before any other TensorFlow op of the process)."""
     return tf.distribute.MultiWorkerMirroredStrategy()

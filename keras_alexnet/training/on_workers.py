@@ -28,7 +28,13 @@ from keras_alexnet.explain.report import write_report
 from keras_alexnet.layers import attach_class_names, with_temperature
 from keras_alexnet.recipes import HEADS, RECIPES, Head, Recipe, register_head, register_recipe
 from keras_alexnet.run_directory import RunDirectory
-from keras_alexnet.training.multi_worker import check_supported, cluster_spec, strategy_for_workers, train_worker
+from keras_alexnet.training.multi_worker import (
+    check_supported,
+    cluster_spec,
+    strategy_for_workers,
+    train_worker,
+    use_cpus,
+)
 from keras_alexnet.training.options import AUTO, TrainingOptions
 from keras_alexnet.training.resume import (
     check_resume,
@@ -100,6 +106,7 @@ def train_on_workers(
                 "recipe": RECIPES[options.recipe].to_dict(),
                 "head": HEADS[options.head].to_dict(),
                 "verbose": verbose,
+                "cpus": cpus_per_worker,
             }
             trainer = TensorflowTrainer(
                 _worker_loop,
@@ -227,6 +234,7 @@ def _worker_loop(config):
 
     register_recipe(Recipe.from_dict(config["recipe"]), replace=True)
     register_head(Head(**config["head"]), replace=True)
+    use_cpus(config["cpus"])
     strategy = strategy_for_workers()
     rank = ray.train.get_context().get_world_rank()
     chief = rank == 0

@@ -50,8 +50,8 @@ def freeze(model, layers=None, *, up_to=None, start=None):
     Args:
         layers: a Keras name (``"conv1"``), torchvision path (``"features.3"``),
             slice (``"features[0:5]"``), group (``"features"``) or a list of them.
-        up_to / start: an inclusive range of layers instead (``up_to="conv3"``).
-        With no selection the whole model is frozen.
+        up_to / start: an inclusive range of layers instead (``up_to="conv3"``); with no
+            selection at all the whole model is frozen.
     Returns:
         The names of the layers changed.
     """
