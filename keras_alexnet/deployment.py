@@ -92,10 +92,11 @@ class SavedModelClassifier(Classifier):
 
         check_saved_model(path)  # a SavedModel is a program: nothing of it runs before its ops are read
         loaded = tf.saved_model.load(str(path))
-        serve = loaded.signatures.get("serving_default")
+        # serving_images (0.6: serving_default takes encoded images); serving_default before 0.6.
+        serve = loaded.signatures.get("serving_images") or loaded.signatures.get("serving_default")
         if serve is None or "images" not in serve.structured_input_signature[1]:
             raise ValueError(
-                f"{path} is a SavedModel but not one `keras-alexnet export` wrote (no serving_default taking "
+                f"{path} is a SavedModel but not one `keras-alexnet export` wrote (no signature taking uint8 "
                 "'images'). Export the model with `keras-alexnet export --format savedmodel`."
             )
         names = temperature = None

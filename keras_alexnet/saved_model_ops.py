@@ -27,7 +27,9 @@ ALLOWED_OPS = frozenset(
     ResizeBicubic ResizeBilinear ResizeNearestNeighbor ReverseV2 Round Rsqrt ScaleAndTranslate Select SelectV2
     Shape ShapeN Sigmoid Sign Size Slice Softmax Softplus Split SplitV Sqrt Square SquaredDifference Squeeze
     StatefulPartitionedCall StatelessIf StatelessWhile StaticRegexFullMatch StopGradient StridedSlice StringJoin
-    Sub Sum Tanh Tile TopKV2 Transpose Unpack VarHandleOp VarIsInitializedOp Where While ZerosLike
+    Sub Sum Tanh TensorListElementShape TensorListFromTensor TensorListGetItem TensorListLength
+    TensorListReserve TensorListSetItem TensorListStack Tile TopKV2 Transpose Unpack VarHandleOp
+    VarIsInitializedOp Where While ZerosLike
     """.split()
 )
 # The checkpoint saver every SavedModel holds: file ops, allowed only where no signature reaches.

@@ -210,3 +210,35 @@ def test_every_format_says_the_temperature_it_carries_and_tflite_prints_nothing_
     assert done.stderr.strip() == "1 image(s) predicted", done.stderr
     loud = subprocess.run([*command[:3], "--verbose", *command[3:]], capture_output=True, text=True, timeout=300)
     assert "XNNPACK" in loud.stderr
+
+
+def test_the_savedmodel_serves_encoded_images_and_holds_its_variables_once(exported, tmp_path):
+    """Issue 30, item 4: TF Serving's REST clients send {"b64": JPEG bytes}; serving_default decodes them
+    in the graph (in a fresh process here, as a server would), and the variables are saved once."""
+    from keras_alexnet.model import load_model
+    from keras_alexnet.preprocessing import eval_transform
+
+    model = load_model(exported / "model.keras")
+    weights = sum(np.asarray(v).nbytes for v in model.weights)
+    saved = sum(p.stat().st_size for p in (exported / "savedmodel" / "variables").iterdir())
+    assert saved <= 1.1 * weights, (saved, weights)  # was 2x: Keras's ExportArchive saved each twice
+    photos = photo_paths(per_class=3)
+    expected = model.predict(np.stack([eval_transform(path) for path in photos]), verbose=0)
+    code = (
+        "import base64, json, sys, tensorflow as tf; "
+        f"m = tf.saved_model.load(r'{exported / 'savedmodel'}'); "
+        "payload = json.loads(sys.stdin.read()); "
+        "data = tf.constant([base64.b64decode(i['b64']) for i in payload['instances']]); "
+        "out = m.signatures['serving_default'](image_bytes=data); "
+        "print(json.dumps({'p': out['probabilities'].numpy().tolist(), "
+        "'names': [n.decode() for n in out['class_name'].numpy()]}))"
+    )
+    import base64
+
+    request = json.dumps({"instances": [{"b64": base64.b64encode(p.read_bytes()).decode()} for p in photos]})
+    done = subprocess.run([sys.executable, "-c", code], input=request, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    # TensorFlow's JPEG decoder and antialiased resize differ from PIL's by a few grey levels.
+    assert np.max(np.abs(np.asarray(got["p"]) - expected)) < 2e-2
+    assert got["names"] == [["cats", "dogs"][i] for i in np.argmax(got["p"], axis=1)]
