@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 
+from keras_alexnet import __version__
 from keras_alexnet._utils.checks import is_count
 from keras_alexnet._utils.choices import (
     ARCHITECTURES,
@@ -28,11 +29,9 @@ from keras_alexnet._utils.choices import (
     CLASS_WEIGHTS,
     COMPARE_METRICS,
     EXPLAIN_METHODS,
-    EXPORT_FORMATS,
     LR_SCHEDULES,
     MIXED_PRECISION,
     OUTPUT_NETWORKS,
-    QUANTIZATIONS,
     SOLVERS,
     TTA_VIEWS,
 )
@@ -40,6 +39,7 @@ from keras_alexnet._utils.disk import DiskFullError, is_disk_full
 from keras_alexnet._utils.files import check_folder_target, check_new_file, check_not_source
 from keras_alexnet._utils.runtime import VERBOSE, quiet_tensorflow
 from keras_alexnet._utils.text import printable
+from keras_alexnet.formats import FORMATS, export_formats, quantizations
 from keras_alexnet.recipes import head_names, recipe_names
 from keras_alexnet.run_directory import RunDirectory
 
@@ -396,39 +396,27 @@ def _predict(args):
 
 
 def _export(args):
-    from keras_alexnet.export import (
-        calibration_crops,
-        export_onnx,
-        export_savedmodel,
-        export_tflite,
-        labelled_images,
-    )
+    from keras_alexnet.export import calibration_crops, export, labelled_images
     from keras_alexnet.layers import class_names_of
     from keras_alexnet.model import load_model
 
-    if args.quantize and args.format != "tflite":
-        raise ValueError("--quantize applies to --format tflite only.")
-    if args.data and not args.quantize:
-        raise ValueError("--data is for a quantized TFLite export (--quantize): the images it is checked on.")
     check_not_source(args.out, args.model)
     model = load_model(args.model)
-    if args.format == "savedmodel":
-        check = export_savedmodel(model, args.out, overwrite=args.overwrite)
-    elif args.format == "onnx":
-        check = export_onnx(model, args.out, overwrite=args.overwrite)
-    else:
-        labelled = labelled_images(args.model, args.data, class_names_of(model)) if args.quantize else None
+    labelled = None
+    if args.data or args.quantize:
+        labelled = labelled_images(args.model, args.data, class_names_of(model))
         if args.quantize and labelled is None:
             print("note: no labelled images (--data, or a run's validation set): the accuracy gate is skipped")
-        check = export_tflite(
-            model,
-            args.out,
-            quantize=args.quantize,
-            overwrite=args.overwrite,
-            labelled=labelled,
-            representative=calibration_crops(labelled) if args.quantize == "int8" and labelled else None,
-            max_accuracy_drop=args.max_accuracy_drop,
-        )
+    check = export(
+        model,
+        args.format,
+        args.out,
+        overwrite=args.overwrite,
+        quantize=args.quantize,
+        labelled=labelled,
+        representative=calibration_crops(labelled) if args.quantize == "int8" and labelled else None,
+        max_accuracy_drop=args.max_accuracy_drop,
+    )
     size = sum(p.stat().st_size for p in check.path.rglob("*")) if check.path.is_dir() else check.path.stat().st_size
     shown = f"{size / 2**20:.1f} MB" if size >= 2**20 else f"{size / 2**10:.0f} KB"
     if args.quantize:  # float32 TFLite holds 4 bytes a parameter
@@ -820,12 +808,17 @@ def _tta_argument(parser, what):
 def _export_command(command):
     p = command("export", "export a trained model to SavedModel (TF Serving), TFLite or ONNX, verified", _export)
     p.add_argument("--model", required=True)
-    p.add_argument("--format", required=True, choices=EXPORT_FORMATS)
+    p.add_argument(
+        "--format",
+        required=True,
+        choices=export_formats(),
+        help="; ".join(f"{f.name}: {f.summary}" for f in FORMATS.values() if f.writable),
+    )
     p.add_argument("--out", required=True)
     _overwrite_argument(p, "replace an existing export (a SavedModel folder or .tflite file) at --out")
     p.add_argument(
         "--quantize",
-        choices=QUANTIZATIONS,
+        choices=quantizations(),
         help="TFLite only: a smaller file (float16 half, dynamic and int8 a quarter), checked with its own "
         "tolerance and, on labelled images, its accuracy",
     )
@@ -881,6 +874,7 @@ def build_parser():
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up and log lines")
+    parser.add_argument("--version", action="version", version=f"keras-alexnet {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name, summary, run):

@@ -16,18 +16,18 @@ before it is deployed:
 from __future__ import annotations
 
 import json
-import zipfile
+import os
 from pathlib import Path
 
 import numpy as np
 
 from keras_alexnet._utils.runtime import quiet_native_output
+from keras_alexnet.formats import format_of, resolve
 from keras_alexnet.layers import class_names_of, temperature_of
 from keras_alexnet.model import load_model
 from keras_alexnet.preprocessing import eval_crop, eval_transform, load_image, preprocess_input, tta_crops
 from keras_alexnet.saved_model_ops import check_saved_model
 
-FORMATS = ("keras", "savedmodel", "tflite", "onnx")
 CLASS_NAMES_KEY = "class_names"  # the metadata entry (a JSON list) every export writes
 TEMPERATURE_KEY = "temperature"  # the fitted temperature (a JSON number), where the model has one
 
@@ -69,6 +69,8 @@ class KerasClassifier(Classifier):
     format = "keras"
 
     def __init__(self, model, path=None):
+        if isinstance(model, (str, os.PathLike)):  # a model.keras file (read as formats.FORMATS' readers are)
+            model, path = load_model(model), model
         super().__init__(path or model.name, class_names_of(model), int(model.output.shape[-1]), temperature_of(model))
         self.model = model
 
@@ -286,29 +288,6 @@ def add_tflite_metadata(content, entries):
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def format_of(path):
-    """Which of ``FORMATS`` a path is, or ``ValueError`` saying what is read."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"model {path} does not exist (train one with `keras-alexnet train`).")
-    if path.is_dir():
-        if (path / "saved_model.pb").exists():
-            return "savedmodel"
-        raise ValueError(f"{path} is a folder without saved_model.pb: give a SavedModel folder or a model file.")
-    suffix = path.suffix.lower()
-    if suffix in (".tflite", ".onnx"):
-        return suffix[1:]
-    if suffix == ".keras" or zipfile.is_zipfile(path):
-        return "keras"
-    raise ValueError(
-        f"{path}: not a model file keras-alexnet reads. Give model.keras, a SavedModel folder, a .tflite or an "
-        ".onnx file (what `keras-alexnet train` and `export` write)."
-    )
-
-
 def load_classifier(path):
-    """The ``Classifier`` of any model file keras-alexnet writes (``FORMATS``), with clear errors."""
-    kind = format_of(path)
-    if kind == "keras":
-        return KerasClassifier(load_model(path), path)
-    return {"savedmodel": SavedModelClassifier, "tflite": TFLiteClassifier, "onnx": ONNXClassifier}[kind](path)
+    """The ``Classifier`` of any model file keras-alexnet writes (``formats.FORMATS``), with clear errors."""
+    return resolve(format_of(path).reader)(path)

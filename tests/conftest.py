@@ -61,6 +61,19 @@ def rng():
     return np.random.default_rng(0)
 
 
+def free_ports(count):
+    """``count`` TCP ports on 127.0.0.1 that nothing listens on now (for TF_CONFIG's workers)."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
 def relative_error(reference, candidate):
     reference, candidate = np.asarray(reference), np.asarray(candidate)
     return float(np.max(np.abs(reference - candidate)) / np.max(np.abs(reference)))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from keras_alexnet.cli import EXAMPLES, build_parser
+from keras_alexnet.cli import EXAMPLES, build_parser, main
 
 SCRIPT = Path(sys.executable).parent / "keras-alexnet"
 
@@ -68,3 +68,17 @@ def test_bad_numbers_are_refused_by_the_parser_before_any_work(argv, message, ca
     with pytest.raises(SystemExit) as stopped:
         build_parser().parse_args(argv)
     assert stopped.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_version_is_written_once(capsys):
+    """``keras-alexnet --version``; the installed package's version is ``keras_alexnet.__version__`` (pyproject
+    reads it from there: issue 29, item 1)."""
+    from importlib.metadata import version
+
+    import keras_alexnet
+
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip() == f"keras-alexnet {keras_alexnet.__version__}"
+    assert version("keras-alexnet") == keras_alexnet.__version__
+    assert 'version = "' not in (Path(keras_alexnet.__file__).parents[1] / "pyproject.toml").read_text()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import free_ports
 
 from keras_alexnet._utils.ray_cluster import ClusterError, check_shared, connect
 from keras_alexnet.cli import main
@@ -227,19 +228,9 @@ def test_a_lost_worker_restarts_the_group_from_the_last_backup(shapes_dir, tmp_p
     assert (run / "model.keras").exists() and not (run / "backup").exists()
 
 
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 @pytest.mark.slow
 def test_train_honours_a_tf_config_set_by_the_users_launcher(shapes_dir, tmp_path):
-    ports = _free_ports(2)
+    ports = free_ports(2)
     run = tmp_path / "run"
     argv = ["train", "--data", str(shapes_dir), "--run-dir", str(run), "--epochs", "2", "--val-split", "0.3"]
     argv += ["--architecture", "tiny", "--weights", "none", "--batch-size", "8", "--recipe", "fine-tune-all"]

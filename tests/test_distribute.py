@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import free_ports
 
 SCRIPT = Path(__file__).parent / "distributed_check.py"
 
@@ -24,23 +25,11 @@ def test_mirrored_strategy_trains_like_one_device():
     assert result["max_diff"] < 1e-5
 
 
-def _free_ports(count):
-    import socket
-
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 @pytest.mark.slow  # several processes or full-size mixed precision: in the full tier
 def test_two_worker_processes_on_loopback():
     """MultiWorkerMirroredStrategy, two processes on 127.0.0.1, factors and class weights intact."""
     script = Path(__file__).parent / "multiworker_check.py"
-    ports = ",".join(map(str, _free_ports(2)))
+    ports = ",".join(map(str, free_ports(2)))
     workers = [
         subprocess.Popen(
             [sys.executable, str(script), ports, str(i)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

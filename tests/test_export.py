@@ -107,8 +107,35 @@ def test_tflite_refuses_to_replace_an_existing_file(tiny_model, tmp_path):
     assert existing.read_text() == "mine"
 
 
-def test_every_quantization_the_cli_offers_has_a_tolerance():
-    from keras_alexnet._utils.choices import QUANTIZATIONS
-    from keras_alexnet.export import TFLITE_TOLERANCE
+def test_the_format_table_is_what_the_cli_offers_and_every_row_resolves():
+    """Issue 29, item 2: one table of formats (``keras_alexnet.formats``); the CLI's choices, the
+    writers and the readers all come from it."""
+    import argparse
 
-    assert set(TFLITE_TOLERANCE) == {None, *QUANTIZATIONS}
+    from keras_alexnet.cli import build_parser
+    from keras_alexnet.formats import FORMATS, export_formats, quantizations, resolve
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    actions = {a.dest: a for a in commands["export"]._actions}
+    assert tuple(actions["format"].choices) == export_formats() == ("savedmodel", "tflite", "onnx")
+    assert tuple(actions["quantize"].choices) == quantizations() == FORMATS["tflite"].quantizations
+    for name, row in FORMATS.items():
+        assert callable(resolve(row.reader)), name
+        if row.writable:
+            assert callable(resolve(row.builder)) and None in row.tolerance, name
+            assert set(row.labelled) <= set(row.quantizations), name
+
+
+def test_quantize_and_data_follow_the_table(tiny_model, tmp_path):
+    from keras_alexnet.datasets import ImageFolder
+    from keras_alexnet.export import export
+
+    with pytest.raises(ValueError, match="--quantize float16 does not apply to onnx \\(its quantizations: none\\)"):
+        export(tiny_model, "onnx", tmp_path / "m.onnx", quantize="float16")
+    labelled = ImageFolder(["a.png", "b.png"], [0, 1], ["a", "b"])
+    with pytest.raises(ValueError, match="labelled images \\(--data\\) are for a quantized export"):
+        export(tiny_model, "tflite", tmp_path / "m.tflite", labelled=labelled)
+    with pytest.raises(ValueError, match="format 'coreml': use one of savedmodel, tflite, onnx"):
+        export(tiny_model, "coreml", tmp_path / "m.mlmodel")
+    assert not list(tmp_path.iterdir())  # nothing written

@@ -22,7 +22,13 @@ MODULES = sorted(_module_name(path) for path in PACKAGE.rglob("*.py"))
 
 # The layers, lowest first (docs/ARCHITECTURE.md). A module may import its own layer and those below.
 LAYERS = (
-    ("keras_alexnet._utils", "keras_alexnet._keras_compat", "keras_alexnet.architecture", "keras_alexnet.recipes"),
+    (
+        "keras_alexnet._utils",
+        "keras_alexnet._keras_compat",
+        "keras_alexnet.architecture",
+        "keras_alexnet.recipes",
+        "keras_alexnet.formats",
+    ),
     (
         "keras_alexnet.run_directory",
         "keras_alexnet.layers",

@@ -17,12 +17,6 @@ OUTPUT_NETWORKS = ("best-validation-loss", "best-validation-accuracy", "last")
 CLASS_WEIGHTS = ("none", "auto")  # "auto": scikit-learn's "balanced", n / (classes * count)
 ARCHITECTURES = ("alexnet", "tiny")
 EXPLAIN_METHODS = ("gradcam", "occlusion", "activations", "filters")
-EXPORT_FORMATS = ("savedmodel", "tflite", "onnx")
-QUANTIZATIONS = (
-    "dynamic",
-    "float16",
-    "int8",
-)  # TFLite's smaller files (export.TFLITE_TOLERANCE has one tolerance each)
 # Test-time augmentation's views, in order (preprocessing.tta_crops makes them).
 TTA_VIEWS = ("centre", "centre mirrored", "shifted left", "shifted right", "shifted up", "shifted down")
 # What compare ranks by (--metric), and the run record's field for each.

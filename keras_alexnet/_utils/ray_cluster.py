@@ -15,9 +15,10 @@ import contextlib
 import logging
 import os
 import socket
-import sys
 import uuid
 from pathlib import Path
+
+from keras_alexnet._utils.runtime import stderr_to_devnull
 
 RAY_EXTRA = "pip install 'ray[tune,train]'"
 CONNECT_SECONDS = 30
@@ -90,20 +91,9 @@ def connect(address=None):
             ray.shutdown()
 
 
-@contextlib.contextmanager
 def quiet_stderr():
     """Ray's start-up and shut-down lines (native and Python) go to its log files, not the terminal."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            try:
-                yield
-            finally:
-                os.dup2(saved, 2)
-    finally:
-        os.close(saved)
+    return stderr_to_devnull()
 
 
 def nodes(ray):

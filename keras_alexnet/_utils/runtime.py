@@ -71,6 +71,22 @@ VERBOSE = {"native": False}
 
 
 @contextlib.contextmanager
+def stderr_to_devnull():
+    """Point standard error (the file descriptor: native code's writes too) at /dev/null while the block runs."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
+@contextlib.contextmanager
 def quiet_native_output():
     """Hide what native code writes to standard error while the block runs (TFLite's "Created TensorFlow Lite
     XNNPACK delegate" line) and Python's warnings (tf.lite.Interpreter's deprecation), unless the CLI
@@ -80,18 +96,9 @@ def quiet_native_output():
         return
     import warnings
 
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            os.dup2(devnull.fileno(), 2)
-            try:
-                yield
-            finally:
-                os.dup2(saved, 2)
-    finally:
-        os.close(saved)
+    with warnings.catch_warnings(), stderr_to_devnull():
+        warnings.simplefilter("ignore")
+        yield
 
 
 def process_alive(pid):

@@ -359,7 +359,7 @@ def train_locked(
         model = build_model(options, classes, steps_per_epoch)
     options.save(run.options)
     if val_set is not None:
-        _record_validation_set(val_set, run.validation)
+        record_validation_set(val_set, run.validation)
     val_ds = val_set.dataset(options.batch_size) if val_set is not None else None
     weights, val_weights = balancing(options, train_set, val_set)
     checkpoint = None
@@ -449,10 +449,10 @@ def train_locked(
     names = train_set.class_names
     final_model = attach_class_names(shipped, names)
     final_model.compile(optimizer=model.optimizer, loss=model.loss, metrics=training_metrics(len(names)))
-    _check_finite(final_model, run)
+    check_finite(final_model, run)
     model_path = None
     if options.save_models:
-        model_path = _save_final(final_model if options.save_optimizer else attach_class_names(shipped, names), run)
+        model_path = save_final(final_model if options.save_optimizer else attach_class_names(shipped, names), run)
     run.record_result(_result_record(options, kept_epoch, history, run, temperature, train_set, val_set))
     run.finish()
     val_accuracy = _validation_accuracy(history, run, kept_epoch)
@@ -486,7 +486,7 @@ def _saved_form(model, class_names, options):
     return named
 
 
-def _check_finite(model, run):
+def check_finite(model, run):
     """Refuse to finish with non-finite weights: the backup and ``best.keras`` (intact files) stay."""
     for variable in model.weights:
         if not np.all(np.isfinite(keras.ops.convert_to_numpy(variable))):
@@ -497,7 +497,7 @@ def _check_finite(model, run):
             )
 
 
-def _save_final(model, run):
+def save_final(model, run):
     """Write ``model.keras``; on a full disk, say so and keep the run resumable (its backup stays)."""
     needed = int(weights_bytes(model) * 1.05) + (64 << 10)
     then = (
@@ -598,7 +598,7 @@ def _validation_accuracy(history, run, epoch):
     return None
 
 
-def _record_validation_set(val_set, path):
+def record_validation_set(val_set, path):
     """The validation images and labels, for the report (``keras-alexnet report`` reads them back)."""
     text = json.dumps(val_set.to_dict(absolute=True))
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))

@@ -28,6 +28,7 @@ from keras_alexnet.explain.report import write_report
 from keras_alexnet.layers import attach_class_names, with_temperature
 from keras_alexnet.recipes import HEADS, RECIPES, Head, Recipe, register_head, register_recipe
 from keras_alexnet.run_directory import RunDirectory
+from keras_alexnet.training.loop import check_finite, check_outside_data, read_sets, record_validation_set, save_final
 from keras_alexnet.training.multi_worker import (
     check_supported,
     cluster_spec,
@@ -183,22 +184,13 @@ def train_with_tf_config(
     return run.result()
 
 
-def _record_validation_set(val_set, path):
-    from keras_alexnet.training.loop import _record_validation_set as record
-
-    record(val_set, path)
-
-
 def _read(data, val, options):
-    from keras_alexnet.training.loop import read_sets
 
     return read_sets(data, val, options)
 
 
 def _prepare(run, data, val, options, resume):
     """The sets, after the checks ``train`` makes before any work (the recorded data on a resume)."""
-    from keras_alexnet.training.loop import check_outside_data
-
     if resume:
         data, val = resumed_folders(run, data, val, options)
     check_outside_data(run, data, val)
@@ -219,7 +211,7 @@ def _start(run, data, val, options, train_set, val_set, resume, overwrite, verbo
         record_data(run, data_record(data, val, train_set, val_set))
     options.save(run.options)
     if val_set is not None:
-        _record_validation_set(val_set, run.validation)
+        record_validation_set(val_set, run.validation)
     if options.output_network != "last" and verbose:
         print(
             f"note: on several workers model.keras holds the last epoch (--output-network {options.output_network} "
@@ -254,8 +246,6 @@ def _worker_loop(config):
 def _finish(run, options, train_set, val_set, fitted, verbose):
     """The chief, after the last epoch: the final model (last epoch's weights, the temperature fitted on the
     validation images when asked), saved outside the strategy; the result record; the report."""
-    from keras_alexnet.training.loop import _check_finite, _save_final
-
     model, _ = fitted
     classes = len(train_set.class_names)
     plain = build_model(options, classes)  # outside the strategy: a model that saves like train's
@@ -266,9 +256,9 @@ def _finish(run, options, train_set, val_set, fitted, verbose):
         temperature = fit_temperature(probabilities, val_set.labels)
     shipped = with_temperature(plain, temperature) if temperature is not None else plain
     final = attach_class_names(shipped, train_set.class_names)
-    _check_finite(final, run)
+    check_finite(final, run)
     if options.save_models:
-        _save_final(final, run)
+        save_final(final, run)
     run.record_result(
         {
             "output_network": "last",
