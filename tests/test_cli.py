@@ -81,4 +81,5 @@ def test_version_is_written_once(capsys):
         main(["--version"])
     assert capsys.readouterr().out.strip() == f"keras-alexnet {keras_alexnet.__version__}"
     assert version("keras-alexnet") == keras_alexnet.__version__
-    assert 'version = "' not in (Path(keras_alexnet.__file__).parents[1] / "pyproject.toml").read_text()
+    project = (Path(keras_alexnet.__file__).parents[1] / "pyproject.toml").read_text()
+    assert 'version = "' not in project.split("[tool.")[0] and 'dynamic = ["version"]' in project  # [project]

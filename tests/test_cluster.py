@@ -25,6 +25,8 @@ from ray.cluster_utils import Cluster as RayCluster  # noqa: E402
 
 TINY = {"architecture": "tiny", "weights": None, "batch_size": 8, "report": False}
 TWO = [Candidate("frozen-features", "compact"), Candidate("later-convs", "compact")]
+# A removed node is declared dead within about a second (Ray's default waits for several missed health checks).
+FAST_DEATH = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 300, "health_check_failure_threshold": 3}
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +37,7 @@ def shapes_dir(tmp_path_factory):
 @pytest.fixture
 def two_nodes():
     """A head that runs no trial and two worker nodes of one CPU each; the test's process is the driver."""
-    cluster = RayCluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    cluster = RayCluster(initialize_head=True, head_node_args={"num_cpus": 0, "_system_config": FAST_DEATH})
     workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, log_to_driver=False)
@@ -68,7 +70,7 @@ def test_a_comparison_on_two_nodes_equals_the_one_machine_comparison(shapes_dir,
 @pytest.mark.slow
 def test_a_node_lost_mid_run_reruns_the_trial_elsewhere_from_its_backup(shapes_dir, tmp_path, two_nodes):
     cluster, workers = two_nodes
-    out, epochs = tmp_path / "cmp", 20
+    out, epochs = tmp_path / "cmp", 10
     one = [Candidate("fine-tune-all", "compact")]
     done = {}
 
@@ -172,36 +174,34 @@ def test_train_on_two_workers_equals_one_process_on_the_same_global_batch(shapes
 
 
 @pytest.mark.slow
-def test_auto_on_workers_chooses_then_trains_both_stages(shapes_dir, tmp_path):
+def test_a_lost_worker_restarts_the_group_from_the_last_backup(shapes_dir, tmp_path):
+    """``--recipe auto --workers 2``: the rule picks fine-tune (two stages on the workers); a worker's node
+    is lost mid-run and Ray Train restarts the group from the last backup."""
     from keras_alexnet.experiments.auto import resolve_auto
     from keras_alexnet.training.on_workers import train_on_workers
 
     def resolve(options, train_set, val_set, run):
         return resolve_auto(options, train_set, val_set, run.path)
 
-    run = tmp_path / "run"
-    options = {**TINY, "recipe": "auto", "auto_budget": 0, "epochs": 3, "val_split": 0.3, "verbose": 0}
-    record = train_on_workers(shapes_dir, workers=2, run_dir=run, resolve=resolve, **options)
-    assert json.loads((run / "auto.json").read_text())["recipe"] == "fine-tune"  # the rule's pick: two stages
-    assert json.loads((run / "options.json").read_text())["recipe"] == "fine-tune" and record["output_epoch"] == 3
-    history = json.loads((run / "history.json").read_text())
-    assert history["epochs_done"] == 3 and (run / "model.keras").exists()
-
-
-@pytest.mark.slow
-def test_a_lost_worker_restarts_the_group_from_the_last_backup(shapes_dir, tmp_path, linear_head):
-    from keras_alexnet.training.on_workers import train_on_workers
-
-    cluster = RayCluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    cluster = RayCluster(initialize_head=True, head_node_args={"num_cpus": 0, "_system_config": FAST_DEATH})
     workers = [cluster.add_node(num_cpus=1) for _ in range(3)]  # two for the group, one to restart it on
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, log_to_driver=False)
-    run, epochs, done = tmp_path / "run", 15, {}
+    run, epochs, done = tmp_path / "run", 8, {}
 
     def train_it():
         try:
             done["record"] = train_on_workers(
-                shapes_dir, workers=2, run_dir=run, verbose=0, epochs=epochs, val_split=0.3, **TINY, **LINEAR
+                shapes_dir,
+                workers=2,
+                run_dir=run,
+                verbose=0,
+                epochs=epochs,
+                val_split=0.3,
+                recipe="auto",
+                auto_budget=0,
+                resolve=resolve,
+                **TINY,
             )
         except BaseException as error:
             done["error"] = error
@@ -223,6 +223,8 @@ def test_a_lost_worker_restarts_the_group_from_the_last_backup(shapes_dir, tmp_p
         ray.shutdown()
         cluster.shutdown()
     assert done["record"]["output_epoch"] == epochs
+    assert json.loads((run / "auto.json").read_text())["recipe"] == "fine-tune"  # the rule's pick: two stages
+    assert json.loads((run / "options.json").read_text())["recipe"] == "fine-tune"
     with open(run / "log.csv", newline="") as handle:
         assert [int(row["epoch"]) for row in csv.DictReader(handle)] == list(range(epochs))  # none twice
     assert (run / "model.keras").exists() and not (run / "backup").exists()

@@ -97,14 +97,17 @@ def test_cli_train_evaluate_predict_export_reload(shapes_dir, tmp_path, capsys):
         assert "max |difference| to Keras" in capsys.readouterr().out
     import tensorflow as tf
 
-    served = tf.saved_model.load(str(tmp_path / "sm")).signatures["serving_default"]
+    loaded = tf.saved_model.load(str(tmp_path / "sm"))
     pixels = np.asarray(keras.utils.load_img(image))[None]
-    outputs = served(images=tf.constant(pixels))
+    outputs = loaded.signatures["serving_images"](images=tf.constant(pixels))
     model = keras.models.load_model(run / "model.keras")
     from keras_alexnet.preprocessing import imagenet_eval_layers
 
     expected = model.predict(imagenet_eval_layers()(pixels), verbose=0)
     np.testing.assert_allclose(outputs["probabilities"].numpy(), expected, atol=1e-4)
+    # serving_default takes the file's bytes, as TF Serving's REST clients send them (a PNG: lossless).
+    from_bytes = loaded.signatures["serving_default"](image_bytes=tf.constant([open(image, "rb").read()]))
+    np.testing.assert_allclose(from_bytes["probabilities"].numpy(), expected, atol=1e-4)
     assert (
         outputs["class_name"].numpy()[0].decode()
         == sorted(["circle", "rectangle", "star", "triangle"])[int(expected.argmax())]

@@ -156,9 +156,9 @@ def check_same_data(run, train_set, val_set):
     then = recorded.get("class_names")
     if then is not None and then != list(train_set.class_names):
         raise RunDirectoryError(
-            f"the run in {run.path} was trained for {len(then)} classes {then}, the data now has "
-            f"{len(train_set.class_names)} {list(train_set.class_names)}: resume with the same class folders, or start "
-            "a new run (--overwrite or another --run-dir)."
+            f"the run in {run.path} was trained for {len(then)} classes, the data now has "
+            f"{len(train_set.class_names)} ({', '.join(then)} then; {', '.join(train_set.class_names)} now): resume "
+            "with the same class folders, or start a new run (--overwrite or another --run-dir)."
         )
     changes = []
     for what, now in (("training", train_set), ("validation", val_set)):
