@@ -302,3 +302,24 @@ def test_time_left_counts_whole_runs_not_just_their_epochs():
     assert time_left(later, 1, 15.0) == pytest.approx(25.0 + 200.0)
     assert time_left(later, 3, 60.0) == pytest.approx(200.0)  # a slow run: nothing negative
     assert time_left({**later, "runs_after": 0}, 3, 45.0) == 0.0
+
+
+def test_a_run_resumed_after_its_last_epoch_records_the_whole_runs_curves(tmp_path):
+    """A comparison stopped between a run's last backup and its result.json (two trials at a time make
+    it likely) resumes a process that trains no epoch: the record's curves come from the run's log.csv."""
+    from types import SimpleNamespace
+
+    from keras_alexnet import TINY as TINY_ARCHITECTURE
+    from keras_alexnet import AlexNet
+    from keras_alexnet.experiments.compare import _record
+
+    (tmp_path / "log.csv").write_text(
+        "epoch,loss,val_accuracy,val_balanced_accuracy,val_loss,val_macro_f1\n"
+        "0,1.2,0.50,0.50,1.10,0.40\n1,0.9,0.75,0.70,0.80,NA\n"
+    )
+    model = AlexNet(weights=None, classes=2, architecture=TINY_ARCHITECTURE)
+    result = SimpleNamespace(history={}, run_dir=tmp_path, output_epoch=2, model=model, seconds=3.0)
+    record = _record(Candidate("frozen-features", "compact"), 1, result)
+    assert record.val_accuracy_curve == [0.5, 0.75] and record.val_loss_curve == [1.1, 0.8]
+    assert (record.val_accuracy, record.val_loss, record.best_epoch) == (0.75, 0.8, 2)
+    assert record.val_balanced_accuracy == 0.7 and np.isnan(record.val_macro_f1)

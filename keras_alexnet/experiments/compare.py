@@ -19,6 +19,7 @@ directory and resume), not KerasTuner's single ``model.fit``.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import hashlib
 import json
@@ -376,8 +377,10 @@ def run_job(job, report=None):
 
 def _record(candidate, seed, result, scored=None):
     """The run's record: its scores at the epoch its output network kept (``scored``: an ``Evaluation``
-    with test-time augmentation, whose scores replace the epoch's)."""
-    history = result.history
+    with test-time augmentation, whose scores replace the epoch's). The curves are the whole run's, from its
+    ``log.csv``: a resumed run's process trained only the epochs after its backup (none, when it was
+    stopped between its last epoch and its result)."""
+    history = _logged_curves(RunDirectory(result.run_dir).log) or result.history
     accuracy = [float(v) for v in history.get("val_accuracy", [])]
     loss = [float(v) for v in history.get("val_loss", [])]
     if not accuracy:
@@ -405,6 +408,24 @@ def _record(candidate, seed, result, scored=None):
         scores[2],
         scored is not None,
     )
+
+
+def _logged_curves(log):
+    """{column: [value per epoch]} of a run's ``log.csv`` (``NA`` as NaN), or {} without one."""
+    if not Path(log).exists():
+        return {}
+    with open(log, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    curves = {}
+    for row in rows:
+        for name, value in row.items():
+            if name != "epoch":
+                try:
+                    number = float(value)
+                except (TypeError, ValueError):
+                    number = float("nan")
+                curves.setdefault(name, []).append(number)
+    return curves
 
 
 class _Progress:
