@@ -52,17 +52,8 @@ def quiet_tensorflow(verbose=False):
     if "tensorflow" in sys.modules:
         yield
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            try:
-                import tensorflow  # noqa: F401
-            finally:
-                os.dup2(saved, 2)
-    finally:
-        os.close(saved)
+    with stderr_to_devnull():
+        import tensorflow  # noqa: F401
     yield
 
 
