@@ -58,7 +58,7 @@ _EXPORTS = {
     "imagenet_eval_layers": "keras_alexnet.preprocessing",
     "load_image": "keras_alexnet.preprocessing",
     "preprocess_input": "keras_alexnet.preprocessing",
-    "TrainingOptions": "keras_alexnet.training",
+    "TrainingOptions": "keras_alexnet.options",
     "RECIPES": "keras_alexnet.recipes",
     "Recipe": "keras_alexnet.recipes",
     "Stage": "keras_alexnet.recipes",

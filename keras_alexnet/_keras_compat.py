@@ -14,7 +14,14 @@ import keras
 
 # (owner, attribute) pairs this package reads or overrides.
 PRIVATE_ATTRIBUTES = {
-    "optimizer": ("_trainable_variables", "_get_variable_index", "_apply_weight_decay", "_use_weight_decay"),
+    "optimizer": (
+        "_trainable_variables",
+        "_get_variable_index",
+        "_apply_weight_decay",
+        "_use_weight_decay",
+        "_model_variables_moving_average",
+        "_update_model_variables_moving_average",
+    ),
     "adam": ("_momentums", "_velocities"),
     "layer": ("_inbound_nodes", "_trainable_variables"),
     "backup_and_restore": (
@@ -30,6 +37,15 @@ PRIVATE_ATTRIBUTES = {
 def optimizer_variables(optimizer):
     """The variables ``optimizer`` was built for, in slot order."""
     return optimizer._trainable_variables
+
+
+def moving_averages(optimizer):
+    """[(model variable, its moving average)] of an optimizer built with ``use_ema``."""
+    return [
+        (variable, average)
+        for variable, average in zip(optimizer._trainable_variables, optimizer._model_variables_moving_average)
+        if average is not None
+    ]
 
 
 def variable_index(optimizer, variable):

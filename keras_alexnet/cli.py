@@ -21,29 +21,37 @@ import threading
 import time
 
 from keras_alexnet import __version__
-from keras_alexnet._utils.checks import is_count
 from keras_alexnet._utils.choices import (
-    ARCHITECTURES,
-    AUGMENTATIONS,
-    CACHE_DTYPES,
-    CLASS_WEIGHTS,
     COMPARE_METRICS,
     EXPLAIN_METHODS,
-    LR_SCHEDULES,
-    MIXED_PRECISION,
-    OUTPUT_NETWORKS,
-    SOLVERS,
     TTA_VIEWS,
+    tta_description,
 )
 from keras_alexnet._utils.disk import DiskFullError, is_disk_full
 from keras_alexnet._utils.files import check_folder_target, check_new_file, check_not_source
+from keras_alexnet._utils.flags import (
+    add_flags,
+    fraction,
+    non_negative_number,
+    positive_int,
+    positive_number,
+    typed_options,
+)
 from keras_alexnet._utils.runtime import VERBOSE, quiet_tensorflow
 from keras_alexnet._utils.text import printable
 from keras_alexnet.formats import FORMATS, export_formats, quantizations
+from keras_alexnet.options import (
+    AUTO,
+    COMPARE_FIELDS,
+    COMPARE_VAL_SPLIT,
+    LR_FIND_FIELDS,
+    REGULARIZER_NAMES,
+    DemoOptions,
+    SweepOptions,
+    TrainingOptions,
+)
 from keras_alexnet.recipes import head_names, recipe_names
 from keras_alexnet.run_directory import RunDirectory
-
-AUTO = "auto"  # the recipe that keras_alexnet.experiments chooses from the data
 
 EXAMPLES = {
     "convert": "keras-alexnet convert --source alexnet-owt-7be5be79.pth",
@@ -75,76 +83,23 @@ def _convert(args):
     return 0
 
 
-def training_options(args):
-    """The ``TrainingOptions`` that ``keras-alexnet train``'s flags describe."""
-    from keras_alexnet.training import TrainingOptions
+def training_options(args, base=None):
+    """The ``TrainingOptions`` the typed flags describe: ``base`` (default: the defaults) changed by them.
 
-    return TrainingOptions(
-        recipe=args.recipe,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        optimizer=args.optimizer,
-        val_split=args.val_split,
-        validation_frequency=args.validation_frequency,
-        patience=args.patience,
-        augment=args.augment,
-        lr_schedule=args.lr_schedule,
-        drop_factor=args.drop_factor,
-        drop_period=args.drop_period,
-        mixed_precision=args.mixed_precision,
-        xla={"auto": "auto", "on": True, "off": False}[args.xla],
-        seed=args.seed,
-        deterministic=args.deterministic,
-        weights=args.weights,
-        architecture=args.architecture,
-        head=args.head,
-        cache_activations=args.cache_activations,
-        cache_dtype=args.cache_dtype,
-        on_bad_file="raise" if args.fail_on_bad_file else "skip",
-        backup_every=args.backup_every,
-        save_optimizer=args.save_optimizer,
-        freeze_epochs=args.freeze_epochs,
-        cycle_momentum=args.cycle_momentum,
-        auto_budget=args.auto_budget,
-        report=not args.no_report,
-        tensorboard=not args.no_tensorboard,
-        tensorboard_images=args.tensorboard_images,
-        class_weight=args.class_weight,
-        balanced_sampling=args.balanced_sampling,
-        output_network=args.output_network,
-        calibrate=not args.no_calibrate,
-    )
+    The flags are made from the fields (``_utils.flags``), with no default of their own: what is in
+    ``args`` was typed.
+    """
+    from keras_alexnet.options import TrainingOptions
 
-
-# train's flags whose TrainingOptions field has another name.
-FLAG_FIELDS = {"lr": "learning_rate", "fail_on_bad_file": "on_bad_file", "no_report": "report"}
-FLAG_FIELDS["no_tensorboard"] = "tensorboard"
-FLAG_FIELDS["no_calibrate"] = "calibrate"
-
-
-def _given_flags(argv):
-    """The destinations of the flags written on the command line (a default is not a choice)."""
-    parser = build_parser()
-    # argparse has no public walk over its sub-parsers' actions.
-    subcommands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    for sub in subcommands.choices.values():
-        for action in sub._actions:
-            action.default = argparse.SUPPRESS
-    return set(vars(parser.parse_args(argv)))
+    return (base or TrainingOptions()).replace(**typed_options(args, TrainingOptions))
 
 
 def _resume_options(args):
     """On --resume: the run's own options (options.json), changed only by the flags the user wrote."""
-    from keras_alexnet.training import TrainingOptions
+    from keras_alexnet.options import TrainingOptions
 
-    flags = training_options(args)
     saved = RunDirectory(args.run_dir).options
-    if not saved.exists():
-        return flags
-    given = {FLAG_FIELDS.get(dest, dest) for dest in _given_flags(args.argv)}
-    fields = given & set(flags.to_dict())
-    return TrainingOptions.load(saved).replace(**{name: getattr(flags, name) for name in fields})
+    return training_options(args, TrainingOptions.load(saved) if saved.exists() else None)
 
 
 def _train(args):
@@ -201,7 +156,7 @@ def _train_on_workers(args):
             **common,
         )
     else:
-        if args.recipe == AUTO:
+        if options.recipe == AUTO:
             raise ValueError(
                 "--recipe auto with TF_CONFIG: every worker would run the comparison. Choose the recipe first "
                 "(`keras-alexnet compare`), then start the workers with --recipe NAME."
@@ -216,47 +171,35 @@ def _train_on_workers(args):
 
 
 def _lr_find(args):
-    from keras_alexnet.training import TrainingOptions
+    from keras_alexnet.options import SweepOptions
     from keras_alexnet.training.lr_find import lr_find_on_folder
 
-    options = TrainingOptions(
-        recipe=args.recipe,
-        batch_size=args.batch_size,
-        optimizer=args.optimizer,
-        val_split=args.val_split,
-        seed=args.seed,
-        weights=args.weights,
-        architecture=args.architecture,
-        head=args.head,
-        class_weight=args.class_weight,
-    )
+    options = training_options(args)
+    sweep = SweepOptions(**typed_options(args, SweepOptions))
     result = lr_find_on_folder(
-        args.data, options, plot=args.plot, steps=args.steps, start_lr=args.start_lr, end_lr=args.end_lr, verbose=False
+        args.data,
+        options,
+        plot=args.plot,
+        steps=sweep.steps,
+        start_lr=sweep.start_lr,
+        end_lr=sweep.end_lr,
+        verbose=False,
     )
     print(result)
     print(f"plot: {result.plot_path}")
-    print(f"next: keras-alexnet train --data {args.data} --recipe {args.recipe} --lr {result.valley:.1e} ...")
+    print(f"next: keras-alexnet train --data {args.data} --recipe {options.recipe_name} --lr {result.valley:.1e} ...")
     return 0
 
 
 def _compare(args):
     from keras_alexnet.experiments import candidates_of, compare
-    from keras_alexnet.training import TrainingOptions
 
-    options = TrainingOptions(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        augment=args.augment,
-        weights=args.weights,
-        architecture=args.architecture,
-        seed=args.seed,
-        val_split=args.val_split if args.val is None else None,
-    )
+    options = training_options(args)
     compare(
         args.data,
         options,
         val=args.val,
-        candidates=candidates_of(args.recipes, args.heads, args.lrs),
+        candidates=candidates_of(args.recipes, args.heads, args.lrs, args.regularizers),
         seeds=args.seeds,
         out=args.out,
         overwrite=args.overwrite,
@@ -286,14 +229,14 @@ def _cluster_arguments(p):
     p.add_argument(
         "--cpus-per-trial",
         "--cpus-per-worker",
-        type=_positive_number,
+        type=positive_number,
         default=1,
         help="CPUs each comparison trial (or --workers worker) takes (default %(default)s)",
     )
     p.add_argument(
         "--gpus-per-trial",
         "--gpus-per-worker",
-        type=_non_negative_number,
+        type=non_negative_number,
         default=0,
         help="GPUs each comparison trial (or --workers worker) takes (default %(default)s)",
     )
@@ -334,17 +277,27 @@ def _evaluate(args):
     classifier = load_classifier(args.model)
     _warn_if_far_from_training(args.model, [args.data])
     started = time.perf_counter()
-    result = evaluate(classifier, args.data, batch_size=args.batch_size)
+    result = evaluate(classifier, args.data, batch_size=training_options(args).batch_size)
     if args.tta:
+        _warn_if_tta_lowered(args.model)
         plain, plain_seconds = result, time.perf_counter() - started
         started = time.perf_counter()
-        result = evaluate(classifier, args.data, batch_size=args.batch_size, tta=True)
+        result = evaluate(classifier, args.data, batch_size=training_options(args).batch_size, tta=True)
         print(tta_gain(plain, result, plain_seconds, time.perf_counter() - started))
     print(result.report())
     if args.out:
         paths = result.save(args.out)
         print(f"wrote {', '.join(str(path) for path in paths)}")
     return 0
+
+
+def _warn_if_tta_lowered(model):
+    """Say so when the model's run measured test-time augmentation lowering its validation accuracy."""
+    from keras_alexnet.tta import warning
+
+    line = warning(model) if model else None
+    if line:
+        print(line, file=sys.stderr)
 
 
 def _warn_if_far_from_training(model, items):
@@ -371,6 +324,8 @@ def _predict(args):
     model = load_classifier(args.model) if args.model else KerasClassifier(AlexNet(weights="imagenet"))
     top = min(args.top, model.outputs)
     _warn_if_far_from_training(args.model, args.images)
+    if args.tta:
+        _warn_if_tta_lowered(args.model)
 
     def echo(prediction):
         if prediction.error is not None:
@@ -381,7 +336,12 @@ def _predict(args):
             print(f"{printable(prediction.path)}: {unknown}{scores}", flush=True)
 
     predictions = predict_files(
-        model, args.images, top=top, batch_size=args.batch_size, min_confidence=args.min_confidence, tta=args.tta
+        model,
+        args.images,
+        top=top,
+        batch_size=training_options(args).batch_size,
+        min_confidence=args.min_confidence,
+        tta=args.tta,
     )
     if args.out:
         done, skipped = write_predictions(predictions, args.out, top, echo)
@@ -435,12 +395,13 @@ def _layers(args):
     from keras_alexnet.model import AlexNet
     from keras_alexnet.transfer import apply_recipe, print_layer_table, replace_head
 
-    architecture = {"alexnet": ALEXNET, "tiny": TINY}[args.architecture]
+    options = training_options(args)
+    architecture = {"alexnet": ALEXNET, "tiny": TINY}[options.architecture]
     model = AlexNet(weights=None, include_top=False, architecture=architecture)
-    if args.recipe:
-        model = apply_recipe(model, args.recipe, args.classes, head=args.head)
-    elif args.head != "alexnet":
-        model = replace_head(model, args.classes, head=args.head)
+    if args.shown_recipe:
+        model = apply_recipe(model, args.shown_recipe, args.classes, head=options.head)
+    elif options.head != "alexnet":
+        model = replace_head(model, args.classes, head=options.head)
     print_layer_table(model)
     return 0
 
@@ -448,82 +409,19 @@ def _layers(args):
 def _demo(args):
     from keras_alexnet.demo import run_demo
 
-    run_demo(args.out, per_class=args.per_class, epochs=args.epochs, seed=args.seed)
+    demo = DemoOptions(**typed_options(args, DemoOptions))
+    run_demo(demo.out, per_class=demo.per_class, epochs=demo.epochs, seed=demo.seed)
     return 0
-
-
-def _argument_type(convert, accept, describe):
-    """An argparse type: ``convert(text)``, refused with "is not ``describe``" unless ``accept(value)``."""
-
-    def parse(text):
-        try:
-            value = convert(text)
-        except ValueError:
-            value = None
-        if value is None or not accept(value):
-            raise argparse.ArgumentTypeError(f"{text!r} is not {describe}")
-        return value
-
-    return parse
-
-
-_positive_int = _argument_type(int, is_count, "a whole number of at least 1")
-_seed = _argument_type(int, lambda value: 0 <= value < 2**32, f"a seed: give a whole number from 0 to {2**32 - 1}")
-_positive_number = _argument_type(float, lambda value: 0 < value < float("inf"), "a positive number")
-_non_negative_number = _argument_type(float, lambda value: 0 <= value < float("inf"), "a number of 0 or more")
-_fraction = _argument_type(float, lambda value: 0 <= value <= 1, "a fraction from 0 to 1")
 
 
 # Shared argument groups: each flag is written here once.
 
 
-def _data_arguments(p, *, data_help="training folder, one sub-folder per class", split_help=None):
+def _data_arguments(p, *, data_help="training folder, one sub-folder per class", split=None):
     p.add_argument("--data", required=True, help=data_help)
     group = p.add_mutually_exclusive_group()
     group.add_argument("--val", help="validation folder")
-    group.add_argument(
-        "--val-split", type=float, help=split_help or "hold out this stratified fraction of --data (e.g. 0.3)"
-    )
-
-
-def _model_arguments(p, *, weights=True, head=True):
-    if weights:
-        p.add_argument(
-            "--weights", default="imagenet", help="'imagenet' (shipped conv weights), a weights file, or 'none'"
-        )
-    p.add_argument(
-        "--architecture",
-        default="alexnet",
-        choices=ARCHITECTURES,
-        help="tiny: the same graph with few channels, for quick pipeline checks (use --weights none)",
-    )
-    if head:
-        p.add_argument(
-            "--head",
-            default="alexnet",
-            choices=head_names(),
-            help="alexnet: fc6, fc7 and a new fc8 (58M parameters); compact: fastai's head on pool5 (0.3M)",
-        )
-
-
-def _seed_argument(p, help="seeds the split, the initial weights, the batch order and dropout (default 0)"):
-    p.add_argument("--seed", type=_seed, default=0, help=help)
-
-
-def _batch_argument(p):
-    p.add_argument("--batch-size", type=_positive_int, default=32)
-
-
-def _optimizer_argument(p):
-    p.add_argument("--optimizer", choices=SOLVERS, help="default: the recipe's")
-
-
-def _augment_argument(p):
-    p.add_argument("--augment", default="none", choices=AUGMENTATIONS)
-
-
-def _epochs_argument(p):
-    p.add_argument("--epochs", type=_positive_int, default=3)
+    add_flags(group, TrainingOptions, ["val_split"], defaults={"val_split": split} if split else None)
 
 
 def _overwrite_argument(p, help):
@@ -553,167 +451,61 @@ def _convert_command(command):
 def _train_command(command):
     p = command("train", "transfer-learn AlexNet on a folder of images (one sub-folder per class)", _train)
     _data_arguments(p)
+    add_flags(p, TrainingOptions, [name for name in _option_names() if name != "val_split"])
     p.add_argument(
-        "--recipe",
-        default="frozen-features",
-        choices=(*recipe_names(), AUTO),
-        help="auto: compare the recipes on this data first (see --auto-budget), then train the winner",
+        "--run-dir",
+        default=RunDirectory.DEFAULT,
+        help="where the model, log, plot and checkpoints go (default: %(default)s)",
     )
-    p.add_argument(
-        "--auto-budget",
-        type=lambda text: int(text) if text.strip().isdigit() else text,
-        default=2,
-        metavar="EPOCHS|Nm",
-        help="--recipe auto: epochs per comparison run (3 seeds x every recipe and head; default 2), 'Nm' to stop "
-        "starting runs after N minutes, or 0 for the guides' rule of thumb (no comparison)",
-    )
-    _epochs_argument(p)
-    p.add_argument(
-        "--freeze-epochs",
-        type=_positive_int,
-        default=1,
-        help="two-stage recipes (fine-tune): epochs with the convolutions frozen before all layers train "
-        "(counted in --epochs)",
-    )
-    _batch_argument(p)
-    p.add_argument("--lr", type=float, help="base learning rate (default: the recipe's)")
-    _optimizer_argument(p)
-    p.add_argument("--run-dir", default="runs/alexnet", help="where the model, log, plot and checkpoints go")
     resume = p.add_mutually_exclusive_group()
     resume.add_argument("--resume", action="store_true", help="continue a killed run from its last backup")
     resume.add_argument("--overwrite", action="store_true", help="replace a previous run's files in --run-dir")
-    p.add_argument(
-        "--backup-every",
-        type=_positive_int,
-        default=1,
-        metavar="N",
-        help="back up for --resume after every N-th epoch (default 1)",
-    )
-    p.add_argument(
-        "--validation-frequency", type=_positive_int, help="validate every N iterations (default: every epoch)"
-    )
-    p.add_argument(
-        "--patience",
-        type=_positive_int,
-        help="stop after N epochs without a better value of --output-network's metric (validation loss by default)",
-    )
-    p.add_argument(
-        "--output-network",
-        default=OUTPUT_NETWORKS[0],
-        choices=OUTPUT_NETWORKS,
-        help="the epoch model.keras keeps, as MATLAB's OutputNetwork (default: %(default)s)",
-    )
-    _class_weight_argument(p)
-    p.add_argument(
-        "--balanced-sampling",
-        action="store_true",
-        help="draw every batch evenly over the classes (rare classes repeated within an epoch); instead of "
-        "--class-weight, and better than it measured with a rare class of a few dozen images (README)",
-    )
-    p.add_argument(
-        "--no-calibrate",
-        action="store_true",
-        help="keep the probabilities as trained (default: fit a temperature on the validation images at the end)",
-    )
-    _augment_argument(p)
-    p.add_argument(
-        "--lr-schedule",
-        default="none",
-        choices=LR_SCHEDULES,
-        help="piecewise: --drop-factor every --drop-period epochs; one-cycle: PyTorch's OneCycleLR peaking at "
-        "--lr; cosine: linear warm-up, then cosine decay",
-    )
-    p.add_argument(
-        "--cycle-momentum",
-        action=argparse.BooleanOptionalAction,
-        help="with --lr-schedule one-cycle or --recipe fine-tune: cycle momentum / Adam's beta_1 0.95-0.85-0.95 "
-        "against the rate, as PyTorch's OneCycleLR and fastai do (default: off)",
-    )
-    p.add_argument("--drop-factor", type=float, default=0.1)
-    p.add_argument("--drop-period", type=_positive_int, default=10)
-    p.add_argument("--mixed-precision", choices=[policy for policy in MIXED_PRECISION if policy])
-    p.add_argument(
-        "--xla",
-        default="auto",
-        choices=["auto", "on", "off"],
-        help="XLA for the training step (auto: off on CPU, where it is slower; on a GPU when the convolutions are "
-        "frozen)",
-    )
-    p.add_argument(
-        "--deterministic", action="store_true", help="TensorFlow op determinism (GPUs; seeded CPU runs repeat anyway)"
-    )
-    _seed_argument(p)
-    _model_arguments(p)
-    p.add_argument(
-        "--cache-activations",
-        "--cache-features",
-        dest="cache_activations",
-        action="store_true",
-        help="compute frozen layers once, train the rest on cached activations",
-    )
-    p.add_argument("--cache-dtype", default="float32", choices=CACHE_DTYPES)
-    p.add_argument(
-        "--save-optimizer",
-        action="store_true",
-        help="keep the optimizer's state in model.keras (to continue training it later; 3x the size with Adam)",
-    )
-    p.add_argument(
-        "--fail-on-bad-file",
-        action="store_true",
-        help="stop at the first unreadable image instead of skipping it (and naming it)",
-    )
-    p.add_argument("--no-report", action="store_true", help="do not write report.html at the end")
-    p.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard logs")
-    p.add_argument(
-        "--tensorboard-images", action="store_true", help="add Grad-CAM overlays of 4 validation images per epoch"
-    )
     p.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
     p.add_argument(
         "--devices",
-        type=_positive_int,
+        type=positive_int,
         help="train on this many of this machine's GPUs (MirroredStrategy; default: every visible GPU, the CPU as "
         "one device)",
     )
     p.add_argument(
         "--workers",
-        type=_positive_int,
+        type=positive_int,
         help="train on N Ray Train workers (MultiWorkerMirroredStrategy; the global --batch-size split across them), "
         "on this machine or the --address cluster; without it a TF_CONFIG set by your own launcher is honoured",
     )
     _cluster_arguments(p)
 
 
+def _option_names():
+    import dataclasses
+
+    return [field.name for field in dataclasses.fields(TrainingOptions) if field.metadata.get("flag")]
+
+
 def _lr_find_command(command):
     p = command("lr-find", "sweep the base learning rate of a recipe and suggest one (fastai's lr_find)", _lr_find)
     p.add_argument("--data", required=True, help="training folder, one sub-folder per class")
-    p.add_argument("--recipe", default="frozen-features", choices=recipe_names())
-    p.add_argument("--val-split", type=float, help="sweep on the training part of this split, as train would")
-    _batch_argument(p)
-    _optimizer_argument(p)
-    _model_arguments(p)
-    _seed_argument(p)
-    _class_weight_argument(p)
-    p.add_argument("--steps", type=_positive_int, default=100, help="at most this many steps (default 100)")
-    p.add_argument("--start-lr", type=float, default=1e-7)
-    p.add_argument("--end-lr", type=float, default=10.0)
+    add_flags(p, TrainingOptions, LR_FIND_FIELDS)
+    add_flags(p, SweepOptions)
     p.add_argument("--plot", default="lr_find.png", help="PNG of loss against rate (default lr_find.png)")
 
 
 def _compare_command(command):
     p = command("compare", "train every recipe and head over several seeds on one split, and tabulate them", _compare)
-    _data_arguments(p, split_help="hold out this stratified fraction of --data (default 0.3)")
+    _data_arguments(p, split=COMPARE_VAL_SPLIT)
     p.add_argument("--recipes", nargs="+", choices=recipe_names(), help="default: all")
     p.add_argument("--heads", nargs="+", choices=head_names(), help="default: all")
     p.add_argument("--lrs", nargs="+", type=float, metavar="LR", help="base rates to try (default: each recipe's)")
-    p.add_argument("--seeds", type=_positive_int, default=3, help="runs per candidate, seeds 0..N-1 (default 3)")
-    _epochs_argument(p)
-    _batch_argument(p)
-    _augment_argument(p)
-    _model_arguments(p, head=False)
-    _seed_argument(p, help="seed of the validation split (default 0)")
     p.add_argument(
-        "--time-limit", type=_positive_number, metavar="MINUTES", help="start no run after this many minutes"
+        "--regularizers",
+        nargs="+",
+        choices=tuple(REGULARIZER_NAMES),
+        help="also compare each candidate with these regularizers (none: as the other flags say; label-smoothing "
+        "0.1, mixup 0.4, cutmix 1.0, ema 0.99); default: none",
     )
+    p.add_argument("--seeds", type=positive_int, default=3, help="runs per candidate, seeds 0..N-1 (default 3)")
+    add_flags(p, TrainingOptions, [name for name in COMPARE_FIELDS if name != "val_split"])
+    p.add_argument("--time-limit", type=positive_number, metavar="MINUTES", help="start no run after this many minutes")
     p.add_argument("--out", default="comparison", help="comparison folder; run again to continue a killed one")
     _overwrite_argument(p, "replace a comparison with other settings in --out")
     p.add_argument(
@@ -752,7 +544,7 @@ def _report_command(command):
     p = command("report", "write a self-contained HTML report of a training run (run-dir/report.html)", _report)
     p.add_argument("--run-dir", required=True, help="the run directory `keras-alexnet train` wrote")
     p.add_argument("--data", help="a labelled folder to interpret the model on (default: the run's validation images)")
-    p.add_argument("--top-losses", type=_positive_int, default=9, help="images in the top-losses gallery (default 9)")
+    p.add_argument("--top-losses", type=positive_int, default=9, help="images in the top-losses gallery (default 9)")
     _tta_argument(p, "also score the model with test-time augmentation and show the gain")
 
 
@@ -762,7 +554,7 @@ def _evaluate_command(command):
     p.add_argument("--data", required=True, help="folder with one sub-folder per class")
     p.add_argument("--out", help="folder for evaluation.txt, confusion_matrix.png and reliability.png")
     _tta_argument(p, "also evaluate with test-time augmentation and print the gain and the cost per image")
-    _batch_argument(p)
+    add_flags(p, TrainingOptions, ["batch_size"])
 
 
 def _predict_command(command):
@@ -773,35 +565,24 @@ def _predict_command(command):
         help="model.keras, a SavedModel folder, a .tflite or an .onnx file (default: ImageNet AlexNet, needs "
         "`keras-alexnet convert`)",
     )
-    p.add_argument("--top", type=_positive_int, default=5)
+    p.add_argument("--top", type=positive_int, default=5)
     p.add_argument("--out", help="also write the predictions as CSV (path, answer, class, probability, ..., error)")
     p.add_argument(
         "--min-confidence",
-        type=_fraction,
+        type=fraction,
         default=0.0,
         metavar="P",
         help="answer 'unknown' when the top probability is under P (default 0: always the top class; the run "
         "report's accuracy/coverage curve helps pick P)",
     )
-    _tta_argument(p, "average each image's probabilities over test-time augmentation's views")
+    _tta_argument(p, "blend each image's probabilities over test-time augmentation's views")
     _overwrite_argument(p, "replace the --out file if it exists")
-    _batch_argument(p)
-
-
-def _class_weight_argument(parser):
-    parser.add_argument(
-        "--class-weight",
-        default="none",
-        choices=CLASS_WEIGHTS,
-        help="auto: weigh each image n / (classes x its class's count), as scikit-learn's 'balanced', so rare "
-        "classes count as much as common ones (default: none)",
-    )
+    add_flags(p, TrainingOptions, ["batch_size"])
 
 
 def _tta_argument(parser, what):
-    views = ", ".join(TTA_VIEWS)
     parser.add_argument(
-        "--tta", action="store_true", help=f"{what} ({len(TTA_VIEWS)} views: {views}; that many times the work)"
+        "--tta", action="store_true", help=f"{what} ({tta_description()}; {len(TTA_VIEWS)} times the work)"
     )
 
 
@@ -829,7 +610,7 @@ def _export_command(command):
     )
     p.add_argument(
         "--max-accuracy-drop",
-        type=_fraction,
+        type=fraction,
         default=0.02,
         help="--quantize: refuse (write nothing) when the accuracy falls by more than this (default 0.02)",
     )
@@ -837,17 +618,16 @@ def _export_command(command):
 
 def _layers_command(command):
     p = command("layers", "print the layer table (parameters, trainable, factors) of a recipe", _layers)
-    p.add_argument("--recipe", choices=recipe_names())
-    p.add_argument("--classes", type=_positive_int, default=2)
-    _model_arguments(p, weights=False)
+    p.add_argument(
+        "--recipe", dest="shown_recipe", choices=recipe_names(), help="show this recipe's freezing and factors"
+    )
+    p.add_argument("--classes", type=positive_int, default=2)
+    add_flags(p, TrainingOptions, ["architecture", "head"])
 
 
 def _demo_command(command):
     p = command("demo", "offline demo: shapes data set, MATLAB recipe, plots, SavedModel", _demo)
-    p.add_argument("--out", default="demo_output")
-    p.add_argument("--per-class", type=_positive_int, default=60)
-    p.add_argument("--epochs", type=_positive_int, default=8)
-    _seed_argument(p)
+    add_flags(p, DemoOptions)
 
 
 COMMANDS = (
@@ -958,8 +738,6 @@ def main(argv=None):
             stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     args.argv = argv
-    if getattr(args, "weights", None) == "none":
-        args.weights = None
     VERBOSE["native"] = bool(args.verbose)
     with quiet_tensorflow(args.verbose):
         from keras_alexnet.deployment import MissingRuntime

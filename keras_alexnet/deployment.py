@@ -25,7 +25,7 @@ from keras_alexnet._utils.runtime import quiet_native_output
 from keras_alexnet.formats import format_of, resolve
 from keras_alexnet.layers import class_names_of, temperature_of
 from keras_alexnet.model import load_model
-from keras_alexnet.preprocessing import eval_crop, eval_transform, load_image, preprocess_input, tta_crops
+from keras_alexnet.preprocessing import eval_crop, eval_transform, load_image, preprocess_input, tta_blend, tta_crops
 from keras_alexnet.saved_model_ops import check_saved_model
 
 CLASS_NAMES_KEY = "class_names"  # the metadata entry (a JSON list) every export writes
@@ -225,11 +225,11 @@ class ONNXClassifier(Classifier):
 
 
 class TestTimeAugmented(Classifier):
-    """``classifier`` averaged over test-time augmentation's views (``preprocessing.TTA_VIEWS``).
+    """``classifier`` over test-time augmentation's views (``preprocessing.TTA_VIEWS``), blended as ``tta.blend``.
 
-    As fastai's ``Learner.tta``, the probabilities of the views are averaged; the views here are
-    fixed (no random draws), so an evaluation repeats exactly. Costs ``len(TTA_VIEWS)`` times
-    the inference of one view.
+    As fastai's ``Learner.tta``: the plain prediction (the centre view) weighs ``tta.BETA``, the
+    mean of the other views the rest; the views are fixed (no random draws), so an evaluation
+    repeats exactly. Costs ``len(TTA_VIEWS)`` times the inference of one view.
     """
 
     __test__ = False  # not a pytest class, whatever its name
@@ -252,7 +252,7 @@ class TestTimeAugmented(Classifier):
         stacked = np.asarray(images)  # (n, views, ...)
         count, views = stacked.shape[:2]
         flat = self.inner.probabilities(stacked.reshape(count * views, *stacked.shape[2:]))
-        return np.asarray(flat).reshape(count, views, -1).mean(axis=1)
+        return tta_blend(np.asarray(flat).reshape(count, views, -1))
 
 
 def tflite_metadata(content):

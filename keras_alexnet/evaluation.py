@@ -22,6 +22,7 @@ from keras_alexnet.explain.confidence import reliability_diagram
 from keras_alexnet.layers import class_names_of, temperature_of
 from keras_alexnet.preprocessing import imagenet_class_names
 from keras_alexnet.run_directory import RunDirectory
+from keras_alexnet.tta import describe
 
 log = logging.getLogger("keras_alexnet.evaluation")
 
@@ -137,7 +138,7 @@ class Evaluation:
         width = max(len(n) for n in self.class_names + ["class"])
         lines = [self.headline()]
         if self.tta:
-            lines.append(f"with test-time augmentation: the mean over {len(TTA_VIEWS)} views ({', '.join(TTA_VIEWS)})")
+            lines.append(f"with test-time augmentation: {describe()}")
         if self.calibration_line():
             lines.append(self.calibration_line())
         lines.append("")
@@ -224,7 +225,7 @@ class Evaluation:
 def tta_change(plain, augmented):
     """What test-time augmentation changed: accuracy and balanced accuracy, without and with it."""
     return (
-        f"test-time augmentation ({len(TTA_VIEWS)} views): accuracy {plain.accuracy:.4f} -> {augmented.accuracy:.4f} "
+        f"test-time augmentation ({len(TTA_VIEWS)} views, blended): accuracy {plain.accuracy:.4f} -> {augmented.accuracy:.4f} "
         f"({augmented.accuracy - plain.accuracy:+.4f}), balanced accuracy {plain.balanced_accuracy:.4f} -> "
         f"{augmented.balanced_accuracy:.4f}"
     )
@@ -252,8 +253,8 @@ def evaluate(model, data, class_names=None, batch_size=32, on_bad_file="skip", t
     Class names come from the model (``attach_class_names``) unless given; the
     folder must have a sub-folder for each. Sub-folders of classes the model does
     not know are left out, and named (``Evaluation.ignored_folders``, the report).
-    ``tta``: average the probabilities over test-time augmentation's views
-    (``preprocessing.TTA_VIEWS``). The ``Evaluation`` keeps the probabilities, for calibration.
+    ``tta``: blend the probabilities of test-time augmentation's views
+    (``tta.blend``). The ``Evaluation`` keeps the probabilities, for calibration.
     """
     if isinstance(model, KerasClassifier):
         model = model.model  # the tf.data pipeline, batched
@@ -331,7 +332,7 @@ def predict_files(model, images, top=5, batch_size=32, class_names=None, min_con
     batch however many images there are. A file that cannot be read (not an image, damaged, a
     broken link, over PIL's decompression-bomb limit) yields a ``Prediction`` with its ``error``
     and the others go on. ``min_confidence``: a ``Prediction.answer`` under it is ``"unknown"``.
-    ``tta``: average over test-time augmentation's views (``preprocessing.TTA_VIEWS``).
+    ``tta``: blend test-time augmentation's views (``tta.blend``).
     """
     classifier = model if isinstance(model, Classifier) else KerasClassifier(model)
     if tta:

@@ -13,6 +13,30 @@ import keras
 from keras import ops
 
 
+def soft_targets(y_true, classes):
+    """``y_true`` as (batch, classes) float targets: soft targets as they are, sparse labels one-hot."""
+    if len(y_true.shape) >= 2 and y_true.shape[-1] == classes and classes > 1:
+        return ops.cast(y_true, "float32")
+    return ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), classes, dtype="float32")
+
+
+@keras.saving.register_keras_serializable(package="keras_alexnet")
+class Accuracy(keras.metrics.MeanMetricWrapper):
+    """Accuracy against sparse labels or soft targets (a mixed batch counts its larger share's class)."""
+
+    def __init__(self, name="accuracy", dtype=None):
+        super().__init__(_accuracy, name=name, dtype=dtype)
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype}
+
+
+def _accuracy(y_true, y_pred):
+    classes = y_pred.shape[-1]
+    truth = ops.argmax(soft_targets(y_true, classes), axis=-1)
+    return ops.cast(ops.equal(truth, ops.argmax(y_pred, axis=-1)), "float32")
+
+
 class _ConfusionMetric(keras.metrics.Metric):
     """A metric computed from the epoch's confusion matrix (rows: true class, columns: predicted)."""
 
@@ -25,6 +49,8 @@ class _ConfusionMetric(keras.metrics.Metric):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         # Unweighted counts: a class weight scales a class's row, which leaves its recall as it is.
+        if len(y_true.shape) >= 2 and y_true.shape[-1] == self.classes:  # soft targets (mixup): their larger share
+            y_true = ops.argmax(y_true, axis=-1)
         actual = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), self.classes, dtype="float32")
         predicted = ops.one_hot(ops.argmax(y_pred, axis=-1), self.classes, dtype="float32")
         self.confusion.assign_add(ops.matmul(ops.transpose(actual), predicted))
@@ -75,6 +101,11 @@ class MacroF1(_ConfusionMetric):
 BALANCED_METRICS = ("balanced_accuracy", "macro_f1")
 
 
-def training_metrics(classes):
-    """What ``train`` compiles: accuracy, balanced accuracy and macro-F1 for ``classes`` outputs."""
+def training_metrics(classes, soft=False):
+    """What ``train`` compiles: accuracy, balanced accuracy and macro-F1 for ``classes`` outputs.
+
+    ``soft``: the training labels are soft targets (mixup, CutMix), the validation labels sparse.
+    """
+    if soft:
+        return [Accuracy(), BalancedAccuracy(classes), MacroF1(classes)]
     return ["accuracy", BalancedAccuracy(classes), MacroF1(classes)]

@@ -18,6 +18,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from keras_alexnet._utils.choices import TTA_BETA
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 RESIZE_SIZE = 256
@@ -166,6 +168,15 @@ def tta_crops(image, resize_size=RESIZE_SIZE, crop_size=CROP_SIZE) -> np.ndarray
         crop(top + shift, left),
     ]
     return np.stack(views)
+
+
+def tta_blend(view_probabilities, beta=TTA_BETA):
+    """(images, classes) from (images, views, classes) of ``tta_crops``' views: ``beta`` of the first view (the
+    plain prediction), the rest from the other views' mean, as fastai's ``Learner.tta``."""
+    views = np.asarray(view_probabilities, np.float64)
+    if views.shape[1] == 1:
+        return views[:, 0]
+    return beta * views[:, 0] + (1.0 - beta) * views[:, 1:].mean(axis=1)
 
 
 def eval_transform(image, resize_size=RESIZE_SIZE, crop_size=CROP_SIZE) -> np.ndarray:

@@ -49,6 +49,7 @@ class RunDirectory:
     """
 
     OPTIONS = "options.json"
+    DEFAULT = "runs/alexnet"  # where a run goes when none is named (train, --run-dir)
     MODEL = "model.keras"
     BEST = "best.keras"
     BEST_RECORD = "best.best.json"

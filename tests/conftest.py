@@ -56,6 +56,24 @@ def photo_paths(split="test", per_class=4):
     return paths
 
 
+# The tiny network's options for a quick run: the pipeline's every step, in seconds (train(**TINY)).
+TINY = {"architecture": "tiny", "weights": None, "batch_size": 8, "report": False}
+
+
+def make_shapes(folder, per_class=8, size=72, seed=3):
+    """The MATLAB guide's generated shapes (four classes) in ``folder``: the suite's small data set."""
+    from keras_alexnet.datasets import generate_shapes
+
+    return generate_shapes(folder, per_class=per_class, size=size, seed=seed)
+
+
+@pytest.fixture(scope="module")
+def shapes_dir(request, tmp_path_factory):
+    """Generated shapes shared by a module's tests: ``make_shapes``'s defaults, or the module's ``SHAPES``
+    (``{"per_class": ..., "size": ..., "seed": ...}``)."""
+    return make_shapes(tmp_path_factory.mktemp("shapes") / "data", **getattr(request.module, "SHAPES", {}))
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

@@ -83,3 +83,47 @@ def test_version_is_written_once(capsys):
     assert version("keras-alexnet") == keras_alexnet.__version__
     project = (Path(keras_alexnet.__file__).parents[1] / "pyproject.toml").read_text()
     assert 'version = "' not in project.split("[tool.")[0] and 'dynamic = ["version"]' in project  # [project]
+
+
+def test_every_option_default_lives_on_its_field_only():
+    """The flags made from the options dataclasses carry no default of their own (argparse.SUPPRESS: the
+    namespace holds what was typed), their help shows the field's, and no hand-written flag repeats one."""
+    import argparse
+    import dataclasses
+
+    from keras_alexnet.options import DemoOptions, SweepOptions, TrainingOptions
+
+    def schema(*classes):
+        fields = {f.name: f for cls in classes for f in dataclasses.fields(cls) if f.metadata.get("flag")}
+        return fields, {f.metadata["flag"].name or "--" + n.replace("_", "-"): n for n, f in fields.items()}
+
+    shared = schema(TrainingOptions, SweepOptions)
+    parser = build_parser()
+    subcommands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    # layers --recipe is another option: the recipe whose layer table to show (none: the bare network).
+    own = {("layers", "--recipe")}
+    seen = set()
+    for command, sub in subcommands.choices.items():
+        fields, flags = schema(DemoOptions) if command == "demo" else shared
+        for action in sub._actions:
+            written = set(action.option_strings) & set(flags)
+            if any((command, flag) in own for flag in written):
+                continue
+            for flag in written:
+                assert action.dest == flags[flag], f"{command} {flag} is written by hand"
+            if action.dest in fields:
+                assert action.default is argparse.SUPPRESS, f"{command} {action.option_strings} has its own default"
+                default = fields[action.dest].default
+                if action.nargs != 0 and default is not None:
+                    assert f"(default: {default})" in (action.help or ""), (command, action.option_strings)
+                seen.add((command == "demo", action.dest))
+    assert {(False, name) for name in shared[0]} <= seen  # every field's flag is on some command
+    assert {(True, name) for name in schema(DemoOptions)[0]} <= seen
+
+
+def test_typed_flags_are_what_the_namespace_holds():
+    args = build_parser().parse_args(["train", "--data", "d", "--epochs", "5", "--no-report"])
+    from keras_alexnet._utils.flags import typed_options
+    from keras_alexnet.options import TrainingOptions
+
+    assert typed_options(args, TrainingOptions) == {"epochs": 5, "report": False}

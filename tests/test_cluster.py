@@ -13,25 +13,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY as TINY_NETWORK
 from conftest import free_ports
 
 from keras_alexnet._utils.ray_cluster import ClusterError, check_shared, connect
 from keras_alexnet.cli import main
-from keras_alexnet.datasets import generate_shapes
 from keras_alexnet.experiments import Candidate, Cluster, compare
 
 ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster as RayCluster  # noqa: E402
 
-TINY = {"architecture": "tiny", "weights": None, "batch_size": 8, "report": False}
+TINY = TINY_NETWORK
 TWO = [Candidate("frozen-features", "compact"), Candidate("later-convs", "compact")]
 # A removed node is declared dead within about a second (Ray's default waits for several missed health checks).
 FAST_DEATH = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 300, "health_check_failure_threshold": 3}
 
 
-@pytest.fixture(scope="module")
-def shapes_dir(tmp_path_factory):
-    return generate_shapes(tmp_path_factory.mktemp("shapes") / "data", per_class=6, size=64, seed=5)
+SHAPES = {"per_class": 6, "size": 64, "seed": 5}  # conftest.shapes_dir
 
 
 @pytest.fixture

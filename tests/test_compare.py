@@ -11,24 +11,20 @@ import time
 
 import numpy as np
 import pytest
+from conftest import TINY as TINY_NETWORK
 from PIL import Image
 
 from keras_alexnet import training
 from keras_alexnet.cli import main
-from keras_alexnet.datasets import ImageFolder, generate_shapes
+from keras_alexnet.datasets import DatasetError, ImageFolder
 from keras_alexnet.experiments import Candidate, RunRecord, compare, summarize, train
 from keras_alexnet.experiments.auto import rule_of_thumb
 from keras_alexnet.run_directory import RunDirectoryError
 from keras_alexnet.training import TrainingOptions
 from keras_alexnet.training.options import AutoBudget
 
-TINY = {"architecture": "tiny", "weights": None, "batch_size": 8, "epochs": 2, "report": False}
+TINY = {**TINY_NETWORK, "epochs": 2}
 TWO = [Candidate("frozen-features", "compact"), Candidate("fine-tune", "alexnet")]
-
-
-@pytest.fixture(scope="module")
-def shapes_dir(tmp_path_factory):
-    return generate_shapes(tmp_path_factory.mktemp("shapes") / "data", per_class=8, size=72, seed=3)
 
 
 def _record(recipe, seed, accuracy, seconds=1.0, head="alexnet"):
@@ -323,3 +319,29 @@ def test_a_run_resumed_after_its_last_epoch_records_the_whole_runs_curves(tmp_pa
     assert record.val_accuracy_curve == [0.5, 0.75] and record.val_loss_curve == [1.1, 0.8]
     assert (record.val_accuracy, record.val_loss, record.best_epoch) == (0.75, 0.8, 2)
     assert record.val_balanced_accuracy == 0.7 and np.isnan(record.val_macro_f1)
+
+
+@pytest.mark.slow
+def test_compare_regularizers_are_candidates_whose_runs_train_with_them(shapes_dir, tmp_path, capfd):
+    out = tmp_path / "cmp"
+    argv = ["compare", "--data", str(shapes_dir), "--recipes", "frozen-features", "--heads", "compact"]
+    argv += ["--regularizers", "none", "mixup", "ema", "--seeds", "1", "--epochs", "1", "--architecture", "tiny"]
+    argv += ["--weights", "none", "--out", str(out)]
+    assert main(argv) == 0
+    assert "frozen-features / compact + mixup" in capfd.readouterr().out
+    with open(out / "runs.csv") as handle:
+        runs = {run["regularizer"]: run for run in csv.DictReader(handle)}
+    assert set(runs) == {"none", "mixup", "ema"}
+    recorded = {
+        name: json.loads((out / "runs" / f"frozen-features-compact{suffix}-seed0" / "options.json").read_text())
+        for name, suffix in (("none", ""), ("mixup", "-mixup"), ("ema", "-ema"))
+    }
+    assert recorded["mixup"]["mixup"] == 0.4 and not recorded["mixup"]["cache_activations"]  # mixing needs images
+    assert recorded["ema"]["ema"] == 0.99 and recorded["ema"]["cache_activations"]  # sound on cached activations
+    assert recorded["none"]["mixup"] == 0 and recorded["none"]["ema"] == 0
+
+
+def test_compare_refuses_the_training_folder_as_the_validation_folder(shapes_dir, tmp_path):
+    with pytest.raises(DatasetError, match="validation images must be held out"):
+        compare(shapes_dir, val=shapes_dir, out=tmp_path / "cmp", verbose=0, **TINY)
+    assert not (tmp_path / "cmp").exists()

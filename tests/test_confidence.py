@@ -7,6 +7,7 @@ import json
 import keras
 import numpy as np
 import pytest
+from conftest import TINY as TINY_NETWORK
 from sklearn.metrics import balanced_accuracy_score, f1_score, log_loss
 from sklearn.utils.class_weight import compute_class_weight
 
@@ -19,7 +20,6 @@ from keras_alexnet.calibration import (
     tempered,
 )
 from keras_alexnet.cli import main
-from keras_alexnet.datasets import generate_shapes
 from keras_alexnet.datasets.class_weights import class_weights
 from keras_alexnet.datasets.pipeline import balanced_order
 from keras_alexnet.layers import Temperature, temperature_of
@@ -28,12 +28,10 @@ from keras_alexnet.model import load_model
 from keras_alexnet.preprocessing import eval_crop, tta_crops
 from keras_alexnet.training import train
 
-TINY = {"architecture": "tiny", "weights": None, "report": False, "tensorboard": False}
+TINY = {**{k: v for k, v in TINY_NETWORK.items() if k != "batch_size"}, "tensorboard": False}
 
 
-@pytest.fixture(scope="module")
-def shapes_dir(tmp_path_factory):
-    return generate_shapes(tmp_path_factory.mktemp("shapes") / "data", per_class=10, size=64, seed=0)
+SHAPES = {"per_class": 10, "size": 64, "seed": 0}  # conftest.shapes_dir
 
 
 def _softmax(z):
@@ -222,7 +220,7 @@ def test_evaluate_and_predict_with_tta_from_the_command_line(shapes_dir, tmp_pat
         == 0
     )
     printed = capsys.readouterr().out
-    assert "test-time augmentation (6 views): accuracy" in printed and "ms per image" in printed
+    assert "test-time augmentation (6 views, blended): accuracy" in printed and "ms per image" in printed
     assert "calibration (temperature" in printed and "ECE" in printed
     assert "a perfectly calibrated model would show ECE" in printed  # its sampling floor beside it
     assert (out / "reliability.png").stat().st_size > 10_000

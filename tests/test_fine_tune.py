@@ -5,19 +5,18 @@ import json
 import keras
 import numpy as np
 import pytest
+from conftest import TINY as TINY_NETWORK
 
-from keras_alexnet.datasets import ImageFolder, generate_shapes
+from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.optimizers.schedules import OneCycle
 from keras_alexnet.training import TrainingOptions, train
 from keras_alexnet.transfer import discriminative_factors
 
 # report=False: the report has its own tests (test_report.py); here it would only cost time.
-TINY = {"architecture": "tiny", "weights": None, "val_split": 0.3, "batch_size": 8, "verbose": 0, "report": False}
+TINY = {**TINY_NETWORK, "val_split": 0.3, "verbose": 0}
 
 
-@pytest.fixture(scope="module")
-def shapes_dir(tmp_path_factory):
-    return generate_shapes(tmp_path_factory.mktemp("shapes") / "data", per_class=8, size=72, seed=2)
+SHAPES = {"per_class": 8, "size": 72, "seed": 2}  # conftest.shapes_dir
 
 
 class Watch(keras.callbacks.Callback):

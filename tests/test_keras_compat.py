@@ -16,7 +16,8 @@ def _built(optimizer):
 
 
 OWNERS = {
-    "optimizer": lambda: _built(keras.optimizers.SGD(0.1, momentum=0.9))[0],
+    # use_ema: the moving averages exist only on an optimizer that keeps them
+    "optimizer": lambda: _built(keras.optimizers.SGD(0.1, momentum=0.9, use_ema=True))[0],
     "adam": lambda: _built(keras.optimizers.Adam(0.1))[0],
     "layer": lambda: _built(keras.optimizers.SGD(0.1))[1].get_layer("d"),
     "backup_and_restore": lambda: keras.callbacks.BackupAndRestore("/tmp/unused-backup-dir"),
@@ -40,6 +41,9 @@ def test_accessors_return_what_the_package_expects():
     sgd, _ = _built(keras.optimizers.SGD(0.1, momentum=0.9))
     assert _keras_compat.sgd_momentum(sgd, 0).shape == _keras_compat.optimizer_variables(sgd)[0].shape
     assert _keras_compat.inbound_node_count(model.get_layer("d")) == 1
+    averaged, _ = _built(keras.optimizers.SGD(0.1, use_ema=True))
+    pairs = _keras_compat.moving_averages(averaged)
+    assert [variable.path for variable, _ in pairs] == [v.path for v in _keras_compat.optimizer_variables(averaged)]
     state = _keras_compat.BackupState(keras.callbacks.BackupAndRestore("/tmp/unused-backup-dir"))
     assert str(state.metadata_path).endswith("training_metadata.json")
 

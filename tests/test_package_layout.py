@@ -28,6 +28,7 @@ LAYERS = (
         "keras_alexnet.architecture",
         "keras_alexnet.recipes",
         "keras_alexnet.formats",
+        "keras_alexnet.options",
     ),
     (
         "keras_alexnet.run_directory",
@@ -41,7 +42,7 @@ LAYERS = (
     ("keras_alexnet.weights", "keras_alexnet.saving"),
     ("keras_alexnet.model",),
     ("keras_alexnet.conversion", "keras_alexnet.transfer", "keras_alexnet.datasets", "keras_alexnet.deployment"),
-    ("keras_alexnet.evaluation", "keras_alexnet.export", "keras_alexnet.explain"),
+    ("keras_alexnet.tta", "keras_alexnet.evaluation", "keras_alexnet.export", "keras_alexnet.explain"),
     ("keras_alexnet.training",),
     ("keras_alexnet.experiments",),
     ("keras_alexnet.demo", "keras_alexnet.cli"),

@@ -5,13 +5,14 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import TINY as TINY_NETWORK
 
 from keras_alexnet.cli import main
 from keras_alexnet.datasets import generate_shapes
 from keras_alexnet.explain.report import ReportError, write_report
 from keras_alexnet.training import train
 
-TINY = {"architecture": "tiny", "weights": None, "val_split": 0.3, "batch_size": 8, "verbose": 0, "epochs": 2}
+TINY = {**TINY_NETWORK, "val_split": 0.3, "verbose": 0, "epochs": 2, "report": True}
 
 
 @pytest.fixture(scope="module")

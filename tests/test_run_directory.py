@@ -9,19 +9,17 @@ import sys
 import keras
 import numpy as np
 import pytest
+from conftest import TINY as TINY_NETWORK
 
 from keras_alexnet.cli import main
-from keras_alexnet.datasets import generate_shapes
 from keras_alexnet.run_directory import RunDirectoryError
 from keras_alexnet.training import train
 
 # report=False: the report has its own tests (test_report.py); here it would only cost time.
-TINY = {"architecture": "tiny", "weights": None, "val_split": 0.3, "batch_size": 8, "verbose": 0, "report": False}
+TINY = {**TINY_NETWORK, "val_split": 0.3, "verbose": 0}
 
 
-@pytest.fixture(scope="module")
-def shapes_dir(tmp_path_factory):
-    return generate_shapes(tmp_path_factory.mktemp("shapes") / "data", per_class=8, size=72, seed=1)
+SHAPES = {"per_class": 8, "size": 72, "seed": 1}  # conftest.shapes_dir
 
 
 class Crash(keras.callbacks.Callback):

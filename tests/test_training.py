@@ -14,22 +14,20 @@ import keras
 import numpy as np
 import pytest
 from conftest import PHOTOS
+from conftest import TINY as TINY_NETWORK
 
 from keras_alexnet import AlexNet
 from keras_alexnet.architecture import TINY as TINY_TABLE
 from keras_alexnet.cli import main
-from keras_alexnet.datasets import generate_shapes
 from keras_alexnet.training import train
 
 CLI = [sys.executable, "-m", "keras_alexnet.cli"]
 # The pipeline tests train the tiny table: the same graph, names and recipes in milliseconds.
-TINY = {"architecture": "tiny", "weights": None, "report": False}  # the report has its own tests
+TINY = {**TINY_NETWORK, "batch_size": 32}  # the report has its own tests
 TINY_FLAGS = ["--architecture", "tiny", "--weights", "none", "--no-report"]
 
 
-@pytest.fixture(scope="module")
-def shapes_dir(tmp_path_factory):
-    return generate_shapes(tmp_path_factory.mktemp("shapes") / "data", per_class=10, size=96, seed=0)
+SHAPES = {"per_class": 10, "size": 96, "seed": 0}  # conftest.shapes_dir
 
 
 @pytest.mark.slow

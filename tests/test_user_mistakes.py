@@ -18,17 +18,14 @@ from PIL import Image
 
 from keras_alexnet.architecture import TINY
 from keras_alexnet.cli import main
-from keras_alexnet.datasets import ImageFolder, generate_shapes
+from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.explain import output_names
 from keras_alexnet.layers import attach_class_names
 from keras_alexnet.model import AlexNet, load_model
 from keras_alexnet.run_directory import RunDirectory
 from keras_alexnet.training import TrainingOptions, read_sets
 
-
-@pytest.fixture(scope="module")
-def shapes_dir(tmp_path_factory):
-    return generate_shapes(tmp_path_factory.mktemp("shapes") / "data", per_class=4, size=64, seed=2)
+SHAPES = {"per_class": 4, "size": 64, "seed": 2}  # conftest.shapes_dir
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ import pytest
 from PIL import Image
 
 from keras_alexnet.cli import main
-from keras_alexnet.datasets import generate_shapes
 from keras_alexnet.layers import class_names_of
 from keras_alexnet.model import load_model
 from keras_alexnet.training import train
@@ -28,9 +27,7 @@ pytestmark = pytest.mark.slow
 TINY = ["--architecture", "tiny", "--weights", "none", "--batch-size", "8", "--no-tensorboard", "--quiet"]
 
 
-@pytest.fixture(scope="module")
-def shapes_dir(tmp_path_factory):
-    return generate_shapes(tmp_path_factory.mktemp("shapes") / "data", per_class=8, size=72, seed=1)
+SHAPES = {"per_class": 8, "size": 72, "seed": 1}  # conftest.shapes_dir
 
 
 def _can_mount():

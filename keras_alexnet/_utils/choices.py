@@ -19,6 +19,17 @@ ARCHITECTURES = ("alexnet", "tiny")
 EXPLAIN_METHODS = ("gradcam", "occlusion", "activations", "filters")
 # Test-time augmentation's views, in order (preprocessing.tta_crops makes them).
 TTA_VIEWS = ("centre", "centre mirrored", "shifted left", "shifted right", "shifted up", "shifted down")
+TTA_BETA = 0.25  # the plain prediction's weight in test-time augmentation's blend (fastai's default)
+
+
+def tta_description(beta=TTA_BETA):
+    """How test-time augmentation combines its views, in words."""
+    return (
+        f"{len(TTA_VIEWS)} views ({', '.join(TTA_VIEWS)}): {beta:g} of the plain prediction, "
+        f"{1 - beta:g} of the others' mean"
+    )
+
+
 # What compare ranks by (--metric), and the run record's field for each.
 COMPARE_METRICS = {
     "accuracy": "val_accuracy",

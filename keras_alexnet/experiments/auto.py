@@ -18,12 +18,12 @@ from keras_alexnet._utils.choices import IMBALANCE_RATIO
 from keras_alexnet._utils.files import atomic_write
 from keras_alexnet.datasets.statistics import SAMPLE_IMAGES, colour_statistics, imagenet_distance
 from keras_alexnet.experiments.compare import ACTIVATIONS, candidates_of, compare
+from keras_alexnet.options import AUTO, AutoBudget
 from keras_alexnet.recipes import RECIPES
 from keras_alexnet.run_directory import RunDirectory
 from keras_alexnet.training import TrainingOptions
 from keras_alexnet.training import train as train_recipe
 from keras_alexnet.training.loop import check_outside_data, read_sets, train_locked
-from keras_alexnet.training.options import AUTO, AutoBudget
 from keras_alexnet.training.resume import check_same_data, data_record, record_data, resumed_folders, resumed_options
 
 __all__ = ["AutoBudget", "AutoChoice", "choose_recipe", "imagenet_likeness", "resolve_auto", "rule_of_thumb", "train"]
@@ -226,7 +226,7 @@ def train(
     options=None,
     *,
     val=None,
-    run_dir="runs/alexnet",
+    run_dir=RunDirectory.DEFAULT,
     resume=False,
     overwrite=False,
     callbacks=(),

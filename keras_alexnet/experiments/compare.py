@@ -41,9 +41,10 @@ from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.evaluation import evaluate
 from keras_alexnet.experiments import engine
 from keras_alexnet.experiments.tables import CURVES, RUNS_CSV, SUMMARY_CSV, SUMMARY_MD, write_tables
+from keras_alexnet.options import COMPARE_VAL_SPLIT, REGULARIZERS
 from keras_alexnet.recipes import HEADS, RECIPES, Head, Recipe, head_named, recipe_named, register_head, register_recipe
 from keras_alexnet.run_directory import RunDirectory, RunDirectoryError, lock
-from keras_alexnet.training import TrainingOptions, train
+from keras_alexnet.training import TrainingOptions, read_sets, train
 from keras_alexnet.training.callbacks import TrainingDiverged
 
 SETTINGS = "comparison.json"
@@ -53,22 +54,35 @@ TUNE = "tune"  # Ray Tune's own records of the trials
 OUR_FILES = ("runs", ACTIVATIONS, TUNE, SETTINGS, RUNS_CSV, SUMMARY_CSV, SUMMARY_MD, CURVES)
 # Options each run takes from its candidate and seed, or that the comparison sets for its runs:
 # not part of the settings that decide whether a comparison continues.
-PER_RUN_OPTIONS = ("recipe", "head", "learning_rate", "seed", "report", "save_models", "cache_activations")
+PER_RUN_OPTIONS = (
+    "recipe",
+    "head",
+    "learning_rate",
+    "seed",
+    "report",
+    "save_models",
+    "cache_activations",
+    "measure_tta",
+)
 # What a comparison writes into each run's directory beside the run's own files.
 RESULT, ERROR, TRIAL = "result.json", "error.json", "trial.json"
 
 
 @dataclasses.dataclass(frozen=True)
 class Candidate:
-    """One configuration to compare: a recipe, a head and a base rate (None: the recipe's)."""
+    """One configuration to compare: a recipe, a head, a base rate (None: the recipe's) and a regularizer
+    (a name of ``REGULARIZERS``; "none": the options as given)."""
 
     recipe: str
     head: str = "alexnet"
     learning_rate: float | None = None
+    regularizer: str = "none"
 
     def __post_init__(self):
         recipe_named(self.recipe)  # raises, listing the known recipes
         head_named(self.head)
+        if self.regularizer not in REGULARIZERS:
+            raise ValueError(f"regularizer {self.regularizer!r} is not known: use one of {', '.join(REGULARIZERS)}.")
         rate = self.learning_rate
         if rate is not None and not (isinstance(rate, (int, float)) and rate > 0 and math.isfinite(rate)):
             raise ValueError(f"learning rate {rate!r}: use a positive, finite number (or None: the recipe's).")
@@ -76,12 +90,18 @@ class Candidate:
     @property
     def name(self):
         rate = "" if self.learning_rate is None else f" lr {self.learning_rate:g}"
-        return f"{self.recipe} / {self.head}{rate}"
+        extra = "" if self.regularizer == "none" else f" + {self.regularizer}"
+        return f"{self.recipe} / {self.head}{rate}{extra}"
 
     @property
     def slug(self):
         rate = "" if self.learning_rate is None else f"-lr{self.learning_rate:g}"
-        return f"{self.recipe}-{self.head}{rate}"
+        extra = "" if self.regularizer == "none" else f"-{self.regularizer}"
+        return f"{self.recipe}-{self.head}{rate}{extra}"
+
+    def options(self, options):
+        """``options`` with this candidate's regularizer's settings."""
+        return options.replace(**REGULARIZERS[self.regularizer])
 
 
 @dataclasses.dataclass
@@ -105,19 +125,22 @@ class RunRecord:
     tta: bool = False  # the scores are test-time augmented (compare --tta)
     node: str = ""  # the address of the node the run trained on (its last try's)
     node_id: str = ""  # and Ray's ID of that node (several nodes can share an address)
+    regularizer: str = "none"  # the candidate's (records written before 0.7 have none)
 
     @property
     def candidate(self):
-        return Candidate(self.recipe, self.head, self.learning_rate)
+        return Candidate(self.recipe, self.head, self.learning_rate, self.regularizer)
 
 
-def candidates_of(recipes=None, heads=None, learning_rates=None):
-    """Every recipe x head x rate (defaults: all recipes, both heads, each recipe's own rate)."""
+def candidates_of(recipes=None, heads=None, learning_rates=None, regularizers=None):
+    """Every recipe x head x rate x regularizer (defaults: all recipes, both heads, each recipe's own rate,
+    no regularizer beyond the options')."""
     return [
-        Candidate(recipe, head, rate)
+        Candidate(recipe, head, rate, regularizer)
         for recipe in (recipes or tuple(RECIPES))
         for head in (heads or tuple(HEADS))
         for rate in (learning_rates or (None,))
+        for regularizer in (regularizers or ("none",))
     ]
 
 
@@ -145,7 +168,7 @@ def compare(
         options: the ``TrainingOptions`` every run shares (epochs, batch size, split, ...);
             keyword arguments named like its fields change it. Each run takes its recipe,
             head, rate and seed from its candidate.
-        val: a validation folder; else ``options.val_split`` (default 0.3) of ``data``,
+        val: a validation folder; else ``options.val_split`` (default ``options.COMPARE_VAL_SPLIT``) of ``data``,
             split once with ``options.seed``, the same for every run.
         candidates: ``Candidate``s (default: ``candidates_of()``, every recipe and head).
         seeds: how many seeds (0, 1, ...) or a list of seeds.
@@ -169,7 +192,7 @@ def compare(
     if metric not in COMPARE_METRICS:
         raise ValueError(f"metric={metric!r}: use one of {', '.join(COMPARE_METRICS)}.")
     if val is None and options.val_split is None:
-        options = options.replace(val_split=0.3)
+        options = options.replace(val_split=COMPARE_VAL_SPLIT)
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     if not seed_list:
         raise ValueError("seeds: give at least one (e.g. 3: seeds 0, 1, 2).")
@@ -179,11 +202,7 @@ def compare(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise RunDirectoryError(f"--out {out} is a file; give a folder for the comparison.")
-    train_set = data if isinstance(data, ImageFolder) else ImageFolder.read(data, on_bad_file=options.on_bad_file)
-    if val is not None:
-        val_set = val if isinstance(val, ImageFolder) else ImageFolder.read(val, class_names=train_set.class_names)
-    else:
-        train_set, val_set = train_set.split(1 - options.val_split, seed=options.seed)
+    train_set, val_set = read_sets(data, val, options)  # the checks train makes (the same folder twice, ...)
     images = hashlib.sha256()
     for path, label in [
         *zip(train_set.paths, train_set.labels),
@@ -255,7 +274,7 @@ def _run_all(
         if (run_dir / RESULT).exists():
             finished[index] = RunRecord(**json.loads((run_dir / RESULT).read_text()))
             continue
-        run_options = options.replace(
+        run_options = candidate.options(options).replace(
             recipe=candidate.recipe,
             head=candidate.head,
             learning_rate=candidate.learning_rate,
@@ -263,7 +282,10 @@ def _run_all(
             val_split=None,  # the split made once above, the same for every run
             report=False,  # the comparison's table and curves are its report
             save_models=keep_models,
-            cache_activations=options.augment == "none" and RECIPES[candidate.recipe].cacheable,
+            cache_activations=options.augment == "none"
+            and not (options.mixup or options.cutmix or candidate.regularizer in ("mixup", "cutmix"))
+            and RECIPES[candidate.recipe].cacheable,
+            measure_tta=False,  # --tta scores every run's model with it (the comparison's column)
         )
         jobs.append(
             {
@@ -407,6 +429,7 @@ def _record(candidate, seed, result, scored=None):
         scores[1],
         scores[2],
         scored is not None,
+        regularizer=candidate.regularizer,
     )
 
 

@@ -36,6 +36,7 @@ from keras_alexnet.optimizers import make_optimizer
 from keras_alexnet.recipes import RECIPES
 from keras_alexnet.run_directory import RunDirectory
 from keras_alexnet.transfer import layer_table, stage_factors, with_lr_factors
+from keras_alexnet.tta import Measurement
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
@@ -241,6 +242,17 @@ def write_report(run_dir, data=None, top_losses=9, path=None, tta=False):
         sentence = _epoch_sentence(result)
         if sentence:
             top.append(f'<p class="epoch">{html.escape(sentence)}</p>')
+        if result.get("tta"):
+            measured = Measurement.from_dict(result["tta"])
+            advice = (
+                "use --tta"
+                if measured.gain > 0
+                else "leave --tta off"
+                if measured.gain < 0
+                else "--tta changes nothing"
+            )
+            line = f"When the run ended, {measured.line()}: {advice} with predict and evaluate."
+            top.append(f'<p class="tta">{html.escape(line)}</p>')
         for note in _warnings(result, evaluation, options):
             top.append(f'<p class="warning">&#9888; {html.escape(note)}</p>')
         if run.progress.exists():

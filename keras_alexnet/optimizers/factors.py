@@ -116,6 +116,19 @@ class LearningRateFactorsMixin:
             grads, trainable_variables = [g for g, _ in pairs], [v for _, v in pairs]
         return super().apply(grads, trainable_variables)
 
+    def _update_model_variables_moving_average(self, trainable_variables):
+        # TensorFlow's ExponentialMovingAverage(num_updates=step) warm-up: a short fine-tuning run's
+        # average would otherwise keep most of the untrained weights it started from. The averages
+        # start at zero (Keras's slots): the first step copies the weights, as Keras's own does.
+        if not self.use_ema:
+            return
+        step = keras.ops.cast(self.iterations, "float32")
+        decay = keras.ops.minimum(self.ema_momentum, (1.0 + step) / (10.0 + step)) * keras.ops.cast(step > 0, "float32")
+        for variable, average in zip(trainable_variables, self._model_variables_moving_average):
+            if average is not None:
+                rate = keras.ops.cast(decay, variable.dtype)
+                average.assign(rate * average + (1.0 - rate) * variable)
+
     def _apply_weight_decay(self, variables):
         # Decoupled weight decay happens per variable in update_step, with factors.
         return None

@@ -7,6 +7,7 @@ names). ``recipe="auto"`` is an experiment: ``keras_alexnet.experiments.train`` 
 then trains here.
 """
 
+from keras_alexnet.options import AutoBudget, TrainingOptions
 from keras_alexnet.training.activation_cache import CachedActivations, cache_activations, split_frozen_prefix
 from keras_alexnet.training.callbacks import (
     AtomicBackupAndRestore,
@@ -26,7 +27,6 @@ from keras_alexnet.training.loop import (
     train,
     train_locked,
 )
-from keras_alexnet.training.options import AutoBudget, TrainingOptions
 from keras_alexnet.training.setup import build_model
 
 __all__ = [

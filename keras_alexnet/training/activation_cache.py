@@ -29,7 +29,7 @@ from keras_alexnet import _keras_compat
 from keras_alexnet._utils.files import atomic_write
 from keras_alexnet._utils.runtime import process_alive
 from keras_alexnet.datasets.pipeline import epochs_of, without_autotune
-from keras_alexnet.training.options import DEFAULT_CACHE_MEMORY_LIMIT
+from keras_alexnet.options import DEFAULT_CACHE_MEMORY_LIMIT
 
 
 def split_frozen_prefix(model):

@@ -13,7 +13,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
 import time
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from keras_alexnet.datasets.statistics import colour_statistics
 from keras_alexnet.explain.report import write_report
 from keras_alexnet.layers import attach_class_names, with_temperature
 from keras_alexnet.metrics import BALANCED_METRICS, training_metrics
+from keras_alexnet.options import AUTO, TrainingOptions
 from keras_alexnet.preprocessing import eval_transform
 from keras_alexnet.run_directory import RunDirectory
 from keras_alexnet.training.callbacks import (
@@ -44,8 +44,8 @@ from keras_alexnet.training.callbacks import (
     write_backup,
 )
 from keras_alexnet.training.distributed import device_names, device_strategy
-from keras_alexnet.training.options import AUTO, TrainingOptions
 from keras_alexnet.training.output_network import early_stopping, keep_output_network, output_checkpoint
+from keras_alexnet.training.regularizers import ValidateAveragedWeights, mixed
 from keras_alexnet.training.resume import (
     check_resume,
     check_same_data,
@@ -55,6 +55,7 @@ from keras_alexnet.training.resume import (
     resumed_folders,
     resumed_options,
 )
+from keras_alexnet.training.sets import read_sets
 from keras_alexnet.training.setup import (
     activation_pipelines,
     balancing,
@@ -67,6 +68,7 @@ from keras_alexnet.training.setup import (
 )
 from keras_alexnet.training.tensorboard import tensorboard_callbacks
 from keras_alexnet.transfer import TrainableStateGuard
+from keras_alexnet.tta import measure as measure_tta
 
 log = logging.getLogger("keras_alexnet.training")
 
@@ -99,6 +101,7 @@ class TrainResult:
     output_epoch: int | None = None  # the epoch model.keras holds (options.output_network)
     val_scores: dict = dataclasses.field(default_factory=dict)  # accuracy, balanced_accuracy, macro_f1 of that epoch
     temperature: float | None = None  # fitted on the validation images (None: not calibrated)
+    tta: object = None  # tta.Measurement on the validation images (None: not measured)
 
 
 def piecewise_schedule(initial_rate, drop_factor=0.1, drop_period=10):
@@ -112,7 +115,7 @@ def fit(
     val_data=None,
     *,
     epochs=3,
-    run_dir="runs/alexnet",
+    run_dir=RunDirectory.DEFAULT,
     resume=False,
     validation_frequency=None,
     patience=None,
@@ -176,7 +179,10 @@ def fit(
     if fit_val is not None:
         if checkpoint is None:
             checkpoint = output_checkpoint(output_network, run, model, None, save_file=True)
-        if checkpoint:
+        if getattr(model.optimizer, "use_ema", False):
+            # Validation and the checkpoint see the weights' moving average (what the run ships).
+            callbacks.append(ValidateAveragedWeights(model.optimizer, checkpoint or None))
+        elif checkpoint:
             callbacks.append(checkpoint)
         if patience:
             callbacks.append(early_stopping(output_network, patience))
@@ -206,7 +212,7 @@ def train(
     options=None,
     *,
     val=None,
-    run_dir="runs/alexnet",
+    run_dir=RunDirectory.DEFAULT,
     resume=False,
     overwrite=False,
     callbacks=(),
@@ -273,41 +279,6 @@ def train(
             started=start,
             devices=devices,
         )
-
-
-def read_sets(data, val, options):
-    """(training set, validation set or None) from folders or ``ImageFolder``s and the options' split."""
-    if val is not None and options.val_split is not None:
-        raise ValueError("give either val (a folder) or val_split (a fraction), not both.")
-    train_set = data if isinstance(data, ImageFolder) else ImageFolder.read(data, on_bad_file=options.on_bad_file)
-    if options.val_split is not None:
-        return train_set.split(1 - options.val_split, seed=options.seed)
-    if val is None:
-        return train_set, None
-    if not isinstance(val, ImageFolder) and not isinstance(data, ImageFolder) and _same_folder(data, val):
-        raise DatasetError(
-            f"--val {val} is the training folder --data {data}: validation images must be held out. Give a "
-            "separate folder, or --val-split to hold out a fraction of --data."
-        )
-    val_set = (
-        val
-        if isinstance(val, ImageFolder)
-        else ImageFolder.read(val, on_bad_file=options.on_bad_file, class_names=train_set.class_names)
-    )
-    shared = train_set.shared_with(val_set)
-    if shared:
-        log.warning(
-            "%d of the %d validation images are also training images (e.g. %s): the validation scores are not on "
-            "held-out images. Remove them from one of the two folders.",
-            len(shared),
-            len(val_set),
-            shared[0],
-        )
-    return train_set, val_set
-
-
-def _same_folder(first, second):
-    return Path(first).exists() and Path(second).exists() and os.path.samefile(first, second)
 
 
 def check_outside_data(run, data, val=None):
@@ -416,6 +387,14 @@ def train_locked(
             ),
             weights,
         )
+        train_ds = mixed(
+            train_ds,
+            classes,
+            mixup=options.mixup,
+            cutmix=options.cutmix,
+            seed=options.seed,
+            first_step=epochs["start_epoch"] * steps_per_epoch,
+        )
         cache = None
         if options.cache_activations and (index == 0 or stage.freezes_first_convolution):
             cache = activation_pipelines(
@@ -450,10 +429,16 @@ def train_locked(
     final_model = attach_class_names(shipped, names)
     final_model.compile(optimizer=model.optimizer, loss=model.loss, metrics=training_metrics(len(names)))
     check_finite(final_model, run)
+    augmentation = None
+    if options.measure_tta and val_set is not None and len(val_set):
+        augmentation = measure_tta(final_model, val_set, options.batch_size)
+        if verbose:
+            print(augmentation.line())
     model_path = None
     if options.save_models:
         model_path = save_final(final_model if options.save_optimizer else attach_class_names(shipped, names), run)
-    run.record_result(_result_record(options, kept_epoch, history, run, temperature, train_set, val_set))
+    record = _result_record(options, kept_epoch, history, run, temperature, train_set, val_set)
+    run.record_result({**record, "tta": augmentation.to_dict() if augmentation else None})
     run.finish()
     val_accuracy = _validation_accuracy(history, run, kept_epoch)
     if options.report:
@@ -473,6 +458,7 @@ def train_locked(
         output_epoch=kept_epoch,
         temperature=temperature,
         val_scores=_validation_scores(run, kept_epoch),
+        tta=augmentation,
     )
 
 

@@ -23,10 +23,10 @@ import keras
 import numpy as np
 
 from keras_alexnet._utils.files import atomic_write
-from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.datasets.class_weights import class_weights, weighted
+from keras_alexnet.options import AUTO, SWEEP, TrainingOptions
 from keras_alexnet.training.callbacks import random_states, restore_random_states
-from keras_alexnet.training.options import AUTO, TrainingOptions
+from keras_alexnet.training.sets import read_sets
 from keras_alexnet.training.setup import activation_pipelines, build_model, configure
 
 
@@ -90,7 +90,16 @@ def steepest(learning_rates, losses):
 
 
 def lr_find(
-    model, data, *, start_lr=1e-7, end_lr=10.0, steps=100, smoothing=0.98, divergence=4.0, plot=None, verbose=True
+    model,
+    data,
+    *,
+    start_lr=SWEEP.start_lr,
+    end_lr=SWEEP.end_lr,
+    steps=SWEEP.steps,
+    smoothing=0.98,
+    divergence=4.0,
+    plot=None,
+    verbose=True,
 ):
     """Sweep the base learning rate of compiled ``model`` over batches of ``data``.
 
@@ -204,7 +213,17 @@ def plot_lr_find(result, path):
     return Path(path)
 
 
-def lr_find_on_folder(data, options=None, *, plot=None, steps=100, start_lr=1e-7, end_lr=10.0, verbose=True, **changes):
+def lr_find_on_folder(
+    data,
+    options=None,
+    *,
+    plot=None,
+    steps=SWEEP.steps,
+    start_lr=SWEEP.start_lr,
+    end_lr=SWEEP.end_lr,
+    verbose=True,
+    **changes,
+):
     """``lr_find`` for a recipe on a folder of images (what ``keras-alexnet lr-find`` runs).
 
     The model, optimizer and activation cache are set up as ``train`` sets them up
@@ -216,9 +235,7 @@ def lr_find_on_folder(data, options=None, *, plot=None, steps=100, start_lr=1e-7
     if options.recipe == AUTO:
         raise ValueError("lr_find sweeps the rate of one recipe: give a recipe's name, not 'auto'.")
     configure(options.seed, options.mixed_precision, options.deterministic)
-    folder = data if isinstance(data, ImageFolder) else ImageFolder.read(data, on_bad_file=options.on_bad_file)
-    if options.val_split is not None:
-        folder, _ = folder.split(1 - options.val_split, seed=options.seed)
+    folder, _ = read_sets(data, None, options)  # the training part, as train would split it
     model = build_model(options, len(folder.class_names))
     sweep = {"start_lr": start_lr, "end_lr": end_lr, "steps": steps, "plot": plot, "verbose": verbose}
     with tempfile.TemporaryDirectory(prefix="keras-alexnet-lr-find-") as cache_dir:

@@ -58,6 +58,9 @@ def check_supported(options):
         refused.append("--patience (every worker would have to stop at the same epoch)")
     if options.lr_schedule == "piecewise":
         refused.append("--lr-schedule piecewise")
+    for flag, value in (("--mixup", options.mixup), ("--cutmix", options.cutmix), ("--ema", options.ema)):
+        if value:
+            refused.append(flag)
     if refused:
         raise ValueError(
             f"training on several workers does not run {', '.join(refused)} yet: train on one worker, or leave "

@@ -26,6 +26,7 @@ from keras_alexnet.calibration import fit_temperature
 from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.explain.report import write_report
 from keras_alexnet.layers import attach_class_names, with_temperature
+from keras_alexnet.options import AUTO, TrainingOptions
 from keras_alexnet.recipes import HEADS, RECIPES, Head, Recipe, register_head, register_recipe
 from keras_alexnet.run_directory import RunDirectory
 from keras_alexnet.training.loop import check_finite, check_outside_data, read_sets, record_validation_set, save_final
@@ -36,7 +37,6 @@ from keras_alexnet.training.multi_worker import (
     train_worker,
     use_cpus,
 )
-from keras_alexnet.training.options import AUTO, TrainingOptions
 from keras_alexnet.training.resume import (
     check_resume,
     check_same_data,
@@ -58,7 +58,7 @@ def train_on_workers(
     *,
     workers,
     val=None,
-    run_dir="runs/alexnet",
+    run_dir=RunDirectory.DEFAULT,
     resume=False,
     overwrite=False,
     address=None,
@@ -162,7 +162,7 @@ def _epoch_lines(run, workers, epochs, verbose):
 
 
 def train_with_tf_config(
-    data, options=None, *, val=None, run_dir="runs/alexnet", resume=False, overwrite=False, verbose=1, **changes
+    data, options=None, *, val=None, run_dir=RunDirectory.DEFAULT, resume=False, overwrite=False, verbose=1, **changes
 ):
     """This process's share of a run on the workers ``TF_CONFIG`` names (the user's launcher started them all
     with the same command). The chief holds the lock and writes the run directory; the others only read it.

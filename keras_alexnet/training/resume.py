@@ -18,8 +18,8 @@ from pathlib import Path
 
 from keras_alexnet._utils.files import atomic_write
 from keras_alexnet._utils.text import printable
+from keras_alexnet.options import TrainingOptions
 from keras_alexnet.run_directory import RunDirectoryError
-from keras_alexnet.training.options import TrainingOptions
 
 log = logging.getLogger("keras_alexnet.training")
 

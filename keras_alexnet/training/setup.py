@@ -24,6 +24,7 @@ from keras_alexnet.training.activation_cache import (
     save_shared_activations,
     split_frozen_prefix,
 )
+from keras_alexnet.training.regularizers import averaged, loss_for, uses_soft_loss
 from keras_alexnet.transfer import apply_recipe, freeze, resolve_jit_compile, stage_factors, unfreeze, with_lr_factors
 
 log = logging.getLogger("keras_alexnet.training")
@@ -158,7 +159,7 @@ def build_model(options, classes, steps_per_epoch=None):
     """
     rate = learning_rate(options, steps_per_epoch)
     cycling = steps_per_epoch is not None and options.momentum_cycles
-    return prepare_model(
+    model = prepare_model(
         options.recipe,
         classes,
         weights=options.weights,
@@ -168,6 +169,14 @@ def build_model(options, classes, steps_per_epoch=None):
         architecture=options.architecture,
         head=options.head,
     )
+    if uses_soft_loss(options) or options.ema:
+        model.compile(
+            optimizer=averaged(model.optimizer, options.ema) if options.ema else model.optimizer,
+            loss=loss_for(options),
+            metrics=training_metrics(classes, soft=uses_soft_loss(options)),
+            jit_compile=model.jit_compile,
+        )
+    return model
 
 
 def enter_stage(model, options, stage_index, steps_per_epoch):
@@ -185,10 +194,12 @@ def enter_stage(model, options, stage_index, steps_per_epoch):
     optimizer = with_lr_factors(
         optimizer_for(options, rate), stage_factors(model, stage), model, l2_regularization=recipe.l2_regularization
     )
+    if options.ema:
+        optimizer = averaged(optimizer, options.ema)
     model.compile(
         optimizer=optimizer,
         loss=model.loss,
-        metrics=training_metrics(model.output.shape[-1]),
+        metrics=training_metrics(model.output.shape[-1], soft=uses_soft_loss(options)),
         jit_compile=resolve_jit_compile(model, options.xla),
     )
     return model

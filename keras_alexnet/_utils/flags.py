@@ -1,0 +1,118 @@
+"""Command-line flags made from the options dataclasses: each option is written once, as a field.
+
+A field says its flag in its metadata (``flag(...)``): the help, the choices, how text becomes a
+value. ``add_flags`` adds those flags to an ``argparse`` parser with ``default=SUPPRESS``, so the
+parsed namespace holds only what was typed (``--resume`` needs to know), and the help shows the
+field's default. ``typed_options`` turns a namespace back into field values. Nothing here imports
+TensorFlow: ``--help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from keras_alexnet._utils.checks import is_count
+
+
+def argument_type(convert, accept, describe):
+    """An argparse type: ``convert(text)``, refused with "is not ``describe``" unless ``accept(value)``."""
+
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {describe}")
+        return value
+
+    return parse
+
+
+positive_int = argument_type(int, is_count, "a whole number of at least 1")
+seed_number = argument_type(int, lambda value: 0 <= value < 2**32, f"a seed: give a whole number from 0 to {2**32 - 1}")
+positive_number = argument_type(float, lambda value: 0 < value < float("inf"), "a positive number")
+non_negative_number = argument_type(float, lambda value: 0 <= value < float("inf"), "a number of 0 or more")
+fraction = argument_type(float, lambda value: 0 <= value <= 1, "a fraction from 0 to 1")
+below_one = argument_type(float, lambda value: 0 <= value < 1, "a number from 0 up to (not including) 1")
+
+
+class _NotASwitch:
+    """The ``Flag.value`` of a flag that takes a value."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Flag:
+    """How a field appears on the command line.
+
+    ``name``: the flag (default ``--`` and the field's name with dashes). ``value``: the field's
+    value when a switch is given (``store_true``-like flags: True; ``--no-report``: False).
+    ``choices`` may be a callable (recipes registered later). ``parse``: text to value.
+    """
+
+    help: str
+    name: str | None = None
+    aliases: tuple = ()
+    choices: object = None
+    parse: object = None
+    metavar: str | None = None
+    value: object = _NotASwitch  # a switch: the value it sets
+    boolean: bool = False  # --flag / --no-flag (argparse.BooleanOptionalAction)
+    show_default: bool = True
+
+
+def option(default, help, **flag):
+    """A dataclass field with a default and its command-line ``Flag`` (``flag``: Flag's fields)."""
+    return dataclasses.field(default=default, metadata={"flag": Flag(help, **flag)})
+
+
+def flag_of(field):
+    return field.metadata.get("flag")
+
+
+def flag_name(field):
+    found = flag_of(field)
+    return found.name or "--" + field.name.replace("_", "-")
+
+
+def add_flags(parser, options_class, names=None, defaults=None):
+    """Add the flags of ``options_class``'s fields (``names``: only these, in this order) to ``parser``.
+
+    Every flag's default is ``argparse.SUPPRESS``: the namespace holds what was typed. ``defaults``:
+    {field: value} a command uses instead of the field's (shown in the help).
+    """
+    fields = {field.name: field for field in dataclasses.fields(options_class) if flag_of(field)}
+    defaults = defaults or {}
+    for name in names or fields:
+        field = fields[name]
+        found = flag_of(field)
+        default = defaults.get(name, field.default)
+        kwargs = {"dest": name, "default": argparse.SUPPRESS}
+        help_text = found.help
+        if found.boolean:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif found.value is not _NotASwitch:
+            kwargs.update(action="store_const", const=found.value)
+        else:
+            choices = found.choices() if callable(found.choices) else found.choices
+            if choices is not None:
+                kwargs["choices"] = tuple(choices)
+            if found.parse is not None:
+                kwargs["type"] = found.parse
+            if found.metavar:
+                kwargs["metavar"] = found.metavar
+            if found.show_default and default is not None:
+                help_text += f" (default: {default})"
+        parser.add_argument(flag_name(field), *found.aliases, help=help_text.replace("%", "%%"), **kwargs)
+
+
+def typed_options(args, options_class):
+    """{field: value} of ``options_class``'s fields whose flags were typed (the rest stay as they are)."""
+    names = {field.name for field in dataclasses.fields(options_class) if flag_of(field)}
+    return {name: value for name, value in vars(args).items() if name in names}
+
+
+def flag_defaults(options_class):
+    """{flag: default} of every field with a flag (for the schema test and the docs)."""
+    return {flag_name(f): f.default for f in dataclasses.fields(options_class) if flag_of(f)}
