@@ -67,6 +67,10 @@ class RunDirectory:
     LOCK = "run.lock"
     RESUMES = "resumes.json"
     ACTIVATION_CACHE = "activation_cache"
+    # A comparison's run (experiments.compare) also keeps its record, its error and where it ran.
+    TRIAL_RESULT = "result.json"
+    TRIAL_ERROR = "error.json"
+    TRIAL = "trial.json"
 
     # What a run writes: a previous run is these, and --overwrite removes only these.
     RUN_FILES = (
@@ -123,6 +127,9 @@ class RunDirectory:
     resumes = property(lambda self: self.path / self.RESUMES, doc="resumes.json, each resume and what it changed")
     lock_file = property(lambda self: self.path / self.LOCK, doc="run.lock, the PID of the run writing here")
     activation_cache = property(lambda self: self.path / self.ACTIVATION_CACHE, doc="activation_cache/ on disk")
+    trial_result = property(lambda self: self.path / self.TRIAL_RESULT, doc="result.json, a comparison run's record")
+    trial_error = property(lambda self: self.path / self.TRIAL_ERROR, doc="error.json, why a comparison run failed")
+    trial = property(lambda self: self.path / self.TRIAL, doc="trial.json, the node and process a comparison run used")
 
     # Rules.
     def check_is_folder(self, purpose="give a folder (it is created if missing)"):

@@ -1,5 +1,8 @@
-"""The benchmark command runs (its numbers are not tested: speed lives in benchmarks/)."""
+"""The benchmark command runs and prints what a reader relies on: a finite ratio for every row measured
+against PyTorch (the numbers themselves are not tested: speed lives in benchmarks/)."""
 
+import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -27,3 +30,10 @@ def test_benchmark_command_runs_in_quick_mode():
         "conversion",
     ):
         assert label in run.stdout, label
+    compared = [line for line in run.stdout.splitlines() if " img/s " in line and "torch" in line]
+    assert len(compared) >= 4, run.stdout[-2000:]  # inference and the three recipes' training, at least
+    for line in compared:
+        found = re.search(r"ratio\s+(\S+)$", line.strip())
+        assert found, f"no ratio in {line!r}"
+        ratio = float(found.group(1))
+        assert math.isfinite(ratio) and ratio > 0, line

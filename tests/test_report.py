@@ -101,6 +101,10 @@ def test_the_layer_table_shows_the_last_stages_factors(trained_run):
     text = (result.run_dir / "report.html").read_text()
     row = text[text.index("<td>conv1</td>") : text.index("</tr>", text.index("<td>conv1</td>"))]
     assert '<td class="n">0.01</td>' in row  # fine-tune's stage 2: conv1 at 1/100 of the head
+    # The report reads what the run recorded (the optimizer it trained with), not a rebuilt one.
+    recorded = json.loads((result.run_dir / "options.json").read_text())["result"]["layers"]
+    conv1 = next(layer for layer in recorded if layer["name"] == "conv1")
+    assert conv1["trainable"] and abs(conv1["weight_lr_factor"] - 0.01) < 1e-12
 
 
 @pytest.mark.slow

@@ -395,7 +395,7 @@ def test_a_damaged_backup_or_best_model_is_named_and_nothing_intact_is_deleted(s
 
 def test_a_final_model_with_non_finite_weights_keeps_the_backup(shapes_dir, tmp_path):
     from keras_alexnet.training.callbacks import TrainingDiverged
-    from keras_alexnet.training.loop import check_finite
+    from keras_alexnet.training.finishing import check_finite
 
     model = AlexNet(weights=None, classes=2, architecture=TINY)
     check_finite(model, RunDirectory(tmp_path))

@@ -65,7 +65,8 @@ PER_RUN_OPTIONS = (
     "measure_tta",
 )
 # What a comparison writes into each run's directory beside the run's own files.
-RESULT, ERROR, TRIAL = "result.json", "error.json", "trial.json"
+# A comparison run's own files (RunDirectory names them).
+RESULT, ERROR, TRIAL = RunDirectory.TRIAL_RESULT, RunDirectory.TRIAL_ERROR, RunDirectory.TRIAL
 
 
 @dataclasses.dataclass(frozen=True)

@@ -32,10 +32,8 @@ from keras_alexnet.explain.interpretation import Interpretation
 from keras_alexnet.explain.pictures import save_png, to_uint8
 from keras_alexnet.explain.targets import class_names
 from keras_alexnet.model import load_model
-from keras_alexnet.optimizers import make_optimizer
-from keras_alexnet.recipes import RECIPES
 from keras_alexnet.run_directory import RunDirectory
-from keras_alexnet.transfer import layer_table, stage_factors, with_lr_factors
+from keras_alexnet.transfer import layer_table
 from keras_alexnet.tta import Measurement
 
 STYLE = """
@@ -87,20 +85,16 @@ def validation_set(run_dir, class_names):
 
 
 def _layer_rows(model, options):
-    """The layer table with the factors the run's (last) stage trained with."""
-    recipe = RECIPES.get(options.get("recipe")) if isinstance(options.get("recipe"), str) else None
-    optimizer = None
-    if recipe is not None:
-        factors = stage_factors(model, recipe.stages[-1])
-        try:
-            optimizer = with_lr_factors(make_optimizer(recipe.optimizer, 1e-3), factors, model)
-        except ValueError:
-            optimizer = None  # a model whose layers the recipe does not name: plain table
+    """The layer table, with what the run's last stage trained: each layer trainable or frozen and its
+    learning-rate factor, as the run recorded them (``result.layers``; runs before 0.7 recorded none)."""
+    recorded = {row["name"]: row for row in (options.get("result") or {}).get("layers") or []}
     rows = []
-    for row in layer_table(model, optimizer):
+    for row in layer_table(model):
         if not row.params:
             continue
-        factor = "" if row.weight_lr_factor is None else f"{row.weight_lr_factor:g}"
+        trained = recorded.get(row.name)
+        factor = "" if not trained or trained["weight_lr_factor"] is None else f"{trained['weight_lr_factor']:g}"
+        trainable = trained["trainable"] if trained else None
         rows.append(
             (
                 row.name,
@@ -108,7 +102,7 @@ def _layer_rows(model, options):
                 row.kind,
                 str(tuple(row.output_shape)),
                 f"{row.params:,}",
-                "yes" if row.trainable else "frozen",
+                {True: "yes", False: "frozen", None: "not recorded"}[trainable],
                 factor,
             )
         )

@@ -29,7 +29,8 @@ from keras_alexnet.layers import attach_class_names, with_temperature
 from keras_alexnet.options import AUTO, TrainingOptions
 from keras_alexnet.recipes import HEADS, RECIPES, Head, Recipe, register_head, register_recipe
 from keras_alexnet.run_directory import RunDirectory
-from keras_alexnet.training.loop import check_finite, check_outside_data, read_sets, record_validation_set, save_final
+from keras_alexnet.training.finishing import check_finite, save_final
+from keras_alexnet.training.loop import check_outside_data
 from keras_alexnet.training.multi_worker import (
     check_supported,
     cluster_spec,
@@ -46,6 +47,7 @@ from keras_alexnet.training.resume import (
     resumed_folders,
     resumed_options,
 )
+from keras_alexnet.training.sets import read_sets, record_validation_set
 from keras_alexnet.training.setup import build_model
 
 MAX_FAILURES = 3

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
 
+from keras_alexnet._utils.files import atomic_write
 from keras_alexnet.datasets import DatasetError, ImageFolder
 
 log = logging.getLogger("keras_alexnet.training")
@@ -45,3 +47,9 @@ def read_sets(data, val, options):
 
 def _same_folder(first, second):
     return Path(first).exists() and Path(second).exists() and os.path.samefile(first, second)
+
+
+def record_validation_set(val_set, path):
+    """The validation images and labels, for the report (``keras-alexnet report`` reads them back)."""
+    text = json.dumps(val_set.to_dict(absolute=True))
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
