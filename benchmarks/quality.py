@@ -93,6 +93,7 @@ def run_one(data, config, seed, run_dir, quick):
         data["data"],
         val=data.get("val"),
         run_dir=run_dir,
+        overwrite=True,  # the benchmark's own folder: a run stopped before it recorded is trained again
         seed=seed,
         epochs=3,
         verbose=0,

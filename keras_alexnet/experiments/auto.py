@@ -23,8 +23,8 @@ from keras_alexnet.recipes import RECIPES
 from keras_alexnet.run_directory import RunDirectory
 from keras_alexnet.training import TrainingOptions
 from keras_alexnet.training import train as train_recipe
-from keras_alexnet.training.loop import check_outside_data, read_sets, train_locked
-from keras_alexnet.training.resume import check_same_data, data_record, record_data, resumed_folders, resumed_options
+from keras_alexnet.training.loop import prepare_run, train_locked
+from keras_alexnet.training.resume import resumed_options
 
 __all__ = ["AutoBudget", "AutoChoice", "choose_recipe", "imagenet_likeness", "resolve_auto", "rule_of_thumb", "train"]
 
@@ -266,17 +266,8 @@ def train(
             devices=devices,
         )
     started = time.perf_counter()
-    if resume:
-        data, val = resumed_folders(run, data, val, options)
-    check_outside_data(run, data, val)
-    run.check_can_start(resume)
-    train_set, val_set = read_sets(data, val, options)
-    if resume:
-        check_same_data(run, train_set, val_set)
-    with run.locked():
-        if not resume:
-            run.start_new(overwrite)
-            record_data(run, data_record(data, val, train_set, val_set))
+    with prepare_run(run, data, val, options, resume=resume, overwrite=overwrite, devices=devices) as sets:
+        train_set, val_set = sets
         chosen = resolve_auto(
             options, train_set, val_set, run.path, resume, verbose, auto_candidates, auto_seeds, cluster
         )

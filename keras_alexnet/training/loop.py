@@ -54,6 +54,7 @@ __all__ = [
     "prepare_model",
     "read_sets",
     "train",
+    "prepare_run",
     "train_locked",
     "without_optimizer",
 ]
@@ -131,18 +132,8 @@ def train(
             "keras_alexnet.experiments.train(...) (or `keras-alexnet train --recipe auto`), which resolves it "
             "and then trains the winner here."
         )
-    if resume:
-        data, val = resumed_folders(run, data, val, options)
-    check_outside_data(run, data, val)
-    device_names(devices)  # more devices than the machine has: refused before any work
-    train_set, val_set = read_sets(data, val, options)
-    run.check_can_start(resume)
-    if resume:
-        check_same_data(run, train_set, val_set)
-    with run.locked():
-        if not resume:
-            run.start_new(overwrite)
-            record_data(run, data_record(data, val, train_set, val_set))
+    with prepare_run(run, data, val, options, resume=resume, overwrite=overwrite, devices=devices) as sets:
+        train_set, val_set = sets
         return train_locked(
             train_set,
             val_set,
@@ -155,6 +146,26 @@ def train(
             started=start,
             devices=devices,
         )
+
+
+@contextlib.contextmanager
+def prepare_run(run, data, val, options, *, resume=False, overwrite=False, devices=None):
+    """A run's opening steps, for ``train`` and ``experiments.train`` alike: the folders (a resume's recorded
+    ones), the checks made before any work, the sets read, the run directory locked and started (a new run
+    records what it trains on). Yields (training set, validation set or None) with the run locked."""
+    if resume:
+        data, val = resumed_folders(run, data, val, options)
+    check_outside_data(run, data, val)
+    device_names(devices)  # more devices than the machine has: refused before any work
+    train_set, val_set = read_sets(data, val, options)
+    run.check_can_start(resume)
+    if resume:
+        check_same_data(run, train_set, val_set)
+    with run.locked():
+        if not resume:
+            run.start_new(overwrite)
+            record_data(run, data_record(data, val, train_set, val_set))
+        yield train_set, val_set
 
 
 def check_outside_data(run, data, val=None):
