@@ -187,7 +187,8 @@ def _lr_find(args):
     )
     print(result)
     print(f"plot: {result.plot_path}")
-    print(f"next: keras-alexnet train --data {args.data} --recipe {options.recipe_name} --lr {result.valley:.1e} ...")
+    recipe = "" if options.recipe is None else f" --recipe {options.recipe_name}"  # else the rule's, as train's
+    print(f"next: keras-alexnet train --data {args.data}{recipe} --lr {result.valley:.1e} ...")
     return 0
 
 
@@ -395,7 +396,7 @@ def _layers(args):
     from keras_alexnet.model import AlexNet
     from keras_alexnet.transfer import apply_recipe, print_layer_table, replace_head
 
-    options = training_options(args)
+    options = training_options(args, TrainingOptions(weights=None))  # the table needs no weights
     architecture = {"alexnet": ALEXNET, "tiny": TINY}[options.architecture]
     model = AlexNet(weights=None, include_top=False, architecture=architecture)
     if args.shown_recipe:

@@ -91,10 +91,13 @@ class TrainingOptions:
     ``CheckpointFrequency`` -> ``backup_every``).
     """
 
+    # None: the rule of thumb's pick for the data (training.rule), said when the run starts; a name from
+    # keras_alexnet.recipes.RECIPES, a Recipe, or "auto" (compare first: keras_alexnet.experiments)
     recipe: object = option(
-        "frozen-features",
+        None,
         "a recipe (keras-alexnet layers --recipe NAME shows it); auto: compare the recipes on this data first "
-        "(see --auto-budget), then train the winner",
+        "(see --auto-budget), then train the winner (default: the rule of thumb picks by the data, as measured: "
+        "fine-tune, or frozen-features for a few dozen images or one epoch; the run says which and why)",
         choices=lambda: (*recipe_names(), AUTO),
     )
     epochs: int = option(3, "epochs in all (a two-stage recipe's frozen epochs included)", parse=positive_int)
@@ -263,7 +266,9 @@ class TrainingOptions:
             value = getattr(self, name)
             if value is not None and not is_count(value):
                 raise ValueError(f"{name}={value!r}: use a whole number of at least 1.")
-        if isinstance(self.recipe, str):
+        if self.recipe is None:
+            pass  # the rule of thumb names it when the data is read (training.rule.with_named_recipe)
+        elif isinstance(self.recipe, str):
             if self.recipe not in (*RECIPES, AUTO):
                 raise ValueError(f"recipe={self.recipe!r} is not known: use one of {', '.join((*RECIPES, AUTO))}.")
         elif not isinstance(self.recipe, Recipe):
@@ -375,14 +380,14 @@ class TrainingOptions:
         """Whether the one-cycle schedules cycle momentum: ``cycle_momentum``, or where None the recipe's choice."""
         if self.cycle_momentum is not None:
             return self.cycle_momentum
-        if self.recipe == AUTO:
+        if self.recipe in (AUTO, None):
             return False
         return self.recipe_object.cycle_momentum and self._one_cycle and self.solver in MOMENTUM_SOLVERS
 
     @property
     def solver(self):
         """The optimizer's name: ``optimizer``, or the recipe's."""
-        if self.optimizer or self.recipe == AUTO:
+        if self.optimizer or self.recipe in (AUTO, None):
             return self.optimizer
         return self.recipe_object.optimizer
 
@@ -394,17 +399,21 @@ class TrainingOptions:
     @property
     def two_stage(self):
         """Whether the recipe trains in two stages (fine-tune: the head first, then everything)."""
-        return self.recipe != AUTO and self.recipe_object.two_stage
+        return self.recipe not in (AUTO, None) and self.recipe_object.two_stage
 
     @property
     def recipe_object(self):
         """The ``Recipe`` the options name (``recipe="auto"`` has none until it is resolved)."""
         if self.recipe == AUTO:
             raise ValueError("recipe='auto' names no recipe until keras_alexnet.experiments resolves it.")
+        if self.recipe is None:
+            raise ValueError("recipe=None names no recipe until the rule of thumb reads the data (training.rule).")
         return RECIPES[self.recipe] if isinstance(self.recipe, str) else self.recipe
 
     @property
     def recipe_name(self):
+        if self.recipe is None:
+            return "the rule of thumb's"
         return self.recipe if isinstance(self.recipe, str) else self.recipe.name
 
     def replace(self, **changes):
@@ -426,7 +435,7 @@ class TrainingOptions:
         values = {}
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if field.name == "recipe" and not isinstance(value, str):
+            if field.name == "recipe" and value is not None and not isinstance(value, str):
                 value = value.to_dict()
             elif field.name == "learning_rate" and value is not None and not isinstance(value, (int, float)):
                 value = {"class": type(value).__name__, "config": value.get_config()}

@@ -198,6 +198,7 @@ def test_a_lost_worker_restarts_the_group_from_the_last_backup(shapes_dir, tmp_p
                 val_split=0.3,
                 recipe="auto",
                 auto_budget=0,
+                freeze_epochs=3,  # the rule's 5 head-only steps or more: fine-tune, two stages
                 resolve=resolve,
                 **TINY,
             )

@@ -103,7 +103,9 @@ def test_a_killed_comparison_continues_where_it_stopped(shapes_dir, tmp_path):
 
 @pytest.mark.slow
 def test_auto_with_zero_budget_picks_by_the_rule_and_says_so(shapes_dir, tmp_path, capsys):
-    result = train(shapes_dir, recipe="auto", auto_budget=0, val_split=0.3, run_dir=tmp_path / "run", verbose=2, **TINY)
+    # Batches of 4: fine-tune's head-only stage gets the rule's 5 steps or more.
+    four = {**TINY, "batch_size": 4}
+    result = train(shapes_dir, recipe="auto", auto_budget=0, val_split=0.3, run_dir=tmp_path / "run", verbose=2, **four)
     choice = json.loads((tmp_path / "run" / "auto.json").read_text())
     assert choice["rule"] == "few images per class" and "rule of thumb" in choice["reason"]
     assert (choice["recipe"], choice["head"]) == ("fine-tune", "alexnet")  # measured: benchmarks/AUTO_RULE.md
@@ -132,14 +134,18 @@ def test_auto_is_resolved_by_experiments_not_by_training(shapes_dir, tmp_path):
 
 
 def test_the_rule_of_thumb(tmp_path, monkeypatch):
-    from keras_alexnet.experiments import auto
+    from keras_alexnet.training import rule
 
-    photos = _photo_like(tmp_path / "photos")
-    assert rule_of_thumb(photos)[:3] == ("fine-tune", "alexnet", "few images per class")
+    photos = _photo_like(tmp_path / "photos")  # 6 images: at batch 1, 6 steps per epoch
+    assert rule_of_thumb(photos, batch_size=1)[:3] == ("fine-tune", "alexnet", "few images per class")
     # One epoch leaves fine-tune no second stage: the frozen convolutions and the compact head.
-    assert rule_of_thumb(photos, epochs=1)[:3] == ("frozen-features", "compact", "few images per class")
-    assert rule_of_thumb(photos, epochs=2)[0] == "fine-tune"
-    monkeypatch.setattr(auto, "MANY_IMAGES_PER_CLASS", 3)
+    assert rule_of_thumb(photos, epochs=1, batch_size=1)[:3] == ("frozen-features", "compact", "few images per class")
+    assert rule_of_thumb(photos, epochs=2, batch_size=1)[0] == "fine-tune"
+    # Fewer than 5 head-only steps (one batch of 32 here): the head would be untrained when the convolutions move.
+    recipe, head, _, reason = rule_of_thumb(photos, batch_size=32)
+    assert (recipe, head) == ("frozen-features", "alexnet") and "1 step(s)" in reason
+    assert rule_of_thumb(photos, batch_size=32, freeze_epochs=5, epochs=8)[0] == "fine-tune"  # 5 head steps
+    monkeypatch.setattr(rule, "MANY_IMAGES_PER_CLASS", 3)
     assert rule_of_thumb(photos)[:3] == ("fine-tune-all", "compact", "many images like ImageNet")
     grey = _photo_like(tmp_path / "grey", grey=True)
     assert rule_of_thumb(grey)[2] == "images unlike ImageNet"

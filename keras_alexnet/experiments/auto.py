@@ -16,7 +16,6 @@ from pathlib import Path
 
 from keras_alexnet._utils.choices import IMBALANCE_RATIO
 from keras_alexnet._utils.files import atomic_write
-from keras_alexnet.datasets.statistics import SAMPLE_IMAGES, colour_statistics, imagenet_distance
 from keras_alexnet.experiments.compare import ACTIVATIONS, candidates_of, compare
 from keras_alexnet.options import AUTO, AutoBudget
 from keras_alexnet.recipes import RECIPES
@@ -25,15 +24,9 @@ from keras_alexnet.training import TrainingOptions
 from keras_alexnet.training import train as train_recipe
 from keras_alexnet.training.loop import prepare_run, train_locked
 from keras_alexnet.training.resume import resumed_options
+from keras_alexnet.training.rule import imagenet_likeness, rule_of_thumb
 
 __all__ = ["AutoBudget", "AutoChoice", "choose_recipe", "imagenet_likeness", "resolve_auto", "rule_of_thumb", "train"]
-
-# "Many" images per class for the rule: below it, fine-tuning 2.5M convolution weights overfits
-# (the guides' "small dataset"; 1000 per class is ImageNet's own size per class).
-MANY_IMAGES_PER_CLASS = 1000
-# Images whose channel means sit further than this many ImageNet standard deviations from
-# ImageNet's means (on average over channels), or which are mostly grey, count as unlike ImageNet.
-UNLIKE_IMAGENET_DISTANCE = 1.0
 
 
 @dataclasses.dataclass
@@ -52,54 +45,6 @@ class AutoChoice:
     def save(self, path):
         text = json.dumps(dataclasses.asdict(self), indent=2) + "\n"
         return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
-
-
-def imagenet_likeness(train_set, sample=SAMPLE_IMAGES, seed=0):
-    """(distance, grey fraction) of a sample of the images against ImageNet's colour statistics.
-
-    distance: mean over RGB of |channel mean - ImageNet mean| / ImageNet std; grey
-    fraction: the share of images whose three channels are (nearly) equal.
-    """
-    statistics = colour_statistics(train_set.paths, sample, seed)
-    return imagenet_distance(statistics), statistics["grey_fraction"]
-
-
-def rule_of_thumb(train_set, epochs=None, freeze_epochs=1):
-    """The rule for a zero budget: (recipe, head, rule, reason).
-
-    Measured (benchmarks/AUTO_RULE.md, seeds 0-2): on the shipped photos and on the generated
-    shapes, fastai's two-stage ``fine-tune`` with AlexNet's head was the best of every recipe and
-    head, and the guides' choice for few or un-ImageNet-like images (frozen convolutions, here
-    with the compact head) fell outside its spread on both. So few images per class, or images
-    unlike ImageNet's, get ``fine-tune`` / ``alexnet``; ``epochs`` too few for its second stage
-    (``freeze_epochs`` or fewer) keep the frozen convolutions and the compact head. Many images
-    like ImageNet's fine-tune every layer (the guides' rule; no data here to measure it on).
-    """
-    counts = train_set.counts()
-    fewest = min(counts.values())
-    distance, grey = imagenet_likeness(train_set)
-    unlike = distance > UNLIKE_IMAGENET_DISTANCE or grey > 0.5
-    likeness = f"colour statistics {distance:.2f} ImageNet standard deviations from ImageNet's, {grey:.0%} grey images"
-    if fewest < MANY_IMAGES_PER_CLASS or unlike:
-        rule = "few images per class" if fewest < MANY_IMAGES_PER_CLASS else "images unlike ImageNet"
-        facts = f"the smallest class has {fewest} images (many: {MANY_IMAGES_PER_CLASS}), {likeness}"
-        if epochs is not None and epochs <= freeze_epochs:
-            reason = (
-                f"rule of thumb ({rule}): {facts}; {epochs} epoch(s) leave fine-tune no second stage, so the ImageNet "
-                "convolutions stay frozen (frozen-features) with the compact head, the fastest"
-            )
-            return "frozen-features", "compact", rule, reason
-        reason = (
-            f"rule of thumb ({rule}): {facts}; fastai's fine-tune with AlexNet's head was the best candidate on "
-            "both data sets measured (the shipped photos and the generated shapes, benchmarks/AUTO_RULE.md)"
-        )
-        return "fine-tune", "alexnet", rule, reason
-    rule = "many images like ImageNet"
-    reason = (
-        f"rule of thumb ({rule}): every class has at least {fewest} images, {likeness}; many similar images "
-        "fine-tune every layer (fine-tune-all)"
-    )
-    return "fine-tune-all", "compact", rule, reason
 
 
 def ranking_metric(train_set):
@@ -149,7 +94,7 @@ def choose_recipe(
     budget = AutoBudget.parse(budget)
     run = RunDirectory(directory)
     if budget.epochs == 0:
-        recipe, head, rule, reason = rule_of_thumb(train_set, final_epochs, options.freeze_epochs)
+        recipe, head, rule, reason = rule_of_thumb(train_set, final_epochs, options.freeze_epochs, options.batch_size)
         choice = AutoChoice(recipe, head, reason, rule=rule)
     else:
         if val_set is None:

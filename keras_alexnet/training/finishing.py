@@ -48,6 +48,7 @@ class RunEnd:
     model_path: Path | None = None
     val_accuracy: float | None = None
     val_scores: dict = dataclasses.field(default_factory=dict)
+    recipe_reason: str | None = None  # why the rule of thumb chose the recipe (no recipe named)
 
 
 def keep_output(end):
@@ -108,6 +109,9 @@ def record(end):
         end.options, end.kept_epoch, fitted.history, run, end.temperature, end.train_set, end.val_set
     )
     tta = end.augmentation.to_dict() if end.augmentation else None
+    if end.recipe_reason:  # the rule named the recipe: not a choice of the user's
+        values["changed_options"] = [name for name in values["changed_options"] if name != "recipe"]
+        values["recipe_reason"] = end.recipe_reason
     run.record_result({**values, "tta": tta, "layers": _layers(fitted.model)})
     run.finish()
     end.val_accuracy = _validation_accuracy(fitted.history, run, end.kept_epoch)

@@ -35,6 +35,7 @@ from keras_alexnet.training.resume import (
     resumed_folders,
     resumed_options,
 )
+from keras_alexnet.training.rule import with_named_recipe
 from keras_alexnet.training.sets import read_sets, record_validation_set
 from keras_alexnet.training.setup import (
     build_model,
@@ -103,7 +104,9 @@ def train(
     Args:
         data: training folder, or an ``ImageFolder``.
         options: a ``TrainingOptions`` (default: its defaults). Keyword arguments
-            named like its fields change it: ``train(data, epochs=5, recipe="matlab")``.
+            named like its fields change it: ``train(data, epochs=5, recipe="matlab")``. With no
+            recipe (the default) the rule of thumb picks one from the data (``training.rule``:
+            fine-tune, or frozen-features for a few dozen images), and the run says which and why.
             ``recipe="auto"`` is chosen by a comparison first: call
             ``keras_alexnet.experiments.train`` (or ``keras-alexnet train --recipe auto``).
         val: a validation folder (or ``options.val_split``: a stratified fraction of
@@ -134,6 +137,7 @@ def train(
         )
     with prepare_run(run, data, val, options, resume=resume, overwrite=overwrite, devices=devices) as sets:
         train_set, val_set = sets
+        options, recipe_reason = with_named_recipe(options, train_set, verbose)
         return train_locked(
             train_set,
             val_set,
@@ -145,6 +149,7 @@ def train(
             shared_activations=shared_activations,
             started=start,
             devices=devices,
+            recipe_reason=recipe_reason,
         )
 
 
@@ -197,6 +202,7 @@ def train_locked(
     shared_activations=None,
     started=None,
     devices=None,
+    recipe_reason=None,
 ):
     """``train``'s work, in a ``RunDirectory`` the caller holds locked and has checked (new or resumable).
 
@@ -204,7 +210,8 @@ def train_locked(
     sets are ``ImageFolder``s, the options name a recipe. Three steps: set the run up, fit each
     stage of the recipe (``stages.run_stages``), then the finishing steps (``finishing.FINISHING``:
     keep the output network, calibrate, check, measure test-time augmentation, save, record, report).
-    Returns a ``TrainResult``.
+    ``recipe_reason``: why the rule of thumb chose the recipe (``training.rule``), recorded. Returns a
+    ``TrainResult``.
     """
     start = time.perf_counter() if started is None else started
     configure(options.seed, options.mixed_precision, options.deterministic)
@@ -245,7 +252,7 @@ def train_locked(
         verbose=verbose,
         shared_activations=shared_activations,
     )
-    end = RunEnd(fitted, options, run, train_set, val_set, verbose)
+    end = RunEnd(fitted, options, run, train_set, val_set, verbose, recipe_reason=recipe_reason)
     for step in FINISHING:
         step(end)
     return TrainResult(

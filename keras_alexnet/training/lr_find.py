@@ -26,6 +26,7 @@ from keras_alexnet._utils.files import atomic_write
 from keras_alexnet.datasets.class_weights import class_weights, weighted
 from keras_alexnet.options import AUTO, SWEEP, TrainingOptions
 from keras_alexnet.training.callbacks import random_states, restore_random_states
+from keras_alexnet.training.rule import with_named_recipe
 from keras_alexnet.training.sets import read_sets
 from keras_alexnet.training.setup import activation_pipelines, build_model, configure
 
@@ -236,6 +237,7 @@ def lr_find_on_folder(
         raise ValueError("lr_find sweeps the rate of one recipe: give a recipe's name, not 'auto'.")
     configure(options.seed, options.mixed_precision, options.deterministic)
     folder, _ = read_sets(data, None, options)  # the training part, as train would split it
+    options, _ = with_named_recipe(options, folder, verbose)  # no recipe: the one train would take
     model = build_model(options, len(folder.class_names))
     sweep = {"start_lr": start_lr, "end_lr": end_lr, "steps": steps, "plot": plot, "verbose": verbose}
     with tempfile.TemporaryDirectory(prefix="keras-alexnet-lr-find-") as cache_dir:

@@ -47,6 +47,7 @@ from keras_alexnet.training.resume import (
     resumed_folders,
     resumed_options,
 )
+from keras_alexnet.training.rule import with_named_recipe
 from keras_alexnet.training.sets import read_sets, record_validation_set
 from keras_alexnet.training.setup import build_model
 
@@ -90,6 +91,7 @@ def train_on_workers(
         raise ValueError("recipe='auto' on several workers needs resolve= (keras_alexnet.experiments.auto).")
     check_supported(options)
     train_set, val_set = _prepare(run, data, val, options, resume)
+    options, _ = with_named_recipe(options, train_set, verbose)
     with ray_cluster.connect(address) as ray:
         ray_cluster.check_resources(
             ray, cpus_per_worker, gpus_per_worker, workers, "worker", "--cpus-per-worker, --gpus-per-worker"
@@ -176,9 +178,11 @@ def train_with_tf_config(
     check_supported(options)
     if not chief:
         train_set, val_set = _read(data, val, options)
+        options, _ = with_named_recipe(options, train_set)  # every worker reads the same data: the same recipe
         train_worker(train_set, val_set, options, run.path, strategy, chief=False, verbose=0)
         return None
     train_set, val_set = _prepare(run, data, val, options, resume)
+    options, _ = with_named_recipe(options, train_set, verbose)
     with run.locked():
         _start(run, data, val, options, train_set, val_set, resume, overwrite, verbose)
         fitted = train_worker(train_set, val_set, options, run.path, strategy, chief=True, verbose=verbose)
