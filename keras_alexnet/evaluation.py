@@ -20,6 +20,7 @@ from keras_alexnet.datasets.statistics import colour_statistics, far_from
 from keras_alexnet.deployment import Classifier, KerasClassifier, TestTimeAugmented
 from keras_alexnet.explain.confidence import reliability_diagram
 from keras_alexnet.layers import class_names_of, temperature_of
+from keras_alexnet.options import PREDICT
 from keras_alexnet.preprocessing import imagenet_class_names
 from keras_alexnet.run_directory import RunDirectory
 from keras_alexnet.tta import describe
@@ -324,7 +325,9 @@ def _output_names(outputs):
     return list(imagenet_class_names()) if outputs == 1000 else [str(i) for i in range(outputs)]
 
 
-def predict_files(model, images, top=5, batch_size=32, class_names=None, min_confidence=0.0, tta=False):
+def predict_files(
+    model, images, top=PREDICT.top, batch_size=32, class_names=None, min_confidence=PREDICT.min_confidence, tta=False
+):
     """Yield a ``Prediction`` per image of ``images`` (files and folders, searched recursively), as it goes.
 
     ``model``: a Keras model or a ``deployment.Classifier`` (any exported file). Images are
@@ -352,7 +355,7 @@ def predict_files(model, images, top=5, batch_size=32, class_names=None, min_con
             yield Prediction(path, classes, min_confidence=min_confidence)
 
 
-def predict(model, images, top=5, class_names=None):
+def predict(model, images, top=PREDICT.top, class_names=None):
     """Top-``top`` (class name, score) for each image (MATLAB ``classify``); a list, one per image.
 
     Images get torchvision's eval transform exactly (PIL resize). An image that cannot be

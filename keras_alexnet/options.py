@@ -24,6 +24,7 @@ from keras_alexnet._utils.choices import (
     BAD_FILE_POLICIES,
     CACHE_DTYPES,
     CLASS_WEIGHTS,
+    COMPARE_METRICS,
     LR_SCHEDULES,
     MIXED_PRECISION,
     MOMENTUM_SOLVERS,
@@ -31,7 +32,7 @@ from keras_alexnet._utils.choices import (
     SOLVERS,
 )
 from keras_alexnet._utils.files import atomic_write
-from keras_alexnet._utils.flags import below_one, non_negative_number, option, positive_int, seed_number
+from keras_alexnet._utils.flags import below_one, fraction, non_negative_number, option, positive_int, seed_number
 from keras_alexnet.recipes import HEADS, RECIPES, Recipe, head_names, recipe_names
 
 AUTO = "auto"  # recipe="auto": keras_alexnet.experiments chooses the recipe before training
@@ -491,6 +492,55 @@ class DemoOptions:
 
 
 DEMO = DemoOptions()
+
+
+@dataclasses.dataclass(frozen=True)
+class CompareOptions:
+    """``compare``'s own settings (the runs' training options are ``TrainingOptions``')."""
+
+    seeds: int = option(3, "runs per candidate, seeds 0..N-1", parse=positive_int)
+    out: str = option("comparison", "comparison folder; run again to continue a killed one")
+    metric: str = option(
+        "accuracy",
+        "rank the candidates by this validation score (balanced-accuracy or macro-f1 for imbalanced classes)",
+        choices=tuple(COMPARE_METRICS),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictOptions:
+    """``predict``'s settings."""
+
+    top: int = option(5, "the classes shown per image", parse=positive_int)
+    min_confidence: float = option(
+        0.0,
+        "answer 'unknown' when the top probability is under P (0: always the top class; the run report's "
+        "accuracy/coverage curve helps pick P)",
+        parse=fraction,
+        metavar="P",
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportOptions:
+    """``report``'s settings."""
+
+    top_losses: int = option(9, "images in the top-losses gallery", parse=positive_int)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportOptions:
+    """``export``'s settings."""
+
+    max_accuracy_drop: float = option(
+        0.02, "--quantize: refuse (write nothing) when the accuracy falls by more than this", parse=fraction
+    )
+
+
+COMPARE = CompareOptions()
+PREDICT = PredictOptions()
+REPORT = ReportOptions()
+EXPORT = ExportOptions()
 
 COMPARE_VAL_SPLIT = 0.3  # compare without --val or --val-split holds out this fraction of --data
 # compare --regularizers: each name's settings, the values fastai's and timm's recipes start from.

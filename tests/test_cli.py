@@ -91,23 +91,31 @@ def test_every_option_default_lives_on_its_field_only():
     import argparse
     import dataclasses
 
-    from keras_alexnet.options import DemoOptions, SweepOptions, TrainingOptions
+    from keras_alexnet import options as schemas
 
     def schema(*classes):
         fields = {f.name: f for cls in classes for f in dataclasses.fields(cls) if f.metadata.get("flag")}
         return fields, {f.metadata["flag"].name or "--" + n.replace("_", "-"): n for n, f in fields.items()}
 
-    shared = schema(TrainingOptions, SweepOptions)
+    training = (schemas.TrainingOptions, schemas.SweepOptions)
+    own = {
+        "demo": (schemas.DemoOptions,),
+        "compare": (*training, schemas.CompareOptions),
+        "predict": (*training, schemas.PredictOptions),
+        "report": (*training, schemas.ReportOptions),
+        "export": (*training, schemas.ExportOptions),
+    }
     parser = build_parser()
     subcommands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     # layers --recipe is another option: the recipe whose layer table to show (none: the bare network).
-    own = {("layers", "--recipe")}
+    other = {("layers", "--recipe")}
     seen = set()
     for command, sub in subcommands.choices.items():
-        fields, flags = schema(DemoOptions) if command == "demo" else shared
+        classes = own.get(command, training)
+        fields, flags = schema(*classes)
         for action in sub._actions:
             written = set(action.option_strings) & set(flags)
-            if any((command, flag) in own for flag in written):
+            if any((command, flag) in other for flag in written):
                 continue
             for flag in written:
                 assert action.dest == flags[flag], f"{command} {flag} is written by hand"
@@ -116,9 +124,10 @@ def test_every_option_default_lives_on_its_field_only():
                 default = fields[action.dest].default
                 if action.nargs != 0 and default is not None:
                     assert f"(default: {default})" in (action.help or ""), (command, action.option_strings)
-                seen.add((command == "demo", action.dest))
-    assert {(False, name) for name in shared[0]} <= seen  # every field's flag is on some command
-    assert {(True, name) for name in schema(DemoOptions)[0]} <= seen
+                seen.add(id(fields[action.dest]))
+    for cls in {cls for classes in (training, *own.values()) for cls in classes}:
+        for name, field in schema(cls)[0].items():
+            assert id(field) in seen, f"{cls.__name__}.{name} has no flag on any command"
 
 
 def test_typed_flags_are_what_the_namespace_holds():

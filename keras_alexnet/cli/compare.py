@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from keras_alexnet._utils.choices import (
-    COMPARE_METRICS,
-)
 from keras_alexnet._utils.flags import (
     add_flags,
-    positive_int,
     positive_number,
+    typed_options,
 )
 from keras_alexnet.cli.common import (
     cluster_arguments,
@@ -22,6 +19,7 @@ from keras_alexnet.options import (
     COMPARE_FIELDS,
     COMPARE_VAL_SPLIT,
     REGULARIZER_NAMES,
+    CompareOptions,
     TrainingOptions,
 )
 from keras_alexnet.recipes import head_names, recipe_names
@@ -31,17 +29,18 @@ def run(args):
     from keras_alexnet.experiments import candidates_of, compare
 
     options = training_options(args)
+    settings = CompareOptions(**typed_options(args, CompareOptions))
     compare(
         args.data,
         options,
         val=args.val,
         candidates=candidates_of(args.recipes, args.heads, args.lrs, args.regularizers),
-        seeds=args.seeds,
-        out=args.out,
+        seeds=settings.seeds,
+        out=settings.out,
         overwrite=args.overwrite,
         time_limit=None if args.time_limit is None else args.time_limit * 60,
         keep_models=args.keep_models,
-        metric=args.metric,
+        metric=settings.metric,
         tta=args.tta,
         cluster=cluster_of(args),
     )
@@ -61,23 +60,16 @@ def add(command):
         help="also compare each candidate with these regularizers (none: as the other flags say; label-smoothing "
         "0.1, mixup 0.4, cutmix 1.0, ema 0.99); default: none",
     )
-    p.add_argument("--seeds", type=positive_int, default=3, help="runs per candidate, seeds 0..N-1 (default 3)")
     add_flags(p, TrainingOptions, [name for name in COMPARE_FIELDS if name != "val_split"])
     p.add_argument("--time-limit", type=positive_number, metavar="MINUTES", help="start no run after this many minutes")
-    p.add_argument("--out", default="comparison", help="comparison folder; run again to continue a killed one")
+    add_flags(p, CompareOptions, ["seeds", "out"])
     overwrite_argument(p, "replace a comparison with other settings in --out")
     p.add_argument(
         "--keep-models",
         action="store_true",
         help="keep every run's model.keras (228 MB with AlexNet's head; default: numbers only)",
     )
-    p.add_argument(
-        "--metric",
-        default="accuracy",
-        choices=tuple(COMPARE_METRICS),
-        help="rank the candidates by this validation score (balanced-accuracy or macro-f1 for imbalanced classes; "
-        "default: %(default)s)",
-    )
+    add_flags(p, CompareOptions, ["metric"])
     tta_argument(p, "score every run's model on the validation images with test-time augmentation")
     cluster_arguments(p)
 

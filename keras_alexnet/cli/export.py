@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from keras_alexnet._utils.files import check_not_source
 from keras_alexnet._utils.flags import (
-    fraction,
+    add_flags,
+    typed_options,
 )
 from keras_alexnet.cli.common import overwrite_argument
 from keras_alexnet.formats import FORMATS, export_formats, quantizations
+from keras_alexnet.options import ExportOptions
 
 
 def run(args):
@@ -30,7 +32,7 @@ def run(args):
         quantize=args.quantize,
         labelled=labelled,
         representative=calibration_crops(labelled) if args.quantize == "int8" and labelled else None,
-        max_accuracy_drop=args.max_accuracy_drop,
+        max_accuracy_drop=ExportOptions(**typed_options(args, ExportOptions)).max_accuracy_drop,
     )
     size = sum(p.stat().st_size for p in check.path.rglob("*")) if check.path.is_dir() else check.path.stat().st_size
     shown = f"{size / 2**20:.1f} MB" if size >= 2**20 else f"{size / 2**10:.0f} KB"
@@ -67,12 +69,7 @@ def add(command):
         help="--quantize: labelled images (a folder per class) to check the accuracy on and, for int8, to calibrate "
         "on (up to 200 of them); default the validation images of the run that wrote --model",
     )
-    p.add_argument(
-        "--max-accuracy-drop",
-        type=fraction,
-        default=0.02,
-        help="--quantize: refuse (write nothing) when the accuracy falls by more than this (default 0.02)",
-    )
+    add_flags(p, ExportOptions)
 
 
 NAME = "export"

@@ -7,8 +7,7 @@ import sys
 from keras_alexnet._utils.files import check_new_file
 from keras_alexnet._utils.flags import (
     add_flags,
-    fraction,
-    positive_int,
+    typed_options,
 )
 from keras_alexnet._utils.text import printable
 from keras_alexnet.cli.common import (
@@ -19,6 +18,7 @@ from keras_alexnet.cli.common import (
     warn_if_tta_lowered,
 )
 from keras_alexnet.options import (
+    PredictOptions,
     TrainingOptions,
 )
 
@@ -31,7 +31,8 @@ def run(args):
     if args.out:
         check_new_file(args.out, args.overwrite)
     model = load_classifier(args.model) if args.model else KerasClassifier(AlexNet(weights="imagenet"))
-    top = min(args.top, model.outputs)
+    settings = PredictOptions(**typed_options(args, PredictOptions))
+    top = min(settings.top, model.outputs)
     warn_if_far_from_training(args.model, args.images)
     if args.tta:
         warn_if_tta_lowered(args.model)
@@ -41,7 +42,9 @@ def run(args):
             print(f"skipped {printable(prediction.path)}: {prediction.error}", file=sys.stderr, flush=True)
         else:
             scores = ", ".join(f"{n} {p:.3f}" for n, p in prediction.top)
-            unknown = f"unknown (under {args.min_confidence:g}): " if prediction.answer == prediction.UNKNOWN else ""
+            unknown = (
+                f"unknown (under {settings.min_confidence:g}): " if prediction.answer == prediction.UNKNOWN else ""
+            )
             print(f"{printable(prediction.path)}: {unknown}{scores}", flush=True)
 
     predictions = predict_files(
@@ -49,7 +52,7 @@ def run(args):
         args.images,
         top=top,
         batch_size=training_options(args).batch_size,
-        min_confidence=args.min_confidence,
+        min_confidence=settings.min_confidence,
         tta=args.tta,
     )
     if args.out:
@@ -72,16 +75,9 @@ def add(command):
         help="model.keras, a SavedModel folder, a .tflite or an .onnx file (default: ImageNet AlexNet, needs "
         "`keras-alexnet convert`)",
     )
-    p.add_argument("--top", type=positive_int, default=5)
+    add_flags(p, PredictOptions, ["top"])
     p.add_argument("--out", help="also write the predictions as CSV (path, answer, class, probability, ..., error)")
-    p.add_argument(
-        "--min-confidence",
-        type=fraction,
-        default=0.0,
-        metavar="P",
-        help="answer 'unknown' when the top probability is under P (default 0: always the top class; the run "
-        "report's accuracy/coverage curve helps pick P)",
-    )
+    add_flags(p, PredictOptions, ["min_confidence"])
     tta_argument(p, "blend each image's probabilities over test-time augmentation's views")
     overwrite_argument(p, "replace the --out file if it exists")
     add_flags(p, TrainingOptions, ["batch_size"])

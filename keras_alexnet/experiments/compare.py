@@ -41,7 +41,7 @@ from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.evaluation import evaluate
 from keras_alexnet.experiments import engine
 from keras_alexnet.experiments.tables import CURVES, RUNS_CSV, SUMMARY_CSV, SUMMARY_MD, write_tables
-from keras_alexnet.options import COMPARE_VAL_SPLIT, REGULARIZERS
+from keras_alexnet.options import COMPARE, COMPARE_VAL_SPLIT, REGULARIZERS
 from keras_alexnet.recipes import HEADS, RECIPES, Head, Recipe, head_named, recipe_named, register_head, register_recipe
 from keras_alexnet.run_directory import RunDirectory, RunDirectoryError, lock
 from keras_alexnet.training import TrainingOptions, read_sets, train
@@ -151,12 +151,12 @@ def compare(
     *,
     val=None,
     candidates=None,
-    seeds=3,
-    out="comparison",
+    seeds=COMPARE.seeds,
+    out=COMPARE.out,
     overwrite=False,
     time_limit=None,
     keep_models=False,
-    metric="accuracy",
+    metric=COMPARE.metric,
     tta=False,
     cluster=None,
     verbose=1,

@@ -32,6 +32,7 @@ from keras_alexnet.explain.interpretation import Interpretation
 from keras_alexnet.explain.pictures import save_png, to_uint8
 from keras_alexnet.explain.targets import class_names
 from keras_alexnet.model import load_model
+from keras_alexnet.options import REPORT
 from keras_alexnet.run_directory import RunDirectory
 from keras_alexnet.transfer import layer_table
 from keras_alexnet.tta import Measurement
@@ -173,7 +174,7 @@ def _options_table(options):
     return f"<details><summary>Options ({changed} differ from the defaults, listed first)</summary>{table}</details>"
 
 
-def write_report(run_dir, data=None, top_losses=9, path=None, tta=False):
+def write_report(run_dir, data=None, top_losses=REPORT.top_losses, path=None, tta=False):
     """Write ``run_dir/report.html`` (or ``path``) and return its path.
 
     ``data``: a labelled folder to interpret the model on; default the validation images

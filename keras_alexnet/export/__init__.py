@@ -33,6 +33,7 @@ from keras_alexnet.export.checks import (
 )
 from keras_alexnet.export.onnx import onnx_probabilities
 from keras_alexnet.formats import FORMATS, format_named, resolve
+from keras_alexnet.options import EXPORT
 from keras_alexnet.preprocessing import CROP_SIZE, eval_crop
 from keras_alexnet.run_directory import RunDirectory
 
@@ -52,7 +53,7 @@ __all__ = [
 TOLERANCE = FORMATS["savedmodel"].tolerance[None]  # max |exported - Keras| on probabilities, float32 throughout
 TFLITE_TOLERANCE = FORMATS["tflite"].tolerance
 ONNX_TOLERANCE = FORMATS["onnx"].tolerance[None]
-DEFAULT_MAX_ACCURACY_DROP = 0.02
+DEFAULT_MAX_ACCURACY_DROP = EXPORT.max_accuracy_drop  # the schema is keras_alexnet.options.ExportOptions
 # The working paths of an export, beside --out, named with the PID of the export.
 LEFTOVER_PREFIXES = (".tmp-savedmodel-", ".old-savedmodel-", ".tmp-export-")
 
