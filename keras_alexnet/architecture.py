@@ -177,7 +177,10 @@ TINY = dataclasses.replace(
     hidden_units=(32, 32),
 )
 
-KNOWN = (ALEXNET, TINY)
+# The architectures by the name options and flags give them (TrainingOptions.architecture, --architecture).
+ARCHITECTURES = {"alexnet": ALEXNET, "tiny": TINY}
+
+KNOWN = tuple(ARCHITECTURES.values())
 
 
 def architecture_of(model):

@@ -19,7 +19,6 @@ from pathlib import Path
 
 from keras_alexnet._utils.checks import is_count
 from keras_alexnet._utils.choices import (
-    ARCHITECTURES,
     AUGMENTATIONS,
     BAD_FILE_POLICIES,
     CACHE_DTYPES,
@@ -33,6 +32,7 @@ from keras_alexnet._utils.choices import (
 )
 from keras_alexnet._utils.files import atomic_write
 from keras_alexnet._utils.flags import below_one, fraction, non_negative_number, option, positive_int, seed_number
+from keras_alexnet.architecture import ARCHITECTURES
 from keras_alexnet.recipes import HEADS, RECIPES, Recipe, head_names, recipe_names
 
 AUTO = "auto"  # recipe="auto": keras_alexnet.experiments chooses the recipe before training
@@ -146,7 +146,7 @@ class TrainingOptions:
     architecture: str = option(  # "tiny": the same graph with few channels, for quick pipeline checks
         "alexnet",
         "tiny: the same graph with few channels, for quick pipeline checks (use --weights none)",
-        choices=ARCHITECTURES,
+        choices=tuple(ARCHITECTURES),
     )
     head: str = option(  # "compact": fastai's small head instead of fc6-fc8
         "alexnet",

@@ -15,7 +15,6 @@ BAD_FILE_POLICIES = ("skip", "raise")
 # MATLAB's OutputNetwork: the epoch whose weights model.keras keeps (the first is the default).
 OUTPUT_NETWORKS = ("best-validation-loss", "best-validation-accuracy", "last")
 CLASS_WEIGHTS = ("none", "auto")  # "auto": scikit-learn's "balanced", n / (classes * count)
-ARCHITECTURES = ("alexnet", "tiny")
 EXPLAIN_METHODS = ("gradcam", "occlusion", "activations", "filters")
 # Test-time augmentation's views, in order (preprocessing.tta_crops makes them).
 TTA_VIEWS = ("centre", "centre mirrored", "shifted left", "shifted right", "shifted up", "shifted down")

@@ -14,12 +14,12 @@ from keras_alexnet.recipes import recipe_names
 
 
 def run(args):
-    from keras_alexnet.architecture import ALEXNET, TINY
+    from keras_alexnet.architecture import ARCHITECTURES
     from keras_alexnet.model import AlexNet
     from keras_alexnet.transfer import apply_recipe, print_layer_table, replace_head
 
     options = training_options(args, TrainingOptions(weights=None))  # the table needs no weights
-    architecture = {"alexnet": ALEXNET, "tiny": TINY}[options.architecture]
+    architecture = ARCHITECTURES[options.architecture]
     model = AlexNet(weights=None, include_top=False, architecture=architecture)
     if args.shown_recipe:
         model = apply_recipe(model, args.shown_recipe, args.classes, head=options.head)

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_alexnet.architecture import ALEXNET, TINY
+from keras_alexnet.architecture import ARCHITECTURES
 from keras_alexnet.datasets.class_weights import class_weights, weighted
 from keras_alexnet.metrics import training_metrics
 from keras_alexnet.model import AlexNet
@@ -28,8 +28,6 @@ from keras_alexnet.training.regularizers import averaged, loss_for, uses_soft_lo
 from keras_alexnet.transfer import apply_recipe, freeze, resolve_jit_compile, stage_factors, unfreeze, with_lr_factors
 
 log = logging.getLogger("keras_alexnet.training")
-
-ARCHITECTURES = {"alexnet": ALEXNET, "tiny": TINY}
 
 
 def configure(seed=0, mixed_precision=None, deterministic=False):
