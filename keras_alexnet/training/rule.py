@@ -51,34 +51,36 @@ def rule_of_thumb(train_set, epochs=None, freeze_epochs=1, batch_size=32):
     fewest = min(counts.values())
     distance, grey = imagenet_likeness(train_set)
     unlike = distance > UNLIKE_IMAGENET_DISTANCE or grey > 0.5
-    likeness = f"colour statistics {distance:.2f} ImageNet standard deviations from ImageNet's, {grey:.0%} grey images"
     if fewest < MANY_IMAGES_PER_CLASS or unlike:
         rule = "few images per class" if fewest < MANY_IMAGES_PER_CLASS else "images unlike ImageNet"
-        facts = f"the smallest class has {fewest} images (many: {MANY_IMAGES_PER_CLASS}), {likeness}"
+        facts = (
+            f"smallest class {fewest} images (many: {MANY_IMAGES_PER_CLASS})"
+            if fewest < MANY_IMAGES_PER_CLASS
+            else f"colours {distance:.2f} ImageNet standard deviations from ImageNet's, {grey:.0%} grey"
+        )
         if epochs is not None and epochs <= freeze_epochs:
             reason = (
-                f"rule of thumb ({rule}): {facts}; {epochs} epoch(s) leave fine-tune no second stage, so the ImageNet "
-                "convolutions stay frozen (frozen-features) with the compact head, the fastest"
+                f"rule of thumb, {rule} ({facts}): {epochs} epoch(s) leave fine-tune no second stage, so the "
+                "convolutions stay frozen, with the compact head (the fastest)"
             )
             return "frozen-features", "compact", rule, reason
         head_steps = freeze_epochs * math.ceil(len(train_set) / batch_size)
         if head_steps < MIN_HEAD_STEPS:
             reason = (
-                f"rule of thumb ({rule}): {facts}; {len(train_set)} images give fine-tune's head-only stage "
-                f"{head_steps} step(s) (fewer than {MIN_HEAD_STEPS}), too few to train the new head before the "
-                "convolutions move, so they stay frozen (frozen-features), as measured on 160 generated shapes "
+                f"rule of thumb, {rule} ({facts}): {len(train_set)} training images give fine-tune's head-only "
+                f"stage {head_steps} step(s), under {MIN_HEAD_STEPS}, so the convolutions stay frozen "
                 "(benchmarks/QUALITY.md)"
             )
             return "frozen-features", "alexnet", rule, reason
         reason = (
-            f"rule of thumb ({rule}): {facts}; fastai's fine-tune with AlexNet's head was the best candidate, or "
-            "tied with it, on the data sets measured (benchmarks/AUTO_RULE.md, benchmarks/QUALITY.md)"
+            f"rule of thumb, {rule} ({facts}): fastai's fine-tune with AlexNet's head, the best or tied with it "
+            "on every data set measured (benchmarks/QUALITY.md, AUTO_RULE.md)"
         )
         return "fine-tune", "alexnet", rule, reason
     rule = "many images like ImageNet"
     reason = (
-        f"rule of thumb ({rule}): every class has at least {fewest} images, {likeness}; many similar images "
-        "fine-tune every layer (fine-tune-all)"
+        f"rule of thumb, {rule} (smallest class {fewest} images; colours {distance:.2f} ImageNet standard "
+        "deviations from ImageNet's): every layer fine-tuned (fine-tune-all)"
     )
     return "fine-tune-all", "compact", rule, reason
 
