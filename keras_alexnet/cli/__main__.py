@@ -4,4 +4,5 @@ import sys
 
 from keras_alexnet.cli import console
 
-sys.exit(console())
+if __name__ == "__main__":  # imported (a test imports every module), it runs nothing
+    sys.exit(console())
