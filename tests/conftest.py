@@ -1,6 +1,7 @@
 """Shared fixtures. Tests never touch the network; weights are seeded or shipped."""
 
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -58,6 +59,11 @@ def photo_paths(split="test", per_class=4):
 
 # The tiny network's options for a quick run: the pipeline's every step, in seconds (train(**TINY)).
 TINY = {"architecture": "tiny", "weights": None, "batch_size": 8, "report": False}
+
+
+# The keras-alexnet command in a process of its own: for what only a process shows (signals, kills,
+# exit statuses, a fresh interpreter). In-process, tests call keras_alexnet.cli.main(argv).
+CLI = [sys.executable, "-m", "keras_alexnet.cli"]
 
 
 def make_shapes(folder, per_class=8, size=72, seed=3):

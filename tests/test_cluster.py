@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import CLI, free_ports
 from conftest import TINY as TINY_NETWORK
-from conftest import free_ports
 
 from keras_alexnet._utils.ray_cluster import ClusterError, check_shared, connect
 from keras_alexnet.cli import main
@@ -245,7 +245,7 @@ def test_train_honours_a_tf_config_set_by_the_users_launcher(shapes_dir, tmp_pat
         env = {**os.environ, "TF_CONFIG": json.dumps(config)}
         processes.append(
             subprocess.Popen(
-                [sys.executable, "-m", "keras_alexnet.cli", *argv],
+                [*CLI, *argv],
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,

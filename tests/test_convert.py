@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import CLI
 
 from keras_alexnet import AlexNet
 from keras_alexnet.cli import main
@@ -161,9 +162,7 @@ def test_a_killed_conversion_leaves_no_temporary_files(tmp_path):
     out_dir.mkdir()
     env = {**os.environ, "TMPDIR": str(work), "TF_CPP_MIN_LOG_LEVEL": "3"}
     command = [
-        sys.executable,
-        "-m",
-        "keras_alexnet.cli",
+        *CLI,
         "convert",
         "--source",
         "random:5",

@@ -8,7 +8,7 @@ import sys
 import keras
 import numpy as np
 import pytest
-from conftest import PHOTOS, photo_paths
+from conftest import CLI, PHOTOS, photo_paths
 
 from keras_alexnet import TINY, AlexNet
 from keras_alexnet.cli import main
@@ -204,7 +204,7 @@ def test_every_format_says_the_temperature_it_carries_and_tflite_prints_nothing_
     assert main(["evaluate", "--model", str(exported / "model.onnx"), "--data", str(PHOTOS / "test")]) == 0
     assert "calibration (temperature 1.700)" in capsys.readouterr().out
     image = str(photo_paths(per_class=1)[0])
-    command = [sys.executable, "-m", "keras_alexnet.cli", "predict", "--model", str(exported / "model.tflite"), image]
+    command = [*CLI, "predict", "--model", str(exported / "model.tflite"), image]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stderr.strip() == "1 image(s) predicted", done.stderr

@@ -13,7 +13,7 @@ import warnings
 import keras
 import numpy as np
 import pytest
-from conftest import PHOTOS
+from conftest import CLI, PHOTOS
 from conftest import TINY as TINY_NETWORK
 
 from keras_alexnet import AlexNet
@@ -21,7 +21,6 @@ from keras_alexnet.architecture import TINY as TINY_TABLE
 from keras_alexnet.cli import main
 from keras_alexnet.training import train
 
-CLI = [sys.executable, "-m", "keras_alexnet.cli"]
 # The pipeline tests train the tiny table: the same graph, names and recipes in milliseconds.
 TINY = {k: v for k, v in TINY_NETWORK.items() if k != "batch_size"}  # the report has its own tests
 TINY_FLAGS = ["--architecture", "tiny", "--weights", "none", "--no-report"]

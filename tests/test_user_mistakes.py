@@ -14,6 +14,7 @@ import zipfile
 import keras
 import numpy as np
 import pytest
+from conftest import CLI
 from PIL import Image
 
 from keras_alexnet.architecture import TINY
@@ -199,7 +200,7 @@ def test_ctrl_c_in_train_names_the_epoch_and_the_command_that_continues(shapes_d
     argv = ["train", "--data", str(shapes_dir), "--run-dir", str(run), "--epochs", "500", "--architecture", "tiny"]
     argv += ["--weights", "none", "--batch-size", "8", "--no-tensorboard", "--no-report", "--quiet"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "keras_alexnet.cli", *argv],
+        [*CLI, *argv],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -509,7 +510,7 @@ def test_the_data_folder_vanishing_mid_run_is_one_line_and_resumable(shapes_dir,
     shutil.copytree(shapes_dir, data)
     argv = ["train", "--data", str(data), "--run-dir", str(run), "--epochs", "500", "--recipe", "fine-tune-all"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "keras_alexnet.cli", *argv, *TINY_FLAGS, "--quiet"],
+        [*CLI, *argv, *TINY_FLAGS, "--quiet"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -15,6 +15,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from conftest import CLI
 from PIL import Image
 
 from keras_alexnet.cli import main
@@ -58,7 +59,7 @@ def _cli(*args, limit_file_size=None):
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit_file_size, limit_file_size))
 
     return subprocess.run(
-        [sys.executable, "-m", "keras_alexnet.cli", *map(str, args)],
+        [*CLI, *map(str, args)],
         capture_output=True,
         text=True,
         preexec_fn=limit if limit_file_size else None,
