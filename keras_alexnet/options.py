@@ -26,13 +26,12 @@ from keras_alexnet._utils.choices import (
     COMPARE_METRICS,
     LR_SCHEDULES,
     MIXED_PRECISION,
-    MOMENTUM_SOLVERS,
     OUTPUT_NETWORKS,
-    SOLVERS,
 )
 from keras_alexnet._utils.files import atomic_write
 from keras_alexnet._utils.flags import below_one, fraction, non_negative_number, option, positive_int, seed_number
 from keras_alexnet.architecture import ARCHITECTURES
+from keras_alexnet.optimizers.solvers import MOMENTUM_SOLVERS, SOLVERS
 from keras_alexnet.recipes import HEADS, RECIPES, Recipe, head_names, recipe_names
 
 AUTO = "auto"  # recipe="auto": keras_alexnet.experiments chooses the recipe before training

@@ -28,9 +28,9 @@ LAYERS = (
         "keras_alexnet.architecture",
         "keras_alexnet.recipes",
         "keras_alexnet.formats",
-        "keras_alexnet.options",
     ),
     (
+        "keras_alexnet.options",
         "keras_alexnet.run_directory",
         "keras_alexnet.layers",
         "keras_alexnet.preprocessing",

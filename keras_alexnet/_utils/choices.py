@@ -2,12 +2,11 @@
 
 Kept free of TensorFlow and Keras, so that ``keras-alexnet --help`` and argument
 checks answer without loading them. Recipes and heads are tables of their own
-(``keras_alexnet.recipes``), from which their names are derived.
+(``keras_alexnet.recipes``), solvers too (``keras_alexnet.optimizers.solvers``); their names are derived
+from them.
 """
 
 AUGMENTATIONS = ("none", "flip", "resized-crop")
-SOLVERS = ("sgdm", "sgd", "adam", "adamw", "rmsprop")
-MOMENTUM_SOLVERS = ("sgdm", "adam", "adamw")  # the solvers whose momentum (beta_1) a one-cycle can cycle
 LR_SCHEDULES = ("none", "piecewise", "one-cycle", "cosine")
 MIXED_PRECISION = (None, "float16", "bfloat16")
 CACHE_DTYPES = ("float32", "float16")

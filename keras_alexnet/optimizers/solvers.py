@@ -1,21 +1,41 @@
-"""Optimizers by MATLAB's solver names (``sgdm``, ``adam``, ...), as recipes and the CLI name them."""
+"""The solvers by MATLAB's names (``sgdm``, ``adam``, ...), as recipes, options and the CLI name them.
+
+The table is plain data (no Keras at import), so options and the CLI's parser read the names
+without loading TensorFlow; ``make_optimizer`` builds the Keras optimizer.
+"""
 
 from __future__ import annotations
 
-import keras
+import dataclasses
 
-from keras_alexnet._utils.choices import SOLVERS
+
+@dataclasses.dataclass(frozen=True)
+class Solver:
+    """A solver: the Keras optimizer class it builds, with what arguments, and whether it has a
+    momentum (SGD's ``momentum``, Adam's ``beta_1``) that a one-cycle schedule can cycle."""
+
+    name: str
+    keras_class: str
+    arguments: tuple = ()
+    momentum: bool = False
+
+
+SOLVER_TABLE = (
+    Solver("sgdm", "SGD", (("momentum", 0.9),), momentum=True),  # MATLAB's sgdm: momentum 0.9
+    Solver("sgd", "SGD"),
+    Solver("adam", "Adam", momentum=True),
+    Solver("adamw", "AdamW", momentum=True),
+    Solver("rmsprop", "RMSprop"),
+)
+SOLVERS = tuple(solver.name for solver in SOLVER_TABLE)
+MOMENTUM_SOLVERS = tuple(solver.name for solver in SOLVER_TABLE if solver.momentum)
 
 
 def make_optimizer(name, learning_rate):
-    """``sgdm`` (SGD, momentum 0.9 as MATLAB), ``sgd``, ``adam``, ``adamw``, ``rmsprop``."""
-    makers = {
-        "sgdm": lambda: keras.optimizers.SGD(learning_rate, momentum=0.9),
-        "sgd": lambda: keras.optimizers.SGD(learning_rate),
-        "adam": lambda: keras.optimizers.Adam(learning_rate),
-        "adamw": lambda: keras.optimizers.AdamW(learning_rate),
-        "rmsprop": lambda: keras.optimizers.RMSprop(learning_rate),
-    }
-    if name not in makers:
+    """The Keras optimizer of solver ``name`` (``SOLVERS``) at ``learning_rate``."""
+    import keras
+
+    solver = {solver.name: solver for solver in SOLVER_TABLE}.get(name)
+    if solver is None:
         raise ValueError(f"optimizer {name!r} is not known: use one of {', '.join(SOLVERS)}.")
-    return makers[name]()
+    return getattr(keras.optimizers, solver.keras_class)(learning_rate, **dict(solver.arguments))
