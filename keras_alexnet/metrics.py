@@ -12,6 +12,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_alexnet._utils.choices import BALANCED_ACCURACY, MACRO_F1
+
 
 def soft_targets(y_true, classes):
     """``y_true`` as (batch, classes) float targets: soft targets as they are, sparse labels one-hot."""
@@ -74,7 +76,7 @@ class _ConfusionMetric(keras.metrics.Metric):
 class BalancedAccuracy(_ConfusionMetric):
     """The mean recall over the classes that have examples (scikit-learn's ``balanced_accuracy_score``)."""
 
-    def __init__(self, classes, name="balanced_accuracy", **kwargs):
+    def __init__(self, classes, name=BALANCED_ACCURACY, **kwargs):
         super().__init__(classes, name=name, **kwargs)
 
     def result(self):
@@ -87,7 +89,7 @@ class BalancedAccuracy(_ConfusionMetric):
 class MacroF1(_ConfusionMetric):
     """The mean F1 over the classes with examples or predictions (scikit-learn's ``f1_score(average="macro")``)."""
 
-    def __init__(self, classes, name="macro_f1", **kwargs):
+    def __init__(self, classes, name=MACRO_F1, **kwargs):
         super().__init__(classes, name=name, **kwargs)
 
     def result(self):
@@ -97,8 +99,8 @@ class MacroF1(_ConfusionMetric):
         return ops.divide_no_nan(ops.sum(f1 * present), ops.sum(present))
 
 
-# The names in a fit's logs, training and validation ("val_" + name), beside "accuracy".
-BALANCED_METRICS = ("balanced_accuracy", "macro_f1")
+# The names in a fit's logs, training and validation (choices.validation(name)), beside "accuracy".
+BALANCED_METRICS = (BALANCED_ACCURACY, MACRO_F1)
 
 
 def training_metrics(classes, soft=False):

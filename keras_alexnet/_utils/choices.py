@@ -28,12 +28,25 @@ def tta_description(beta=TTA_BETA):
     )
 
 
+# The scores of a run's images, the one table of their names: the CLI's spelling (compare's --metric)
+# -> the name in a fit's logs and log.csv (Keras's "accuracy"; keras_alexnet.metrics names the others
+# from here). The validation images' score is logged as validation(name).
+METRICS = {"accuracy": "accuracy", "balanced-accuracy": "balanced_accuracy", "macro-f1": "macro_f1"}
+ACCURACY, BALANCED_ACCURACY, MACRO_F1 = METRICS.values()
+
+
+def metric_flag(name):
+    """The CLI's spelling of metric ``name`` (``balanced_accuracy`` -> ``balanced-accuracy``)."""
+    return {logged: flag for flag, logged in METRICS.items()}[name]
+
+
+def validation(name):
+    """The log's name of metric ``name`` on the validation images (Keras's ``val_`` prefix)."""
+    return f"val_{name}"
+
+
 # What compare ranks by (--metric), and the run record's field for each.
-COMPARE_METRICS = {
-    "accuracy": "val_accuracy",
-    "balanced-accuracy": "val_balanced_accuracy",
-    "macro-f1": "val_macro_f1",
-}
+COMPARE_METRICS = {flag: validation(name) for flag, name in METRICS.items()}
 # A training set whose largest class has this many times the images of the smallest is imbalanced:
 # the report warns, and auto ranks its comparison by balanced accuracy.
 IMBALANCE_RATIO = 2

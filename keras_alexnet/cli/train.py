@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from keras_alexnet._utils.choices import BALANCED_ACCURACY, MACRO_F1
 from keras_alexnet._utils.flags import (
     add_flags,
     positive_int,
@@ -36,10 +37,9 @@ def run(args):
     if result.val_accuracy is not None:
         print(f"validation accuracy: {result.val_accuracy:.4f}")
     scores = result.val_scores
-    if "balanced_accuracy" in scores:
-        print(
-            f"balanced accuracy: {scores['balanced_accuracy']:.4f}, macro-F1: {scores.get('macro_f1', float('nan')):.4f}"
-        )
+    if BALANCED_ACCURACY in scores:
+        macro_f1 = scores.get(MACRO_F1, float("nan"))
+        print(f"balanced accuracy: {scores[BALANCED_ACCURACY]:.4f}, macro-F1: {macro_f1:.4f}")
     if result.output_epoch is not None and result.options is not None:
         print(f"model.keras: epoch {result.output_epoch} (--output-network {result.options.output_network})")
     run = RunDirectory(result.run_dir)

@@ -14,7 +14,7 @@ import json
 import time
 from pathlib import Path
 
-from keras_alexnet._utils.choices import IMBALANCE_RATIO
+from keras_alexnet._utils.choices import ACCURACY, BALANCED_ACCURACY, IMBALANCE_RATIO, metric_flag
 from keras_alexnet._utils.files import atomic_write
 from keras_alexnet.experiments.compare import ACTIVATIONS, candidates_of, compare
 from keras_alexnet.options import AUTO, AutoBudget
@@ -53,11 +53,11 @@ def ranking_metric(train_set):
     counts = train_set.counts()
     largest, smallest = max(counts, key=counts.get), min(counts, key=counts.get)
     if counts[smallest] and counts[largest] >= IMBALANCE_RATIO * counts[smallest]:
-        return "balanced-accuracy", (
+        return metric_flag(BALANCED_ACCURACY), (
             f"ranked by balanced accuracy: {largest} has {counts[largest]} images, {smallest} {counts[smallest]} "
             f"({counts[largest] / counts[smallest]:.1f}:1, imbalanced from {IMBALANCE_RATIO}:1)"
         )
-    return "accuracy", "ranked by accuracy (the classes are balanced within 2:1)"
+    return metric_flag(ACCURACY), "ranked by accuracy (the classes are balanced within 2:1)"
 
 
 def auto_candidates(budget_epochs, final_epochs, freeze_epochs, candidates=None):

@@ -35,7 +35,7 @@ import keras
 import numpy as np
 
 from keras_alexnet._utils import ray_cluster
-from keras_alexnet._utils.choices import COMPARE_METRICS
+from keras_alexnet._utils.choices import BALANCED_ACCURACY, COMPARE_METRICS, MACRO_F1, validation
 from keras_alexnet._utils.files import atomic_write
 from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.evaluation import evaluate
@@ -409,8 +409,8 @@ def _record(candidate, seed, result, scored=None):
     if not accuracy:
         raise ValueError("compare needs validation data: give --val or --val-split.")
     kept = min(result.output_epoch or len(accuracy), len(accuracy)) - 1
-    balanced = history.get("val_balanced_accuracy") or [float("nan")] * len(accuracy)
-    macro = history.get("val_macro_f1") or [float("nan")] * len(accuracy)
+    balanced = history.get(validation(BALANCED_ACCURACY)) or [float("nan")] * len(accuracy)
+    macro = history.get(validation(MACRO_F1)) or [float("nan")] * len(accuracy)
     scores = (accuracy[kept], float(balanced[kept]), float(macro[kept]))
     if scored is not None:
         scores = (scored.accuracy, scored.balanced_accuracy, scored.macro_f1)

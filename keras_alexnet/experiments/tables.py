@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_alexnet._utils.choices import COMPARE_METRICS
+from keras_alexnet._utils.choices import BALANCED_ACCURACY, COMPARE_METRICS, MACRO_F1, METRICS
 from keras_alexnet._utils.files import atomic_write
 from keras_alexnet._utils.text import SafeCSVWriter
+from keras_alexnet.options import COMPARE
 
 RUNS_CSV, SUMMARY_CSV, SUMMARY_MD, CURVES = "runs.csv", "summary.csv", "summary.md", "curves.png"
 
@@ -33,7 +34,7 @@ class Summary:
     seconds: float  # mean per run
     mean_balanced_accuracy: float = float("nan")
     mean_macro_f1: float = float("nan")
-    metric: str = "accuracy"  # a name of COMPARE_METRICS: what the ranking and the tie rule read
+    metric: str = COMPARE.metric  # a name of COMPARE_METRICS: what the ranking and the tie rule read
     mean_score: float = float("nan")
     std_score: float = 0.0
     verdict: str = ""
@@ -70,7 +71,7 @@ class Comparison:
 
     def markdown(self):
         """The summary as a Markdown table."""
-        metric = self.summary[0].metric if self.summary else "accuracy"
+        metric = self.summary[0].metric if self.summary else COMPARE.metric
         lines = [
             f"Ranked by validation {metric.replace('-', ' ')} (mean over seeds; a tie is within the best one's spread).",
             "",
@@ -80,9 +81,9 @@ class Comparison:
         ]
         for row in self.summary:
             balanced = f"{row.mean_balanced_accuracy:.3f}"
-            if metric == "balanced-accuracy":
+            if METRICS[metric] == BALANCED_ACCURACY:
                 balanced += f" +- {row.std_score:.3f}"
-            macro = f"{row.mean_macro_f1:.3f}" + (f" +- {row.std_score:.3f}" if metric == "macro-f1" else "")
+            macro = f"{row.mean_macro_f1:.3f}" + (f" +- {row.std_score:.3f}" if METRICS[metric] == MACRO_F1 else "")
             lines.append(
                 f"| {row.candidate.name} | {row.seeds} | {row.mean_accuracy:.3f} +- {row.std_accuracy:.3f} | "
                 f"{row.min_accuracy:.3f}-{row.max_accuracy:.3f} | {balanced} | {macro} | {row.mean_loss:.3f} | "
@@ -95,7 +96,7 @@ class Comparison:
         return self.markdown() + note
 
 
-def summarize(runs, metric="accuracy"):
+def summarize(runs, metric=COMPARE.metric):
     """Per-candidate ``Summary`` rows, best mean ``metric`` (a name of ``COMPARE_METRICS``) first, each with its verdict."""
     if metric not in COMPARE_METRICS:
         raise ValueError(f"metric={metric!r}: use one of {', '.join(COMPARE_METRICS)}.")
@@ -143,7 +144,7 @@ def summarize(runs, metric="accuracy"):
     return rows
 
 
-def write_tables(out, runs, complete, run_fields, verbose, metric="accuracy"):
+def write_tables(out, runs, complete, run_fields, verbose, metric=COMPARE.metric):
     """Write ``runs.csv``, ``summary.csv``, ``summary.md`` and ``curves.png`` into ``out``; return the ``Comparison``.
 
     ``run_fields``: the run records' fields for ``runs.csv`` (its columns); ``metric``: what ranks them.

@@ -15,6 +15,7 @@ import numpy as np
 from keras_alexnet._keras_compat import BackupState
 from keras_alexnet._utils.checks import is_count
 from keras_alexnet._utils.checksum import sha256_of
+from keras_alexnet._utils.choices import validation
 from keras_alexnet._utils.disk import DiskFullError, disk_full_message, ensure_space, is_disk_full, weights_bytes
 from keras_alexnet._utils.files import atomic_write
 from keras_alexnet.metrics import BALANCED_METRICS
@@ -234,7 +235,7 @@ def _remove_quietly(paths):
 
 
 # Validation metrics history.json keeps beside loss and accuracy (keras_alexnet.metrics).
-VALIDATION_EXTRAS = tuple(f"val_{name}" for name in BALANCED_METRICS)
+VALIDATION_EXTRAS = tuple(validation(name) for name in BALANCED_METRICS)
 
 
 class TrainingProgress(keras.callbacks.Callback):
@@ -267,8 +268,7 @@ class TrainingProgress(keras.callbacks.Callback):
             "val_iteration": [],
             "val_loss": [],
             "val_accuracy": [],
-            "val_balanced_accuracy": [],
-            "val_macro_f1": [],
+            **{name: [] for name in VALIDATION_EXTRAS},
             "epochs_done": 0,
             "iterations_per_epoch": None,
             "stages": [],

@@ -18,6 +18,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from keras_alexnet._utils.choices import validation
 from keras_alexnet._utils.disk import DiskFullError, disk_full_message, ensure_space, is_disk_full, weights_bytes
 from keras_alexnet.calibration import CalibrationScores, ece_floor, fit_temperature, tempered
 from keras_alexnet.datasets.statistics import colour_statistics
@@ -248,7 +249,7 @@ def _validation_scores(run, epoch):
     for row in rows:
         if int(row["epoch"]) + 1 == epoch:
             names = ("accuracy", *BALANCED_METRICS)
-            values = {name: _number(row.get(f"val_{name}")) for name in names}
+            values = {name: _number(row.get(validation(name))) for name in names}
             return {name: value for name, value in values.items() if value is not None}
     return {}
 
