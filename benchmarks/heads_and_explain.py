@@ -147,7 +147,7 @@ def occlusion_seconds(model_path, image):
 
 def report_seconds(quick, scratch):
     from keras_alexnet.datasets import ImageFolder
-    from keras_alexnet.explain.report import write_report
+    from keras_alexnet.report import write_report
     from keras_alexnet.training import train
 
     folder = ImageFolder.read(PHOTOS / "test")

@@ -5,7 +5,7 @@ shipped in keras-alexnet."""
 import argparse
 from pathlib import Path
 
-from keras_alexnet.training import train
+from keras_alexnet import train
 
 PHOTOS = Path(__file__).resolve().parent.parent / "tests" / "data" / "cats_vs_dogs"
 

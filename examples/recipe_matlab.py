@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 from keras_alexnet.datasets import ImageFolder
-from keras_alexnet.training import train
+from keras_alexnet import train
 from keras_alexnet.transfer import print_layer_table
 
 PHOTOS = Path(__file__).resolve().parent.parent / "tests" / "data" / "cats_vs_dogs" / "train"

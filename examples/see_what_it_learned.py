@@ -8,7 +8,7 @@ from pathlib import Path
 
 from keras_alexnet.explain import explain
 from keras_alexnet.explain.interpretation import Interpretation
-from keras_alexnet.training import train
+from keras_alexnet import train
 
 PHOTOS = Path(__file__).resolve().parent.parent / "tests" / "data" / "cats_vs_dogs"
 

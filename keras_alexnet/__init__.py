@@ -59,6 +59,7 @@ _EXPORTS = {
     "load_image": "keras_alexnet.preprocessing",
     "preprocess_input": "keras_alexnet.preprocessing",
     "TrainingOptions": "keras_alexnet.options",
+    "train": "keras_alexnet.experiments",
     "RECIPES": "keras_alexnet.recipes",
     "Recipe": "keras_alexnet.recipes",
     "Stage": "keras_alexnet.recipes",

@@ -235,7 +235,7 @@ def test_train_honours_a_tf_config_set_by_the_users_launcher(shapes_dir, tmp_pat
     run = tmp_path / "run"
     argv = ["train", "--data", str(shapes_dir), "--run-dir", str(run), "--epochs", "2", "--val-split", "0.3"]
     argv += ["--architecture", "tiny", "--weights", "none", "--batch-size", "8", "--recipe", "fine-tune-all"]
-    argv += ["--no-report", "--no-tensorboard", "--output-network", "last"]
+    argv += ["--no-tensorboard", "--output-network", "last"]
     processes = []
     for index in range(2):
         config = {
@@ -255,7 +255,9 @@ def test_train_honours_a_tf_config_set_by_the_users_launcher(shapes_dir, tmp_pat
     outputs = [process.communicate(timeout=300) for process in processes]
     for process, (_, err) in zip(processes, outputs):
         assert process.returncode == 0, err[-2000:]
-    assert "model: " in outputs[0][0] and outputs[1][0].strip() == ""  # the chief reports, the other worker is quiet
+    # The chief writes the model and the report (above training), the other worker is quiet.
+    assert "model: " in outputs[0][0] and "report: " in outputs[0][0] and outputs[1][0].strip() == ""
+    assert "Per class" in (run / "report.html").read_text()
     assert [row["epoch"] for row in csv.DictReader(open(run / "log.csv"))] == ["0", "1"]
     assert json.loads((run / "options.json").read_text())["result"]["workers"]
 

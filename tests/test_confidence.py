@@ -231,7 +231,7 @@ def test_evaluate_and_predict_with_tta_from_the_command_line(shapes_dir, tmp_pat
 def test_report_leads_with_the_answer(shapes_dir, tmp_path):
     import shutil
 
-    from keras_alexnet.explain.report import write_report
+    from keras_alexnet.report import write_report
 
     data = tmp_path / "data"
     shutil.copytree(shapes_dir, data)

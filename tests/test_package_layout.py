@@ -44,7 +44,7 @@ LAYERS = (
     ("keras_alexnet.conversion", "keras_alexnet.transfer", "keras_alexnet.datasets", "keras_alexnet.deployment"),
     ("keras_alexnet.tta", "keras_alexnet.evaluation", "keras_alexnet.export", "keras_alexnet.explain"),
     ("keras_alexnet.training",),
-    ("keras_alexnet.experiments",),
+    ("keras_alexnet.experiments", "keras_alexnet.report"),
     ("keras_alexnet.demo", "keras_alexnet.cli"),
 )
 

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 from conftest import TINY as TINY_NETWORK
 
+from keras_alexnet import train
 from keras_alexnet.cli import main
 from keras_alexnet.datasets import generate_shapes
-from keras_alexnet.explain.report import ReportError, write_report
-from keras_alexnet.training import train
+from keras_alexnet.report import ReportError, report_run, write_report
+from keras_alexnet.training import train as train_only
 
 TINY = {**TINY_NETWORK, "val_split": 0.3, "verbose": 0, "epochs": 2, "report": True}
 
@@ -23,6 +24,16 @@ def trained_run(tmp_path_factory):
         shapes, run_dir=root / "run", recipe="fine-tune", cycle_momentum=True, tensorboard_images=True, **TINY
     )
     return result, shapes
+
+
+def test_the_report_is_written_above_training_by_keras_alexnet_train(shapes_dir, tmp_path, capsys):
+    """``training.train`` only trains (the report reads finished runs from above it); ``keras_alexnet.train``
+    and ``report_run`` write ``report.html`` when the options ask, and say where."""
+    result = train_only(shapes_dir, run_dir=tmp_path / "run", recipe="frozen-features", **{**TINY, "epochs": 1})
+    assert result.options.report and not (result.run_dir / "report.html").exists()
+    assert report_run(result.run_dir, result.options) == result.run_dir / "report.html"
+    assert f"report: {result.run_dir / 'report.html'}" in capsys.readouterr().out
+    assert report_run(result.run_dir, result.options.replace(report=False)) is None
 
 
 def _chromium():

@@ -70,7 +70,7 @@ def test_predict_and_evaluate_with_tta_say_when_the_run_measured_a_loss(trained,
     assert warning(model) is None
     assert main(["predict", "--model", model, image, "--tta"]) == 0
     assert "lowered" not in capsys.readouterr().err
-    from keras_alexnet.explain.report import write_report
+    from keras_alexnet.report import write_report
 
     page = write_report(run_dir).read_text()
     assert "test-time augmentation raised validation accuracy 0.8500 -&gt; 0.9000" in page

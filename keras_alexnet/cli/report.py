@@ -11,7 +11,7 @@ from keras_alexnet.options import ReportOptions
 
 
 def run(args):
-    from keras_alexnet.explain.report import write_report
+    from keras_alexnet.report import write_report
 
     settings = ReportOptions(**typed_options(args, ReportOptions))
     path = write_report(args.run_dir, data=args.data, top_losses=settings.top_losses, tta=args.tta)

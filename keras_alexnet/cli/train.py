@@ -49,6 +49,7 @@ def run(args):
 
 def _train_on_workers(args):
     """``train --workers N`` (Ray Train), or this process's share of a run whose workers ``TF_CONFIG`` names."""
+    from keras_alexnet.report import report_run
     from keras_alexnet.training.on_workers import train_on_workers, train_with_tf_config
 
     options = resume_options(args) if args.resume else training_options(args)
@@ -77,6 +78,7 @@ def _train_on_workers(args):
             )
         result = train_with_tf_config(args.data, options, **common)
     if result:
+        report_run(args.run_dir, options)
         print(
             f"model: {RunDirectory(args.run_dir).model} (epoch {result.get('output_epoch')}; log: "
             f"{RunDirectory(args.run_dir).log})"

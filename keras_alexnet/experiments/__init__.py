@@ -3,8 +3,9 @@
 - ``compare``: every candidate (a recipe with a head and a rate) trained over seeds on one
   split, each run in a process of its own, summarized with a tie rule (MATLAB's
   Experiment Manager, for Keras); ``keras-alexnet compare``.
-- ``train``: ``keras_alexnet.training.train`` with ``recipe="auto"`` resolved first (a
-  short comparison, or the guides' rule of thumb); ``keras-alexnet train --recipe auto``.
+- ``train`` (also ``keras_alexnet.train``): ``keras_alexnet.training.train`` with ``recipe="auto"``
+  resolved first (a short comparison, or the guides' rule of thumb) and the run report written at the
+  end (``keras_alexnet.report``); what ``keras-alexnet train`` runs.
 
 ``keras_alexnet.training`` never imports this package: experiments call training, not the reverse.
 """

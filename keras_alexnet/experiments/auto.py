@@ -19,6 +19,7 @@ from keras_alexnet._utils.files import atomic_write
 from keras_alexnet.experiments.compare import ACTIVATIONS, candidates_of, compare
 from keras_alexnet.options import AUTO, AutoBudget
 from keras_alexnet.recipes import RECIPES
+from keras_alexnet.report import report_run
 from keras_alexnet.run_directory import RunDirectory
 from keras_alexnet.training import TrainingOptions
 from keras_alexnet.training import train as train_recipe
@@ -183,7 +184,8 @@ def train(
     devices=None,
     **changes,
 ):
-    """``keras_alexnet.training.train``, with ``recipe="auto"`` resolved first (what ``train --recipe auto`` runs).
+    """Train, as ``keras_alexnet.train`` and ``keras-alexnet train`` do: ``keras_alexnet.training.train`` with
+    ``recipe="auto"`` resolved first, then ``report.html`` (``options.report``; ``keras_alexnet.report``).
 
     With ``recipe="auto"`` the recipe and head are chosen on the data (``choose_recipe``: a
     comparison within ``options.auto_budget``, or the rule of thumb), recorded in the run
@@ -198,7 +200,7 @@ def train(
     run = RunDirectory(run_dir)
     options = resumed_options(run, options, **changes) if resume else TrainingOptions.of(options, **changes)
     if options.recipe != AUTO:
-        return train_recipe(
+        result = train_recipe(
             data,
             options,
             val=val,
@@ -210,6 +212,8 @@ def train(
             shared_activations=shared_activations,
             devices=devices,
         )
+        report_run(result.run_dir, result.options, verbose)
+        return result
     started = time.perf_counter()
     with prepare_run(run, data, val, options, resume=resume, overwrite=overwrite, devices=devices) as sets:
         train_set, val_set = sets
@@ -220,7 +224,7 @@ def train(
         if shared_activations is None and compared.is_dir():
             shared_activations = compared  # the winner's frozen activations are there already
         # The comparison drew random numbers: train_locked seeds again, so the winner trains as it would alone.
-        return train_locked(
+        result = train_locked(
             train_set,
             val_set,
             chosen,
@@ -232,3 +236,5 @@ def train(
             started=started,
             devices=devices,
         )
+    report_run(result.run_dir, result.options, verbose)
+    return result

@@ -2,8 +2,8 @@
 of ``FINISHING``.
 
 keep the output network -> plot it -> calibrate -> name the classes -> refuse non-finite weights ->
-measure test-time augmentation -> save ``model.keras`` -> record the result -> finish the folder ->
-write the report. A step that fails leaves the run resumable: until ``model.keras`` is written and
+measure test-time augmentation -> save ``model.keras`` -> record the result -> finish the folder. The
+report (``keras_alexnet.report``, above training) reads the finished run afterwards. A step that fails leaves the run resumable: until ``model.keras`` is written and
 ``run.finish`` has run, the backup is kept.
 """
 
@@ -22,7 +22,6 @@ from keras_alexnet._utils.choices import validation
 from keras_alexnet._utils.disk import DiskFullError, disk_full_message, ensure_space, is_disk_full, weights_bytes
 from keras_alexnet.calibration import CalibrationScores, ece_floor, fit_temperature, tempered
 from keras_alexnet.datasets.statistics import colour_statistics
-from keras_alexnet.explain.report import write_report
 from keras_alexnet.layers import attach_class_names, with_temperature
 from keras_alexnet.metrics import BALANCED_METRICS, training_metrics
 from keras_alexnet.training.callbacks import TrainingDiverged, plot_progress, save_model_atomic
@@ -119,14 +118,6 @@ def record(end):
     end.val_scores = _validation_scores(run, end.kept_epoch)
 
 
-def report(end):
-    """``report.html`` (``report=False``: none)."""
-    if end.options.report:
-        path = write_report(end.run.path)
-        if end.verbose:
-            print(f"report: {path}")
-
-
 FINISHING = (
     keep_output,
     plot,
@@ -136,7 +127,6 @@ FINISHING = (
     measure_augmentation,
     save,
     record,
-    report,
 )
 
 

@@ -125,6 +125,9 @@ def train(
     Returns:
         ``TrainResult``; ``run_dir/model.keras`` holds the final model with its class
         names and ``run_dir/options.json`` the options it was trained with.
+
+    Writes no ``report.html``: the report reads finished runs from above training. ``keras_alexnet.train``
+    (this, plus ``recipe="auto"`` and the report when ``options.report``) is the one most callers want.
     """
     start = time.perf_counter()
     run = RunDirectory(run_dir)
@@ -209,7 +212,7 @@ def train_locked(
     For callers that write into the run directory first (``recipe="auto"``'s choice); the
     sets are ``ImageFolder``s, the options name a recipe. Three steps: set the run up, fit each
     stage of the recipe (``stages.run_stages``), then the finishing steps (``finishing.FINISHING``:
-    keep the output network, calibrate, check, measure test-time augmentation, save, record, report).
+    keep the output network, calibrate, check, measure test-time augmentation, save, record).
     ``recipe_reason``: why the rule of thumb chose the recipe (``training.rule``), recorded. Returns a
     ``TrainResult``.
     """

@@ -4,7 +4,8 @@ user's own launcher started with ``TF_CONFIG`` (Kubernetes TFJob, Vertex AI, a s
 Ray Train starts the workers, sets ``TF_CONFIG`` in each and, when a worker is lost, restarts the
 group (``FailureConfig``); the restarted workers resume from the run's last backup. Each worker runs
 ``multi_worker.train_worker``; the chief (worker 0) writes the run directory and, at the end, the
-model with the epoch the output network keeps, its temperature and the report. The driver (this
+model with the epoch the output network keeps and its temperature (the caller writes the report:
+``keras_alexnet.report.report_run``). The driver (this
 process, or with ``TF_CONFIG`` the chief itself) holds the run directory's lock.
 """
 
@@ -24,7 +25,6 @@ import numpy as np
 from keras_alexnet._utils import ray_cluster
 from keras_alexnet.calibration import fit_temperature
 from keras_alexnet.datasets import ImageFolder
-from keras_alexnet.explain.report import write_report
 from keras_alexnet.layers import attach_class_names, with_temperature
 from keras_alexnet.options import AUTO, TrainingOptions
 from keras_alexnet.recipes import HEADS, RECIPES, Head, Recipe, register_head, register_recipe
@@ -251,7 +251,7 @@ def _worker_loop(config):
 
 def _finish(run, options, train_set, val_set, fitted, verbose):
     """The chief, after the last epoch: the final model (last epoch's weights, the temperature fitted on the
-    validation images when asked), saved outside the strategy; the result record; the report."""
+    validation images when asked), saved outside the strategy; the result record."""
     model, _ = fitted
     classes = len(train_set.class_names)
     plain = build_model(options, classes)  # outside the strategy: a model that saves like train's
@@ -279,7 +279,5 @@ def _finish(run, options, train_set, val_set, fitted, verbose):
         }
     )
     run.finish()
-    if options.report and run.model.exists():
-        write_report(run.path)
     if verbose:
         print(f"model: {run.model} (epoch {options.epochs}, the last: --output-network on several workers)")

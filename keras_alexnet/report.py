@@ -336,3 +336,15 @@ def write_report(run_dir, data=None, top_losses=REPORT.top_losses, path=None, tt
     target = Path(path) if path is not None else run.report
     atomic_write(target, lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
     return target
+
+
+def report_run(run_dir, options, verbose=1):
+    """After training: ``report.html`` when ``options.report`` asks for it and the run saved its model (what
+    ``keras_alexnet.train`` and ``keras-alexnet train`` do; ``training.train`` only trains). Returns its path, or None."""
+    run = RunDirectory(run_dir)
+    if not options.report or not run.model.exists():
+        return None
+    path = write_report(run.path)
+    if verbose:
+        print(f"report: {path}")
+    return path
