@@ -14,10 +14,10 @@ from pathlib import Path
 
 from keras_alexnet.datasets import ImageFolder, generate_shapes
 from keras_alexnet.evaluation import evaluate
+from keras_alexnet.experiments import train
 from keras_alexnet.export import export_savedmodel
 from keras_alexnet.options import DEMO
 from keras_alexnet.run_directory import RunDirectory
-from keras_alexnet.training import train
 
 
 def run_demo(out=DEMO.out, per_class=DEMO.per_class, epochs=DEMO.epochs, seed=DEMO.seed, batch_size=10, print_fn=print):

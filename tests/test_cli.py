@@ -136,3 +136,17 @@ def test_typed_flags_are_what_the_namespace_holds():
     from keras_alexnet.options import TrainingOptions
 
     assert typed_options(args, TrainingOptions) == {"epochs": 5, "report": False}
+
+
+@pytest.mark.slow
+def test_the_demo_writes_every_file_it_names(tmp_path):
+    """README's first command, small: the files it prints exist (the report comes from keras_alexnet.train)."""
+    from keras_alexnet.demo import run_demo
+
+    lines = []
+    accuracy = run_demo(out=tmp_path / "demo", per_class=6, epochs=1, print_fn=lines.append)
+    assert 0.0 <= accuracy <= 1.0
+    named = [line.split(": ", 1)[1].split(" (")[0] for line in lines if ": " in line and "demo_output" not in line]
+    paths = [Path(text) for text in named if text.startswith(str(tmp_path))]
+    assert {path.name for path in paths} >= {"report.html", "progress.png", "confusion_matrix.png", "savedmodel"}
+    assert all(path.exists() for path in paths), [path for path in paths if not path.exists()]
