@@ -27,7 +27,7 @@ Layout (docs/ARCHITECTURE.md): ``architecture`` and ``recipes`` (the tables), ``
 ``conversion`` (torch -> ONNX -> Keras), ``optimizers`` (factors and schedules for any Keras
 model), ``transfer`` (freeze, heads, apply a recipe, layer table), ``training`` (options,
 train/fit, callbacks, activation cache, distributed), ``run_directory``, ``experiments``
-(compare, ``recipe="auto"``), ``datasets``, ``evaluation``, ``export``, ``cli``.
+(compare, ``recipe="auto"``, ``train``: the one most callers want), ``report`` (the HTML run report), ``datasets``, ``evaluation``, ``export``, ``cli``.
 """
 
 import importlib
