@@ -59,6 +59,8 @@ def photo_paths(split="test", per_class=4):
 
 # The tiny network's options for a quick run: the pipeline's every step, in seconds (train(**TINY)).
 TINY = {"architecture": "tiny", "weights": None, "batch_size": 8, "report": False}
+# The same as the CLI's flags, with TensorBoard off too.
+TINY_FLAGS = ["--architecture", "tiny", "--weights", "none", "--batch-size", "8", "--no-tensorboard", "--no-report"]
 
 
 # The keras-alexnet command in a process of its own: for what only a process shows (signals, kills,
@@ -78,6 +80,46 @@ def shapes_dir(request, tmp_path_factory):
     """Generated shapes shared by a module's tests: ``make_shapes``'s defaults, or the module's ``SHAPES``
     (``{"per_class": ..., "size": ..., "seed": ...}``)."""
     return make_shapes(tmp_path_factory.mktemp("shapes") / "data", **getattr(request.module, "SHAPES", {}))
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory, shapes_dir):
+    """An untrained tiny AlexNet with the shapes' class names, saved as a run would save it."""
+    import keras
+
+    from keras_alexnet.architecture import TINY as TINY_TABLE
+    from keras_alexnet.layers import attach_class_names
+    from keras_alexnet.model import AlexNet
+
+    keras.utils.set_random_seed(0)
+    names = sorted(os.listdir(shapes_dir))
+    model = attach_class_names(AlexNet(weights=None, classes=len(names), architecture=TINY_TABLE), names)
+    path = tmp_path_factory.mktemp("model") / "model.keras"
+    model.save(path)
+    return path
+
+
+def solid_image(path, size=(48, 40), value=90):
+    """A one-colour RGB image of ``size`` (height, width) at ``path``, its folders made."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((*size, 3), value, np.uint8)).save(path)
+    return path
+
+
+def split_folders(shapes_dir, tmp_path, train_per_class=3):
+    """The shapes copied into a training and a validation folder (``train_per_class`` images a class, the rest)."""
+    import shutil
+
+    train_dir, val_dir = tmp_path / "train", tmp_path / "val"
+    for name in os.listdir(shapes_dir):
+        files = sorted((shapes_dir / name).iterdir())
+        for folder, chosen in ((train_dir, files[:train_per_class]), (val_dir, files[train_per_class:])):
+            (folder / name).mkdir(parents=True)
+            for file in chosen:
+                shutil.copy(file, folder / name / file.name)
+    return train_dir, val_dir
 
 
 @pytest.fixture

@@ -14,14 +14,13 @@ import zipfile
 import keras
 import numpy as np
 import pytest
-from conftest import CLI
+from conftest import CLI, TINY_FLAGS, solid_image, split_folders
 from PIL import Image
 
 from keras_alexnet.architecture import TINY
 from keras_alexnet.cli import main
 from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.explain import output_names
-from keras_alexnet.layers import attach_class_names
 from keras_alexnet.model import AlexNet, load_model
 from keras_alexnet.run_directory import RunDirectory
 from keras_alexnet.training import TrainingOptions, read_sets
@@ -29,25 +28,9 @@ from keras_alexnet.training import TrainingOptions, read_sets
 SHAPES = {"per_class": 4, "size": 64, "seed": 2}  # conftest.shapes_dir
 
 
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory, shapes_dir):
-    """An untrained tiny AlexNet with the shapes' class names, saved as a run would save it."""
-    keras.utils.set_random_seed(0)
-    model = attach_class_names(AlexNet(weights=None, classes=4, architecture=TINY), sorted(os.listdir(shapes_dir)))
-    path = tmp_path_factory.mktemp("model") / "model.keras"
-    model.save(path)
-    return path
-
-
-def _image(path, size=(48, 40), value=90):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.full((*size, 3), value, np.uint8)).save(path)
-    return path
-
-
 # Item 3
 def test_explain_gives_images_that_share_a_name_distinct_pictures(model_file, tmp_path, capsys):
-    first, second = _image(tmp_path / "cats" / "001.png"), _image(tmp_path / "dogs" / "001.png", value=200)
+    first, second = solid_image(tmp_path / "cats" / "001.png"), solid_image(tmp_path / "dogs" / "001.png", value=200)
     assert output_names([first, second], "gradcam") == ["cats_001.gradcam.png", "dogs_001.gradcam.png"]
     assert output_names([tmp_path / "a.png", tmp_path / "b.png"], "occlusion") == ["a.occlusion.png", "b.occlusion.png"]
     out = tmp_path / "out"
@@ -83,7 +66,7 @@ def test_broken_and_looping_links_are_named_and_macosx_is_not_a_class(shapes_dir
     (data / "star" / "gone.png").symlink_to(tmp_path / "nowhere.png")
     (data / "star" / "loop_a.png").symlink_to(data / "star" / "loop_b.png")
     (data / "star" / "loop_b.png").symlink_to(data / "star" / "loop_a.png")
-    _image(data / "__MACOSX" / "star" / "._star_0000.png")
+    solid_image(data / "__MACOSX" / "star" / "._star_0000.png")
     folder = ImageFolder.read(data)
     assert folder.class_names == ["circle", "rectangle", "star", "triangle"]
     reasons = {os.path.basename(path): reason for path, reason in folder.skipped}
@@ -97,8 +80,8 @@ def test_an_image_over_the_decompression_bomb_limit_is_skipped_by_name_everywher
     model_file, shapes_dir, tmp_path, monkeypatch, capsys
 ):
     images = tmp_path / "images"
-    _image(images / "small.png", size=(20, 20))
-    _image(images / "huge.png", size=(300, 400))
+    solid_image(images / "small.png", size=(20, 20))
+    solid_image(images / "huge.png", size=(300, 400))
     # huge.png is over twice the limit, which PIL refuses; the 256-pixel resize of the others is not.
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50_000)
     assert main(["predict", "--model", str(model_file), str(images)]) == 0
@@ -110,7 +93,7 @@ def test_an_image_over_the_decompression_bomb_limit_is_skipped_by_name_everywher
     assert [p.name for p in (tmp_path / "explained").iterdir()] == ["small.gradcam.png"]
     data = tmp_path / "data"
     shutil.copytree(shapes_dir, data)
-    _image(data / "star" / "huge.png", size=(300, 400))
+    solid_image(data / "star" / "huge.png", size=(300, 400))
     folder = ImageFolder.read(data)
     assert [(os.path.basename(p), "decompression-bomb" in r) for p, r in folder.skipped] == [("huge.png", True)]
 
@@ -138,7 +121,7 @@ def test_foreign_and_damaged_model_files_are_named_in_one_line(model_file, shape
     assert main(["predict", "--model", str(truncated), image]) == 2
     assert "is damaged: a truncated .keras archive" in capsys.readouterr().err
     with pytest.raises(ValueError, match="not a .keras model"):
-        load_model(_image(tmp_path / "picture.png"))
+        load_model(solid_image(tmp_path / "picture.png"))
 
 
 def test_safe_mode_still_refuses_a_lambda_layer(tmp_path):
@@ -276,7 +259,6 @@ def test_a_savedmodel_export_removes_only_the_leftovers_of_killed_exports(model_
 
 # Issue 27: odd names, links, damaged backups and habits lose nothing.
 TINY_RUN = {"architecture": "tiny", "weights": None, "batch_size": 8, "report": False, "tensorboard": False}
-TINY_FLAGS = ["--architecture", "tiny", "--weights", "none", "--batch-size", "8", "--no-tensorboard", "--no-report"]
 
 
 class _StopAfter(keras.callbacks.Callback):
@@ -297,18 +279,6 @@ def _interrupted_run(data, val, run_dir, epochs=3):
     with pytest.raises(KeyboardInterrupt):
         train(data, val=val, run_dir=run_dir, epochs=epochs, callbacks=[_StopAfter(1)], verbose=0, **TINY_RUN)
     return RunDirectory(run_dir)
-
-
-def _split_folders(shapes_dir, tmp_path):
-    """The shapes copied into a training and a validation folder (3 + 1 images a class)."""
-    train_dir, val_dir = tmp_path / "train", tmp_path / "val"
-    for name in os.listdir(shapes_dir):
-        files = sorted((shapes_dir / name).iterdir())
-        for folder, chosen in ((train_dir, files[:3]), (val_dir, files[3:])):
-            (folder / name).mkdir(parents=True)
-            for file in chosen:
-                shutil.copy(file, folder / name / file.name)
-    return train_dir, val_dir
 
 
 # Issue 27, items 4 and 10
@@ -367,7 +337,7 @@ def test_a_damaged_backup_or_best_model_is_named_and_nothing_intact_is_deleted(s
     from keras_alexnet.run_directory import RunDirectoryError
     from keras_alexnet.training import train
 
-    train_dir, val_dir = _split_folders(shapes_dir, tmp_path)
+    train_dir, val_dir = split_folders(shapes_dir, tmp_path)
     run = _interrupted_run(train_dir, val_dir, tmp_path / "run")
     for _ in range(100):  # the checksum is added beside training, within a second of the backup
         if json.loads(run.backup_metadata.read_text()).get("sha256"):
@@ -410,7 +380,7 @@ def test_resume_keeps_the_recorded_validation_set_and_refuses_other_data(shapes_
     from keras_alexnet.run_directory import RunDirectoryError
     from keras_alexnet.training import train
 
-    train_dir, val_dir = _split_folders(shapes_dir, tmp_path)
+    train_dir, val_dir = split_folders(shapes_dir, tmp_path)
     run = _interrupted_run(train_dir, val_dir, tmp_path / "run")
     record = json.loads(run.data.read_text())
     assert record["val"] == str(val_dir.resolve()) and record["training"]["images"] == 12
@@ -475,7 +445,7 @@ def test_an_extreme_aspect_ratio_is_named_and_skipped_before_it_is_resized(model
     assert thin.stat().st_size < 2000
     with pytest.raises(ImageTooLarge, match="1 x 100000 pixels: resized to a shorter side of 256 it would be"):
         load_image(thin)
-    _image(tmp_path / "images" / "fine.png")
+    solid_image(tmp_path / "images" / "fine.png")
     assert main(["predict", "--model", str(model_file), str(thin.parent)]) == 0
     printed = capsys.readouterr()
     assert "fine.png: " in printed.out and "skipped" in printed.err and "thin.png" in printed.err
@@ -489,7 +459,7 @@ def test_an_extreme_aspect_ratio_is_named_and_skipped_before_it_is_resized(model
 def test_train_until_early_stopping_with_a_huge_epoch_count(shapes_dir, tmp_path):
     from keras_alexnet.training import train
 
-    train_dir, val_dir = _split_folders(shapes_dir, tmp_path)
+    train_dir, val_dir = split_folders(shapes_dir, tmp_path)
     result = train(
         train_dir,
         val=val_dir,
@@ -566,7 +536,7 @@ def test_a_tampered_keras_config_is_refused_in_one_line(model_file, tmp_path, ta
     with zipfile.ZipFile(tampered, "w") as archive:
         for name, content in files.items():
             archive.writestr(name, content)
-    image = str(_image(tmp_path / "x.png"))
+    image = str(solid_image(tmp_path / "x.png"))
     assert main(["predict", "--model", str(tampered), image]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "is refused: Keras could not rebuild its config safely" in error
