@@ -148,7 +148,7 @@ def relative_error(reference, candidate):
 HAS_TORCH = all(importlib.util.find_spec(name) for name in ("torch", "torchvision", "onnxruntime"))
 # Tests that need torch: by fixture, or whole files about the conversion.
 TORCH_FIXTURES = {"torch_modules", "seeded_state", "seeded_conversion"}
-TORCH_FILES = {"test_convert.py", "test_onnx_import.py"}
+TORCH_FILES = {"test_conversion.py", "test_onnx_reader.py"}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,4 +1,4 @@
-"""Run by test_cluster.py: ``train(..., devices=[two logical CPU devices])`` (MirroredStrategy through
+"""Run by test_ray_cluster.py: ``train(..., devices=[two logical CPU devices])`` (MirroredStrategy through
 Keras's fit) against one device, on the tiny network with a head without dropout or batch norm and
 a recipe with frozen layers and factors (later-convs). Prints the largest weight difference, and
 whether the frozen convolutions stayed as they were."""

@@ -1,4 +1,4 @@
-"""Run by test_distribute.py in a fresh process: MirroredStrategy over two logical CPU
+"""Run by test_distributed.py in a fresh process: MirroredStrategy over two logical CPU
 devices trains with learning-rate factors and per-example class weights exactly like one
 device does."""
 

@@ -1,4 +1,4 @@
-"""Run by test_distribute.py: one worker of a two-process MultiWorkerMirroredStrategy
+"""Run by test_distributed.py: one worker of a two-process MultiWorkerMirroredStrategy
 cluster on loopback, trained with keras_alexnet.training.distributed.distributed_fit. Each worker
 reads half of every global batch of 16, so the averaged gradients equal one device's
 and so must the trained weights (compared with model.fit on one device), with per-example

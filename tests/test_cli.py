@@ -1,12 +1,21 @@
 """The command line as a user meets it: fast help, examples, no TensorFlow noise, shared choices."""
 
+import json
+import os
+import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from conftest import CLI, TINY_FLAGS
+from PIL import Image
 
 from keras_alexnet.cli import EXAMPLES, build_parser, main
+
+SHAPES = {"per_class": 4, "size": 64, "seed": 2}  # conftest.shapes_dir
 
 SCRIPT = Path(sys.executable).parent / "keras-alexnet"
 
@@ -150,3 +159,127 @@ def test_the_demo_writes_every_file_it_names(tmp_path):
     paths = [Path(text) for text in named if text.startswith(str(tmp_path))]
     assert {path.name for path in paths} >= {"report.html", "progress.png", "confusion_matrix.png", "savedmodel"}
     assert all(path.exists() for path in paths), [path for path in paths if not path.exists()]
+
+
+@pytest.mark.parametrize(
+    "argv, function, expected",
+    [
+        (["compare", "--data", "D", "--out", "O"], "keras_alexnet.experiments.compare", "finished runs are kept in O"),
+        (["lr-find", "--data", "D"], "keras_alexnet.training.lr_find.lr_find_on_folder", "nothing was written"),
+        (
+            ["export", "--model", "M", "--format", "tflite", "--out", "x.tflite"],
+            "keras_alexnet.model.load_model",
+            "nothing was written",
+        ),
+    ],
+    ids=["compare", "lr-find", "export"],
+)
+def test_ctrl_c_is_one_line_and_exit_130(argv, function, expected, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(function, interrupted)
+    assert main(argv) == 130
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("interrupted") and expected in error and "\n" not in error
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sent", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_in_train_names_the_epoch_and_the_command_that_continues(shapes_dir, tmp_path, sent):
+    """SIGTERM (kill, systemd, schedulers; issue 27, item 14) ends a run as Ctrl-C does."""
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(shapes_dir), "--run-dir", str(run), "--epochs", "500", "--architecture", "tiny"]
+    argv += ["--weights", "none", "--batch-size", "8", "--no-tensorboard", "--no-report", "--quiet"]
+    process = subprocess.Popen(
+        [*CLI, *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # As from a terminal: pytest-xdist's workers ignore SIGINT, and a child would inherit that.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    metadata = run / "backup" / "training_metadata.json"
+    try:
+        for _ in range(3000):  # up to 5 minutes on a loaded machine
+            if metadata.exists() and json.loads(metadata.read_text())["epoch"] >= 2:
+                break
+            assert process.poll() is None, process.communicate()
+            subprocess.run(["sleep", "0.1"])
+        process.send_signal(sent)
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err[-2000:]
+    assert "Traceback" not in err
+    (line,) = [line for line in err.splitlines() if line.startswith("interrupted")]
+    epochs = json.loads(metadata.read_text())["epoch"]
+    assert line.startswith(f"interrupted after epoch {epochs}; continue with: keras-alexnet train ")
+    assert line.endswith(" --resume") and f"--run-dir {run}" in line
+    assert not (run / "run.lock").exists()
+
+
+def test_an_out_that_is_a_file_is_refused_before_any_work(model_file, shapes_dir, tmp_path, capsys):
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    image = str(next(shapes_dir.rglob("*.png")))
+    for argv in (
+        ["evaluate", "--model", str(tmp_path / "no_model.keras"), "--data", str(shapes_dir), "--out", str(taken)],
+        ["explain", "--model", str(model_file), image, "--out", str(taken)],
+    ):
+        assert main(argv) == 2
+        assert f"--out {taken} is a file" in capsys.readouterr().err
+    assert main(["predict", "--model", str(tmp_path / "no_model.keras"), image, "--out", str(taken)]) == 2
+    assert f"--out {taken} exists" in capsys.readouterr().err
+    assert taken.read_text() == "mine"
+
+
+def test_predict_warns_when_the_images_are_far_from_the_training_images(shapes_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    grey = tmp_path / "grey"
+    for name in os.listdir(shapes_dir):
+        for index, file in enumerate(sorted((shapes_dir / name).iterdir())):
+            (grey / name).mkdir(parents=True, exist_ok=True)
+            Image.open(file).convert("L").convert("RGB").save(grey / name / f"{index}.png")
+    argv = ["train", "--data", str(grey), "--run-dir", str(run), "--epochs", "1", "--quiet"]
+    assert main(argv + TINY_FLAGS) == 0
+    colour = tmp_path / "colour"
+    colour.mkdir()
+    for index in range(4):
+        Image.fromarray(np.asarray([[[220, 30, 40]]], np.uint8).repeat(40, 0).repeat(48, 1)).save(
+            colour / f"{index}.png"
+        )
+    capsys.readouterr()
+    assert main(["predict", "--model", str(run / "model.keras"), str(colour)]) == 0
+    assert "far from those" in capsys.readouterr().err
+    assert main(["predict", "--model", str(run / "model.keras"), str(grey / "star")]) == 0
+    assert "far from those" not in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_data_folder_vanishing_mid_run_is_one_line_and_resumable(shapes_dir, tmp_path):
+    data, run = tmp_path / "data", tmp_path / "run"
+    shutil.copytree(shapes_dir, data)
+    argv = ["train", "--data", str(data), "--run-dir", str(run), "--epochs", "500", "--recipe", "fine-tune-all"]
+    process = subprocess.Popen(
+        [*CLI, *argv, *TINY_FLAGS, "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    metadata = run / "backup" / "training_metadata.json"
+    try:
+        for _ in range(3000):
+            if metadata.exists():
+                break
+            assert process.poll() is None, process.communicate()
+            subprocess.run(["sleep", "0.1"])
+        data.rename(tmp_path / "moved")
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 1, err[-2000:]
+    assert "Traceback" not in err
+    (line,) = [line for line in err.splitlines() if line.startswith("error:")]
+    assert "an image disappeared while it was being read" in line and "--resume" in line
+    assert not (run / "run.lock").exists()

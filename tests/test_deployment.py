@@ -15,6 +15,7 @@ from keras_alexnet.cli import main
 from keras_alexnet.deployment import MissingRuntime, load_classifier
 from keras_alexnet.export import ONNX_TOLERANCE, export_onnx, export_savedmodel, export_tflite
 from keras_alexnet.layers import attach_class_names, temperature_of, with_temperature
+from keras_alexnet.model import load_model
 from keras_alexnet.preprocessing import eval_crop
 from keras_alexnet.transfer import replace_head
 
@@ -91,7 +92,6 @@ def test_every_format_predicts_and_evaluates_alike(exported, capsys):
         )
     assert accuracies["model.tflite"] == accuracies["model.onnx"] == accuracies["model.keras"], accuracies
     # Every file carries the temperature: the same calibrated probabilities as model.keras's (above).
-    from keras_alexnet.model import load_model
 
     assert temperature_of(load_model(exported / "model.keras")) == pytest.approx(1.7)
 
@@ -167,7 +167,6 @@ def test_int8_is_calibrated_gated_on_accuracy_and_refused_without_labelled_image
     """Issue 21, item 2: full-integer TFLite, uint8 in, checked on labelled photos before it is written."""
     from keras_alexnet.datasets import ImageFolder
     from keras_alexnet.export import ExportCheckError, calibration_crops
-    from keras_alexnet.model import load_model
 
     model = load_model(exported / "model.keras")
     labelled = ImageFolder.read(PHOTOS / "test", class_names=["cats", "dogs"])
@@ -215,7 +214,6 @@ def test_every_format_says_the_temperature_it_carries_and_tflite_prints_nothing_
 def test_the_savedmodel_serves_encoded_images_and_holds_its_variables_once(exported, tmp_path):
     """Issue 30, item 4: TF Serving's REST clients send {"b64": JPEG bytes}; serving_default decodes them
     in the graph (in a fresh process here, as a server would), and the variables are saved once."""
-    from keras_alexnet.model import load_model
     from keras_alexnet.preprocessing import eval_transform
 
     model = load_model(exported / "model.keras")
@@ -242,3 +240,19 @@ def test_the_savedmodel_serves_encoded_images_and_holds_its_variables_once(expor
     # TensorFlow's JPEG decoder and antialiased resize differ from PIL's by a few grey levels.
     assert np.max(np.abs(np.asarray(got["p"]) - expected)) < 2e-2
     assert got["names"] == [["cats", "dogs"][i] for i in np.argmax(got["p"], axis=1)]
+
+
+def test_a_tflite_without_probabilities_is_named(tmp_path):
+    import tensorflow as tf
+
+    from keras_alexnet.deployment import load_classifier
+
+    module = tf.Module()
+    module.scores = tf.function(
+        lambda images: {"scores": tf.reduce_mean(tf.cast(images, tf.float32), axis=(1, 2))},
+        input_signature=[tf.TensorSpec((1, 32, 32, 3), tf.uint8, name="images")],
+    )
+    tf.saved_model.save(module, str(tmp_path / "sm"), signatures={"serving_default": module.scores})
+    (tmp_path / "other.tflite").write_bytes(tf.lite.TFLiteConverter.from_saved_model(str(tmp_path / "sm")).convert())
+    with pytest.raises(ValueError, match="answers \\['scores'\\], not 'probabilities'"):
+        load_classifier(tmp_path / "other.tflite")

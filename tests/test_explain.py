@@ -3,10 +3,11 @@
 import keras
 import numpy as np
 import pytest
-from conftest import photo_paths
+from conftest import photo_paths, solid_image
 
 from keras_alexnet import AlexNet
 from keras_alexnet.architecture import TINY
+from keras_alexnet.cli import main
 from keras_alexnet.explain import (
     GradCamExplainer,
     LayerNameError,
@@ -15,6 +16,7 @@ from keras_alexnet.explain import (
     filter_grid,
     grad_cam,
     occlusion_sensitivity,
+    output_names,
 )
 from keras_alexnet.preprocessing import eval_transform
 from keras_alexnet.transfer import apply_recipe
@@ -126,3 +128,16 @@ def test_bad_layer_names_list_the_valid_ones():
         GradCamExplainer(model, "pool5")
     with pytest.raises(ValueError, match="class 'zebra' is not one of"):
         grad_cam(model, np.zeros((1, 224, 224, 3), np.float32), target="zebra")
+
+
+def test_explain_gives_images_that_share_a_name_distinct_pictures(model_file, tmp_path, capsys):
+    first, second = solid_image(tmp_path / "cats" / "001.png"), solid_image(tmp_path / "dogs" / "001.png", value=200)
+    assert output_names([first, second], "gradcam") == ["cats_001.gradcam.png", "dogs_001.gradcam.png"]
+    assert output_names([tmp_path / "a.png", tmp_path / "b.png"], "occlusion") == ["a.occlusion.png", "b.occlusion.png"]
+    out = tmp_path / "out"
+    assert (
+        main(["explain", "--model", str(model_file), str(tmp_path / "cats"), str(tmp_path / "dogs"), "--out", str(out)])
+        == 0
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["cats_001.gradcam.png", "dogs_001.gradcam.png"]
+    assert "2 picture(s)" in capsys.readouterr().out

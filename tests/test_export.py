@@ -1,8 +1,10 @@
 """Exports: TFLite with its weights, NaN-aware checks, and folders the package did not create left alone."""
 
 import os
+import shutil
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from conftest import photo_paths
 from keras_alexnet import TINY, AlexNet
 from keras_alexnet.cli import main
 from keras_alexnet.export import ExportCheckError, export_savedmodel, export_tflite
+from keras_alexnet.model import load_model
 
 
 @pytest.fixture(scope="module")
@@ -139,3 +142,35 @@ def test_quantize_and_data_follow_the_table(tiny_model, tmp_path):
     with pytest.raises(ValueError, match="format 'coreml': use one of savedmodel, tflite, onnx"):
         export(tiny_model, "coreml", tmp_path / "m.mlmodel")
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_a_savedmodel_export_removes_only_the_leftovers_of_killed_exports(model_file, tmp_path):
+    from keras_alexnet.export import LEFTOVER_PREFIXES, export_savedmodel
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    killed = tmp_path / f"{LEFTOVER_PREFIXES[0]}{dead.pid}-model-abc123"
+    (killed / "variables").mkdir(parents=True)
+    alive = tmp_path / f"{LEFTOVER_PREFIXES[0]}{os.getpid()}-model-def456"  # an export running now
+    alive.mkdir()
+    users = tmp_path / ".tmp-mine"
+    users.mkdir()
+    export_savedmodel(load_model(model_file), tmp_path / "model")
+    assert not killed.exists() and alive.exists() and users.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".tmp-mine", alive.name, "model"])
+    with zipfile.ZipFile(model_file) as archive:  # the model file itself is untouched
+        assert "config.json" in archive.namelist()
+
+
+def test_an_export_never_writes_over_the_model_it_reads(model_file, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    model = run / "model.keras"
+    shutil.copy(model_file, model)
+    (tmp_path / "link.keras").symlink_to(model)
+    before = model.read_bytes()
+    for fmt, out in (("tflite", model), ("tflite", tmp_path / "link.keras"), ("savedmodel", run)):
+        argv = ["export", "--model", str(model), "--format", fmt, "--out", str(out), "--overwrite"]
+        assert main(argv) == 2
+        assert "would replace the model being read" in capsys.readouterr().err
+    assert model.read_bytes() == before

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 from harness import run_model_saving_test
 
-from keras_alexnet.layers import AdaptiveAveragePooling2D
+from keras_alexnet.layers import AdaptiveAveragePooling2D, Temperature, temperature_of
 
 
 @pytest.mark.parametrize("height, width", [(1, 1), (2, 9), (5, 6), (6, 6), (7, 13), (13, 13), (20, 31)])
@@ -101,3 +101,21 @@ def test_alexnet_uses_the_fast_gradient_layers_and_they_save(tmp_path):
     x = np.random.default_rng(0).normal(size=(2, 63, 63, 3)).astype(np.float32)
     loaded = run_model_saving_test(model, x, tmp_path)
     assert isinstance(loaded.get_layer("conv3"), Conv2D) and isinstance(loaded.get_layer("fc7"), Dense)
+
+
+def test_temperature_layer_is_the_logits_divided_and_survives_saving(tmp_path):
+    inputs = keras.Input((3,))
+    probabilities = keras.layers.Dense(4, activation="softmax", name="fc8")(inputs)
+    model = keras.Model(inputs, Temperature(1.7)(probabilities))
+    x = np.random.default_rng(0).normal(size=(6, 3)).astype("float32")
+    dense = model.get_layer("fc8")
+    logits = x @ keras.ops.convert_to_numpy(dense.kernel) + keras.ops.convert_to_numpy(dense.bias)
+    np.testing.assert_allclose(
+        model.predict(x, verbose=0), keras.ops.convert_to_numpy(keras.ops.softmax(logits / 1.7)), atol=1e-6
+    )
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert temperature_of(loaded) == pytest.approx(1.7)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-7)
+    with pytest.raises(ValueError, match="positive, finite"):
+        Temperature(0.0)

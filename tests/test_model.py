@@ -1,12 +1,20 @@
 """The builder: architecture, shapes, argument validation, serialization."""
 
+import json
+import zipfile
+
 import keras
 import numpy as np
 import pytest
+from conftest import solid_image
 from harness import run_model_saving_test
 
 from keras_alexnet import TORCHVISION_MODULES, AlexNet, apply_recipe, replace_head
 from keras_alexnet.architecture import ALEXNET, TINY
+from keras_alexnet.cli import main
+from keras_alexnet.model import load_model
+
+SHAPES = {"per_class": 4, "size": 64, "seed": 2}  # conftest.shapes_dir
 
 
 def test_full_model_matches_torchvision_architecture(torch_modules):
@@ -123,3 +131,55 @@ def test_weights_file_round_trip(tmp_path):
     )
     with pytest.raises(ValueError, match="classes=4"):
         AlexNet(weights=path, classes=5)
+
+
+def test_foreign_and_damaged_model_files_are_named_in_one_line(model_file, shapes_dir, tmp_path, capsys):
+    foreign = tmp_path / "foreign.keras"
+    plain = keras.Sequential([keras.Input((224, 224, 3)), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])
+    plain.save(foreign)
+    image = str(next(shapes_dir.rglob("*.png")))
+    commands = [
+        ["predict", "--model", str(foreign), image],
+        ["evaluate", "--model", str(foreign), "--data", str(shapes_dir)],
+        ["export", "--model", str(foreign), "--format", "savedmodel", "--out", str(tmp_path / "sm")],
+        ["explain", "--model", str(foreign), image, "--out", str(tmp_path / "x")],
+    ]
+    for argv in commands:
+        assert main(argv) == 2, argv
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and "not an AlexNet keras-alexnet made" in error, error
+    assert not (tmp_path / "sm").exists() and not (tmp_path / "x").exists()
+    truncated = tmp_path / "truncated.keras"
+    data = model_file.read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    assert main(["predict", "--model", str(truncated), image]) == 2
+    assert "is damaged: a truncated .keras archive" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="not a .keras model"):
+        load_model(solid_image(tmp_path / "picture.png"))
+
+
+def test_safe_mode_still_refuses_a_lambda_layer(tmp_path):
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
+    model.save(tmp_path / "lambda.keras")
+    with pytest.raises(ValueError, match="safe_mode"):
+        load_model(tmp_path / "lambda.keras")
+
+
+@pytest.mark.parametrize("target", [("os", "system"), ("subprocess", "Popen")])
+def test_a_tampered_keras_config_is_refused_in_one_line(model_file, tmp_path, target, capsys):
+    with zipfile.ZipFile(model_file) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(files["config.json"])
+    layer = config["config"]["layers"][1]
+    layer["module"], layer["class_name"], layer["registered_name"] = target[0], target[1], None
+    files["config.json"] = json.dumps(config).encode()
+    tampered = tmp_path / "tampered.keras"
+    with zipfile.ZipFile(tampered, "w") as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    image = str(solid_image(tmp_path / "x.png"))
+    assert main(["predict", "--model", str(tampered), image]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "is refused: Keras could not rebuild its config safely" in error
+    assert target[1] in error

@@ -277,3 +277,39 @@ def test_public_api_does_not_shadow_keras_layers():
     assert Conv2D is keras_alexnet.layers.Conv2D and Dense is keras_alexnet.layers.Dense
     for name in keras_alexnet.__all__:
         assert getattr(keras_alexnet, name).__doc__ or name.isupper(), f"{name} has no docstring"
+
+
+# Test files not named after a module: the package's shape (this file) and the benchmarks' command.
+TESTS_OF_NO_MODULE = {"test_package_layout.py": "the package as a whole", "test_benchmarks.py": "benchmarks/"}
+
+
+def test_every_test_file_is_named_after_the_module_it_tests():
+    names = set()
+    for path in PACKAGE.rglob("*.py"):
+        parts = [part.lstrip("_") for part in path.relative_to(PACKAGE).with_suffix("").parts if part != "__init__"]
+        names.update(parts)
+    tests = sorted(path.name for path in (PACKAGE.parent / "tests").glob("test_*.py"))
+    unnamed = [
+        name for name in tests if name[len("test_") : -len(".py")] not in names and name not in TESTS_OF_NO_MODULE
+    ]
+    assert not unnamed, f"name these after the module they test (tests/test_<module>.py): {unnamed}"
+
+
+def test_every_test_the_documents_name_exists():
+    """RELIABILITY.md and the other pages cite tests as ``test_file.py::test_name`` (``::test_name`` after
+    one: the same file); a test moved or renamed must be cited where it now is."""
+    defined = {}
+    for path in (PACKAGE.parent / "tests").glob("test_*.py"):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef):
+                defined.setdefault(path.name, set()).add(node.name)
+    root = PACKAGE.parent
+    documents = [*root.glob("*.md"), *root.glob("docs/*.md"), *root.glob("benchmarks/*.md")]
+    missing = []
+    for document in documents:
+        current = None
+        for file, name in re.findall(r"(test_[a-z0-9_]+\.py)?::(test_[a-z0-9_]+)", document.read_text()):
+            current = file or current
+            if name not in defined.get(current, ()):
+                missing.append(f"{document.name}: {current}::{name}")
+    assert not missing, missing

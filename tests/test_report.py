@@ -6,6 +6,7 @@ import shutil
 import numpy as np
 import pytest
 from conftest import TINY as TINY_NETWORK
+from conftest import make_shapes
 
 from keras_alexnet import train
 from keras_alexnet.cli import main
@@ -178,3 +179,42 @@ def test_explain_command_writes_pictures_and_names_bad_input(trained_run, tmp_pa
     assert "not a convolution" in capsys.readouterr().err
     assert main(["explain", "--model", str(tmp_path / "nope.keras"), str(images[0])]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_report_leads_with_the_answer(tmp_path):
+    shapes_dir = make_shapes(tmp_path / "shapes", per_class=10, size=64, seed=0)
+    import shutil
+
+    from keras_alexnet.report import write_report
+
+    data = tmp_path / "data"
+    shutil.copytree(shapes_dir, data)
+    for path in sorted((data / "star").iterdir())[:6]:  # 4 stars beside 10 of each other shape
+        path.unlink()
+    result = train_only(
+        data,
+        val_split=0.3,
+        epochs=2,
+        batch_size=8,
+        run_dir=tmp_path / "my-shapes",
+        verbose=0,
+        class_weight={"star": 2.0},
+        tensorboard=False,
+        **{key: value for key, value in TINY_NETWORK.items() if key != "batch_size"},
+    )
+    page = write_report(result.run_dir).read_text()
+    assert "<h1>my-shapes</h1>" in page and "Training run" not in page
+    first = page.index("Accuracy <b>")
+    assert (
+        first
+        < page.index("Calibration (temperature")
+        < page.index("model.keras is epoch")
+        < page.index("Per class")
+        < page.index("<details><summary>Options")
+    )
+    assert "reliability diagram" in page and "accuracy and coverage" in page
+    assert "Imbalanced training set: circle has 7 images, star 3 (2.3:1)" in page  # a 70% split of 10 and 4
+    assert "the run weighed the classes, which acts only until the head fits every training image" in page
+    options = page[page.index("<details>") :]
+    assert "class_weight</td><td>{&quot;star&quot;: 2.0}</td><td>changed" in options
+    assert "seed</td><td>0</td><td>default" in options

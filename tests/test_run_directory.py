@@ -10,10 +10,11 @@ import keras
 import numpy as np
 import pytest
 from conftest import TINY as TINY_NETWORK
+from conftest import TINY_FLAGS
 
 from keras_alexnet.cli import main
 from keras_alexnet.run_directory import RunDirectoryError
-from keras_alexnet.training import train
+from keras_alexnet.training import TrainingOptions, train
 
 # report=False: the report has its own tests (test_report.py); here it would only cost time.
 TINY = {**TINY_NETWORK, "val_split": 0.3, "verbose": 0}
@@ -148,7 +149,6 @@ def test_resume_with_other_settings_is_refused_and_only_resumable_ones_change(sh
 
 def test_a_resume_may_not_ask_for_fewer_epochs_than_are_done(tmp_path):
     from keras_alexnet.run_directory import RunDirectory
-    from keras_alexnet.training import TrainingOptions
     from keras_alexnet.training.resume import check_resume
 
     run = RunDirectory(tmp_path)
@@ -159,3 +159,34 @@ def test_a_resume_may_not_ask_for_fewer_epochs_than_are_done(tmp_path):
     }
     with pytest.raises(RunDirectoryError, match="--epochs 2: the run .* has done 3 epochs already. Give --epochs 3"):
         check_resume(run, TrainingOptions(epochs=2), epochs_done=3)
+
+
+def test_a_run_directory_inside_the_data_folder_is_refused_before_anything_is_made(
+    shapes_dir, tmp_path, monkeypatch, capsys
+):
+    data = tmp_path / "data"
+    shutil.copytree(shapes_dir, data)
+    monkeypatch.chdir(data)
+    assert main(["train", "--data", ".", "--architecture", "tiny", "--weights", "none"]) == 2
+    assert "--run-dir runs/alexnet is inside --data" in capsys.readouterr().err
+    assert sorted(os.listdir(data)) == ["circle", "rectangle", "star", "triangle"]
+
+
+def test_a_read_only_run_directory_is_refused_before_any_work(shapes_dir, tmp_path, capsys):
+    if not (os.geteuid() == 0 and shutil.which("mount")):  # root writes through permissions: a read-only disk
+        run = tmp_path / "ro"
+        run.mkdir()
+        run.chmod(0o555)
+    else:
+        run = tmp_path / "ro"
+        run.mkdir()
+        assert subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(run)]).returncode == 0
+    try:
+        argv = ["train", "--data", str(shapes_dir), "--run-dir", str(run), "--epochs", "1", "--quiet"]
+        assert main(argv + TINY_FLAGS) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and "cannot write the run's files into" in error
+        assert not (run / "run.lock").exists()
+    finally:
+        if os.geteuid() == 0 and shutil.which("mount"):
+            subprocess.run(["umount", str(run)], check=True)

@@ -131,7 +131,7 @@ def test_recipes_freeze_and_factor_as_documented(name):
         "fine-tune-all": [0.1] * 5,
         "later-convs": [0, 0, 0.1, 0.1, 0.1],
         "matlab": [1] * 5,
-        "fine-tune": [0, 0, 0, 0, 0],  # its first stage; the second is in test_fine_tune.py
+        "fine-tune": [0, 0, 0, 0, 0],  # its first stage; the second is in test_stages.py
     }[name]
     assert convs == pytest.approx(expected)
     assert rows["fc8"].weight_lr_factor == (20 if name == "matlab" else 1)

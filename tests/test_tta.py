@@ -4,11 +4,12 @@ import json
 
 import numpy as np
 import pytest
-from conftest import TINY
+from conftest import TINY, make_shapes
 
 from keras_alexnet.cli import main
 from keras_alexnet.deployment import KerasClassifier, TestTimeAugmented
 from keras_alexnet.evaluation import evaluate
+from keras_alexnet.preprocessing import eval_crop, tta_crops
 from keras_alexnet.tta import BETA, Measurement, blend, view_probabilities, warning
 
 
@@ -80,3 +81,38 @@ def test_a_damaged_record_is_no_measurement(tmp_path):
     (tmp_path / "model.keras").write_bytes(b"not read")
     (tmp_path / "options.json").write_text("{damaged")
     assert warning(tmp_path / "model.keras") is None
+
+
+def test_tta_views_start_with_the_eval_crop_and_mirror_it(tmp_path):
+    from PIL import Image
+
+    pixels = np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "x.png")
+    views = tta_crops(tmp_path / "x.png")
+    assert views.shape == (6, 224, 224, 3) and views.dtype == np.uint8
+    np.testing.assert_array_equal(views[0], eval_crop(tmp_path / "x.png"))
+    np.testing.assert_array_equal(views[1], views[0][:, ::-1])
+    assert len({view.tobytes() for view in views}) == 6  # six different views
+
+
+def test_evaluate_and_predict_with_tta_from_the_command_line(tmp_path, capsys):
+    shapes_dir = make_shapes(tmp_path / "shapes", per_class=10, size=64, seed=0)
+    run = tmp_path / "run"
+    flags = ["--architecture", "tiny", "--weights", "none", "--no-report", "--no-tensorboard", "--quiet"]
+    assert (
+        main(["train", "--data", str(shapes_dir), "--val-split", "0.3", "--epochs", "1", "--run-dir", str(run), *flags])
+        == 0
+    )
+    capsys.readouterr()
+    out = tmp_path / "eval"
+    assert (
+        main(["evaluate", "--model", str(run / "model.keras"), "--data", str(shapes_dir), "--tta", "--out", str(out)])
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "test-time augmentation (6 views, blended): accuracy" in printed and "ms per image" in printed
+    assert "calibration (temperature" in printed and "ECE" in printed
+    assert "a perfectly calibrated model would show ECE" in printed  # its sampling floor beside it
+    assert (out / "reliability.png").stat().st_size > 10_000
+    assert main(["predict", "--model", str(run / "model.keras"), "--tta", "--top", "1", str(shapes_dir / "star")]) == 0
+    assert capsys.readouterr().out.count("star") >= 10

@@ -1,5 +1,7 @@
 """The conversion tool end to end: CLI, outputs, atomic writes, onnx2tf check, bad sources."""
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -177,3 +179,21 @@ def test_a_killed_conversion_leaves_no_temporary_files(tmp_path):
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=120) != 0
     assert list(work.glob("keras-alexnet-*")) == [] and list(out_dir.iterdir()) == []
+
+
+def test_convert_into_a_folder_it_cannot_write_stops_before_any_work(tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    monkeypatch.setenv("KERAS_HOME", str(blocker / "keras"))  # a folder cannot be made under a file
+    assert main(["convert", "--source", str(tmp_path / "missing.pth")]) == 2
+    error = capsys.readouterr().err
+    assert "cannot write the converted weights into" in error and "KERAS_HOME" in error and "--out" in error
+    if os.geteuid() == 0 and shutil.which("mount"):  # and a read-only disk, which permissions alone do not tell
+        read_only = tmp_path / "ro"
+        read_only.mkdir()
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(read_only)]).returncode == 0:
+            try:
+                assert main(["convert", "--source", "x.pth", "--out", str(read_only / "w.weights.h5")]) == 2
+                assert "Read-only file system" in capsys.readouterr().err
+            finally:
+                subprocess.run(["umount", str(read_only)], check=True)
