@@ -13,8 +13,8 @@ Here the same in a few lines, with the layer table MATLAB's analyzeNetwork would
 import argparse
 from pathlib import Path
 
-from keras_alexnet.datasets import ImageFolder
 from keras_alexnet import train
+from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.transfer import print_layer_table
 
 PHOTOS = Path(__file__).resolve().parent.parent / "tests" / "data" / "cats_vs_dogs" / "train"

@@ -6,9 +6,9 @@ python examples/see_what_it_learned.py      # about a minute on 2 cores
 
 from pathlib import Path
 
+from keras_alexnet import train
 from keras_alexnet.explain import explain
 from keras_alexnet.explain.interpretation import Interpretation
-from keras_alexnet import train
 
 PHOTOS = Path(__file__).resolve().parent.parent / "tests" / "data" / "cats_vs_dogs"
 
