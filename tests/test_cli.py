@@ -184,34 +184,41 @@ def test_ctrl_c_is_one_line_and_exit_130(argv, function, expected, monkeypatch, 
     assert error.startswith("interrupted") and expected in error and "\n" not in error
 
 
+def _train_until_backup(argv, run, epochs, act, **popen):
+    """``keras-alexnet ARGV`` (a train) in a process of its own: once its backup holds epoch ``epochs`` or later,
+    ``act(process)``; then (exit status, stderr), which has no traceback."""
+    process = subprocess.Popen([*CLI, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+    metadata = run / "backup" / "training_metadata.json"
+    try:
+        for _ in range(3000):  # up to 5 minutes on a loaded machine
+            if metadata.exists() and json.loads(metadata.read_text())["epoch"] >= epochs:
+                break
+            assert process.poll() is None, process.communicate()
+            subprocess.run(["sleep", "0.1"])
+        act(process)
+        _, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert "Traceback" not in err
+    return process.returncode, err
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sent", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_in_train_names_the_epoch_and_the_command_that_continues(shapes_dir, tmp_path, sent):
     """SIGTERM (kill, systemd, schedulers; issue 27, item 14) ends a run as Ctrl-C does."""
     run = tmp_path / "run"
-    argv = ["train", "--data", str(shapes_dir), "--run-dir", str(run), "--epochs", "500", "--architecture", "tiny"]
-    argv += ["--weights", "none", "--batch-size", "8", "--no-tensorboard", "--no-report", "--quiet"]
-    process = subprocess.Popen(
-        [*CLI, *argv],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    argv = ["train", "--data", str(shapes_dir), "--run-dir", str(run), "--epochs", "500", *TINY_FLAGS, "--quiet"]
+    returncode, err = _train_until_backup(
+        argv,
+        run,
+        2,
+        lambda process: process.send_signal(sent),
         # As from a terminal: pytest-xdist's workers ignore SIGINT, and a child would inherit that.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
+    assert returncode == 130, err[-2000:]
     metadata = run / "backup" / "training_metadata.json"
-    try:
-        for _ in range(3000):  # up to 5 minutes on a loaded machine
-            if metadata.exists() and json.loads(metadata.read_text())["epoch"] >= 2:
-                break
-            assert process.poll() is None, process.communicate()
-            subprocess.run(["sleep", "0.1"])
-        process.send_signal(sent)
-        out, err = process.communicate(timeout=120)
-    finally:
-        process.kill()
-    assert process.returncode == 130, err[-2000:]
-    assert "Traceback" not in err
     (line,) = [line for line in err.splitlines() if line.startswith("interrupted")]
     epochs = json.loads(metadata.read_text())["epoch"]
     assert line.startswith(f"interrupted after epoch {epochs}; continue with: keras-alexnet train ")
@@ -261,25 +268,22 @@ def test_the_data_folder_vanishing_mid_run_is_one_line_and_resumable(shapes_dir,
     data, run = tmp_path / "data", tmp_path / "run"
     shutil.copytree(shapes_dir, data)
     argv = ["train", "--data", str(data), "--run-dir", str(run), "--epochs", "500", "--recipe", "fine-tune-all"]
-    process = subprocess.Popen(
-        [*CLI, *argv, *TINY_FLAGS, "--quiet"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    returncode, err = _train_until_backup(
+        [*argv, *TINY_FLAGS, "--quiet"], run, 0, lambda _: data.rename(tmp_path / "moved")
     )
-    metadata = run / "backup" / "training_metadata.json"
-    try:
-        for _ in range(3000):
-            if metadata.exists():
-                break
-            assert process.poll() is None, process.communicate()
-            subprocess.run(["sleep", "0.1"])
-        data.rename(tmp_path / "moved")
-        out, err = process.communicate(timeout=120)
-    finally:
-        process.kill()
-    assert process.returncode == 1, err[-2000:]
-    assert "Traceback" not in err
+    assert returncode == 1, err[-2000:]
     (line,) = [line for line in err.splitlines() if line.startswith("error:")]
     assert "an image disappeared while it was being read" in line and "--resume" in line
     assert not (run / "run.lock").exists()
+
+
+def test_the_reference_page_shows_every_commands_help():
+    """docs/cli.md is the parser's --help of every command (made by tools/cli_reference.py): the site shows every
+    flag, its meaning and its default, and a flag added without remaking the page fails here."""
+    from keras_alexnet.cli.reference import markdown
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text()
+    assert page == markdown(), "docs/cli.md is stale: run `python tools/cli_reference.py`"
+    for module_name in ("train", "lr-find", "compare", "export"):
+        assert f"\n## {module_name}\n" in page
+    assert "--label-smoothing" in page and "--workers" in page and "(default: " in page

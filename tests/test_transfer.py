@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_alexnet import AlexNet
+from keras_alexnet import TINY, AlexNet
 from keras_alexnet._utils.runtime import tensorflow_uses_gpu
 from keras_alexnet.transfer import (
     RECIPES,
@@ -204,7 +204,9 @@ def _one_step_updates(policy):
     keras.mixed_precision.set_global_policy(policy)
     try:
         keras.utils.set_random_seed(0)
-        model = apply_recipe(AlexNet(weights="imagenet", include_top=False, input_shape=SMALL), "matlab", 3)
+        # The tiny network: the same layers, factors and loss scaling, in seconds (full size took 47 s).
+        base = AlexNet(weights=None, include_top=False, input_shape=SMALL, architecture=TINY)
+        model = apply_recipe(base, "matlab", 3)
         for layer in model.layers:  # dropout masks drawn under another dtype differ: compare without
             if isinstance(layer, keras.layers.Dropout):
                 layer.rate = 0.0
@@ -216,14 +218,13 @@ def _one_step_updates(policy):
         keras.mixed_precision.set_global_policy("float32")
 
 
-@pytest.mark.slow  # several processes or full-size mixed precision: in the full tier
 def test_float16_loss_scaling_keeps_the_learning_rate_factors():
     model, half = _one_step_updates("mixed_float16")
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
     _, full = _one_step_updates("float32")
     for path, want in full.items():
-        # float16 passes round the small convolution gradients (5-15% from float32's measured); a lost
-        # fc8 factor would be 95% off there, a loss scale left in the gradients 32768x everywhere.
+        # float16 passes round the small convolution gradients (up to 17% from float32's measured, a bias);
+        # a lost fc8 factor would be 95% off there, a loss scale left in the gradients 32768x everywhere.
         error = np.linalg.norm(half[path] - want) / np.linalg.norm(want)
         assert error < (0.05 if path.startswith("fc8/") else 0.3), (path, error)
 
