@@ -15,7 +15,6 @@ from keras_alexnet.options import (
 
 
 def run(args):
-    from keras_alexnet.options import SweepOptions
     from keras_alexnet.training.lr_find import lr_find_on_folder
 
     options = training_options(args)
