@@ -10,7 +10,7 @@ import contextlib
 import io
 import os
 
-WIDTH = 100  # the help's line width on the page, whatever the terminal that makes it
+WIDTH = 76  # the help's line width: the site shows it without scrolling, whatever the terminal that makes it
 
 
 def _help(parser, argv):
