@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import dataclasses
 import datetime
 import html
 import json
@@ -174,6 +175,212 @@ def _options_table(options):
     return f"<details><summary>Options ({changed} differ from the defaults, listed first)</summary>{table}</details>"
 
 
+@dataclasses.dataclass
+class _Page:
+    """What the report's sections read: the finished run, its model and, with labelled images, their
+    interpretation (``evaluation`` None without them); ``scratch`` holds the figures until they are embedded."""
+
+    run: RunDirectory
+    model: object
+    names: list
+    options: dict
+    result: dict
+    data: object  # the folder the user gave (None: the run's validation images)
+    labelled: object  # the labelled images the page scores, or None
+    evaluation: object
+    interpretation: object
+    scratch: Path
+    top_losses: int
+    tta: bool
+
+
+def _title(page):
+    options = page.options
+    stamp = datetime.datetime.fromtimestamp(page.run.model.stat().st_mtime).isoformat(timespec="seconds")
+    what = ", ".join(
+        part
+        for part in (
+            f"recipe {options['recipe']}" if isinstance(options.get("recipe"), str) else None,
+            f"{options['head']} head" if options.get("head") else None,
+            f"{len(page.names)} classes",
+        )
+        if part
+    )
+    name = page.run.path.resolve().name
+    return [f"<h1>{html.escape(name)}</h1>", f'<p class="note">{html.escape(what)} &middot; model written {stamp}</p>']
+
+
+def _scores(page):
+    """Accuracy, balanced accuracy and macro-F1, calibration, and TTA's change when asked."""
+    evaluation = page.evaluation
+    if evaluation is None:
+        return [
+            '<p class="note">No labelled images (the run had no validation set): give --data DIR '
+            "for the scores, calibration, top losses and feature map.</p>"
+        ]
+    source = "the run's validation images" if page.data is None else html.escape(str(page.data))
+    parts = [
+        f'<p class="headline">Accuracy <b>{evaluation.accuracy:.4f}</b> &middot; balanced accuracy '
+        f"<b>{evaluation.balanced_accuracy:.4f}</b> &middot; macro-F1 <b>{evaluation.macro_f1:.4f}</b> "
+        f'<span class="note">on {int(evaluation.confusion.sum())} images ({source})</span></p>'
+    ]
+    calibration = evaluation.calibration_line()
+    if calibration:
+        parts.append(f'<p class="calibration">{html.escape(_sentence(calibration))}.</p>')
+    if page.tta:
+        change = tta_change(evaluation, evaluate(page.model, page.labelled, tta=True))
+        parts.append(f"<p>{html.escape(_sentence(change))}.</p>")
+    return parts
+
+
+def _sentence(text):
+    return text[0].upper() + text[1:]
+
+
+def _kept_epoch(page):
+    sentence = _epoch_sentence(page.result)
+    return [f'<p class="epoch">{html.escape(sentence)}</p>'] if sentence else []
+
+
+def _measured_tta(page):
+    """What test-time augmentation did when the run ended, and the advice that follows."""
+    if not page.result.get("tta"):
+        return []
+    measured = Measurement.from_dict(page.result["tta"])
+    advice = "use --tta" if measured.gain > 0 else "leave --tta off" if measured.gain < 0 else "--tta changes nothing"
+    line = f"When the run ended, {measured.line()}: {advice} with predict and evaluate."
+    return [f'<p class="tta">{html.escape(line)}</p>']
+
+
+def _warning_lines(page):
+    return [
+        f'<p class="warning">&#9888; {html.escape(note)}</p>'
+        for note in _warnings(page.result, page.evaluation, page.options)
+    ]
+
+
+def _progress(page):
+    if not page.run.progress.exists():
+        return []
+    return [_image(page.run.progress, "training progress: accuracy, loss and learning rate")]
+
+
+def _auto_choice(page):
+    """The recipe ``--recipe auto`` chose, why, and its comparison's summary."""
+    if not page.run.auto.exists():
+        return []
+    choice = json.loads(page.run.auto.read_text())
+    parts = [
+        "<h2>Recipe chosen by auto</h2>",
+        f"<p><b>{html.escape(choice['recipe'])}</b> with the {html.escape(choice['head'])} head: "
+        f"{html.escape(choice['reason'])}</p>",
+    ]
+    summary = Path(choice["comparison"] or "") / "summary.csv"
+    if choice.get("comparison") and summary.exists():
+        with open(summary) as handle:
+            rows = list(csv.reader(handle))
+        parts.append(_table(rows[0], rows[1:], numeric=range(3, 14)))
+    return parts
+
+
+def _per_class(page):
+    evaluation = page.evaluation
+    if evaluation is None:
+        return []
+    counts = evaluation.confusion.sum(axis=1)
+    rows = [
+        (n, f"{p:.3f}", f"{r:.3f}", f"{f:.3f}", int(c))
+        for n, p, r, f, c in zip(page.names, evaluation.precision, evaluation.recall, evaluation.f1, counts)
+    ]
+    return [
+        "<h2>Per class</h2>",
+        _table(("class", "precision", "recall", "F1", "images"), rows, numeric=(1, 2, 3, 4)),
+        _image(evaluation.plot(page.scratch / "confusion.png"), "confusion matrix"),
+    ]
+
+
+def _confidence(page):
+    """The reliability diagram beside the accuracy and coverage of ``--min-confidence``."""
+    evaluation = page.evaluation
+    if evaluation is None:
+        return []
+    coverage = coverage_curve(evaluation.probabilities, evaluation.labels, page.scratch / "coverage.png")
+    return [
+        "<h2>Confidence: calibration and the unknown threshold</h2>",
+        '<p class="note">Left: accuracy against confidence (a calibrated model follows the diagonal). '
+        "Right: with <code>predict --min-confidence P</code>, images under P are answered "
+        "<i>unknown</i>; the curves show the accuracy on the others and the share answered.</p>",
+        '<div class="pair">'
+        + _image(evaluation.plot_reliability(page.scratch / "reliability.png"), "reliability diagram")
+        + _image(coverage, "accuracy and coverage against the confidence threshold")
+        + "</div>",
+    ]
+
+
+def _most_confused(page):
+    if page.evaluation is None:
+        return []
+    confused = page.evaluation.most_confused(k=20)
+    table = (
+        _table(("actual", "predicted as", "images"), confused, numeric=(2,))
+        if confused
+        else "<p>No image was misclassified.</p>"
+    )
+    return ["<h2>Most confused (up to 20 pairs)</h2>", table]
+
+
+def _top_losses(page):
+    interpretation = page.interpretation
+    if interpretation is None:
+        return []
+    count = min(page.top_losses, len(interpretation.paths))
+    gallery = interpretation.plot_top_losses(page.scratch / "top_losses.png", k=count)
+    return ["<h2>Top losses, with Grad-CAM of the predicted class</h2>", _image(gallery, "top losses with Grad-CAM")]
+
+
+def _feature_map(page):
+    interpretation = page.interpretation
+    if interpretation is None or len(interpretation.paths) < 3:
+        return []
+    figure = interpretation.plot_feature_map(page.scratch / "features.png")
+    return ["<h2>Feature map</h2>", _image(figure, "feature map")]
+
+
+def _layers(page):
+    header = ("layer", "torchvision", "kind", "output", "parameters", "trainable", "rate factor")
+    return ["<h2>Layers and learning-rate factors</h2>", _table(header, _layer_rows(page.model, page.options), (4, 6))]
+
+
+def _filters(page):
+    save_png(to_uint8(filter_grid(page.model), scale=4), page.scratch / "filters.png")
+    return ["<h2>conv1 filters</h2>", _image(page.scratch / "filters.png", "conv1 filters")]
+
+
+def _options(page):
+    return ["<h2>Options</h2>", _options_table(page.options)] if page.options else []
+
+
+# The page, in order: first the answer (the first screen), then the details; each section is a function of
+# the page that returns its HTML parts (none when it has nothing to show).
+SECTIONS = (
+    _title,
+    _scores,
+    _kept_epoch,
+    _measured_tta,
+    _warning_lines,
+    _progress,
+    _auto_choice,
+    _per_class,
+    _confidence,
+    _most_confused,
+    _top_losses,
+    _feature_map,
+    _layers,
+    _filters,
+    _options,
+)
+
+
 def write_report(run_dir, data=None, top_losses=REPORT.top_losses, path=None, tta=False):
     """Write ``run_dir/report.html`` (or ``path``) and return its path.
 
@@ -183,158 +390,48 @@ def write_report(run_dir, data=None, top_losses=REPORT.top_losses, path=None, tt
 
     The first screen answers "how good is it": the run's name, accuracy with balanced accuracy
     and macro-F1, calibration before and after, which epoch the model is, the curves and the
-    warnings. The details follow; the options come last, collapsed.
+    warnings. The details follow (``SECTIONS``); the options come last, collapsed.
     """
     started = time.perf_counter()
     run = RunDirectory(run_dir)
-    run_dir = run.path
     try:
         run.check_finished()
     except FileNotFoundError as error:
         raise ReportError(str(error)) from None
-    model_path = run.model
-    model = load_model(model_path)
+    model = load_model(run.model)
     names = class_names(model)
     options = json.loads(run.options.read_text()) if run.options.exists() else {}
-    result = options.get("result") or {}
-    name = run_dir.resolve().name
-    stamp = datetime.datetime.fromtimestamp(model_path.stat().st_mtime).isoformat(timespec="seconds")
-    what = ", ".join(
-        part
-        for part in (
-            f"recipe {options['recipe']}" if isinstance(options.get("recipe"), str) else None,
-            f"{options['head']} head" if options.get("head") else None,
-            f"{len(names)} classes",
-        )
-        if part
-    )
-    top = [f"<h1>{html.escape(name)}</h1>", f'<p class="note">{html.escape(what)} &middot; model written {stamp}</p>']
-    details = []
-    labelled = data if data is not None else validation_set(run_dir, names)
-    evaluation = None
+    labelled = data if data is not None else validation_set(run.path, names)
+    interpretation = Interpretation.from_folder(model, labelled) if labelled is not None else None
+    evaluation = interpretation.evaluation() if interpretation is not None else None
     with tempfile.TemporaryDirectory() as scratch:
-        scratch = Path(scratch)
-        if labelled is not None:
-            interpretation = Interpretation.from_folder(model, labelled)
-            evaluation = interpretation.evaluation()
-            source = "the run's validation images" if data is None else html.escape(str(data))
-            top.append(
-                f'<p class="headline">Accuracy <b>{evaluation.accuracy:.4f}</b> &middot; balanced accuracy '
-                f"<b>{evaluation.balanced_accuracy:.4f}</b> &middot; macro-F1 <b>{evaluation.macro_f1:.4f}</b> "
-                f'<span class="note">on {int(evaluation.confusion.sum())} images ({source})</span></p>'
-            )
-            calibration = evaluation.calibration_line()
-            if calibration:
-                top.append(f'<p class="calibration">{html.escape(calibration[0].upper() + calibration[1:])}.</p>')
-            if tta:
-                change = tta_change(evaluation, evaluate(model, labelled, tta=True))
-                top.append(f"<p>{html.escape(change[0].upper() + change[1:])}.</p>")
-        else:
-            top.append(
-                '<p class="note">No labelled images (the run had no validation set): give --data DIR '
-                "for the scores, calibration, top losses and feature map.</p>"
-            )
-        sentence = _epoch_sentence(result)
-        if sentence:
-            top.append(f'<p class="epoch">{html.escape(sentence)}</p>')
-        if result.get("tta"):
-            measured = Measurement.from_dict(result["tta"])
-            advice = (
-                "use --tta"
-                if measured.gain > 0
-                else "leave --tta off"
-                if measured.gain < 0
-                else "--tta changes nothing"
-            )
-            line = f"When the run ended, {measured.line()}: {advice} with predict and evaluate."
-            top.append(f'<p class="tta">{html.escape(line)}</p>')
-        for note in _warnings(result, evaluation, options):
-            top.append(f'<p class="warning">&#9888; {html.escape(note)}</p>')
-        if run.progress.exists():
-            top.append(_image(run.progress, "training progress: accuracy, loss and learning rate"))
-        auto = run.auto
-        if auto.exists():
-            choice = json.loads(auto.read_text())
-            details.append("<h2>Recipe chosen by auto</h2>")
-            details.append(
-                f"<p><b>{html.escape(choice['recipe'])}</b> with the {html.escape(choice['head'])} head: "
-                f"{html.escape(choice['reason'])}</p>"
-            )
-            summary = Path(choice["comparison"] or "") / "summary.csv"
-            if choice.get("comparison") and summary.exists():
-                with open(summary) as handle:
-                    rows = list(csv.reader(handle))
-                details.append(_table(rows[0], rows[1:], numeric=range(3, 14)))
-        if evaluation is not None:
-            counts = evaluation.confusion.sum(axis=1)
-            details.append("<h2>Per class</h2>")
-            details.append(
-                _table(
-                    ("class", "precision", "recall", "F1", "images"),
-                    [
-                        (n, f"{p:.3f}", f"{r:.3f}", f"{f:.3f}", int(c))
-                        for n, p, r, f, c in zip(names, evaluation.precision, evaluation.recall, evaluation.f1, counts)
-                    ],
-                    numeric=(1, 2, 3, 4),
-                )
-            )
-            details.append(_image(evaluation.plot(scratch / "confusion.png"), "confusion matrix"))
-            details.append("<h2>Confidence: calibration and the unknown threshold</h2>")
-            details.append(
-                '<p class="note">Left: accuracy against confidence (a calibrated model follows the diagonal). '
-                "Right: with <code>predict --min-confidence P</code>, images under P are answered "
-                "<i>unknown</i>; the curves show the accuracy on the others and the share answered.</p>"
-            )
-            details.append(
-                '<div class="pair">'
-                + _image(evaluation.plot_reliability(scratch / "reliability.png"), "reliability diagram")
-                + _image(
-                    coverage_curve(evaluation.probabilities, evaluation.labels, scratch / "coverage.png"),
-                    "accuracy and coverage against the confidence threshold",
-                )
-                + "</div>"
-            )
-            confused = evaluation.most_confused(k=20)
-            details.append("<h2>Most confused (up to 20 pairs)</h2>")
-            details.append(
-                _table(("actual", "predicted as", "images"), confused, numeric=(2,))
-                if confused
-                else "<p>No image was misclassified.</p>"
-            )
-            details.append("<h2>Top losses, with Grad-CAM of the predicted class</h2>")
-            gallery = interpretation.plot_top_losses(
-                scratch / "top_losses.png", k=min(top_losses, len(interpretation.paths))
-            )
-            details.append(_image(gallery, "top losses with Grad-CAM"))
-            if len(interpretation.paths) >= 3:
-                details.append("<h2>Feature map</h2>")
-                details.append(_image(interpretation.plot_feature_map(scratch / "features.png"), "feature map"))
-        details.append("<h2>Layers and learning-rate factors</h2>")
-        details.append(
-            _table(
-                ("layer", "torchvision", "kind", "output", "parameters", "trainable", "rate factor"),
-                _layer_rows(model, options),
-                numeric=(4, 6),
-            )
+        page = _Page(
+            run,
+            model,
+            names,
+            options,
+            options.get("result") or {},
+            data,
+            labelled,
+            evaluation,
+            interpretation,
+            Path(scratch),
+            top_losses,
+            tta,
         )
-        details.append("<h2>conv1 filters</h2>")
-        save_png(to_uint8(filter_grid(model), scale=4), scratch / "filters.png")
-        details.append(_image(scratch / "filters.png", "conv1 filters"))
-    if options:
-        details.append("<h2>Options</h2>")
-        details.append(_options_table(options))
-    seconds = time.perf_counter() - started
-    details.append(
-        f'<p class="note">{html.escape(str(run_dir.resolve()))} &middot; classes: '
+        parts = [part for section in SECTIONS for part in section(page)]
+    parts.append(
+        f'<p class="note">{html.escape(str(run.path.resolve()))} &middot; classes: '
         f"{html.escape(', '.join(names[:50]) + (' ...' if len(names) > 50 else ''))} &middot; "
-        f"written by keras-alexnet in {seconds:.1f} s.</p>"
+        f"written by keras-alexnet in {time.perf_counter() - started:.1f} s.</p>"
     )
-    page = (
+    name = run.path.resolve().name
+    text = (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(name)} report'
-        f"</title><style>{STYLE}</style></head><body>\n" + "\n".join(top + details) + "\n</body></html>\n"
+        f"</title><style>{STYLE}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n"
     )
     target = Path(path) if path is not None else run.report
-    atomic_write(target, lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
+    atomic_write(target, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     return target
 
 

@@ -1,5 +1,6 @@
 """The run report (HTML, checked in headless Chromium), TensorBoard logs, and the explain/report commands."""
 
+import html
 import json
 import shutil
 
@@ -35,6 +36,22 @@ def test_the_report_is_written_above_training_by_keras_alexnet_train(shapes_dir,
     assert report_run(result.run_dir, result.options) == result.run_dir / "report.html"
     assert f"report: {result.run_dir / 'report.html'}" in capsys.readouterr().out
     assert report_run(result.run_dir, result.options.replace(report=False)) is None
+
+
+@pytest.mark.slow
+def test_a_run_without_validation_images_chosen_by_auto_reports_what_it_can(shapes_dir, tmp_path):
+    """No validation set: the page says how to get the scores and leaves out what needs labels; a recipe
+    chosen by auto (the rule, budget 0) is shown with its reason."""
+    run = tmp_path / "run"
+    train(shapes_dir, run_dir=run, recipe="auto", auto_budget=0, **{**TINY, "val_split": None, "epochs": 1})
+    page = (run / "report.html").read_text()
+    assert "No labelled images (the run had no validation set): give --data DIR" in page
+    assert "Per class" not in page and "Top losses" not in page and "Accuracy <b>" not in page
+    choice = json.loads((run / "auto.json").read_text())
+    chosen = page[page.index("<h2>Recipe chosen by auto</h2>") :]
+    assert chosen.index("Recipe chosen by auto") < chosen.index("Layers and learning-rate factors")
+    said = f"<b>{choice['recipe']}</b> with the {choice['head']} head: {html.escape(choice['reason'])}"
+    assert said in chosen
 
 
 def _chromium():
