@@ -25,8 +25,17 @@ from keras_alexnet._utils.runtime import quiet_native_output
 from keras_alexnet.formats import format_of, resolve
 from keras_alexnet.layers import class_names_of, temperature_of
 from keras_alexnet.model import load_model
-from keras_alexnet.preprocessing import eval_crop, eval_transform, load_image, preprocess_input, tta_blend, tta_crops
+from keras_alexnet.preprocessing import (
+    eval_crop,
+    eval_transform,
+    imagenet_eval_layers,
+    load_image,
+    preprocess_input,
+    tta_blend,
+    tta_crops,
+)
 from keras_alexnet.saved_model_ops import check_saved_model
+from keras_alexnet.saved_model_record import read_saved_model
 
 CLASS_NAMES_KEY = "class_names"  # the metadata entry (a JSON list) every export writes
 TEMPERATURE_KEY = "temperature"  # the fitted temperature (a JSON number), where the model has one
@@ -87,37 +96,28 @@ class KerasClassifier(Classifier):
 
 
 class SavedModelClassifier(Classifier):
+    """A SavedModel keras-alexnet exported, read as data (``saved_model_record``): its graph never runs.
+
+    The model is rebuilt from the record the export wrote and runs with the serving graph's own preprocessing
+    (torchvision's eval transform as Keras layers) on uint8 images of any size, as TF Serving gets them; the
+    export step checked that the graph answers the same.
+    """
+
     format = "savedmodel"
 
     def __init__(self, path):
-        import tensorflow as tf
-
-        check_saved_model(path)  # a SavedModel is a program: nothing of it runs before its ops are read
-        loaded = tf.saved_model.load(str(path))
-        # serving_images (0.6: serving_default takes encoded images); serving_default before 0.6.
-        serve = loaded.signatures.get("serving_images") or loaded.signatures.get("serving_default")
-        if serve is None or "images" not in serve.structured_input_signature[1]:
-            raise ValueError(
-                f"{path} is a SavedModel but not one `keras-alexnet export` wrote (no signature taking uint8 "
-                "'images'). Export the model with `keras-alexnet export --format savedmodel`."
-            )
-        names = temperature = None
-        if CLASS_NAMES_KEY in loaded.signatures:
-            names = [n.decode() for n in loaded.signatures[CLASS_NAMES_KEY]()[CLASS_NAMES_KEY].numpy()]
-        if TEMPERATURE_KEY in loaded.signatures:
-            temperature = float(loaded.signatures[TEMPERATURE_KEY]()[TEMPERATURE_KEY].numpy())
-        self.serve, self._loaded = serve, loaded
-        outputs = int(serve.structured_outputs["probabilities"].shape[-1])
-        super().__init__(path, names, outputs, temperature)
+        check_saved_model(path)  # the second line: the graph's ops read, though nothing of it runs here
+        self.model, record = read_saved_model(path)
+        self.preprocess = imagenet_eval_layers(crop_size=record["image_size"])
+        outputs = int(self.model.output.shape[-1])
+        super().__init__(path, record["class_names"] or None, outputs, record.get("temperature"))
 
     def transform(self, path):
         return np.asarray(load_image(path), np.uint8)  # as sent to TF Serving: any size
 
     def probabilities(self, images):
-        import tensorflow as tf
-
         return np.concatenate(
-            [self.serve(images=tf.constant(image[None]))["probabilities"].numpy() for image in images]
+            [np.asarray(self.model(self.preprocess(image[None]), training=False)) for image in images]
         )
 
 

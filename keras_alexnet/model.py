@@ -227,7 +227,7 @@ def is_alexnet(model):
     return set(CONVOLUTIONS) <= names
 
 
-def _root_cause(error):
+def root_cause(error):
     """The first line of the innermost exception behind ``error``, cut to 200 characters."""
     while (error.__cause__ or error.__context__) is not None:
         error = error.__cause__ or error.__context__
@@ -270,7 +270,7 @@ def load_model(path, alexnet_only=True):
             # Keras's safe mode refuses a config naming a function or class outside Keras (os.system,
             # subprocess.Popen, a Lambda's code); its messages run to many lines.
             raise ValueError(
-                f"{path} is refused: Keras could not rebuild its config safely ({_root_cause(error)}). A .keras file "
+                f"{path} is refused: Keras could not rebuild its config safely ({root_cause(error)}). A .keras file "
                 f"from elsewhere is data; nothing of its code ran. {SUPPORTED_MODELS}"
             ) from None
     for warning in caught:

@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import re
 from pathlib import Path
 
@@ -54,6 +55,14 @@ def budget(text):
 
 def _allowed(values):
     return ", ".join(repr(v) for v in values)
+
+
+def absolute_source(weights):
+    """``weights`` with a relative file path made absolute in this process: Ray's trials and workers start in
+    another working directory. Names (``"imagenet"``), URLs and None are kept."""
+    if weights is None or weights == "imagenet" or "://" in str(weights):
+        return weights
+    return os.path.abspath(weights)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,7 +149,7 @@ class TrainingOptions:
     weights: str | None = option(
         "imagenet",
         "'imagenet' (shipped conv weights), a weights file, or 'none'",
-        parse=lambda text: None if text == "none" else text,
+        parse=lambda text: absolute_source(None if text == "none" else text),
     )
     architecture: str = option(  # "tiny": the same graph with few channels, for quick pipeline checks
         "alexnet",

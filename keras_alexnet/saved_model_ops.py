@@ -6,7 +6,13 @@ write files (``ReadFile``, ``WriteFile``, ``SaveV2``), list folders, run Python
 them. keras-alexnet reads a SavedModel only after every op of its graph and functions is on
 ``ALLOWED_OPS``, the arithmetic its own exports (and TF Serving models like them) are made of,
 and the checkpoint ops (``SaveV2``, ``RestoreV2``, ``MergeV2Checkpoints``) only in functions
-that no signature reaches (the saver TensorFlow adds to every SavedModel).
+that no signature reaches (the saver TensorFlow adds to every SavedModel); a TF1-style SavedModel
+(no object graph) is refused whole.
+
+This is the second line. ``predict`` and ``evaluate`` never run a SavedModel's graph: they rebuild the
+model from the record the export wrote and read its variables as tensor data
+(``saved_model_record``). An allow-list over a graph TensorFlow interprets is not what keeps a
+foreign file from acting; reading it as data is.
 """
 
 from __future__ import annotations
@@ -92,6 +98,12 @@ def check_saved_model(path):
         raise ValueError(f"{path}/saved_model.pb is not a readable SavedModel ({error}).") from None
     found = set()
     for meta_graph in model.meta_graphs:
+        if not meta_graph.object_graph_def.nodes:
+            raise UnsafeSavedModelError(
+                f"{path} is refused before running any of it: it is a TF1-style SavedModel (a graph with no object "
+                "graph: its init op, main op and saver run at load). keras-alexnet reads only the SavedModels "
+                "`keras-alexnet export --format savedmodel` writes."
+            )
         functions = {function.signature.name: function for function in meta_graph.graph_def.library.function}
         reached = _signature_functions(meta_graph, functions)
         places = [("the graph", None, meta_graph.graph_def.node)]

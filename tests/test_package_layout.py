@@ -40,7 +40,7 @@ LAYERS = (
         "keras_alexnet.saved_model_ops",
     ),
     ("keras_alexnet.weights", "keras_alexnet.saving"),
-    ("keras_alexnet.model",),
+    ("keras_alexnet.model", "keras_alexnet.saved_model_record"),
     ("keras_alexnet.conversion", "keras_alexnet.transfer", "keras_alexnet.datasets", "keras_alexnet.deployment"),
     ("keras_alexnet.tta", "keras_alexnet.evaluation", "keras_alexnet.export", "keras_alexnet.explain"),
     ("keras_alexnet.training",),

@@ -86,7 +86,8 @@ class ImageFolder:
             on_bad_file: ``"skip"`` (log the path and reason, leave it out) or ``"raise"``.
             class_names: fix the classes (e.g. a test set read with a model's classes).
         """
-        directory = Path(directory)
+        # Absolute: the paths go to Ray's trials and workers, which start in another working directory.
+        directory = Path(directory).absolute()
         if on_bad_file not in ("skip", "raise"):
             raise ValueError(f"on_bad_file={on_bad_file!r}: use 'skip' or 'raise'.")
         if not directory.is_dir():

@@ -41,7 +41,7 @@ from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.evaluation import evaluate
 from keras_alexnet.experiments import engine
 from keras_alexnet.experiments.tables import CURVES, RUNS_CSV, SUMMARY_CSV, SUMMARY_MD, write_tables
-from keras_alexnet.options import COMPARE, COMPARE_VAL_SPLIT, REGULARIZERS
+from keras_alexnet.options import COMPARE, COMPARE_VAL_SPLIT, REGULARIZERS, absolute_source
 from keras_alexnet.recipes import HEADS, RECIPES, Head, Recipe, head_named, recipe_named, register_head, register_recipe
 from keras_alexnet.run_directory import RunDirectory, RunDirectoryError, lock
 from keras_alexnet.training import TrainingOptions, read_sets, train
@@ -293,7 +293,7 @@ def _run_all(
                 "index": index,
                 "train": train_set.to_dict(),
                 "val": val_set.to_dict(),
-                "options": run_options.to_dict(),
+                "options": run_options.replace(weights=absolute_source(run_options.weights)).to_dict(),
                 "run_dir": str(Path(run_dir).resolve()),
                 # The run's process knows the built-in table only: it gets the entries this run uses.
                 "recipe": RECIPES[candidate.recipe].to_dict(),

@@ -36,6 +36,7 @@ from keras_alexnet.formats import FORMATS, format_named, resolve
 from keras_alexnet.options import EXPORT
 from keras_alexnet.preprocessing import CROP_SIZE, eval_crop
 from keras_alexnet.run_directory import RunDirectory
+from keras_alexnet.saved_model_record import SavedModelRecordError
 
 __all__ = [
     "AccuracyGate",
@@ -102,7 +103,10 @@ def export(
     tmp = _working_path(path, folder)
     try:
         artifact.write(tmp)
-        reader = resolve(chosen.reader)(tmp)  # what `predict` and `evaluate` will read
+        try:
+            reader = resolve(chosen.reader)(tmp)  # what `predict` and `evaluate` will read
+        except SavedModelRecordError as error:  # e.g. a model with NaN weights: its file is refused on reading
+            raise ExportCheckError(f"{chosen.name} check failed: {error.reason}; nothing was written.") from None
         if check_images is not None:
             images = check_images
         else:

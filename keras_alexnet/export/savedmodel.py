@@ -13,6 +13,7 @@ from keras_alexnet.export.artifact import Artifact
 from keras_alexnet.export.checks import max_difference
 from keras_alexnet.layers import class_names_of, temperature_of
 from keras_alexnet.preprocessing import CROP_SIZE, imagenet_eval_layers
+from keras_alexnet.saved_model_record import write_record
 
 # encoded images (what TF Serving's REST clients send as {"b64": ...}), decoded arrays.
 BYTES_SIGNATURE, IMAGES_SIGNATURE = "serving_default", "serving_images"
@@ -66,17 +67,35 @@ def build(model, image_size=CROP_SIZE, **_):
         module.temperature = tf.function(lambda: {TEMPERATURE_KEY: value}, input_signature=[])
         signatures[TEMPERATURE_KEY] = module.temperature
 
-    def encoded_check(folder, images, expected):
-        """The bytes signature on PNG-encoded images (lossless): the same answers as the arrays'."""
+    def graph_check(folder, images, expected):
+        """The serving graph itself (what TF Serving runs; ``predict`` reads the record instead), on the arrays
+        and on PNG-encoded images (lossless): the same answers as Keras's. Only this export's own folder,
+        written a moment ago from ``model``, is ever loaded as a graph."""
         loaded = tf.saved_model.load(str(folder))
+        arrays = np.concatenate(
+            [
+                loaded.signatures[IMAGES_SIGNATURE](images=tf.constant(np.asarray(image, np.uint8)[None]))[
+                    "probabilities"
+                ]
+                for image in images
+            ]
+        )
         got = loaded.signatures[BYTES_SIGNATURE](image_bytes=tf.constant(_encoded(images)))["probabilities"]
-        return max_difference(got.numpy(), expected, "SavedModel (encoded images)")
+        return max(
+            max_difference(arrays, expected, "SavedModel (serving graph)"),
+            max_difference(got.numpy(), expected, "SavedModel (encoded images)"),
+        )
+
+    def write(folder):
+        tf.saved_model.save(module, str(folder), signatures=signatures)
+        # What `predict` and `evaluate` read instead of running the graph (saved_model_record.py).
+        write_record(folder, model, names, temperature, image_size, tracked="tracked")
 
     return Artifact(
-        write=lambda folder: tf.saved_model.save(module, str(folder), signatures=signatures),
+        write=write,
         prepare=preprocess,
         crops=False,
-        extra_check=encoded_check,
+        extra_check=graph_check,
     )
 
 

@@ -26,7 +26,7 @@ from keras_alexnet._utils import ray_cluster
 from keras_alexnet.calibration import fit_temperature
 from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.layers import attach_class_names, with_temperature
-from keras_alexnet.options import AUTO, TrainingOptions
+from keras_alexnet.options import AUTO, TrainingOptions, absolute_source
 from keras_alexnet.recipes import HEADS, RECIPES, Head, Recipe, register_head, register_recipe
 from keras_alexnet.run_directory import RunDirectory
 from keras_alexnet.training.finishing import check_finite, save_final
@@ -106,7 +106,7 @@ def train_on_workers(
             config = {
                 "train": train_set.to_dict(),
                 "val": val_set.to_dict() if val_set is not None else None,
-                "options": options.to_dict(),
+                "options": options.replace(weights=absolute_source(options.weights)).to_dict(),
                 "run_dir": str(run.path.resolve()),
                 "recipe": RECIPES[options.recipe].to_dict(),
                 "head": HEADS[options.head].to_dict(),
