@@ -28,6 +28,7 @@ from keras_alexnet._utils.checksum import matches
 from keras_alexnet._utils.files import atomic_write, check_writable
 from keras_alexnet._utils.hdf5 import open_hdf5
 from keras_alexnet._utils.runtime import process_alive
+from keras_alexnet._utils.signals import holding
 
 
 class RunDirectoryError(ValueError):
@@ -293,9 +294,11 @@ def lock(folder, name, what, flag):
             path.unlink(missing_ok=True)  # left by a process that no longer runs
     with os.fdopen(handle, "w") as file:
         file.write(f"{os.getpid()}\n")
+    holding(path, True)  # the command line's supervisor removes it if it must end this process
     try:
         yield folder
     finally:
+        holding(path, False)
         with contextlib.suppress(OSError):  # a folder turned read-only: a dead process's lock is replaced anyway
             path.unlink(missing_ok=True)
 

@@ -14,14 +14,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import socket
 import uuid
 from pathlib import Path
 
+from keras_alexnet._utils import signals
 from keras_alexnet._utils.runtime import stderr_to_devnull
 
 RAY_EXTRA = "pip install 'ray[tune,train]'"
 CONNECT_SECONDS = 30
+# ray.init's longest wait (an address that accepts TCP but is not a Ray cluster waits for ever); the environment's
+# KERAS_ALEXNET_RAY_JOIN_SECONDS changes it.
+JOIN_SECONDS = 120
 # The object store holds nothing of ours (the runs exchange files): the smallest Ray allows.
 OBJECT_STORE_BYTES = 100 * 2**20
 
@@ -56,12 +61,57 @@ def _reachable(address, seconds):
         return error.strerror or str(error)
 
 
+# A Ray this process starts for itself admits only clients holding this token (Ray's token authentication):
+# its servers listen on every interface (Ray has no setting to bind them to loopback), so the token is what
+# keeps another machine out. One per process: Ray's driver caches the token it first read.
+LOCAL_TOKEN = secrets.token_hex(32)
+
+
+def _local_authentication():
+    """The environment a Ray started here runs with: token authentication, this process's own token."""
+    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": LOCAL_TOKEN, "RAY_AUTH_TOKEN_PATH": None}
+
+
+@contextlib.contextmanager
+def _environment(changes):
+    """``os.environ`` changed for the block (None removes a variable), then restored; Ray's native settings,
+    read once at import, read again both times (as Ray itself does when it turns token authentication on)."""
+    from ray._raylet import Config
+
+    def apply(values):
+        for name, value in values.items():
+            os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
+        Config.initialize("")
+
+    before = {name: os.environ.get(name) for name in changes}
+    apply(changes)
+    try:
+        yield
+    finally:
+        apply(before)
+
+
+def _join_failure(where, error):
+    """One line for a cluster that refused or failed to let this process join."""
+    text = str(error)
+    if "uthenticat" in text or "token" in text.lower():
+        return ClusterError(
+            f"{where}: the Ray cluster refused this process: it requires token authentication. Give this process "
+            "the cluster's token: RAY_AUTH_MODE=token and RAY_AUTH_TOKEN=... (or RAY_AUTH_TOKEN_PATH=FILE; `ray "
+            "get-auth-token` on the head node prints it). See docs/cluster.md."
+        )
+    return ClusterError(f"{where}: could not join the Ray cluster ({text.splitlines()[0] if text else error!r}).")
+
+
 @contextlib.contextmanager
 def connect(address=None):
     """Ray for the block: ``address`` (``HOST:PORT``; default ``RAY_ADDRESS``) joins that cluster, None
-    starts Ray on this machine for the block (its CPUs, a small object store, no dashboard).
-    Yields ``ray``; disconnects (and stops a Ray it started) at the end."""
+    starts Ray on this machine for the block (its CPUs, a small object store, no dashboard, token
+    authentication with a token of this process's own). Yields ``ray``; disconnects (and stops a Ray it
+    started) at the end. A cluster that has not let this process join within ``JOIN_SECONDS`` ends the
+    command line with one line naming it (``signals.deadline``)."""
     ray = import_ray()
+    where = f"--address {address}" if address else f"RAY_ADDRESS={os.environ.get('RAY_ADDRESS')}"
     address = address or os.environ.get("RAY_ADDRESS") or None
     if ray.is_initialized():  # a caller's own Ray (a test's cluster, a notebook): use it as it is
         yield ray
@@ -71,24 +121,39 @@ def connect(address=None):
         problem = _reachable(address, CONNECT_SECONDS)
         if problem:
             raise ClusterError(
-                f"--address {address}: no Ray cluster answers there ({problem}). Start one with `ray start --head` "
-                "on the head node (and `ray start --address HEAD:6379` on the others), or leave out --address to run "
-                "on this machine."
+                f"{where}: no Ray cluster answers there ({problem}). Start one with `ray start --head` "
+                "on the head node (and `ray start --address HEAD:6379` on the others), or leave out --address "
+                "(and RAY_ADDRESS) to run on this machine."
             )
-    if address is None:  # a new Ray of this process's own, whatever other Ray runs on the machine
+    local = address is None
+    if local:  # a new Ray of this process's own, whatever other Ray runs on the machine
         settings.update(address="local", object_store_memory=OBJECT_STORE_BYTES)
     else:
         settings["address"] = address
-    with quiet_stderr():
+    with contextlib.ExitStack() as stack:
+        if local:
+            stack.enter_context(_environment(_local_authentication()))
+        with (
+            quiet_stderr(),
+            signals.deadline(
+                signals.wait_seconds("RAY_JOIN", JOIN_SECONDS),
+                f"the Ray cluster at {address}" if not local else "Ray on this machine",
+                f"is {where} a Ray head node (`ray start --head`)? Check the address, or leave it out to run here."
+                if not local
+                else "see Ray's logs under /tmp/ray/session_latest/logs.",
+            ),
+        ):
+            try:
+                ray.init(**settings)
+            except Exception as error:
+                if local or not (isinstance(error, (ConnectionError, RuntimeError)) or "uthenticat" in str(error)):
+                    raise
+                raise _join_failure(where, error) from None
         try:
-            ray.init(**settings)
-        except ConnectionError as error:
-            raise ClusterError(f"--address {address}: could not join the Ray cluster ({error}).") from None
-    try:
-        yield ray
-    finally:
-        with quiet_stderr():
-            ray.shutdown()
+            yield ray
+        finally:
+            with quiet_stderr():
+                ray.shutdown()
 
 
 def quiet_stderr():

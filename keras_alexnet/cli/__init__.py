@@ -15,13 +15,12 @@ import contextlib
 import errno
 import os
 import shlex
-import signal
 import sys
-import threading
 
 from keras_alexnet import __version__
 from keras_alexnet._utils.disk import DiskFullError, is_disk_full
 from keras_alexnet._utils.runtime import VERBOSE, quiet_tensorflow
+from keras_alexnet._utils.signals import EXIT_INTERRUPTED, signals_as_interrupt, supervise, supervised
 from keras_alexnet._utils.text import printable
 from keras_alexnet.cli import (
     compare,
@@ -113,24 +112,6 @@ def _pipeline_failure(error):
     return f"TensorFlow stopped: {text}"
 
 
-@contextlib.contextmanager
-def termination_as_interrupt():
-    """SIGTERM (what kill, systemd and schedulers send) ends a command like Ctrl-C: one line, exit 130,
-    the lock released and the backup kept. Only in the main thread, where Python allows it."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def main(argv=None):
     """Entry point of the ``keras-alexnet`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -147,7 +128,7 @@ def main(argv=None):
         from keras_alexnet.training.callbacks import TrainingDiverged
 
     try:
-        with termination_as_interrupt():
+        with signals_as_interrupt():
             return args.run(args)
     except ExportCheckError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -159,8 +140,9 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"\n{_interrupted(args, argv)}", file=sys.stderr)
-        return 130
+        with contextlib.suppress(OSError, ValueError):  # SIGHUP: the terminal may be gone
+            print(f"\n{_interrupted(args, argv)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except OSError as error:
         if is_disk_full(error):
             text = (
@@ -182,11 +164,19 @@ def main(argv=None):
 
 
 def console():
-    """The ``keras-alexnet`` console script: ``main``, then, after Ctrl-C or a failure, an exit that skips
-    Python's teardown. A tf.data pipeline or an HDF5 file stopped mid-way can hang or crash the garbage
-    collection at exit (seen after Ctrl-C: the process never ended); everything is written by then."""
+    """The ``keras-alexnet`` console script.
+
+    It parses the flags, then runs the command in a process of its own and supervises it
+    (``_utils.signals``): SIGTERM, SIGINT and SIGHUP end it within seconds whatever it runs, and a bounded wait
+    it announced ends it with one line. In the command's process: ``main``, then, after Ctrl-C or a failure, an
+    exit that skips Python's teardown. A tf.data pipeline or an HDF5 file stopped mid-way can hang or crash the
+    garbage collection at exit (seen after Ctrl-C: the process never ended); everything is written by then."""
+    if not supervised():
+        argv = sys.argv[1:]
+        args = build_parser().parse_args(argv)  # --help, --version and bad flags answer here, at once
+        return supervise([sys.executable, "-m", "keras_alexnet.cli", *argv], lambda: _interrupted(args, argv))
     code = main()
-    if code in (1, 130):
+    if code in (1, EXIT_INTERRUPTED):
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

@@ -22,6 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_alexnet._utils import signals
 from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.datasets.class_weights import weighted
 from keras_alexnet.run_directory import RunDirectory
@@ -68,6 +69,9 @@ def check_supported(options):
         )
 
 
+WORKER_WAIT_SECONDS = 300  # a worker that never comes: TensorFlow would wait for ever
+
+
 def train_worker(train_set, val_set, options, run_dir, strategy, chief, verbose=1):
     """One worker's share of a run: the epochs from the run's last backup to ``options.epochs``.
 
@@ -79,7 +83,8 @@ def train_worker(train_set, val_set, options, run_dir, strategy, chief, verbose=
     configure(options.seed, options.mixed_precision, options.deterministic)
     classes = len(train_set.class_names)
     steps_per_epoch = math.ceil(len(train_set) / options.batch_size)
-    with strategy.scope():
+    # The first collective (the initial weights) waits for every worker: bounded, with one line naming them.
+    with strategy.scope(), waiting_for_workers():
         model = build_model(options, classes, steps_per_epoch)
         model.optimizer.build(model.trainable_variables)
     done, stage = 0, 1
@@ -203,4 +208,16 @@ def use_cpus(cpus):
 
 def strategy_for_workers():
     """``MultiWorkerMirroredStrategy`` from ``TF_CONFIG`` (made before any other TensorFlow op of the process)."""
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    with waiting_for_workers():
+        return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def waiting_for_workers():
+    """A bounded wait for the workers ``TF_CONFIG`` names (``WORKER_WAIT_SECONDS``; the command line ends with one
+    line naming them; the environment's ``KERAS_ALEXNET_WORKER_WAIT_SECONDS`` changes it)."""
+    workers = json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster", {}).get("worker", [])
+    return signals.deadline(
+        signals.wait_seconds("WORKER_WAIT", WORKER_WAIT_SECONDS),
+        f"the {len(workers)} workers TF_CONFIG names ({', '.join(workers)})",
+        "start the same command on every worker TF_CONFIG lists (or correct TF_CONFIG); the run is kept",
+    )

@@ -1,0 +1,192 @@
+"""Every command ends on SIGTERM, SIGINT and SIGHUP within 5 seconds, whatever runs (_utils/signals.py): a native
+op that never returns, a training run (its lock released, its backup kept), a TF_CONFIG worker that never comes,
+an --address that is not a Ray cluster (these two end by themselves, naming what they waited for)."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+from conftest import CLI, TINY_FLAGS, free_ports, solid_image
+
+pytestmark = pytest.mark.slow
+
+
+def _never_ending_onnx(path):
+    """An ONNX classifier shaped like keras-alexnet's exports whose Loop runs 2**62 times: ONNX Runtime never
+    returns from it."""
+    import onnx
+    from onnx import TensorProto as T
+    from onnx import helper
+
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Add", ["v_in", "one"], ["v_out"])],
+        "body",
+        [
+            helper.make_tensor_value_info("i", T.INT64, []),
+            helper.make_tensor_value_info("cond_in", T.BOOL, []),
+            helper.make_tensor_value_info("v_in", T.FLOAT, [1]),
+        ],
+        [helper.make_tensor_value_info("cond_out", T.BOOL, []), helper.make_tensor_value_info("v_out", T.FLOAT, [1])],
+        [helper.make_tensor("one", T.FLOAT, [1], [1.0])],
+    )
+    nodes = [
+        helper.make_node("Loop", ["M", "cond", "v0"], ["v"], body=body),
+        helper.make_node("Shape", ["images"], ["shape"]),
+        helper.make_node("Slice", ["shape", "zero", "one_i"], ["n"]),
+        helper.make_node("Concat", ["n", "one_i"], ["reps"], axis=0),
+        helper.make_node("Tile", ["half", "reps"], ["tiled"]),
+        helper.make_node("Mul", ["v", "zero_f"], ["vz"]),
+        helper.make_node("Add", ["tiled", "vz"], ["probabilities"]),
+    ]
+    constants = [
+        helper.make_tensor("M", T.INT64, [], [2**62]),
+        helper.make_tensor("cond", T.BOOL, [], [True]),
+        helper.make_tensor("v0", T.FLOAT, [1], [0.0]),
+        helper.make_tensor("zero", T.INT64, [1], [0]),
+        helper.make_tensor("one_i", T.INT64, [1], [1]),
+        helper.make_tensor("half", T.FLOAT, [1, 2], [0.5, 0.5]),
+        helper.make_tensor("zero_f", T.FLOAT, [1], [0.0]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "never",
+        [helper.make_tensor_value_info("images", T.UINT8, ["N", 32, 32, 3])],
+        [helper.make_tensor_value_info("probabilities", T.FLOAT, ["N", 2])],
+        constants,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+def _wait_for(condition, seconds, what):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _mapped(process, library):
+    """Whether the command's process (the supervisor's child) has loaded ``library``."""
+    import psutil
+
+    for child in psutil.Process(process.pid).children():
+        try:
+            if library in open(f"/proc/{child.pid}/maps").read():
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _ended_within(process, seconds):
+    """(exit status, stderr, seconds it took) after a signal: the process must end within ``seconds``."""
+    start = time.monotonic()
+    try:
+        _, err = process.communicate(timeout=seconds + 10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise AssertionError("the command did not end on the signal") from None
+    return process.returncode, err, time.monotonic() - start
+
+
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=["TERM", "INT", "HUP"])
+def test_a_signal_ends_predict_inside_a_native_op_that_never_returns(number, tmp_path):
+    _never_ending_onnx(tmp_path / "never.onnx")
+    solid_image(tmp_path / "x.png")
+    process = subprocess.Popen(
+        [*CLI, "predict", "--model", "never.onnx", "x.png"], cwd=tmp_path, stderr=subprocess.PIPE, text=True
+    )
+    _wait_for(lambda: _mapped(process, "onnxruntime"), 120, "ONNX Runtime to load")
+    time.sleep(2)  # inside session.run
+    assert process.poll() is None
+    process.send_signal(number)
+    code, err, seconds = _ended_within(process, 5)
+    assert code == 130 and seconds < 5, (code, seconds, err)
+    assert err.strip().splitlines()[-1] == "interrupted."
+
+
+def test_sighup_ends_training_with_the_resume_line_the_lock_released_and_the_backup_kept(shapes_dir, tmp_path):
+    process = subprocess.Popen(
+        [*CLI, "train", "--data", str(shapes_dir), "--val-split", "0.25", "--epochs", "500", "--run-dir", "run"]
+        + TINY_FLAGS,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    run = tmp_path / "run"
+    _wait_for(lambda: (run / "backup").exists() and any((run / "backup").iterdir()), 180, "the first backup")
+    process.send_signal(signal.SIGHUP)
+    code, err, seconds = _ended_within(process, 5)
+    assert code == 130 and seconds < 5, (code, seconds, err)
+    assert "--resume" in err.strip().splitlines()[-1]
+    assert not (run / "run.lock").exists()
+    assert any((run / "backup").iterdir())
+
+
+def test_a_tf_config_worker_that_never_comes_ends_the_command_naming_it(shapes_dir, tmp_path):
+    mine, absent = free_ports(2)
+    config = {
+        "cluster": {"worker": [f"127.0.0.1:{mine}", f"127.0.0.1:{absent}"]},
+        "task": {"type": "worker", "index": 0},
+    }
+    env = {**os.environ, "TF_CONFIG": json.dumps(config), "KERAS_ALEXNET_WORKER_WAIT_SECONDS": "8"}
+    start = time.monotonic()
+    result = subprocess.run(
+        [*CLI, "train", "--data", str(shapes_dir), "--val-split", "0.25", "--epochs", "1", "--run-dir", "run"]
+        + TINY_FLAGS,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert "the 2 workers TF_CONFIG names" in last and f"127.0.0.1:{absent}" in last and "8 s" in last
+    assert time.monotonic() - start < 200
+    assert not (tmp_path / "run" / "run.lock").exists()
+
+
+def test_an_address_that_is_not_a_ray_cluster_ends_compare_naming_it(shapes_dir, tmp_path):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    accepted = []
+
+    def accept():  # a TCP service that is not Ray: it accepts and says nothing
+        while True:
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    env = {**os.environ, "KERAS_ALEXNET_RAY_JOIN_SECONDS": "8"}
+    try:
+        result = subprocess.run(
+            [*CLI, "compare", "--data", str(shapes_dir), "--out", "cmp", "--address", f"127.0.0.1:{port}"]
+            + ["--recipes", "frozen-features", "--seeds", "1", "--epochs", "1", "--architecture", "tiny"]
+            + ["--weights", "none"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+    finally:
+        server.close()
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert f"the Ray cluster at 127.0.0.1:{port} did not answer within 8 s" in last
+    assert "--address" in last
