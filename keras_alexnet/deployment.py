@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_alexnet._utils.runtime import quiet_native_output
+from keras_alexnet._utils.text import printable
 from keras_alexnet.formats import format_of, resolve
 from keras_alexnet.layers import class_names_of, temperature_of
 from keras_alexnet.model import load_model
@@ -52,7 +53,8 @@ class Classifier:
 
     def __init__(self, path, class_names, outputs, temperature=None):
         self.path = Path(path)
-        self.class_names = list(class_names) if class_names else None
+        # Text from a file: printed as text (an escape sequence in a class name cannot drive the terminal).
+        self.class_names = [printable(name) for name in class_names] if class_names else None
         self.outputs = outputs
         self.temperature = temperature  # the fitted temperature the file records, or None
 

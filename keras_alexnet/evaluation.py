@@ -11,6 +11,7 @@ import numpy as np
 
 from keras_alexnet._utils.choices import TTA_VIEWS
 from keras_alexnet._utils.files import atomic_write
+from keras_alexnet._utils.plotting import pyplot
 from keras_alexnet._utils.text import SafeCSVWriter, printable
 from keras_alexnet.calibration import CalibrationScores, ece_floor, tempered
 from keras_alexnet.datasets import ImageFolder
@@ -182,10 +183,7 @@ class Evaluation:
         of a fixed size (class names on the axes up to 100 classes), so memory and time stay
         bounded however many classes there are.
         """
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         n = len(self.class_names)
         labelled = n <= self.LABELLED_CELLS

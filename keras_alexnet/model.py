@@ -235,6 +235,27 @@ def root_cause(error):
     return f"{type(error).__name__}: {line[:200]}"
 
 
+# What a .keras archive may declare before Keras reads it (an archive's sizes are the file's word: a few
+# compressed megabytes can declare gigabytes). AlexNet's config is about 20 KB; its weights 228 MB, about
+# 0.9 GB with an optimizer's state.
+MAX_ARCHIVE_TEXT_BYTES = 64 << 20
+MAX_ARCHIVE_ENTRY_BYTES = 4 << 30
+
+
+def check_archive_sizes(path):
+    """Refuse a ``.keras`` archive whose entries declare more than Keras should read into memory."""
+    with zipfile.ZipFile(path) as archive:
+        for entry in archive.infolist():
+            text = entry.filename.endswith(".json")
+            limit = MAX_ARCHIVE_TEXT_BYTES if text else MAX_ARCHIVE_ENTRY_BYTES
+            if entry.file_size > limit:
+                raise ValueError(
+                    f"{path} is refused before reading it: its {entry.filename} declares {entry.file_size:,} bytes "
+                    f"uncompressed ({entry.compress_size:,} stored), over the {limit:,} a keras-alexnet model "
+                    f"{'config' if text else 'file'} can need. {SUPPORTED_MODELS}"
+                )
+
+
 def load_model(path, alexnet_only=True):
     """A model saved by this package (``model.keras``), with clear errors.
 
@@ -258,6 +279,7 @@ def load_model(path, alexnet_only=True):
                 "a full disk). Copy it again, or train again."
             )
         raise ValueError(f"{path} is not a .keras model (a zip archive): give the model.keras of a run.")
+    check_archive_sizes(path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:

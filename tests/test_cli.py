@@ -287,3 +287,19 @@ def test_the_reference_page_shows_every_commands_help():
     for module_name in ("train", "lr-find", "compare", "export"):
         assert f"\n## {module_name}\n" in page
     assert "--label-smoothing" in page and "--workers" in page and "(default: " in page
+
+
+def test_a_tensorflow_error_prints_its_cause_not_the_bare_graph_execution_line():
+    import tensorflow as tf
+
+    from keras_alexnet.cli import _pipeline_failure
+
+    message = (
+        "Graph execution error:\n\nDetected at node Conv2D defined at (most recent call last):\n"
+        '  File "train.py", line 3, in <module>\n\nOOM when allocating tensor with shape[100000,64,55,55] and type '
+        "float on /job:localhost/replica:0/task:0/device:CPU:0 by allocator cpu\n\t [[{{node Conv2D}}]] [Op:x]"
+    )
+    line = _pipeline_failure(tf.errors.ResourceExhaustedError(None, None, message))
+    assert "OOM when allocating tensor with shape[100000,64,55,55]" in line and "--batch-size" in line
+    other = "Graph execution error:\n\nindices[0] = 5 is not in [0, 4)\n\t [[{{node GatherV2}}]]"
+    assert "indices[0] = 5 is not in [0, 4)" in _pipeline_failure(tf.errors.InvalidArgumentError(None, None, other))

@@ -141,3 +141,13 @@ def test_explain_gives_images_that_share_a_name_distinct_pictures(model_file, tm
     )
     assert sorted(p.name for p in out.iterdir()) == ["cats_001.gradcam.png", "dogs_001.gradcam.png"]
     assert "2 picture(s)" in capsys.readouterr().out
+
+
+def test_an_image_with_a_name_too_long_for_an_output_name_gets_a_short_distinct_one(model_file, tmp_path):
+    long_a, long_b = "a" * 240 + "1.png", "a" * 240 + "2.png"
+    names = output_names([tmp_path / long_a, tmp_path / long_b], "occlusion")
+    assert len(set(names)) == 2 and all(len(name.encode()) <= 255 for name in names)
+    solid_image(tmp_path / "images" / long_a)
+    out = tmp_path / "out"
+    assert main(["explain", "--model", str(model_file), str(tmp_path / "images"), "--out", str(out)]) == 0
+    assert [p.name for p in out.iterdir()] == [output_names([tmp_path / long_a], "gradcam")[0]]

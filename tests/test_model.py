@@ -183,3 +183,15 @@ def test_a_tampered_keras_config_is_refused_in_one_line(model_file, tmp_path, ta
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "is refused: Keras could not rebuild its config safely" in error
     assert target[1] in error
+
+
+def test_a_keras_archive_whose_config_declares_more_than_a_model_needs_is_refused_before_reading(tmp_path):
+    from keras_alexnet.model import MAX_ARCHIVE_TEXT_BYTES
+
+    path = tmp_path / "bomb.keras"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("metadata.json", "{}")
+        archive.writestr("config.json", "{" + " " * (MAX_ARCHIVE_TEXT_BYTES + 1) + "}")
+    assert path.stat().st_size < 1_000_000  # 64 MB of spaces, compressed
+    with pytest.raises(ValueError, match="config.json declares 67,108,867 bytes uncompressed"):
+        load_model(path)

@@ -105,11 +105,14 @@ def test_a_signal_ends_predict_inside_a_native_op_that_never_returns(number, tmp
     process = subprocess.Popen(
         [*CLI, "predict", "--model", "never.onnx", "x.png"], cwd=tmp_path, stderr=subprocess.PIPE, text=True
     )
-    _wait_for(lambda: _mapped(process, "onnxruntime"), 120, "ONNX Runtime to load")
-    time.sleep(2)  # inside session.run
-    assert process.poll() is None
-    process.send_signal(number)
-    code, err, seconds = _ended_within(process, 5)
+    try:
+        _wait_for(lambda: _mapped(process, "onnxruntime"), 120, "ONNX Runtime to load")
+        time.sleep(2)  # inside session.run
+        assert process.poll() is None
+        process.send_signal(number)
+        code, err, seconds = _ended_within(process, 5)
+    finally:
+        process.kill()  # the command's process ends with its supervisor
     assert code == 130 and seconds < 5, (code, seconds, err)
     assert err.strip().splitlines()[-1] == "interrupted."
 
@@ -124,9 +127,12 @@ def test_sighup_ends_training_with_the_resume_line_the_lock_released_and_the_bac
         text=True,
     )
     run = tmp_path / "run"
-    _wait_for(lambda: (run / "backup").exists() and any((run / "backup").iterdir()), 180, "the first backup")
-    process.send_signal(signal.SIGHUP)
-    code, err, seconds = _ended_within(process, 5)
+    try:
+        _wait_for(lambda: (run / "backup").exists() and any((run / "backup").iterdir()), 180, "the first backup")
+        process.send_signal(signal.SIGHUP)
+        code, err, seconds = _ended_within(process, 5)
+    finally:
+        process.kill()
     assert code == 130 and seconds < 5, (code, seconds, err)
     assert "--resume" in err.strip().splitlines()[-1]
     assert not (run / "run.lock").exists()
@@ -190,3 +196,19 @@ def test_an_address_that_is_not_a_ray_cluster_ends_compare_naming_it(shapes_dir,
     last = result.stderr.strip().splitlines()[-1]
     assert f"the Ray cluster at 127.0.0.1:{port} did not answer within 8 s" in last
     assert "--address" in last
+
+
+def test_the_command_ends_with_its_supervisor(tmp_path):
+    import psutil
+
+    _never_ending_onnx(tmp_path / "never.onnx")
+    solid_image(tmp_path / "x.png")
+    process = subprocess.Popen([*CLI, "predict", "--model", "never.onnx", "x.png"], cwd=tmp_path)
+    try:
+        _wait_for(lambda: _mapped(process, "onnxruntime"), 120, "ONNX Runtime to load")
+        (command,) = psutil.Process(process.pid).children()
+        process.kill()  # SIGKILL: the supervisor cannot pass anything on
+        process.wait()
+        _wait_for(lambda: not command.is_running() or command.status() == psutil.STATUS_ZOMBIE, 5, "the command")
+    finally:
+        process.kill()

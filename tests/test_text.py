@@ -52,3 +52,22 @@ def test_a_file_name_that_is_not_utf8_prints_escaped(tmp_path):
     name = os.fsdecode(b"caf\xe9.png")
     assert printable(tmp_path / name).endswith("caf\\xe9.png")
     assert printable("plain é.png") == "plain é.png"
+
+
+def test_class_names_with_escape_sequences_print_as_text_and_mathtext_draws_literally(tmp_path, capsys):
+    hostile = ["\x1b[2J\x1b]0;owned\x07cat", "dog\r\x1b[32mall images verified\x1b[0m", "$\\sqrt{\\undefinedcommand}$"]
+    assert printable(hostile[0]) == "\\x1b[2J\\x1b]0;owned\\x07cat"
+    assert printable("left\u202eright") == "left\\u202eright" and printable("chat noir 猫") == "chat noir 猫"
+    keras.utils.set_random_seed(0)
+    model = attach_class_names(AlexNet(weights=None, classes=3, architecture=TINY), hostile)
+    model.save(tmp_path / "model.keras")
+    image = tmp_path / "x.png"
+    keras.utils.save_img(image, np.full((40, 40, 3), 90, np.uint8))
+    assert main(["predict", "--model", str(tmp_path / "model.keras"), str(image), "--top", "3"]) == 0
+    out, err = capsys.readouterr()
+    assert "\x1b" not in out + err and "\r" not in out + err and "\x07" not in out + err
+    assert "\\x1b[2J" in out and "\\x1b[32mall images verified" in out
+    # explain draws the class names literally: mathtext would fail the whole figure
+    written = tmp_path / "explained"
+    assert main(["explain", "--model", str(tmp_path / "model.keras"), str(image), "--out", str(written)]) == 0
+    assert len(list(written.glob("*.png"))) == 1 and "\x1b" not in capsys.readouterr().err

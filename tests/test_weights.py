@@ -108,3 +108,23 @@ def test_weights_load_into_the_tiny_table_from_its_own_file(tmp_path):
     loaded = AlexNet(weights=tmp_path / "tiny.weights.h5", classes=3, architecture=TINY)
     for a, b in zip(source.weights, loaded.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+@pytest.mark.parametrize(
+    ("shape", "refusal"),
+    [((50_000, 25_000), "which no AlexNet layer has"), ((4096, 100_000), "bytes of weights but holds")],
+    ids=["5-GB-shape", "1.6-GB-unwritten"],
+)
+def test_a_weights_file_that_declares_gigabytes_is_refused_before_any_dataset_is_read(shape, refusal, tmp_path):
+    import resource
+
+    import h5py
+
+    path = tmp_path / "huge.weights.h5"
+    with h5py.File(path, "w") as handle:  # one chunked dataset, never written: a few KB on disk
+        handle.create_dataset("layers/dense/vars/0", shape=shape, dtype="float32", chunks=(64, 64))
+    assert path.stat().st_size < 64_000
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ValueError, match=refusal):
+        read_keras_weights(path)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KB: nothing of it was allocated

@@ -21,6 +21,7 @@ every thread of the process from running. So the ``keras-alexnet`` command is tw
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import itertools
 import json
 import os
@@ -125,11 +126,20 @@ def _release(locks, pid):
                 os.unlink(path)
 
 
+def _end_with_parent():
+    """In the command's process, before it starts: the kernel kills it when the supervisor dies (Linux's
+    ``PR_SET_PDEATHSIG``), so a supervisor that was killed leaves no command running on its own."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+
+
 def supervise(command, describe):
     """Run ``command`` (an argv list) as the command's process and wait for it; returns its exit status. See the
     module's docstring. ``describe()``: the line printed when the command had to be ended after a signal."""
     reader, writer = os.pipe()
-    child = subprocess.Popen(command, pass_fds=(writer,), env={**os.environ, CONTROL: str(writer)})
+    child = subprocess.Popen(
+        command, pass_fds=(writer,), env={**os.environ, CONTROL: str(writer)}, preexec_fn=_end_with_parent
+    )
     os.close(writer)
     received = []
 

@@ -10,19 +10,26 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def printable(path) -> str:
-    """A file name as text that prints and encodes everywhere.
+    """A file name, class name or other text from a file as text that prints and encodes everywhere, and
+    that cannot drive the terminal.
 
-    A name that is not valid UTF-8 (read by Python with surrogate escapes) shows its odd
-    bytes as ``\\xNN``; any other name is unchanged.
+    A name that is not valid UTF-8 (read by Python with surrogate escapes) shows its odd bytes as
+    ``\\xNN``; control characters (escape sequences, carriage returns, bidirectional overrides) show as
+    ``\\xNN`` or ``\\uNNNN``; any other text is unchanged.
     """
     text = os.fspath(path)
     if isinstance(text, bytes):
-        return text.decode("utf-8", "backslashreplace")
-    try:
-        text.encode("utf-8")
+        text = text.decode("utf-8", "backslashreplace")
+    else:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = os.fsencode(text).decode("utf-8", "backslashreplace")
+    if all(char.isprintable() or char == " " for char in text):
         return text
-    except UnicodeEncodeError:
-        return os.fsencode(text).decode("utf-8", "backslashreplace")
+    return "".join(
+        char if char.isprintable() or char == " " else char.encode("unicode_escape").decode("ascii") for char in text
+    )
 
 
 def _is_number(text):

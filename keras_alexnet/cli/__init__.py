@@ -102,14 +102,29 @@ def _what_is_kept(args, argv):
     return "files are written whole or not at all: nothing half-written was left."
 
 
-def _pipeline_failure(error):
-    """One line for a TensorFlow op error: the Python error inside it, where an image read failed."""
-    lines = [line.strip() for line in str(error.message).splitlines() if line.strip()]
+def op_error_cause(message):
+    """The line of a TensorFlow op error's message that says what went wrong: a Python error raised inside
+    it, else the line before the first ``[[node ...]]`` (``OOM when allocating tensor with shape[...]``,
+    ``indices[0] = 5 is not in [0, 4)``), never the bare ``Graph execution error:`` that heads it."""
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
     inner = [line for line in lines if "Error:" in line and not line.startswith("[[")]
-    text = inner[-1] if inner else (lines[0] if lines else type(error).__name__)
+    if inner:
+        return inner[-1]
+    for index, line in enumerate(lines):
+        if line.startswith("[[") and index > 0:
+            return lines[index - 1]
+    plain = [line for line in lines if not line.lower().startswith("graph execution error")]
+    return plain[-1] if plain else (lines[0] if lines else "no message")
+
+
+def _pipeline_failure(error):
+    """One line for a TensorFlow op error, with its cause (where an image read failed: which)."""
+    text = op_error_cause(error.message) or type(error).__name__
     if "does not exist" in text or "No such file" in text:
         return f"an image disappeared while it was being read ({text}): was the data folder moved or deleted?"
-    return f"TensorFlow stopped: {text}"
+    if text.startswith("OOM when allocating"):
+        return f"TensorFlow ran out of memory: {text}. Use a smaller --batch-size (or a smaller model)"
+    return f"TensorFlow stopped: {type(error).__name__}: {text}"
 
 
 def main(argv=None):

@@ -7,6 +7,7 @@ import sys
 from keras_alexnet._utils.choices import (
     EXPLAIN_METHODS,
 )
+from keras_alexnet._utils.text import printable
 
 
 def run(args):
@@ -22,7 +23,7 @@ def run(args):
         model = load_model(args.model)
     written, skipped = explain(model, args.images, args.method, args.layer, args.target, args.out)
     for path, reason in skipped:
-        print(f"skipped {path}: {reason}", file=sys.stderr)
+        print(f"skipped {printable(path)}: {reason}", file=sys.stderr)
     print(f"{len(written)} picture(s) in {args.out}/" + (f"; {len(skipped)} image(s) skipped" if skipped else ""))
     return 0
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from keras_alexnet._utils.choices import BALANCED_ACCURACY, COMPARE_METRICS, MACRO_F1, METRICS
 from keras_alexnet._utils.files import atomic_write
+from keras_alexnet._utils.plotting import pyplot
 from keras_alexnet._utils.text import SafeCSVWriter
 from keras_alexnet.options import COMPARE
 
@@ -222,10 +223,7 @@ def _write_csv(path, header, rows):
 
 def plot_curves(runs, path):
     """Validation accuracy and loss per epoch: each candidate's mean over seeds, shaded from min to max."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     by_candidate = {}
     for run in runs:

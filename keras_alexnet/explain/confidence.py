@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_alexnet._utils.files import atomic_write
+from keras_alexnet._utils.plotting import pyplot
 from keras_alexnet.calibration import (
     ECE_BINS,
     accuracy_coverage,
@@ -18,12 +19,7 @@ from keras_alexnet.calibration import (
 
 
 def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return pyplot()
 
 
 def _save(figure, path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import hashlib
 import logging
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import numpy as np
 
 from keras_alexnet._utils.choices import EXPLAIN_METHODS
 from keras_alexnet._utils.files import atomic_write, check_folder_target
+from keras_alexnet._utils.plotting import pyplot
 from keras_alexnet.datasets.files import decoded_batches, image_files
 from keras_alexnet.explain.activations import activation_grid, activations, filter_grid
 from keras_alexnet.explain.gradcam import GradCamExplainer
@@ -23,9 +25,23 @@ log = logging.getLogger("keras_alexnet.explain")
 METHODS = EXPLAIN_METHODS
 
 
+MAX_STEM_BYTES = 160  # file systems allow 255 bytes a name; the rest is for ".<method>.png" and a counter
+
+
+def _short(name):
+    """``name`` cut to ``MAX_STEM_BYTES`` (UTF-8), a digest of the whole name keeping cut names distinct."""
+    encoded = name.encode("utf-8", "surrogateescape")
+    if len(encoded) <= MAX_STEM_BYTES:
+        return name
+    digest = hashlib.sha256(encoded).hexdigest()[:12]
+    kept = encoded[: MAX_STEM_BYTES - 13].decode("utf-8", "ignore")
+    return f"{kept}-{digest}"
+
+
 def output_names(paths, method):
     """A distinct PNG name per image: ``<stem>.<method>.png``; images in different folders that share
-    a file name get their folders' names first (``cats_001.gradcam.png``, ``dogs_001.gradcam.png``)."""
+    a file name get their folders' names first (``cats_001.gradcam.png``, ``dogs_001.gradcam.png``); a name
+    too long for the file system is shortened (``_short``), still distinct."""
     stems = collections.Counter(Path(p).stem for p in paths)
     names, taken = [], set()
     for path in map(Path, paths):
@@ -35,6 +51,7 @@ def output_names(paths, method):
             name = f"{parents.pop()}_{name}" if parents else name
             while name in taken and parents:
                 name = f"{parents.pop()}_{name}"
+        name = _short(name)
         base, count = name, 1
         while name in taken:
             count += 1
@@ -53,8 +70,7 @@ def probabilities(model, x):
 def _figure(panels, title, path, colorbar=None):
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     figure, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4.4))
     axes = np.atleast_1d(axes)

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 
 from keras_alexnet._utils.files import atomic_write
+from keras_alexnet._utils.plotting import pyplot
 from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.evaluation import Evaluation, confusion_matrix
 from keras_alexnet.explain.gradcam import GradCamExplainer
@@ -92,10 +93,7 @@ class Interpretation:
 
     def plot_top_losses(self, path, k=9, layer="conv5"):
         """A gallery of the top-``k`` losses: each image beside its Grad-CAM for the predicted class."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         chosen = self.top_losses(k)
         explainer = GradCamExplainer(self.model, layer)
@@ -149,10 +147,7 @@ class Interpretation:
 
     def plot_feature_map(self, path, method="auto"):
         """The feature map coloured by actual class; misclassified images ringed in red."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         points, name = self.feature_map(method)
         figure, axis = plt.subplots(figsize=(7, 6))

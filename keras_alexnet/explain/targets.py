@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from keras_alexnet._utils.text import printable
 from keras_alexnet.layers import ClassNames, class_names_of
 from keras_alexnet.preprocessing import imagenet_class_names
 
@@ -49,12 +50,12 @@ def score_layer(model):
 def class_names(model):
     """The names stored in the model (``train`` stores them), else ``class 0``, ``class 1``, ..."""
     names = class_names_of(model)
-    if names is None:
-        units = score_layer(model).units
-        if units == 1000:
-            return list(imagenet_class_names())
-        names = [f"class {i}" for i in range(units)]
-    return names
+    if names is not None:
+        return [printable(name) for name in names]  # text from a file: no escape sequences reach the terminal
+    units = score_layer(model).units
+    if units == 1000:
+        return list(imagenet_class_names())
+    return [f"class {i}" for i in range(units)]
 
 
 def class_index(model, name_or_index):

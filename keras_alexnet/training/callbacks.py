@@ -18,6 +18,7 @@ from keras_alexnet._utils.checksum import sha256_of
 from keras_alexnet._utils.choices import validation
 from keras_alexnet._utils.disk import DiskFullError, disk_full_message, ensure_space, is_disk_full, weights_bytes
 from keras_alexnet._utils.files import atomic_write
+from keras_alexnet._utils.plotting import pyplot
 from keras_alexnet.metrics import BALANCED_METRICS
 from keras_alexnet.run_directory import RunDirectory
 
@@ -360,10 +361,7 @@ def plot_progress(state, path, kept_epoch=None):
 
     ``kept_epoch``: mark the end of the epoch ``model.keras`` holds (the output network).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rates = state.get("learning_rate") or []
     show_rate = len(rates) == len(state["iteration"]) and len(rates) > 0

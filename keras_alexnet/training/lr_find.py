@@ -23,6 +23,7 @@ import keras
 import numpy as np
 
 from keras_alexnet._utils.files import atomic_write
+from keras_alexnet._utils.plotting import pyplot
 from keras_alexnet.datasets.class_weights import class_weights, weighted
 from keras_alexnet.options import AUTO, SWEEP, TrainingOptions
 from keras_alexnet.training.callbacks import random_states, restore_random_states
@@ -181,10 +182,7 @@ def _repeat(data):
 
 def plot_lr_find(result, path):
     """Smoothed loss against learning rate (log scale), the suggestions marked, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     figure, axis = plt.subplots(figsize=(8, 5))
     axis.plot(result.learning_rates, result.losses, color="tab:blue", label="smoothed training loss")

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 
@@ -72,6 +73,29 @@ def _keras_order(group_name):
     return match.group(1), int(match.group(2) or 0)
 
 
+def _check_declared_sizes(path, datasets, architecture):
+    """Before any dataset is read: every array is one of AlexNet's (at most the largest layer's size, 2-D or 4-D
+    kernels and 1-D biases), and together they declare no more bytes than the file holds (Keras writes them
+    uncompressed; an HDF5 file can declare gigabytes it never stored)."""
+    # fc6, or an fc8 of 100,000 classes
+    largest = max(architecture.flat_features * architecture.hidden_units[0], architecture.hidden_units[-1] * 100_000)
+    declared = 0
+    for dataset in datasets:
+        shape = getattr(dataset, "shape", None)
+        if shape is None or len(shape) not in (1, 2, 4) or int(np.prod(shape, dtype=np.int64)) > largest:
+            raise ValueError(
+                f"{path} does not hold AlexNet weights: {dataset.name} declares shape {shape}, which no AlexNet layer "
+                "has; nothing of it was read."
+            )
+        declared += int(np.prod(shape, dtype=np.int64)) * dataset.dtype.itemsize
+    size = Path(path).stat().st_size
+    if declared > size:
+        raise ValueError(
+            f"{path} declares {declared:,} bytes of weights but holds {size:,}: it is damaged or not a Keras weights "
+            "file; nothing of it was read."
+        )
+
+
 def read_keras_weights(path, architecture=ALEXNET):
     """The AlexNet layers of a Keras 3 ``.weights.h5`` file.
 
@@ -86,11 +110,13 @@ def read_keras_weights(path, architecture=ALEXNET):
                     f"{path} is an HDF5 file but not a Keras 3 weights file (no 'layers' "
                     "group). Save weights with model.save_weights('x.weights.h5')."
                 )
+            datasets = []
             for name, group in handle["layers"].items():
                 variables = group.get("vars")
                 if variables is not None and len(variables):
-                    arrays = [np.asarray(variables[str(i)]) for i in range(len(variables))]
-                    groups.append((_keras_order(name), name, arrays))
+                    datasets.append((_keras_order(name), name, [variables[str(i)] for i in range(len(variables))]))
+            _check_declared_sizes(path, [item for _, _, items in datasets for item in items], architecture)
+            groups = [(order, name, [np.asarray(item) for item in items]) for order, name, items in datasets]
     except OSError as error:
         raise ValueError(
             f"{path} is not a readable HDF5 weights file ({error}). Pass a .weights.h5 "
