@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 from pathlib import Path
@@ -421,4 +422,30 @@ def far_from_training(model_path, images):
     return (
         f"warning: these images are far from those {printable(model_path)} was trained on ({reason}): its answers, "
         "and how sure it is of them, may mean little here."
+    )
+
+
+def seen_in_training(model_path, items):
+    """A note when ``items`` (image files or folders) are, hold or lie inside the folder the run that wrote
+    ``model_path`` trained on (its ``data.json``), else None: scores on training images say little."""
+    if model_path is None:
+        return None
+    try:
+        folder = json.loads(RunDirectory(Path(model_path).parent).data.read_text()).get("data")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not folder:
+        return None
+    folder = Path(folder)
+    overlapping = []
+    for item in items:
+        path = Path(item).resolve()
+        if path == folder or folder in path.parents or path in folder.parents:
+            overlapping.append(printable(item))
+    if not overlapping:
+        return None
+    return (
+        f"note: {', '.join(overlapping)} {'is' if len(overlapping) == 1 else 'are'} in or around {printable(folder)}, "
+        f"the folder {printable(model_path)} was trained on: scores on images it trained on say little about new "
+        "images. Evaluate on a folder it never saw."
     )

@@ -239,13 +239,15 @@ class TrainingOptions:
     )
     mixup: float = option(
         0.0,
-        "mixup: blend image pairs by Beta(alpha, alpha) (e.g. 0.4, fastai's)",
+        "mixup: blend image pairs by Beta(alpha, alpha) (e.g. 0.4, fastai's); with --cutmix too, each batch "
+        "takes one of the two at even odds",
         parse=non_negative_number,
         metavar="ALPHA",
     )
     cutmix: float = option(
         0.0,
-        "CutMix: paste a box of another image, Beta(alpha, alpha) (e.g. 1.0)",
+        "CutMix: paste a box of another image, Beta(alpha, alpha) (e.g. 1.0); with --mixup too, each batch takes "
+        "one of the two at even odds",
         parse=non_negative_number,
         metavar="ALPHA",
     )

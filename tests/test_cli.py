@@ -303,3 +303,71 @@ def test_a_tensorflow_error_prints_its_cause_not_the_bare_graph_execution_line()
     assert "OOM when allocating tensor with shape[100000,64,55,55]" in line and "--batch-size" in line
     other = "Graph execution error:\n\nindices[0] = 5 is not in [0, 4)\n\t [[{{node GatherV2}}]]"
     assert "indices[0] = 5 is not in [0, 4)" in _pipeline_failure(tf.errors.InvalidArgumentError(None, None, other))
+
+
+# The command as a person types it: the installed console script, in a process of its own, run from a working
+# directory with relative paths (Ray's trials and workers start in another directory; a path resolved only
+# there breaks). Each test is one user's session, end to end.
+KERAS_ALEXNET = str(Path(sys.executable).parent / "keras-alexnet")
+
+
+def _typed(cwd, *argv, timeout=600, env=None):
+    result = subprocess.run([KERAS_ALEXNET, *argv], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    assert result.returncode == 0, f"keras-alexnet {' '.join(argv)}\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+    return result.stdout + result.stderr
+
+
+@pytest.fixture
+def photos(shapes_dir, tmp_path):
+    """A user's folder: ./photos (one sub-folder per class) and ./phone (loose images), in the working directory."""
+    shutil.copytree(shapes_dir, tmp_path / "photos")
+    (tmp_path / "phone").mkdir()
+    for file in sorted(shapes_dir.rglob("*.png"))[:3]:
+        shutil.copy(file, tmp_path / "phone" / file.name)
+    return tmp_path
+
+
+@pytest.mark.slow
+def test_every_single_process_command_takes_relative_paths(photos):
+    tiny = ["--architecture", "tiny", "--weights", "none", "--batch-size", "8"]
+    _typed(photos, "train", "--data", "photos", "--val-split", "0.25", "--epochs", "1", "--run-dir", "runs/a", *tiny)
+    assert (photos / "runs/a/model.keras").exists() and (photos / "runs/a/report.html").exists()
+    _typed(photos, "predict", "--model", "runs/a/model.keras", "phone", "--out", "out/predictions.csv")
+    _typed(photos, "evaluate", "--model", "runs/a/model.keras", "--data", "photos", "--out", "out/eval")
+    _typed(photos, "export", "--model", "runs/a/model.keras", "--format", "savedmodel", "--out", "serving/a")
+    _typed(photos, "predict", "--model", "serving/a", "phone")
+    _typed(photos, "export", "--model", "runs/a/model.keras", "--format", "onnx", "--out", "out/a.onnx")
+    _typed(photos, "evaluate", "--model", "out/a.onnx", "--data", "photos")
+    _typed(photos, "explain", "--model", "runs/a/model.keras", "phone", "--out", "out/explained")
+    assert len(list((photos / "out/explained").glob("*.png"))) == 3
+    _typed(photos, "report", "--run-dir", "runs/a")
+    _typed(photos, "lr-find", "--data", "photos", "--plot", "out/lr.png", "--steps", "8", *tiny)
+    assert (photos / "out/lr.png").exists()
+
+
+@pytest.mark.slow
+def test_compare_and_auto_take_relative_paths_on_rays_trials(photos):
+    from keras_alexnet import TINY, AlexNet
+
+    (photos / "saved").mkdir()
+    AlexNet(weights=None, architecture=TINY, include_top=False).save_weights(photos / "saved/start.weights.h5")
+    tiny = ["--architecture", "tiny", "--weights", "saved/start.weights.h5", "--batch-size", "8"]
+    _typed(
+        photos,
+        "compare",
+        *("--data", "photos", "--out", "cmp", "--recipes", "frozen-features", "--heads", "compact", "--seeds", "1"),
+        *("--epochs", "1", *tiny),
+    )
+    assert "frozen-features" in (photos / "cmp/summary.md").read_text()
+    auto = ["--recipe", "auto", "--auto-budget", "0.5m", "--epochs", "1", "--run-dir", "runs/auto"]
+    out = _typed(photos, "train", "--data", "photos", "--val-split", "0.25", *auto, *tiny)
+    assert (photos / "runs/auto/model.keras").exists(), out
+
+
+@pytest.mark.slow
+def test_train_on_two_workers_takes_relative_paths_and_keeps_one_backup(photos):
+    tiny = ["--architecture", "tiny", "--weights", "none", "--batch-size", "8"]
+    flags = ["--val-split", "0.25", "--epochs", "3", "--workers", "2", "--run-dir", "runs/w"]
+    _typed(photos, "train", "--data", "photos", *flags, *tiny)
+    assert (photos / "runs/w/model.keras").exists()
+    assert len(list((photos / "runs/w/backup").glob("*.weights.h5"))) <= 1  # as on one process

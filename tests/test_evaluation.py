@@ -158,3 +158,22 @@ def test_predicting_thousands_of_images_streams_them_in_bounded_memory(tmp_path)
     assert len(rows) == 2001 and sum(bool(row["error"]) for row in rows) == 1
     assert {row["class"] for row in rows if not row["error"]} <= {"cat", "dog"}
     assert peak - baseline < 400, f"2,000 images took {peak - baseline:.0f} MB more than one"
+
+
+def test_images_from_the_folder_a_run_trained_on_get_a_note(tmp_path):
+    import json
+
+    from keras_alexnet.evaluation import seen_in_training
+
+    photos, other = tmp_path / "photos", tmp_path / "new"
+    (photos / "cats").mkdir(parents=True)
+    other.mkdir()
+    run = tmp_path / "runs" / "pets"
+    run.mkdir(parents=True)
+    (run / "data.json").write_text(json.dumps({"data": str(photos.resolve()), "val": None}))
+    model = run / "model.keras"
+    for items in ([photos], [photos / "cats"], [photos / "cats" / "1.jpg"], [tmp_path]):
+        note = seen_in_training(model, items)
+        assert note is not None and "was trained on" in note and str(photos.resolve()) in note
+    assert seen_in_training(model, [other]) is None
+    assert seen_in_training(tmp_path / "elsewhere" / "model.keras", [photos]) is None  # no run: nothing to say

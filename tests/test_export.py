@@ -174,3 +174,17 @@ def test_an_export_never_writes_over_the_model_it_reads(model_file, tmp_path, ca
         assert main(argv) == 2
         assert "would replace the model being read" in capsys.readouterr().err
     assert model.read_bytes() == before
+
+
+def test_a_second_export_into_the_same_out_while_one_runs_is_refused_and_the_first_is_kept(tiny_model, tmp_path):
+    out = tmp_path / "serving" / "pets"
+    export_savedmodel(tiny_model, out)
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    lock = out.parent / ".pets.export.lock"
+    lock.write_text(f"{os.getppid()}\n")  # another export, alive, holds the folder
+    with pytest.raises(ValueError, match="in use by another export"):
+        export_savedmodel(tiny_model, out, overwrite=True)
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    lock.unlink()
+    export_savedmodel(tiny_model, out, overwrite=True)  # once it has finished: replaced whole
+    assert not lock.exists()

@@ -79,9 +79,14 @@ def warn_if_tta_lowered(model):
 
 
 def warn_if_far_from_training(model, items):
-    """Print ``evaluation.far_from_training``'s warning for the images under ``items``, if any."""
+    """Print ``evaluation.seen_in_training``'s note and ``far_from_training``'s warning for the images under
+    ``items``, if any."""
     from keras_alexnet.datasets.files import image_files
-    from keras_alexnet.evaluation import far_from_training
+    from keras_alexnet.evaluation import far_from_training, seen_in_training
+
+    note = seen_in_training(model, items)
+    if note:
+        print(note, file=sys.stderr)
 
     try:
         images, _ = image_files(items)

@@ -35,7 +35,7 @@ from keras_alexnet.export.onnx import onnx_probabilities
 from keras_alexnet.formats import FORMATS, format_named, resolve
 from keras_alexnet.options import EXPORT
 from keras_alexnet.preprocessing import CROP_SIZE, eval_crop
-from keras_alexnet.run_directory import RunDirectory
+from keras_alexnet.run_directory import RunDirectory, lock
 from keras_alexnet.saved_model_record import SavedModelRecordError
 
 __all__ = [
@@ -97,8 +97,30 @@ def export(
     folder = chosen.suffix is None
     path = Path(out).resolve() if folder else Path(out)
     refuse_to_destroy(path, overwrite, folder)
-    artifact = resolve(chosen.builder)(model, image_size=image_size, quantize=quantize, representative=representative)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Two exports into one --out: the second waits for nothing and is refused, naming the first; the
+    # folder is always one complete export.
+    with lock(path.parent, f".{path.name}.export.lock", "export", "--out"):
+        refuse_to_destroy(path, overwrite, folder)
+        return _write_checked(
+            model,
+            chosen,
+            path,
+            folder,
+            quantize,
+            labelled,
+            representative,
+            max_accuracy_drop,
+            check_images,
+            image_size,
+        )
+
+
+def _write_checked(
+    model, chosen, path, folder, quantize, labelled, representative, max_accuracy_drop, check_images, image_size
+):
+    """Build, write to a working path, check against Keras (and the accuracy gate), then rename into place."""
+    artifact = resolve(chosen.builder)(model, image_size=image_size, quantize=quantize, representative=representative)
     _remove_leftovers(path.parent)
     tmp = _working_path(path, folder)
     try:

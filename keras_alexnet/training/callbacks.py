@@ -134,7 +134,8 @@ def write_backup(model, backup_dir, epoch, batch=0, stage=1, checksum=True):
 
     The weights go to a new file, then the metadata naming it is replaced atomically, with the
     file's SHA-256 (``checksum``; else ``add_checksum`` adds it afterwards).
-    Returns the new file and the older files it makes stale (the caller removes them).
+    Returns the new file and the older files it makes stale: removed here when ``checksum`` (the backup is
+    whole now), else left to the caller (which adds the checksum first).
     """
     backup_dir = Path(backup_dir)
     backup_dir.mkdir(parents=True, exist_ok=True)
@@ -170,6 +171,10 @@ def write_backup(model, backup_dir, epoch, batch=0, stage=1, checksum=True):
     atomic_write(backup_dir / RunDirectory.BACKUP_METADATA, lambda tmp: Path(tmp).write_text(text))
     stale = [path for path in backup_dir.glob("*.weights.h5") if path.name != name]
     stale += list(backup_dir.glob(".tmp-*"))  # left by a run killed while writing
+    if checksum:  # one backup, as on one process: AlexNet's 665 MB each would fill the disk
+        for path in stale:
+            path.unlink(missing_ok=True)
+        stale = []
     return backup_dir / name, stale
 
 
