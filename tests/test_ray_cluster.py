@@ -328,3 +328,39 @@ def test_a_shared_activation_cache_is_computed_once_by_trials_that_start_togethe
     lock.write_text(f"{socket.gethostname()} 999999999")  # a process that no longer runs
     found, taken = claim_shared_activations(tmp_path, other, poll=0.05)
     assert found is None and taken == lock
+
+
+@pytest.mark.slow
+def test_a_ray_started_here_refuses_a_client_without_its_token_even_with_authentication_off(monkeypatch):
+    """Ray 2.60's servers listen on every interface (it has no setting for loopback): the command's own Ray requires
+    its own token, whatever RAY_AUTH_MODE the user set; a client joining through the machine's own network address
+    without it runs nothing."""
+    import psutil
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    addresses = [
+        entry.address
+        for entries in psutil.net_if_addrs().values()
+        for entry in entries
+        if entry.family == socket.AF_INET and not entry.address.startswith("127.")
+    ]
+    with connect(None) as ray:
+        gcs = ray.get_runtime_context().gcs_address
+        host = addresses[0] if addresses else "127.0.0.1"
+        port = gcs.rsplit(":", 1)[1]
+        listening = {
+            (c.laddr.ip, c.laddr.port)
+            for c in psutil.net_connections("inet")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == int(port)
+        }
+        assert listening, "the GCS port should be listening"
+        client = (
+            "import ray, os\n"
+            f"ray.init(address='{host}:{port}', logging_level='ERROR')\n"
+            "print('RAN', ray.get(ray.remote(lambda: os.getpid()).remote()))\n"
+        )
+        env = {key: value for key, value in os.environ.items() if not key.startswith("RAY_AUTH")}
+        env["RAY_AUTH_MODE"] = "disabled"
+        result = subprocess.run([sys.executable, "-c", client], env=env, capture_output=True, text=True, timeout=180)
+    assert "RAN" not in result.stdout and result.returncode != 0
+    assert os.environ["RAY_AUTH_MODE"] == "disabled"  # the user's setting is back after the command's Ray

@@ -55,6 +55,12 @@ MAX_FAILURES = 3
 RAY_TRAIN = "ray_train"  # Ray Train's own records, while the run trains
 
 
+GRPC_NOTE = (
+    "note: the workers exchange gradients over TensorFlow's gRPC servers, which listen on every interface with no "
+    "authentication: train on several workers only where trusted hosts alone reach these machines."
+)
+
+
 def train_on_workers(
     data,
     options=None,
@@ -127,6 +133,8 @@ def train_on_workers(
                     failure_config=FailureConfig(max_failures=MAX_FAILURES),
                 ),
             )
+            if verbose:
+                print(GRPC_NOTE)
             with ray_cluster.quiet_stderr(), _epoch_lines(run, workers, options.epochs, verbose):
                 trainer.fit()
     shutil.rmtree(run.path / RAY_TRAIN, ignore_errors=True)  # Ray Train's records of a run that has ended
@@ -185,6 +193,8 @@ def train_with_tf_config(
     options, _ = with_named_recipe(options, train_set, verbose)
     with run.locked():
         _start(run, data, val, options, train_set, val_set, resume, overwrite, verbose)
+        if verbose:
+            print(GRPC_NOTE)
         fitted = train_worker(train_set, val_set, options, run.path, strategy, chief=True, verbose=verbose)
         _finish(run, options, train_set, val_set, fitted, verbose)
     return run.result()
