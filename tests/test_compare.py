@@ -304,6 +304,9 @@ def test_time_left_counts_whole_runs_not_just_their_epochs():
     assert time_left(later, 1, 15.0) == pytest.approx(25.0 + 200.0)
     assert time_left(later, 3, 60.0) == pytest.approx(200.0)  # a slow run: nothing negative
     assert time_left({**later, "runs_after": 0}, 3, 45.0) == 0.0
+    # A resumed first run: epoch 99,500 of 100,000 reached after this process trained 500 epochs in 50 s.
+    resumed = {"epochs": 100_000, "per_run": None, "runs_after": 0}
+    assert time_left(resumed, 99_500, 50.0, trained=500) == pytest.approx(500 * 0.1)
 
 
 def test_a_run_resumed_after_its_last_epoch_records_the_whole_runs_curves(tmp_path):
@@ -351,3 +354,16 @@ def test_compare_refuses_the_training_folder_as_the_validation_folder(shapes_dir
     with pytest.raises(DatasetError, match="validation images must be held out"):
         compare(shapes_dir, val=shapes_dir, out=tmp_path / "cmp", verbose=0, **TINY)
     assert not (tmp_path / "cmp").exists()
+
+
+@pytest.mark.slow
+def test_the_time_limit_stops_a_run_that_is_training_keeping_its_backup(shapes_dir, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    argv = ["compare", "--data", str(shapes_dir), "--out", str(out), "--recipes", "fine-tune-all", "--heads", "compact"]
+    argv += ["--seeds", "1", "--epochs", "100000", "--architecture", "tiny", "--weights", "none", "--batch-size", "8"]
+    started = time.perf_counter()
+    assert main([*argv, "--time-limit", "1"]) == 2  # no run finished: said, and nothing runs on
+    assert "no run finished within the time limit" in capsys.readouterr().err
+    assert time.perf_counter() - started < 150
+    (run,) = (out / "runs").iterdir()
+    assert (run / "backup").exists() and not (run / "result.json").exists()  # stopped with its backup kept

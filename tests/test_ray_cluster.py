@@ -104,13 +104,18 @@ def test_a_node_lost_mid_run_reruns_the_trial_elsewhere_from_its_backup(shapes_d
     assert epochs_logged == list(range(epochs))  # no epoch trained twice, none missing
 
 
-def test_an_unreachable_address_is_one_line_within_seconds(shapes_dir, tmp_path, capsys):
+def test_an_unreachable_address_is_one_line_within_seconds(shapes_dir, tmp_path, capsys, monkeypatch):
     started = time.perf_counter()
     argv = ["compare", "--data", str(shapes_dir), "--out", str(tmp_path / "c"), "--address", "127.0.0.1:9"]
     assert main([*argv, "--seeds", "1", "--recipes", "matlab"]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "--address 127.0.0.1:9: no Ray cluster answers there" in error
     assert "ray start --head" in error and time.perf_counter() - started < 30
+    assert not (tmp_path / "c").exists()  # a refused command creates nothing (no comparison.json, no folder)
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:9")
+    assert main(["compare", "--data", str(shapes_dir), "--out", str(tmp_path / "c"), "--seeds", "1"]) == 2
+    assert "RAY_ADDRESS=127.0.0.1:9: no Ray cluster answers there" in capsys.readouterr().err
+    monkeypatch.delenv("RAY_ADDRESS")
     with pytest.raises(SystemExit):
         main([*argv, "--cpus-per-trial", "0"])  # the parser refuses it
 
@@ -276,7 +281,7 @@ def test_workers_flags_are_checked_by_the_parser_and_before_any_work(shapes_dir,
     assert (
         error.count("\n") == 1 and "each worker asks for 64 CPUs and 0 GPUs, which no node of the cluster has" in error
     )
-    assert not run.exists() or not any(run.iterdir())  # nothing written
+    assert not run.exists()  # a refused command creates nothing, not even an empty folder
 
 
 @pytest.mark.slow

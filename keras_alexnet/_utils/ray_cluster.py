@@ -213,6 +213,7 @@ def check_shared(ray, out):
 
     out = Path(out).resolve()
     markers = out / ".nodes"
+    created = [path for path in (*reversed(out.parents), out) if not path.exists()]
     markers.mkdir(parents=True, exist_ok=True)
     token = uuid.uuid4().hex
     (markers / f"driver-{token}").write_text(token)
@@ -246,11 +247,21 @@ def check_shared(ray, out):
                     f"{'cannot see' if not seen else 'cannot write'} the folder this process writes. Give an --out on "
                     "storage every node mounts at the same path (NFS and the like)."
                 )
+    except ClusterError:
+        for path in reversed(created):  # refused: the folders this check made go again (only while empty)
+            with contextlib.suppress(OSError):
+                _remove_markers(markers, token)
+                path.rmdir()
+        raise
     finally:
-        for marker in markers.glob(f"*{token}"):
-            marker.unlink(missing_ok=True)
-        with contextlib.suppress(OSError):  # left when another check is under way
-            markers.rmdir()
+        _remove_markers(markers, token)
+
+
+def _remove_markers(markers, token):
+    for marker in markers.glob(f"*{token}"):
+        marker.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # left when another check is under way
+        markers.rmdir()
 
 
 def describe(ray):

@@ -61,7 +61,13 @@ def add(command):
         "0.1, mixup 0.4, cutmix 1.0, ema 0.99); default: none",
     )
     add_flags(p, TrainingOptions, [name for name in COMPARE_FIELDS if name != "val_split"])
-    p.add_argument("--time-limit", type=positive_number, metavar="MINUTES", help="start no run after this many minutes")
+    p.add_argument(
+        "--time-limit",
+        type=positive_number,
+        metavar="MINUTES",
+        help="stop after this many minutes: no run starts after it and running ones stop (run the command again to "
+        "resume them from their backups)",
+    )
     add_flags(p, CompareOptions, ["seeds", "out"])
     overwrite_argument(p, "replace a comparison with other settings in --out")
     p.add_argument(

@@ -19,6 +19,7 @@ directory and resume), not KerasTuner's single ``model.fit``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import hashlib
@@ -177,7 +178,8 @@ def compare(
             ``summary.md``, ``curves.png``). Started again with the same settings, a
             comparison continues where it stopped; other settings are refused unless
             ``overwrite`` (which replaces only the comparison's own files).
-        time_limit: seconds; no new run starts after it (the summary holds the runs done).
+        time_limit: seconds; no new run starts after it, and a run still training stops at it (the summary holds
+            the runs done; running the comparison again resumes the stopped ones from their backups).
         keep_models: keep each run's ``model.keras``. Off by default: a
             comparison is for the table, and AlexNet's head makes each file 228 MB (30 runs
             would keep 14 GB); train the winner with ``train`` to get its model.
@@ -222,12 +224,22 @@ def compare(
         "seeds": seed_list,
         "tta": bool(tta),
     }
+    created = [path for path in (*reversed(out.parents), out) if not path.exists()]
+    settings_existed = (out / SETTINGS).exists()
     out.mkdir(parents=True, exist_ok=True)
-    with lock(out, LOCK, "comparison", "--out"):
-        _check_settings(out, settings, overwrite)
-        runs, complete = _run_all(
-            train_set, val_set, options, candidates, seed_list, out, time_limit, keep_models, verbose, tta, cluster
-        )
+    try:
+        with lock(out, LOCK, "comparison", "--out"):
+            _check_settings(out, settings, overwrite)
+            runs, complete = _run_all(
+                train_set, val_set, options, candidates, seed_list, out, time_limit, keep_models, verbose, tta, cluster
+            )
+    except ray_cluster.ClusterError:  # refused before any trial: a refused command leaves nothing behind
+        if not settings_existed:
+            (out / SETTINGS).unlink(missing_ok=True)
+        for path in reversed(created):
+            with contextlib.suppress(OSError):  # only folders this call made, and only while empty
+                path.rmdir()
+        raise
     if not runs:
         raise ValueError("no run finished within the time limit: give it more time.")
     fields = [field.name for field in dataclasses.fields(RunRecord)]
@@ -375,6 +387,9 @@ def run_job(job, report=None):
         folders = {side: ImageFolder.from_dict(job[side]) for side in ("train", "val")}
         candidate = Candidate(**job["candidate"])
         resume = RunDirectory(run_dir).has_backup()
+        callbacks = [_EpochReport(report, job["options"]["epochs"])] if report is not None else []
+        if job.get("deadline") is not None:
+            callbacks.append(_StopAtDeadline(job["deadline"]))
         result = train(
             folders["train"],
             TrainingOptions(**job["options"]),
@@ -382,7 +397,7 @@ def run_job(job, report=None):
             run_dir=run_dir,
             resume=resume,
             overwrite=not resume,  # the run directory is the comparison's own
-            callbacks=[_EpochReport(report, job["options"]["epochs"])] if report is not None else [],
+            callbacks=callbacks,
             verbose=0,
             shared_activations=job["shared"],
         )
@@ -391,6 +406,8 @@ def run_job(job, report=None):
         record = dataclasses.replace(record, node=job.get("node", ""), node_id=job.get("node_id", ""))
         text = json.dumps(dataclasses.asdict(record), indent=2)
         atomic_write(run_dir / RESULT, lambda tmp: Path(tmp).write_text(text))
+        return 0
+    except TimeLimitReached:  # unfinished, like a run the limit kept from starting; its backup resumes it
         return 0
     except Exception as error:  # the comparison raises it, naming the run
         message = json.dumps({"type": type(error).__name__, "message": str(error)})
@@ -505,7 +522,7 @@ class _Progress:
             "per_run": statistics.fmean(self.run_seconds) if self.run_seconds else None,
             "runs_after": max(unfinished - (self.slots - 1), 0),
         }
-        left = time_left(state, result["epoch"], in_run)
+        left = time_left(state, result["epoch"], in_run, result.get("trained"))
         accuracy = result.get("val_accuracy")
         shown = f", val accuracy {accuracy:.3f}" if accuracy is not None else ""
         self._print(
@@ -514,15 +531,33 @@ class _Progress:
         )
 
 
-def time_left(state, epochs_done, seconds_in_run):
+def time_left(state, epochs_done, seconds_in_run, trained=None):
     """Seconds the comparison has left after ``epochs_done`` epochs of the current run, which has taken
     ``seconds_in_run``: the mean time of the runs before (whole runs: the process's start-up, caches and
-    evaluation included, not the epochs alone), or in the first run, its own pace per epoch so far."""
+    evaluation included, not the epochs alone), or in the first run, its own pace per epoch so far
+    (``trained``: the epochs this process trained, fewer than ``epochs_done`` after a resume)."""
     if state["per_run"]:
         current = max(state["per_run"] - seconds_in_run, 0.0)
         return current + state["per_run"] * state["runs_after"]
-    pace = seconds_in_run / max(epochs_done, 1)
+    pace = seconds_in_run / max(trained if trained is not None else epochs_done, 1)
     return pace * (state["epochs"] - epochs_done + state["epochs"] * state["runs_after"])
+
+
+class TimeLimitReached(Exception):
+    """The comparison's ``--time-limit`` passed while a run trained: the run stops, its backup kept."""
+
+
+class _StopAtDeadline(keras.callbacks.Callback):
+    """Ends a run at the comparison's time limit (after a batch; the last epoch's backup stays, so running the
+    comparison again resumes it)."""
+
+    def __init__(self, deadline):
+        super().__init__()
+        self.deadline = deadline
+
+    def on_train_batch_end(self, batch, logs=None):
+        if time.time() > self.deadline:
+            raise TimeLimitReached
 
 
 class _EpochReport(keras.callbacks.Callback):
@@ -532,10 +567,16 @@ class _EpochReport(keras.callbacks.Callback):
         super().__init__()
         self.report_to, self.epochs = report, epochs
         self._started = time.perf_counter()
+        self._first = None  # the first epoch this process trains (later than 0 after a resume)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._first is None:
+            self._first = epoch
 
     def on_epoch_end(self, epoch, logs=None):
         accuracy = (logs or {}).get("val_accuracy")
         values = {"epoch": epoch + 1, "epochs": self.epochs, "seconds": time.perf_counter() - self._started}
+        values["trained"] = epoch + 1 - (self._first if self._first is not None else epoch)
         if accuracy is not None:
             values["val_accuracy"] = float(accuracy)
         self.report_to(values)

@@ -86,9 +86,6 @@ def train_on_workers(
     run)``: the options a ``recipe="auto"`` stands for (``experiments.auto.resolve_auto``, whose
     comparison runs on the same cluster), called once the run directory is started.
     """
-    from ray.train import FailureConfig, RunConfig, ScalingConfig
-    from ray.train.tensorflow import TensorflowTrainer
-
     if not (isinstance(workers, int) and workers >= 1):
         raise ValueError(f"workers={workers!r}: give a whole number of workers, 1 or more.")
     run = RunDirectory(run_dir)
@@ -96,6 +93,35 @@ def train_on_workers(
     if options.recipe == AUTO and resolve is None:
         raise ValueError("recipe='auto' on several workers needs resolve= (keras_alexnet.experiments.auto).")
     check_supported(options)
+    created = [path for path in (*reversed(run.path.absolute().parents), run.path.absolute()) if not path.exists()]
+    try:
+        return _train_on_ray(
+            run,
+            data,
+            val,
+            options,
+            resume,
+            overwrite,
+            address,
+            workers,
+            verbose,
+            resolve,
+            **{"cpus_per_worker": cpus_per_worker, "gpus_per_worker": gpus_per_worker},
+        )
+    except ray_cluster.ClusterError:  # refused before any work: a refused command leaves nothing behind
+        for path in reversed(created):
+            with contextlib.suppress(OSError):  # only folders this call made, and only while empty
+                path.rmdir()
+        raise
+
+
+def _train_on_ray(
+    run, data, val, options, resume, overwrite, address, workers, verbose, resolve, cpus_per_worker, gpus_per_worker
+):
+    """``train_on_workers`` after its checks: the sets, the cluster's checks, the run started, Ray Train's fit."""
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.tensorflow import TensorflowTrainer
+
     train_set, val_set = _prepare(run, data, val, options, resume)
     options, _ = with_named_recipe(options, train_set, verbose)
     with ray_cluster.connect(address) as ray:
