@@ -212,3 +212,20 @@ def test_the_command_ends_with_its_supervisor(tmp_path):
         _wait_for(lambda: not command.is_running() or command.status() == psutil.STATUS_ZOMBIE, 5, "the command")
     finally:
         process.kill()
+
+
+def test_sigterm_to_compare_prints_the_line_that_continues_it(shapes_dir, tmp_path):
+    argv = ["compare", "--data", str(shapes_dir), "--out", "cmp", "--recipes", "fine-tune-all", "--heads", "compact"]
+    argv += ["--seeds", "1", "--epochs", "100000", "--architecture", "tiny", "--weights", "none"]
+    process = subprocess.Popen(
+        [*CLI, *argv], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        _wait_for(lambda: any((tmp_path / "cmp").glob("runs/*/backup/*.weights.h5")), 240, "the first run's backup")
+        process.send_signal(signal.SIGTERM)
+        code, err, seconds = _ended_within(process, 5)
+    finally:
+        process.kill()
+    assert code == 130 and seconds < 5, (code, seconds, err)
+    assert "the same command continues where it stopped" in err.strip().splitlines()[-1]
+    assert not (tmp_path / "cmp" / "comparison.lock").exists()

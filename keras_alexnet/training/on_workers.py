@@ -39,6 +39,7 @@ from keras_alexnet.training.multi_worker import (
     use_cpus,
 )
 from keras_alexnet.training.resume import (
+    WORKERS,
     check_resume,
     check_same_data,
     data_record,
@@ -239,7 +240,7 @@ def _prepare(run, data, val, options, resume):
     train_set, val_set = _read(data, val, options)
     run.check_can_start(resume)
     if resume:
-        check_same_data(run, train_set, val_set)
+        check_same_data(run, train_set, val_set, WORKERS)
     return train_set, val_set
 
 
@@ -250,7 +251,7 @@ def _start(run, data, val, options, train_set, val_set, resume, overwrite, verbo
         record_resume(run, done, check_resume(run, options, done))
     else:
         run.start_new(overwrite)
-        record_data(run, data_record(data, val, train_set, val_set))
+        record_data(run, data_record(data, val, train_set, val_set, WORKERS))
     options.save(run.options)
     if val_set is not None:
         record_validation_set(val_set, run.validation)
