@@ -367,3 +367,33 @@ def test_the_time_limit_stops_a_run_that_is_training_keeping_its_backup(shapes_d
     assert time.perf_counter() - started < 150
     (run,) = (out / "runs").iterdir()
     assert (run / "backup").exists() and not (run / "result.json").exists()  # stopped with its backup kept
+
+
+def test_a_full_disk_inside_a_trial_is_the_sized_message_not_the_raw_errno(shapes_dir, tmp_path, monkeypatch):
+    import errno
+    import importlib
+
+    comparison = importlib.import_module("keras_alexnet.experiments.compare")
+    from keras_alexnet.recipes import HEADS, RECIPES
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(comparison, "train", full)
+    folder = ImageFolder.read(shapes_dir)
+    job = {
+        "run_dir": str(tmp_path / "cmp" / "runs" / "a"),
+        "recipe": RECIPES["frozen-features"].to_dict(),
+        "head": HEADS["compact"].to_dict(),
+        "train": folder.to_dict(),
+        "val": folder.to_dict(),
+        "candidate": dataclasses.asdict(Candidate("frozen-features", "compact")),
+        "options": TrainingOptions(architecture="tiny", weights=None).to_dict(),
+        "shared": str(tmp_path / "cmp" / "activations"),
+        "seed": 0,
+    }
+    assert comparison.run_job(job) == 1
+    found = json.loads((tmp_path / "cmp" / "runs" / "a" / comparison.ERROR).read_text())
+    assert found["type"] == "DiskFullError"
+    assert "no space left in" in found["message"] and "MB are free" in found["message"]
+    assert "run the same command again" in found["message"]

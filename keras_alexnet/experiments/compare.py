@@ -37,6 +37,7 @@ import numpy as np
 
 from keras_alexnet._utils import ray_cluster
 from keras_alexnet._utils.choices import BALANCED_ACCURACY, COMPARE_METRICS, MACRO_F1, validation
+from keras_alexnet._utils.disk import DiskFullError, free_bytes, is_disk_full
 from keras_alexnet._utils.files import atomic_write
 from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.evaluation import evaluate
@@ -341,7 +342,7 @@ def _run_all(
             runs.append(RunRecord(**json.loads((run_dir / RESULT).read_text())))
         elif (run_dir / ERROR).exists():
             found = json.loads((run_dir / ERROR).read_text())
-            kind = TrainingDiverged if found["type"] == "TrainingDiverged" else ValueError
+            kind = {"TrainingDiverged": TrainingDiverged, "DiskFullError": DiskFullError}.get(found["type"], ValueError)
             raise kind(f"{candidate.name}, seed {seed} ({run_dir}): {found['message']}")
         else:
             complete = False  # not started before the time limit
@@ -410,7 +411,16 @@ def run_job(job, report=None):
     except TimeLimitReached:  # unfinished, like a run the limit kept from starting; its backup resumes it
         return 0
     except Exception as error:  # the comparison raises it, naming the run
-        message = json.dumps({"type": type(error).__name__, "message": str(error)})
+        kind, text = type(error).__name__, str(error)
+        if is_disk_full(error) and not isinstance(error, DiskFullError):  # a write of Keras's, Ray's, the cache's
+            kind = DiskFullError.__name__
+            text = (
+                f"no space left in {run_dir.parent} ({text}); {free_bytes(run_dir) / 2**20:.1f} MB are free. Free "
+                "space, then run the same command again: the finished runs are kept."
+            )
+        elif isinstance(error, DiskFullError):
+            kind = DiskFullError.__name__
+        message = json.dumps({"type": kind, "message": text})
         atomic_write(run_dir / ERROR, lambda tmp: Path(tmp).write_text(message))
         return 1
 
