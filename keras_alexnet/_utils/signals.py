@@ -6,8 +6,8 @@ native call holds the interpreter's lock: a TensorFlow while loop, a collective 
 every thread of the process from running. So the ``keras-alexnet`` command is two processes:
 
 - the **supervisor** (``supervise``: the console script; it parses the flags and never loads
-  TensorFlow) starts the command in a child process and waits. On SIGTERM or SIGHUP it passes the
-  signal on (SIGINT from a terminal reaches both); the child then has ``GRACE_SECONDS`` to end as
+  TensorFlow) starts the command in a child process and waits. It passes SIGTERM, SIGINT and SIGHUP
+  on (the child ignores all but the first it gets); the child then has ``GRACE_SECONDS`` to end as
   usual (its one line, its lock released, its backup kept). After that, or at a second signal, the
   supervisor ends the child, prints the command's line itself, removes the locks the child held and
   exits with ``EXIT_INTERRUPTED``. A ``deadline`` the child announced and did not finish in time ends
@@ -145,9 +145,10 @@ def supervise(command, describe):
 
     def on_signal(number, frame):
         received.append((number, time.monotonic()))
-        if number != signal.SIGINT:  # a terminal's Ctrl-C reaches the child itself
-            with contextlib.suppress(ProcessLookupError):
-                child.send_signal(number)
+        # Passed on even where the child got it itself (a terminal's Ctrl-C, a closed terminal's SIGHUP reach
+        # the whole process group): the command ignores every signal after its first.
+        with contextlib.suppress(ProcessLookupError):
+            child.send_signal(number)
 
     for number in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(number, on_signal)
