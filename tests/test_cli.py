@@ -336,8 +336,6 @@ def test_every_single_process_command_takes_relative_paths(photos):
     _typed(photos, "evaluate", "--model", "runs/a/model.keras", "--data", "photos", "--out", "out/eval")
     _typed(photos, "export", "--model", "runs/a/model.keras", "--format", "savedmodel", "--out", "serving/a")
     _typed(photos, "predict", "--model", "serving/a", "phone")
-    _typed(photos, "export", "--model", "runs/a/model.keras", "--format", "onnx", "--out", "out/a.onnx")
-    _typed(photos, "evaluate", "--model", "out/a.onnx", "--data", "photos")
     _typed(photos, "explain", "--model", "runs/a/model.keras", "phone", "--out", "out/explained")
     assert len(list((photos / "out/explained").glob("*.png"))) == 3
     _typed(photos, "report", "--run-dir", "runs/a")
@@ -346,7 +344,9 @@ def test_every_single_process_command_takes_relative_paths(photos):
 
 
 @pytest.mark.slow
-def test_compare_and_auto_take_relative_paths_on_rays_trials(photos):
+def test_compare_takes_relative_paths_on_rays_trials(photos):
+    """Ray Tune's trials start in another directory: --data, --out and --weights as typed still reach them (the
+    comparison `--recipe auto` runs is this one)."""
     from keras_alexnet import TINY, AlexNet
 
     (photos / "saved").mkdir()
@@ -359,9 +359,6 @@ def test_compare_and_auto_take_relative_paths_on_rays_trials(photos):
         *("--epochs", "1", *tiny),
     )
     assert "frozen-features" in (photos / "cmp/summary.md").read_text()
-    auto = ["--recipe", "auto", "--auto-budget", "0.5m", "--epochs", "1", "--run-dir", "runs/auto"]
-    out = _typed(photos, "train", "--data", "photos", "--val-split", "0.25", *auto, *tiny)
-    assert (photos / "runs/auto/model.keras").exists(), out
 
 
 @pytest.mark.slow

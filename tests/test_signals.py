@@ -13,6 +13,8 @@ import time
 import pytest
 from conftest import CLI, TINY_FLAGS, free_ports, solid_image
 
+from keras_alexnet.run_directory import RunDirectory
+
 pytestmark = pytest.mark.slow
 
 
@@ -128,7 +130,7 @@ def test_sighup_ends_training_with_the_resume_line_the_lock_released_and_the_bac
     )
     run = tmp_path / "run"
     try:
-        _wait_for(lambda: (run / "backup").exists() and any((run / "backup").iterdir()), 180, "the first backup")
+        _wait_for(lambda: RunDirectory(run).has_backup(), 180, "the first backup")
         process.send_signal(signal.SIGHUP)
         code, err, seconds = _ended_within(process, 5)
     finally:
@@ -136,7 +138,7 @@ def test_sighup_ends_training_with_the_resume_line_the_lock_released_and_the_bac
     assert code == 130 and seconds < 5, (code, seconds, err)
     assert "--resume" in err.strip().splitlines()[-1]
     assert not (run / "run.lock").exists()
-    assert any((run / "backup").iterdir())
+    assert RunDirectory(run).has_backup()
 
 
 def test_a_tf_config_worker_that_never_comes_ends_the_command_naming_it(shapes_dir, tmp_path):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import secrets
 import socket
 import uuid
 from pathlib import Path
@@ -61,15 +60,12 @@ def _reachable(address, seconds):
         return error.strerror or str(error)
 
 
-# A Ray this process starts for itself admits only clients holding this token (Ray's token authentication):
-# its servers listen on every interface (Ray has no setting to bind them to loopback), so the token is what
-# keeps another machine out. One per process: Ray's driver caches the token it first read.
-LOCAL_TOKEN = secrets.token_hex(32)
-
-
 def _local_authentication():
-    """The environment a Ray started here runs with: token authentication, this process's own token."""
-    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": LOCAL_TOKEN, "RAY_AUTH_TOKEN_PATH": None}
+    """The environment a Ray started here runs with: token authentication, whatever ``RAY_AUTH_MODE`` the user
+    set. Its servers listen on every interface (Ray has no setting to bind them to loopback), so the token is
+    what keeps another machine out. The token is Ray's own: ``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH``, or
+    ``~/.ray/auth_token``, which Ray writes when there is none."""
+    return {"RAY_AUTH_MODE": "token"}
 
 
 @contextlib.contextmanager
@@ -107,7 +103,7 @@ def _join_failure(where, error):
 def connect(address=None):
     """Ray for the block: ``address`` (``HOST:PORT``; default ``RAY_ADDRESS``) joins that cluster, None
     starts Ray on this machine for the block (its CPUs, a small object store, no dashboard, token
-    authentication with a token of this process's own). Yields ``ray``; disconnects (and stops a Ray it
+    authentication always). Yields ``ray``; disconnects (and stops a Ray it
     started) at the end. A cluster that has not let this process join within ``JOIN_SECONDS`` ends the
     command line with one line naming it (``signals.deadline``)."""
     ray = import_ray()

@@ -9,13 +9,14 @@ import os
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def printable(path) -> str:
+def printable(path, controls=True) -> str:
     """A file name, class name or other text from a file as text that prints and encodes everywhere, and
     that cannot drive the terminal.
 
     A name that is not valid UTF-8 (read by Python with surrogate escapes) shows its odd bytes as
     ``\\xNN``; control characters (escape sequences, carriage returns, bidirectional overrides) show as
-    ``\\xNN`` or ``\\uNNNN``; any other text is unchanged.
+    ``\\xNN`` or ``\\uNNNN`` (``controls``: for a terminal; a CSV cell keeps them); any other text is
+    unchanged.
     """
     text = os.fspath(path)
     if isinstance(text, bytes):
@@ -25,7 +26,7 @@ def printable(path) -> str:
             text.encode("utf-8")
         except UnicodeEncodeError:
             text = os.fsencode(text).decode("utf-8", "backslashreplace")
-    if all(char.isprintable() or char == " " for char in text):
+    if not controls or all(char.isprintable() or char == " " for char in text):
         return text
     return "".join(
         char if char.isprintable() or char == " " else char.encode("unicode_escape").decode("ascii") for char in text
@@ -55,7 +56,9 @@ class SafeCSVWriter:
         self._writer = csv.writer(handle)
 
     def writerow(self, row):
-        self._writer.writerow([spreadsheet_safe(printable(c) if isinstance(c, (str, os.PathLike)) else c) for c in row])
+        self._writer.writerow(
+            [spreadsheet_safe(printable(c, controls=False) if isinstance(c, (str, os.PathLike)) else c) for c in row]
+        )
 
     def writerows(self, rows):
         for row in rows:

@@ -111,6 +111,7 @@ def choose_recipe(
             seeds=seeds,
             out=run.auto_comparison,
             time_limit=None if budget.minutes is None else budget.minutes * 60,
+            stop_running=False,  # "stop starting runs after N minutes": the started ones finish
             verbose=verbose,
             metric=metric,
             cluster=cluster,

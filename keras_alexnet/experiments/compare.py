@@ -157,6 +157,7 @@ def compare(
     out=COMPARE.out,
     overwrite=False,
     time_limit=None,
+    stop_running=True,
     keep_models=False,
     metric=COMPARE.metric,
     tta=False,
@@ -181,6 +182,8 @@ def compare(
             ``overwrite`` (which replaces only the comparison's own files).
         time_limit: seconds; no new run starts after it, and a run still training stops at it (the summary holds
             the runs done; running the comparison again resumes the stopped ones from their backups).
+        stop_running: False lets runs that started before ``time_limit`` finish (``recipe="auto"``'s minute
+            budget: it needs finished runs to choose from).
         keep_models: keep each run's ``model.keras``. Off by default: a
             comparison is for the table, and AlexNet's head makes each file 228 MB (30 runs
             would keep 14 GB); train the winner with ``train`` to get its model.
@@ -232,7 +235,17 @@ def compare(
         with lock(out, LOCK, "comparison", "--out"):
             _check_settings(out, settings, overwrite)
             runs, complete = _run_all(
-                train_set, val_set, options, candidates, seed_list, out, time_limit, keep_models, verbose, tta, cluster
+                train_set,
+                val_set,
+                options,
+                candidates,
+                seed_list,
+                out,
+                (time_limit, stop_running),
+                keep_models,
+                verbose,
+                tta,
+                cluster,
             )
     except ray_cluster.ClusterError:  # refused before any trial: a refused command leaves nothing behind
         if not settings_existed:
@@ -267,9 +280,7 @@ def _check_settings(out, settings, overwrite):
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
-def _run_all(
-    train_set, val_set, options, candidates, seeds, out, time_limit, keep_models, verbose, tta=False, cluster=None
-):
+def _run_all(train_set, val_set, options, candidates, seeds, out, limit, keep_models, verbose, tta=False, cluster=None):
     """Every candidate x seed as a Ray Tune trial (``experiments.engine``), in seed order (so a time limit
     leaves every candidate equally sampled); the runs finished before are kept, not trained again.
 
@@ -281,6 +292,7 @@ def _run_all(
     """
     cluster = cluster or Cluster()
     plan = [(seed, candidate) for seed in seeds for candidate in candidates]
+    time_limit, stop_running = limit  # seconds (or None), and whether running trials stop at it
     deadline = None if time_limit is None else time.time() + time_limit
     jobs, finished = [], {}
     for index, (seed, candidate) in enumerate(plan):
@@ -315,6 +327,7 @@ def _run_all(
                 "candidate": dataclasses.asdict(candidate),
                 "seed": seed,
                 "deadline": deadline,  # no run starts after it
+                "stop_running": stop_running,  # and a running one stops at it
                 "tensorflow_logs": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") < "3",
                 "tta": tta,
             }
@@ -389,7 +402,7 @@ def run_job(job, report=None):
         candidate = Candidate(**job["candidate"])
         resume = RunDirectory(run_dir).has_backup()
         callbacks = [_EpochReport(report, job["options"]["epochs"])] if report is not None else []
-        if job.get("deadline") is not None:
+        if job.get("deadline") is not None and job.get("stop_running", True):
             callbacks.append(_StopAtDeadline(job["deadline"]))
         result = train(
             folders["train"],
