@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import tempfile
-import threading
 from pathlib import Path
+
+from keras_alexnet._utils.signals import handling
 
 
 def keras_home() -> Path:
@@ -70,24 +70,15 @@ def check_writable(folder, what, fix):
         raise ValueError(f"cannot write {what} into {folder} ({error.strerror or error}): {fix}") from None
 
 
-@contextlib.contextmanager
 def cleanup_on_signals(signals=(signal.SIGTERM, signal.SIGHUP)):
     """Turn termination signals into ``SystemExit`` while the block runs, so ``finally`` clauses and
     temporary directories are cleaned up (Python's default for SIGTERM ends the process without them).
     Only in the main thread, where Python allows signal handlers; elsewhere it does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
 
     def stop(signum, frame):
         raise SystemExit(128 + signum)
 
-    previous = {sig: signal.signal(sig, stop) for sig in signals}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    return handling(signals, stop)
 
 
 def check_not_source(out, source, flag="--out", source_flag="--model"):

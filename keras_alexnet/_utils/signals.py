@@ -87,13 +87,24 @@ def deadline(seconds, what, advice):
 
 
 @contextlib.contextmanager
-def signals_as_interrupt():
-    """SIGTERM (kill, systemd, schedulers) and SIGHUP (a closed terminal or SSH session) end the block like
-    Ctrl-C: one ``KeyboardInterrupt`` in the main thread; signals after the first are ignored, so the command's
-    own last line is not cut off. Only in the main thread, where Python allows it."""
+def handling(numbers, handler):
+    """``handler`` for the signals ``numbers`` while the block runs, the previous handlers after it. Only in the
+    main thread, where Python allows signal handlers; elsewhere it does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    previous = {number: signal.signal(number, handler) for number in numbers}
+    try:
+        yield
+    finally:
+        for number, earlier in previous.items():
+            signal.signal(number, earlier)
+
+
+def signals_as_interrupt():
+    """SIGTERM (kill, systemd, schedulers) and SIGHUP (a closed terminal or SSH session) end the block like
+    Ctrl-C: one ``KeyboardInterrupt`` in the main thread; signals after the first are ignored, so the command's
+    own last line is not cut off."""
     received = []
 
     def interrupt(number, frame):
@@ -101,13 +112,7 @@ def signals_as_interrupt():
         if len(received) == 1:
             raise KeyboardInterrupt
 
-    numbers = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
-    previous = {number: signal.signal(number, interrupt) for number in numbers}
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
+    return handling((signal.SIGTERM, signal.SIGHUP, signal.SIGINT), interrupt)
 
 
 # The supervisor's side.
