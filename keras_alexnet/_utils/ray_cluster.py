@@ -60,31 +60,18 @@ def _reachable(address, seconds):
         return error.strerror or str(error)
 
 
-def _local_authentication():
-    """The environment a Ray started here runs with: token authentication, whatever ``RAY_AUTH_MODE`` the user
-    set. Its servers listen on every interface (Ray has no setting to bind them to loopback), so the token is
-    what keeps another machine out. The token is Ray's own: ``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH``, or
-    ``~/.ray/auth_token``, which Ray writes when there is none."""
-    return {"RAY_AUTH_MODE": "token"}
-
-
-@contextlib.contextmanager
-def _environment(changes):
-    """``os.environ`` changed for the block (None removes a variable), then restored; Ray's native settings,
-    read once at import, read again both times (as Ray itself does when it turns token authentication on)."""
+def _require_token():
+    """Token authentication for the Ray this process starts, whatever ``RAY_AUTH_MODE`` the user set: its servers
+    listen on every interface (Ray has no setting to bind them to loopback), so the token is what keeps another
+    machine out. Ray 2.60 does the same by default when ``RAY_AUTH_MODE`` is unset, and so does this the same
+    way (the process keeps token mode; Ray reads its settings again). The token is Ray's own:
+    ``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH``, or ``~/.ray/auth_token``, which Ray writes when there is none."""
+    if os.environ.get("RAY_AUTH_MODE", "").lower() == "token":
+        return
     from ray._raylet import Config
 
-    def apply(values):
-        for name, value in values.items():
-            os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
-        Config.initialize("")
-
-    before = {name: os.environ.get(name) for name in changes}
-    apply(changes)
-    try:
-        yield
-    finally:
-        apply(before)
+    os.environ["RAY_AUTH_MODE"] = "token"
+    Config.initialize("")
 
 
 def _join_failure(where, error):
@@ -126,30 +113,29 @@ def connect(address=None):
         settings.update(address="local", object_store_memory=OBJECT_STORE_BYTES)
     else:
         settings["address"] = address
-    with contextlib.ExitStack() as stack:
-        if local:
-            stack.enter_context(_environment(_local_authentication()))
-        with (
-            quiet_stderr(),
-            signals.deadline(
-                signals.wait_seconds("RAY_JOIN", JOIN_SECONDS),
-                f"the Ray cluster at {address}" if not local else "Ray on this machine",
-                f"is {where} a Ray head node (`ray start --head`)? Check the address, or leave it out to run here."
-                if not local
-                else "see Ray's logs under /tmp/ray/session_latest/logs.",
-            ),
-        ):
-            try:
-                ray.init(**settings)
-            except Exception as error:
-                if local or not (isinstance(error, (ConnectionError, RuntimeError)) or "uthenticat" in str(error)):
-                    raise
-                raise _join_failure(where, error) from None
+    if local:
+        _require_token()
+    with (
+        quiet_stderr(),
+        signals.deadline(
+            signals.wait_seconds("RAY_JOIN", JOIN_SECONDS),
+            f"the Ray cluster at {address}" if not local else "Ray on this machine",
+            f"is {where} a Ray head node (`ray start --head`)? Check the address, or leave it out to run here."
+            if not local
+            else "see Ray's logs under /tmp/ray/session_latest/logs.",
+        ),
+    ):
         try:
-            yield ray
-        finally:
-            with quiet_stderr():
-                ray.shutdown()
+            ray.init(**settings)
+        except Exception as error:
+            if local or not (isinstance(error, (ConnectionError, RuntimeError)) or "uthenticat" in str(error)):
+                raise
+            raise _join_failure(where, error) from None
+    try:
+        yield ray
+    finally:
+        with quiet_stderr():
+            ray.shutdown()
 
 
 def quiet_stderr():
