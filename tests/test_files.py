@@ -195,3 +195,21 @@ def test_an_extreme_aspect_ratio_is_named_and_skipped_before_it_is_resized(model
     shutil.copytree(shapes_dir, data)
     shutil.copy(thin, data / "star" / "thin.png")
     assert [os.path.basename(p) for p, _ in ImageFolder.read(data).skipped] == ["thin.png"]
+
+
+def test_nothing_left_if_a_refusal_removes_only_what_the_block_created(tmp_path):
+    from keras_alexnet._utils.files import nothing_left_if
+
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "mine.txt").write_text("the user's")
+    target = tmp_path / "kept" / "new" / "deeper"
+    with pytest.raises(ValueError), nothing_left_if(ValueError, target, files=[tmp_path / "kept" / "mine.txt"]):
+        target.mkdir(parents=True)
+        (tmp_path / "kept" / "mine.txt").write_text("changed")
+        raise ValueError("refused")
+    assert not (tmp_path / "kept" / "new").exists()
+    assert (tmp_path / "kept" / "mine.txt").exists()  # it existed before: never removed
+    with pytest.raises(OSError), nothing_left_if(ValueError, target):  # another error: left as it is
+        target.mkdir(parents=True)
+        raise OSError("not a refusal")
+    assert target.exists()

@@ -100,41 +100,41 @@ def _ended_within(process, seconds):
     return process.returncode, err, time.monotonic() - start
 
 
+def _signalled(argv, cwd, ready, what, number, wait=240):
+    """Run the command (``argv``) in ``cwd``, send ``number`` once ``ready(process)`` holds: (exit status, stderr,
+    seconds from the signal to the end). The command must end within 5 s."""
+    process = subprocess.Popen([*CLI, *argv], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: ready(process), wait, what)
+        assert process.poll() is None
+        process.send_signal(number)
+        return _ended_within(process, 5)
+    finally:
+        process.kill()  # the command's process ends with its supervisor
+
+
 @pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=["TERM", "INT", "HUP"])
 def test_a_signal_ends_predict_inside_a_native_op_that_never_returns(number, tmp_path):
     _never_ending_onnx(tmp_path / "never.onnx")
     solid_image(tmp_path / "x.png")
-    process = subprocess.Popen(
-        [*CLI, "predict", "--model", "never.onnx", "x.png"], cwd=tmp_path, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        _wait_for(lambda: _mapped(process, "onnxruntime"), 120, "ONNX Runtime to load")
-        time.sleep(2)  # inside session.run
-        assert process.poll() is None
-        process.send_signal(number)
-        code, err, seconds = _ended_within(process, 5)
-    finally:
-        process.kill()  # the command's process ends with its supervisor
+    ready = []
+
+    def inside_session_run(process):  # ONNX Runtime loaded, then 2 s more: inside session.run
+        if not ready and _mapped(process, "onnxruntime"):
+            ready.append(time.monotonic())
+        return bool(ready) and time.monotonic() - ready[0] > 2
+
+    argv = ["predict", "--model", "never.onnx", "x.png"]
+    code, err, seconds = _signalled(argv, tmp_path, inside_session_run, "ONNX Runtime to run", number, wait=120)
     assert code == 130 and seconds < 5, (code, seconds, err)
     assert err.strip().splitlines()[-1] == "interrupted."
 
 
 def test_sighup_ends_training_with_the_resume_line_the_lock_released_and_the_backup_kept(shapes_dir, tmp_path):
-    process = subprocess.Popen(
-        [*CLI, "train", "--data", str(shapes_dir), "--val-split", "0.25", "--epochs", "500", "--run-dir", "run"]
-        + TINY_FLAGS,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    argv = ["train", "--data", str(shapes_dir), "--val-split", "0.25", "--epochs", "500", "--run-dir", "run"]
     run = tmp_path / "run"
-    try:
-        _wait_for(lambda: RunDirectory(run).has_backup(), 180, "the first backup")
-        process.send_signal(signal.SIGHUP)
-        code, err, seconds = _ended_within(process, 5)
-    finally:
-        process.kill()
+    ready = lambda process: RunDirectory(run).has_backup()  # noqa: E731
+    code, err, seconds = _signalled([*argv, *TINY_FLAGS], tmp_path, ready, "the first backup", signal.SIGHUP)
     assert code == 130 and seconds < 5, (code, seconds, err)
     assert "--resume" in err.strip().splitlines()[-1]
     assert not (run / "run.lock").exists()
@@ -219,15 +219,8 @@ def test_the_command_ends_with_its_supervisor(tmp_path):
 def test_sigterm_to_compare_prints_the_line_that_continues_it(shapes_dir, tmp_path):
     argv = ["compare", "--data", str(shapes_dir), "--out", "cmp", "--recipes", "fine-tune-all", "--heads", "compact"]
     argv += ["--seeds", "1", "--epochs", "100000", "--architecture", "tiny", "--weights", "none"]
-    process = subprocess.Popen(
-        [*CLI, *argv], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        _wait_for(lambda: any((tmp_path / "cmp").glob("runs/*/backup/*.weights.h5")), 240, "the first run's backup")
-        process.send_signal(signal.SIGTERM)
-        code, err, seconds = _ended_within(process, 5)
-    finally:
-        process.kill()
+    ready = lambda process: any((tmp_path / "cmp").glob("runs/*/backup/*.weights.h5"))  # noqa: E731
+    code, err, seconds = _signalled(argv, tmp_path, ready, "the first run's backup", signal.SIGTERM)
     assert code == 130 and seconds < 5, (code, seconds, err)
     assert "the same command continues where it stopped" in err.strip().splitlines()[-1]
     assert not (tmp_path / "cmp" / "comparison.lock").exists()

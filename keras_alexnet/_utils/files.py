@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import tempfile
@@ -91,3 +92,21 @@ def check_not_source(out, source, flag="--out", source_flag="--model"):
             f"{flag} {out} {relation} {source_flag} {source} (resolved: {read}): writing it would replace the model "
             f"being read; nothing was changed. Give {flag} another path."
         )
+
+
+@contextlib.contextmanager
+def nothing_left_if(errors, folder, files=()):
+    """When the block raises one of ``errors`` (a refusal before any work), remove what it created: ``files``
+    that did not exist before it, and ``folder`` and its parents that did not, each only while empty."""
+    folder = Path(folder).absolute()
+    created = [path for path in (*reversed(folder.parents), folder) if not path.exists()]
+    new_files = [Path(file) for file in files if not Path(file).exists()]
+    try:
+        yield
+    except errors:
+        for file in new_files:
+            file.unlink(missing_ok=True)
+        for path in reversed(created):
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        raise

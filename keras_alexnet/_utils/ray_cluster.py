@@ -127,8 +127,9 @@ def connect(address=None):
     ):
         try:
             ray.init(**settings)
-        except Exception as error:
-            if local or not (isinstance(error, (ConnectionError, RuntimeError)) or "uthenticat" in str(error)):
+        except Exception as error:  # Ray's AuthenticationError is neither a ConnectionError nor a RuntimeError
+            refused = isinstance(error, (ConnectionError, RuntimeError)) or "uthenticat" in str(error)
+            if local or not refused:
                 raise
             raise _join_failure(where, error) from None
     try:
@@ -195,7 +196,6 @@ def check_shared(ray, out):
 
     out = Path(out).resolve()
     markers = out / ".nodes"
-    created = [path for path in (*reversed(out.parents), out) if not path.exists()]
     markers.mkdir(parents=True, exist_ok=True)
     token = uuid.uuid4().hex
     (markers / f"driver-{token}").write_text(token)
@@ -229,21 +229,11 @@ def check_shared(ray, out):
                     f"{'cannot see' if not seen else 'cannot write'} the folder this process writes. Give an --out on "
                     "storage every node mounts at the same path (NFS and the like)."
                 )
-    except ClusterError:
-        for path in reversed(created):  # refused: the folders this check made go again (only while empty)
-            with contextlib.suppress(OSError):
-                _remove_markers(markers, token)
-                path.rmdir()
-        raise
     finally:
-        _remove_markers(markers, token)
-
-
-def _remove_markers(markers, token):
-    for marker in markers.glob(f"*{token}"):
-        marker.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):  # left when another check is under way
-        markers.rmdir()
+        for marker in markers.glob(f"*{token}"):
+            marker.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # left when another check is under way
+            markers.rmdir()
 
 
 def describe(ray):

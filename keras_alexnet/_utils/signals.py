@@ -61,7 +61,7 @@ def _tell(message):
 
 def holding(path, held):
     """Tell the supervisor that this process now holds (or no longer holds) the lock file ``path``."""
-    _tell({"lock": os.path.abspath(path), "held": bool(held), "pid": os.getpid()})
+    _tell({"lock": os.path.abspath(path), "held": bool(held)})
 
 
 def wait_seconds(name, default):
@@ -102,8 +102,8 @@ def handling(numbers, handler):
 
 
 def signals_as_interrupt():
-    """SIGTERM (kill, systemd, schedulers) and SIGHUP (a closed terminal or SSH session) end the block like
-    Ctrl-C: one ``KeyboardInterrupt`` in the main thread; signals after the first are ignored, so the command's
+    """SIGTERM (kill, systemd, schedulers), SIGHUP (a closed terminal or SSH session) and SIGINT end the block
+    like Ctrl-C: one ``KeyboardInterrupt`` in the main thread; signals after the first are ignored, so the command's
     own last line is not cut off."""
     received = []
 

@@ -19,7 +19,6 @@ directory and resume), not KerasTuner's single ``model.fit``.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import hashlib
@@ -38,7 +37,7 @@ import numpy as np
 from keras_alexnet._utils import ray_cluster
 from keras_alexnet._utils.choices import BALANCED_ACCURACY, COMPARE_METRICS, MACRO_F1, validation
 from keras_alexnet._utils.disk import DiskFullError, free_bytes, is_disk_full
-from keras_alexnet._utils.files import atomic_write
+from keras_alexnet._utils.files import atomic_write, nothing_left_if
 from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.evaluation import evaluate
 from keras_alexnet.experiments import engine
@@ -228,10 +227,9 @@ def compare(
         "seeds": seed_list,
         "tta": bool(tta),
     }
-    created = [path for path in (*reversed(out.parents), out) if not path.exists()]
-    settings_existed = (out / SETTINGS).exists()
-    out.mkdir(parents=True, exist_ok=True)
-    try:
+    # Refused before any trial (no cluster, a trial no node can hold): a refused command leaves nothing behind.
+    with nothing_left_if(ray_cluster.ClusterError, out, files=[out / SETTINGS]):
+        out.mkdir(parents=True, exist_ok=True)
         with lock(out, LOCK, "comparison", "--out"):
             _check_settings(out, settings, overwrite)
             runs, complete = _run_all(
@@ -241,19 +239,13 @@ def compare(
                 candidates,
                 seed_list,
                 out,
-                (time_limit, stop_running),
+                time_limit,
                 keep_models,
                 verbose,
                 tta,
                 cluster,
+                stop_running=stop_running,
             )
-    except ray_cluster.ClusterError:  # refused before any trial: a refused command leaves nothing behind
-        if not settings_existed:
-            (out / SETTINGS).unlink(missing_ok=True)
-        for path in reversed(created):
-            with contextlib.suppress(OSError):  # only folders this call made, and only while empty
-                path.rmdir()
-        raise
     if not runs:
         raise ValueError("no run finished within the time limit: give it more time.")
     fields = [field.name for field in dataclasses.fields(RunRecord)]
@@ -280,7 +272,20 @@ def _check_settings(out, settings, overwrite):
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
-def _run_all(train_set, val_set, options, candidates, seeds, out, limit, keep_models, verbose, tta=False, cluster=None):
+def _run_all(
+    train_set,
+    val_set,
+    options,
+    candidates,
+    seeds,
+    out,
+    time_limit,
+    keep_models,
+    verbose,
+    tta=False,
+    cluster=None,
+    stop_running=True,
+):
     """Every candidate x seed as a Ray Tune trial (``experiments.engine``), in seed order (so a time limit
     leaves every candidate equally sampled); the runs finished before are kept, not trained again.
 
@@ -292,7 +297,6 @@ def _run_all(train_set, val_set, options, candidates, seeds, out, limit, keep_mo
     """
     cluster = cluster or Cluster()
     plan = [(seed, candidate) for seed in seeds for candidate in candidates]
-    time_limit, stop_running = limit  # seconds (or None), and whether running trials stop at it
     deadline = None if time_limit is None else time.time() + time_limit
     jobs, finished = [], {}
     for index, (seed, candidate) in enumerate(plan):
@@ -425,14 +429,13 @@ def run_job(job, report=None):
         return 0
     except Exception as error:  # the comparison raises it, naming the run
         kind, text = type(error).__name__, str(error)
-        if is_disk_full(error) and not isinstance(error, DiskFullError):  # a write of Keras's, Ray's, the cache's
+        if is_disk_full(error):
             kind = DiskFullError.__name__
-            text = (
-                f"no space left in {run_dir.parent} ({text}); {free_bytes(run_dir) / 2**20:.1f} MB are free. Free "
-                "space, then run the same command again: the finished runs are kept."
-            )
-        elif isinstance(error, DiskFullError):
-            kind = DiskFullError.__name__
+            if not isinstance(error, DiskFullError):  # a write of Keras's, Ray's or the cache's: sized here
+                text = (
+                    f"no space left in {run_dir.parent} ({text}); {free_bytes(run_dir) / 2**20:.1f} MB are free. "
+                    "Free space, then run the same command again: the finished runs are kept."
+                )
         message = json.dumps({"type": kind, "message": text})
         atomic_write(run_dir / ERROR, lambda tmp: Path(tmp).write_text(message))
         return 1

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_alexnet._utils import ray_cluster
+from keras_alexnet._utils.files import nothing_left_if
 from keras_alexnet.calibration import fit_temperature
 from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.layers import attach_class_names, with_temperature
@@ -94,8 +95,7 @@ def train_on_workers(
     if options.recipe == AUTO and resolve is None:
         raise ValueError("recipe='auto' on several workers needs resolve= (keras_alexnet.experiments.auto).")
     check_supported(options)
-    created = [path for path in (*reversed(run.path.absolute().parents), run.path.absolute()) if not path.exists()]
-    try:
+    with nothing_left_if(ray_cluster.ClusterError, run.path):  # refused before any work: nothing left behind
         return _train_on_ray(
             run,
             data,
@@ -107,13 +107,9 @@ def train_on_workers(
             workers,
             verbose,
             resolve,
-            **{"cpus_per_worker": cpus_per_worker, "gpus_per_worker": gpus_per_worker},
+            cpus_per_worker=cpus_per_worker,
+            gpus_per_worker=gpus_per_worker,
         )
-    except ray_cluster.ClusterError:  # refused before any work: a refused command leaves nothing behind
-        for path in reversed(created):
-            with contextlib.suppress(OSError):  # only folders this call made, and only while empty
-                path.rmdir()
-        raise
 
 
 def _train_on_ray(
