@@ -45,6 +45,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from benchmarks.run import cpu_flags, cpu_name  # noqa: E402
+from benchmarks.temperature_size import SECTION as SIZE_SECTION  # noqa: E402
 
 PHOTOS = ROOT / "tests" / "data" / "cats_vs_dogs"
 BASE = {
@@ -355,7 +356,9 @@ def main():
     text = "\n".join(lines) + "\n"
     print(text)
     if not args.quick:
-        Path(args.out).write_text(text)
+        out = Path(args.out)
+        kept = out.read_text().partition(SIZE_SECTION)  # benchmarks/temperature_size.py's section stays
+        Path(args.out).write_text(text + (f"\n{SIZE_SECTION}{kept[2]}" if kept[1] else ""))
 
 
 if __name__ == "__main__":

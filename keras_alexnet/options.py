@@ -226,7 +226,8 @@ class TrainingOptions:
     )
     calibrate: bool = option(  # fit a temperature on the validation images at the end (layers.Temperature)
         True,
-        "keep the probabilities as trained (default: fit a temperature on the validation images at the end)",
+        "keep the probabilities as trained (default: fit a temperature on the validation images at the end, "
+        "held near 1 when they are few: benchmarks/CONFIDENCE.md)",
         name="--no-calibrate",
         value=False,
     )

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from keras_alexnet._utils.choices import IMBALANCE_RATIO
 from keras_alexnet._utils.files import atomic_write
+from keras_alexnet.calibration import TemperatureChoice
 from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.evaluation import evaluate, tta_change
 from keras_alexnet.explain.activations import filter_grid
@@ -310,11 +311,20 @@ def _confidence(page):
         '<p class="note">Left: accuracy against confidence (a calibrated model follows the diagonal). '
         "Right: with <code>predict --min-confidence P</code>, images under P are answered "
         "<i>unknown</i>; the curves show the accuracy on the others and the share answered.</p>",
+        *_temperature_note(page.result),
         '<div class="pair">'
         + _image(evaluation.plot_reliability(page.scratch / "reliability.png"), "reliability diagram")
         + _image(coverage, "accuracy and coverage against the confidence threshold")
         + "</div>",
     ]
+
+
+def _temperature_note(result):
+    """How the run chose its temperature (runs before 0.8.1 recorded only the number)."""
+    choice = TemperatureChoice.from_dict(result.get("calibration"))
+    if choice is None:
+        return []
+    return [f'<p class="note">Temperature {choice.temperature:.3f}: {html.escape(choice.reason())}.</p>']
 
 
 def _most_confused(page):

@@ -159,10 +159,13 @@ def test_train_on_two_workers_equals_one_process_on_the_same_global_batch(shapes
     from keras_alexnet.training import train
     from keras_alexnet.training.on_workers import train_on_workers
 
-    options = {**TINY, **LINEAR, "epochs": 3, "val_split": 0.3}
-    train(shapes_dir, run_dir=tmp_path / "one", verbose=0, **options)
+    options = {**TINY, **LINEAR, "epochs": 3, "val_split": 0.3, "calibrate": True}
+    alone = train(shapes_dir, run_dir=tmp_path / "one", verbose=0, **options)
     record = train_on_workers(shapes_dir, workers=2, run_dir=tmp_path / "two", verbose=0, **options)
     assert record["output_epoch"] == 3 and record["workers"]
+    # the same temperature rule (issue 38) on the same validation images
+    assert record["calibration"]["images"] == alone.calibration.images > 0
+    assert record["temperature"] == pytest.approx(alone.temperature, rel=1e-3)
     one, two = _weights(tmp_path / "one" / "model.keras"), _weights(tmp_path / "two" / "model.keras")
     assert one.keys() == two.keys()
     for name in one:  # the same updates, up to float32's summation order across the two workers

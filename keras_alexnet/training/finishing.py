@@ -20,7 +20,7 @@ import numpy as np
 
 from keras_alexnet._utils.choices import validation
 from keras_alexnet._utils.disk import DiskFullError, disk_full_message, ensure_space, is_disk_full, weights_bytes
-from keras_alexnet.calibration import CalibrationScores, ece_floor, fit_temperature, tempered
+from keras_alexnet.calibration import CalibrationScores, choose_temperature, ece_floor, tempered
 from keras_alexnet.datasets.statistics import colour_statistics
 from keras_alexnet.layers import attach_class_names, with_temperature
 from keras_alexnet.metrics import BALANCED_METRICS, training_metrics
@@ -41,7 +41,7 @@ class RunEnd:
     val_set: object
     verbose: int = 1
     kept_epoch: int | None = None
-    temperature: float | None = None
+    calibration: object = None  # calibration.TemperatureChoice (None: not calibrated)
     shipped: keras.Model | None = None  # the model with its temperature
     final_model: keras.Model | None = None  # and its class names, compiled: what train returns
     augmentation: object = None  # tta.Measurement
@@ -69,10 +69,10 @@ def calibrate(end):
     """A temperature fitted on the validation images (``--no-calibrate``: none)."""
     end.shipped = end.fitted.model
     if end.options.calibrate and end.val_set is not None:
-        end.temperature = _fit_temperature(
+        end.calibration = _choose_temperature(
             end.fitted.model, end.val_set, end.fitted.val_ds, end.fitted.last_cache, end.verbose
         )
-        end.shipped = with_temperature(end.fitted.model, end.temperature)
+        end.shipped = with_temperature(end.fitted.model, end.calibration.temperature)
 
 
 def name_classes(end):
@@ -106,7 +106,7 @@ def record(end):
     """What the run made, in ``options.json``'s ``result``; the folder keeps only a finished run's files."""
     fitted, run = end.fitted, end.run
     values = _result_record(
-        end.options, end.kept_epoch, fitted.history, run, end.temperature, end.train_set, end.val_set
+        end.options, end.kept_epoch, fitted.history, run, end.calibration, end.train_set, end.val_set
     )
     tta = end.augmentation.to_dict() if end.augmentation else None
     if end.recipe_reason:  # the rule named the recipe: not a choice of the user's
@@ -167,7 +167,7 @@ def save_final(model, run):
         raise
 
 
-def _result_record(options, kept_epoch, history, run, temperature, train_set, val_set):
+def _result_record(options, kept_epoch, history, run, calibration, train_set, val_set):
     """What the run made and what the report warns about: the epoch kept, the temperature, the class
     counts, the unreadable files skipped and the validation images that are also training images."""
     counts = np.bincount(np.asarray(train_set.labels, np.int64), minlength=len(train_set.class_names))
@@ -178,7 +178,7 @@ def _result_record(options, kept_epoch, history, run, temperature, train_set, va
         "output_network": options.output_network,
         "output_epoch": kept_epoch,
         "epochs_done": _epochs_done(history, run, options),
-        "temperature": temperature,
+        **temperature_record(calibration),
         "training_counts": {name: int(n) for name, n in zip(train_set.class_names, counts)},
         "skipped_count": len(skipped),
         "skipped": skipped[:20],
@@ -211,23 +211,39 @@ def _epochs_done(history, run, options):
     return options.epochs
 
 
-def _fit_temperature(model, val_set, val_ds, cache, verbose):
-    """The temperature that calibrates ``model`` on the validation images (on the cached activations
-    when the last stage trained on them: the same outputs without running the frozen layers again)."""
+def temperature_record(choice):
+    """The run record's ``temperature`` (the number the model divides by, or None) and ``calibration`` (how it
+    was chosen: ``calibration.TemperatureChoice.to_dict``)."""
+    return {
+        "temperature": choice.temperature if choice is not None else None,
+        "calibration": choice.to_dict() if choice is not None else None,
+    }
+
+
+def _choose_temperature(model, val_set, val_ds, cache, verbose):
+    """The temperature that calibrates ``model`` on the validation images, as the rule allows it
+    (``calibration.choose_temperature``; on the cached activations when the last stage trained on them:
+    the same outputs without running the frozen layers again)."""
     if cache is not None and cache.get("val") is not None:
         probabilities = cache["model"].predict(cache["val"].map(lambda x, y: x), verbose=0)
     else:
         probabilities = model.predict(val_ds.map(lambda x, y: x), verbose=0)
-    temperature = fit_temperature(probabilities, val_set.labels)
+    choice = choose_temperature(probabilities, val_set.labels)
     if verbose:
-        before = CalibrationScores.of(probabilities, val_set.labels)
-        calibrated = tempered(probabilities, temperature)
-        after = CalibrationScores.of(calibrated, val_set.labels)
-        print(
-            f"calibration: temperature {temperature:.3f}; validation {before.line()} -> {after.line()} "
-            f"(a perfectly calibrated model: ECE {ece_floor(calibrated):.4f} on {len(val_set.labels)} images by chance)"
-        )
-    return temperature
+        print(calibration_line(choice, probabilities, val_set.labels))
+    return choice
+
+
+def calibration_line(choice, probabilities, labels):
+    """What ``train`` prints about its temperature: the value, why, and the validation scores before and after."""
+    before = CalibrationScores.of(probabilities, labels)
+    calibrated = tempered(probabilities, choice.temperature)
+    after = CalibrationScores.of(calibrated, labels)
+    return (
+        f"calibration: temperature {choice.temperature:.3f} ({choice.reason()}); validation {before.line()} -> "
+        f"{after.line()} (a perfectly calibrated model: ECE {ece_floor(calibrated):.4f} on {len(labels)} images "
+        "by chance)"
+    )
 
 
 def _validation_scores(run, epoch):

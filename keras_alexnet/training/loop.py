@@ -76,7 +76,8 @@ class TrainResult:
     options: TrainingOptions | None = None
     output_epoch: int | None = None  # the epoch model.keras holds (options.output_network)
     val_scores: dict = dataclasses.field(default_factory=dict)  # accuracy, balanced_accuracy, macro_f1 of that epoch
-    temperature: float | None = None  # fitted on the validation images (None: not calibrated)
+    temperature: float | None = None  # what the model divides its logits by (None: not calibrated)
+    calibration: object = None  # calibration.TemperatureChoice: the temperature, its free fit, the images, why
     tta: object = None  # tta.Measurement on the validation images (None: not measured)
 
 
@@ -269,7 +270,8 @@ def train_locked(
         fitted.cached,
         options,
         output_epoch=end.kept_epoch,
-        temperature=end.temperature,
+        temperature=end.calibration.temperature if end.calibration else None,
+        calibration=end.calibration,
         val_scores=end.val_scores,
         tta=end.augmentation,
     )

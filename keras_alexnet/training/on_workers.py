@@ -24,13 +24,13 @@ import numpy as np
 
 from keras_alexnet._utils import ray_cluster
 from keras_alexnet._utils.files import nothing_left_if
-from keras_alexnet.calibration import fit_temperature
+from keras_alexnet.calibration import choose_temperature
 from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.layers import attach_class_names, with_temperature
 from keras_alexnet.options import AUTO, TrainingOptions, absolute_source
 from keras_alexnet.recipes import HEADS, RECIPES, Head, Recipe, register_head, register_recipe
 from keras_alexnet.run_directory import RunDirectory
-from keras_alexnet.training.finishing import check_finite, save_final
+from keras_alexnet.training.finishing import calibration_line, check_finite, save_final, temperature_record
 from keras_alexnet.training.loop import check_outside_data
 from keras_alexnet.training.multi_worker import (
     check_supported,
@@ -289,11 +289,13 @@ def _finish(run, options, train_set, val_set, fitted, verbose):
     classes = len(train_set.class_names)
     plain = build_model(options, classes)  # outside the strategy: a model that saves like train's
     plain.set_weights(model.get_weights())
-    temperature = None
+    choice = None
     if options.calibrate and val_set is not None:
         probabilities = np.concatenate([plain.predict_on_batch(x) for x, _ in val_set.dataset(options.batch_size)])
-        temperature = fit_temperature(probabilities, val_set.labels)
-    shipped = with_temperature(plain, temperature) if temperature is not None else plain
+        choice = choose_temperature(probabilities, val_set.labels)
+        if verbose:
+            print(calibration_line(choice, probabilities, val_set.labels))
+    shipped = with_temperature(plain, choice.temperature) if choice is not None else plain
     final = attach_class_names(shipped, train_set.class_names)
     check_finite(final, run)
     if options.save_models:
@@ -303,7 +305,7 @@ def _finish(run, options, train_set, val_set, fitted, verbose):
             "output_network": "last",
             "output_epoch": options.epochs,
             "epochs_done": options.epochs,
-            "temperature": temperature,
+            **temperature_record(choice),
             "workers": True,
             "training_counts": train_set.counts(),
             "skipped_count": len(train_set.skipped),
