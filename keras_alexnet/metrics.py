@@ -60,16 +60,31 @@ class _ConfusionMetric(keras.metrics.Metric):
     def reset_state(self):
         self.confusion.assign(ops.zeros((self.classes, self.classes), dtype="float32"))
 
-    def _per_class(self):
-        correct = ops.diagonal(self.confusion)
-        actual = ops.sum(self.confusion, axis=1)
-        predicted = ops.sum(self.confusion, axis=0)
-        recall = ops.divide_no_nan(correct, actual)
-        precision = ops.divide_no_nan(correct, predicted)
-        return actual, predicted, recall, precision
-
     def get_config(self):
         return {**super().get_config(), "classes": self.classes}
+
+
+def _per_class(confusion):
+    confusion = ops.cast(confusion, "float32")
+    correct = ops.diagonal(confusion)
+    actual = ops.sum(confusion, axis=1)
+    predicted = ops.sum(confusion, axis=0)
+    return actual, predicted, ops.divide_no_nan(correct, actual), ops.divide_no_nan(correct, predicted)
+
+
+def balanced_accuracy_of(confusion):
+    """The mean recall over the classes that have examples, from a confusion matrix (rows: true class)."""
+    actual, _, recall, _ = _per_class(confusion)
+    present = ops.cast(actual > 0, "float32")
+    return ops.divide_no_nan(ops.sum(recall * present), ops.sum(present))
+
+
+def macro_f1_of(confusion):
+    """The mean F1 over the classes with examples or predictions, from a confusion matrix (rows: true class)."""
+    actual, predicted, recall, precision = _per_class(confusion)
+    f1 = ops.divide_no_nan(2 * precision * recall, precision + recall)
+    present = ops.cast(actual + predicted > 0, "float32")
+    return ops.divide_no_nan(ops.sum(f1 * present), ops.sum(present))
 
 
 @keras.saving.register_keras_serializable(package="keras_alexnet")
@@ -80,9 +95,7 @@ class BalancedAccuracy(_ConfusionMetric):
         super().__init__(classes, name=name, **kwargs)
 
     def result(self):
-        actual, _, recall, _ = self._per_class()
-        present = ops.cast(actual > 0, "float32")
-        return ops.divide_no_nan(ops.sum(recall * present), ops.sum(present))
+        return balanced_accuracy_of(self.confusion)
 
 
 @keras.saving.register_keras_serializable(package="keras_alexnet")
@@ -93,10 +106,7 @@ class MacroF1(_ConfusionMetric):
         super().__init__(classes, name=name, **kwargs)
 
     def result(self):
-        actual, predicted, recall, precision = self._per_class()
-        f1 = ops.divide_no_nan(2 * precision * recall, precision + recall)
-        present = ops.cast(actual + predicted > 0, "float32")
-        return ops.divide_no_nan(ops.sum(f1 * present), ops.sum(present))
+        return macro_f1_of(self.confusion)
 
 
 # The names in a fit's logs, training and validation (choices.validation(name)), beside "accuracy".

@@ -244,16 +244,6 @@ def head_named(name):
     return HEADS[name]
 
 
-def describe_recipes():
-    """One line per recipe, for ``--help``."""
-    return "\n".join(f"  {name}: {recipe.summary}" for name, recipe in RECIPES.items())
-
-
-def describe_heads():
-    """One line per head, for ``--help``."""
-    return "\n".join(f"  {name}: {head.summary}" for name, head in HEADS.items())
-
-
 for _recipe in (
     Recipe(
         "frozen-features",

@@ -268,6 +268,8 @@ def _progress(page):
 
 def _auto_choice(page):
     """The recipe ``--recipe auto`` chose, why, and its comparison's summary."""
+    from keras_alexnet.experiments.tables import SUMMARY_CSV  # experiments imports this module
+
     if not page.run.auto.exists():
         return []
     choice = json.loads(page.run.auto.read_text())
@@ -276,7 +278,7 @@ def _auto_choice(page):
         f"<p><b>{html.escape(choice['recipe'])}</b> with the {html.escape(choice['head'])} head: "
         f"{html.escape(choice['reason'])}</p>",
     ]
-    summary = Path(choice["comparison"] or "") / "summary.csv"
+    summary = Path(choice["comparison"] or "") / SUMMARY_CSV
     if choice.get("comparison") and summary.exists():
         with open(summary) as handle:
             rows = list(csv.reader(handle))

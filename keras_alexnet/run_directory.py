@@ -68,6 +68,7 @@ class RunDirectory:
     LOCK = "run.lock"
     RESUMES = "resumes.json"
     ACTIVATION_CACHE = "activation_cache"
+    RAY_TRAIN = "ray_train"  # Ray Train's own records while a --workers run trains (removed when it ends)
     # A comparison's run (experiments.compare) also keeps its record, its error and where it ran.
     TRIAL_RESULT = "result.json"
     TRIAL_ERROR = "error.json"
@@ -91,7 +92,7 @@ class RunDirectory:
         RESUMES,
     )
     # A run's working files, which tell nothing of a previous run by themselves.
-    SCRATCH = (BEST_RECORD, ACTIVATION_CACHE)
+    SCRATCH = (BEST_RECORD, ACTIVATION_CACHE, RAY_TRAIN)
     # What a fit that starts afresh (not resumed) clears: the state of an earlier fit into the folder.
     FIT_STATE = (BACKUP, HISTORY, LOG, BEST_RECORD)
 
@@ -128,6 +129,7 @@ class RunDirectory:
     resumes = property(lambda self: self.path / self.RESUMES, doc="resumes.json, each resume and what it changed")
     lock_file = property(lambda self: self.path / self.LOCK, doc="run.lock, the PID of the run writing here")
     activation_cache = property(lambda self: self.path / self.ACTIVATION_CACHE, doc="activation_cache/ on disk")
+    ray_train = property(lambda self: self.path / self.RAY_TRAIN, doc="ray_train/, Ray Train's records of a run")
     trial_result = property(lambda self: self.path / self.TRIAL_RESULT, doc="result.json, a comparison run's record")
     trial_error = property(lambda self: self.path / self.TRIAL_ERROR, doc="error.json, why a comparison run failed")
     trial = property(lambda self: self.path / self.TRIAL, doc="trial.json, the node and process a comparison run used")

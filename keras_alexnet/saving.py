@@ -9,14 +9,7 @@ arranges for it to be imported as soon as Keras is (``_utils.keras_hook``), so
 
 from __future__ import annotations
 
-import keras
-
 from keras_alexnet import layers, metrics, preprocessing
 from keras_alexnet.optimizers import factors, schedules
 
 REGISTERING_MODULES = (layers, metrics, preprocessing, factors, schedules)
-
-
-def registered_names():
-    """The names Keras knows our classes by (``keras_alexnet>Conv2D`` ...)."""
-    return sorted(name for name in keras.saving.get_custom_objects() if name.startswith("keras_alexnet>"))

@@ -155,16 +155,29 @@ def _weights(path):
 
 
 @pytest.mark.slow
-def test_train_on_two_workers_equals_one_process_on_the_same_global_batch(shapes_dir, tmp_path, linear_head):
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"recipe": "fine-tune"},  # two stages, one-cycle in each
+        {"recipe": "fine-tune-all", "lr_schedule": "piecewise", "drop_period": 1, "drop_factor": 0.5},
+    ],
+    ids=["two-stages", "piecewise"],
+)
+def test_train_on_two_workers_equals_one_process_on_the_same_global_batch(shapes_dir, tmp_path, linear_head, changes):
+    """Issue 36: one runner. The workers drive the callbacks one process's fit does (the output network's
+    checkpoint, --patience, the learning-rate schedule) and finish with the same steps (the kept epoch, the
+    temperature, the record), so both write the same log.csv columns, record keys and model.keras."""
     from keras_alexnet.training import train
     from keras_alexnet.training.on_workers import train_on_workers
 
-    options = {**TINY, **LINEAR, "epochs": 3, "val_split": 0.3, "calibrate": True}
+    options = {**TINY, **LINEAR, "epochs": 4, "val_split": 0.3, "output_network": "best-validation-loss"}
+    options.update(patience=1, calibrate=True, **changes)
     alone = train(shapes_dir, run_dir=tmp_path / "one", verbose=0, **options)
     record = train_on_workers(shapes_dir, workers=2, run_dir=tmp_path / "two", verbose=0, **options)
-    assert record["output_epoch"] == 3 and record["workers"]
-    # the same temperature rule (issue 38) on the same validation images
-    assert record["calibration"]["images"] == alone.calibration.images > 0
+    recorded = json.loads((tmp_path / "one" / "options.json").read_text())["result"]
+    assert record["workers"] == 2 and set(record) - {"workers"} == set(recorded)
+    assert (record["output_epoch"], record["epochs_done"]) == (recorded["output_epoch"], recorded["epochs_done"])
+    assert record["calibration"]["images"] == alone.calibration.images > 0  # the same temperature rule (issue 38)
     assert record["temperature"] == pytest.approx(alone.temperature, rel=1e-3)
     one, two = _weights(tmp_path / "one" / "model.keras"), _weights(tmp_path / "two" / "model.keras")
     assert one.keys() == two.keys()
@@ -172,11 +185,14 @@ def test_train_on_two_workers_equals_one_process_on_the_same_global_batch(shapes
         for first, second in zip(one[name], two[name]):
             assert np.max(np.abs(first - second)) < 1e-5, name
     logged = list(csv.DictReader(open(tmp_path / "two" / "log.csv")))
-    assert [row["epoch"] for row in logged] == ["0", "1", "2"] and not (tmp_path / "two" / "backup").exists()
-    alone = list(csv.DictReader(open(tmp_path / "one" / "log.csv")))
-    for mine, theirs in zip(logged, alone):  # the validation each worker scores a share of
-        assert float(mine["val_loss"]) == pytest.approx(float(theirs["val_loss"]), abs=1e-5)
-        assert float(mine["val_accuracy"]) == pytest.approx(float(theirs["val_accuracy"]), abs=1e-6)
+    single = list(csv.DictReader(open(tmp_path / "one" / "log.csv")))
+    assert list(logged[0]) == list(single[0]) and len(logged) == len(single) == record["epochs_done"]
+    for mine, theirs in zip(logged, single):  # each worker scores a share of the validation images
+        for column in ("val_loss", "val_accuracy", "val_balanced_accuracy", "val_macro_f1", "balanced_accuracy"):
+            assert float(mine[column]) == pytest.approx(float(theirs[column]), abs=1e-5), column
+    rates = [json.loads((tmp_path / run / "history.json").read_text())["learning_rate"] for run in ("one", "two")]
+    np.testing.assert_allclose(rates[1], rates[0], rtol=1e-6)  # the schedule, step by step
+    assert not (tmp_path / "two" / "backup").exists() and not (tmp_path / "two" / "best.keras").exists()
 
 
 @pytest.mark.slow
@@ -277,8 +293,8 @@ def test_workers_flags_are_checked_by_the_parser_and_before_any_work(shapes_dir,
         assert "--workers: " in capsys.readouterr().err
     run = tmp_path / "r"
     argv = ["train", "--data", str(shapes_dir), "--run-dir", str(run), "--workers", "2", "--val-split", "0.3"]
-    assert main([*argv, "--patience", "2"]) == 2
-    assert "does not run --patience" in capsys.readouterr().err
+    assert main([*argv, "--mixup", "0.4"]) == 2
+    assert "does not run --mixup (each worker would mix within its share of the batch" in capsys.readouterr().err
     assert main([*argv, "--cpus-per-worker", "64", "--architecture", "tiny", "--weights", "none"]) == 2
     error = capsys.readouterr().err
     assert (

@@ -111,8 +111,3 @@ def typed_options(args, options_class):
     """{field: value} of ``options_class``'s fields whose flags were typed (the rest stay as they are)."""
     names = {field.name for field in dataclasses.fields(options_class) if flag_of(field)}
     return {name: value for name, value in vars(args).items() if name in names}
-
-
-def flag_defaults(options_class):
-    """{flag: default} of every field with a flag (for the schema test and the docs)."""
-    return {flag_name(f): f.default for f in dataclasses.fields(options_class) if flag_of(f)}

@@ -23,6 +23,7 @@ from keras_alexnet._utils.runtime import stderr_to_devnull
 
 RAY_EXTRA = "pip install 'ray[tune,train]'"
 CONNECT_SECONDS = 30
+MAX_FAILURES = 3  # a comparison's trial or a --workers group is restarted this often (a node lost), then fails
 # ray.init's longest wait (an address that accepts TCP but is not a Ray cluster waits for ever); the environment's
 # KERAS_ALEXNET_RAY_JOIN_SECONDS changes it.
 JOIN_SECONDS = 120

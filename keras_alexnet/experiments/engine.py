@@ -13,19 +13,19 @@ import os
 import time
 from pathlib import Path
 
+from keras_alexnet._utils import ray_cluster
 from keras_alexnet._utils.ray_cluster import quiet_stderr
 from keras_alexnet._utils.runtime import quiet_tensorflow
 
 # A retried trial resumes from its backup; a run that fails as such (bad data, divergence) says so in
 # error.json and is not retried: only lost nodes and processes are.
-MAX_FAILURES = 3
 
 
 def run_trials(ray, jobs, out, *, cpus=1, gpus=0, on_result=None):
     """Run ``jobs`` (``compare``'s job dicts) as Ray Tune trials, in order; returns when all have ended.
 
     Each trial requests ``cpus`` CPUs and ``gpus`` GPUs; a lost node or process is retried (up to
-    ``MAX_FAILURES``), resuming from the run's backup. ``on_result(job, result)`` is called in this
+    ``ray_cluster.MAX_FAILURES``), resuming from the run's backup. ``on_result(job, result)`` is called in this
     process as each trial starts (``{"started": True}``; again after a retry) and with each of its
     reports (its epochs, then ``{"done": True}``).
     """
@@ -42,7 +42,7 @@ def run_trials(ray, jobs, out, *, cpus=1, gpus=0, on_result=None):
         run_config=tune.RunConfig(
             name=f"compare-{int(time.time())}",
             storage_path=str(Path(out).resolve() / "tune"),  # compare.TUNE
-            failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
+            failure_config=tune.FailureConfig(max_failures=ray_cluster.MAX_FAILURES),
             verbose=0,
             callbacks=[callback],
         ),
@@ -51,7 +51,7 @@ def run_trials(ray, jobs, out, *, cpus=1, gpus=0, on_result=None):
         grid = tuner.fit()
     failed = [result for result in grid if result.error is not None]
     if failed:  # the trial itself failed, past its retries (the run's own errors are in error.json)
-        raise RuntimeError(f"a trial failed on the cluster after {MAX_FAILURES} retries: {failed[0].error}")
+        raise RuntimeError(f"a trial failed on the cluster after {ray_cluster.MAX_FAILURES} retries: {failed[0].error}")
 
 
 def _trial(config):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
@@ -53,25 +52,3 @@ def save_png(pixels, path):
     """Write 8-bit pixels as a PNG (atomically); returns the path."""
     image = Image.fromarray(np.asarray(pixels))
     return atomic_write(Path(path), lambda tmp: image.save(tmp, format="PNG"))
-
-
-def png_bytes(pixels):
-    """8-bit pixels as PNG bytes (for pages and TensorBoard)."""
-    buffer = io.BytesIO()
-    Image.fromarray(np.asarray(pixels)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def side_by_side(*images, gap=4):
-    """8-bit RGB images of one height next to each other, white between."""
-    height = max(image.shape[0] for image in images)
-    parts = []
-    for index, image in enumerate(images):
-        if image.ndim == 2:
-            image = np.repeat(image[..., None], 3, axis=2)
-        padded = np.full((height, image.shape[1], 3), 255, np.uint8)
-        padded[: image.shape[0]] = image
-        parts.append(padded)
-        if index < len(images) - 1:
-            parts.append(np.full((height, gap, 3), 255, np.uint8))
-    return np.concatenate(parts, axis=1)

@@ -15,7 +15,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_alexnet._utils.choices import BALANCED_ACCURACY, MACRO_F1, validation
 from keras_alexnet.datasets.pipeline import without_autotune
+from keras_alexnet.metrics import balanced_accuracy_of, macro_f1_of
 
 
 def device_names(devices=None):
@@ -70,34 +72,38 @@ class DistributedSteps:
             else loss_fn
         )
         optimizer = model.optimizer
+        classes = int(model.outputs[0].shape[-1])
+
+        def counted(labels, probabilities, weights):
+            """(confusion matrix of the real examples, weighted hits, summed weight): what the epoch's accuracy,
+            balanced accuracy and macro-F1 are computed from, as Keras's metrics compute them in ``fit``."""
+            labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
+            predicted = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+            real = tf.cast(weights > 0, tf.float32)  # a weight of 0 is padding (validation)
+            confusion = tf.math.confusion_matrix(labels, predicted, classes, weights=real, dtype=tf.float32)
+            hits = tf.cast(tf.equal(predicted, labels), tf.float32)
+            return confusion, tf.reduce_sum(hits * weights), tf.reduce_sum(weights)
 
         def replica_step(images, labels, weights=None):
             with tf.GradientTape() as tape:
-                per_example = reduction_free(labels, model(images, training=True))
+                probabilities = model(images, training=True)
+                per_example = reduction_free(labels, probabilities)
                 # Divides by (per-replica batch x replicas): summed over replicas, a mean.
                 loss = tf.nn.compute_average_loss(per_example, sample_weight=weights)
             variables = model.trainable_variables
             optimizer.apply(tape.gradient(loss, variables), variables)
-            return loss
+            ones = tf.ones(tf.shape(tf.reshape(labels, [-1])), tf.float32)
+            return (loss, *counted(labels, probabilities, ones if weights is None else weights))
 
         @tf.function
         def train_step(*batch):
-            losses = strategy.run(replica_step, args=batch)
-            return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+            sums = strategy.run(replica_step, args=batch)
+            return [strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None) for value in sums]
 
         def replica_scores(images, labels, weights):
             probabilities = model(images, training=False)
             per_example = keras.losses.sparse_categorical_crossentropy(labels, probabilities)
-            predicted = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
-            correct = tf.cast(tf.equal(predicted, tf.cast(labels, tf.int32)), tf.float32) * tf.cast(
-                weights > 0, tf.float32
-            )
-            return (
-                tf.reduce_sum(tf.cast(per_example, tf.float32) * weights),
-                tf.reduce_sum(weights),
-                tf.reduce_sum(correct),
-                tf.reduce_sum(tf.cast(weights > 0, tf.float32)),
-            )
+            return (tf.reduce_sum(tf.cast(per_example, tf.float32) * weights), *counted(labels, probabilities, weights))
 
         @tf.function
         def score_step(*batch):
@@ -107,28 +113,48 @@ class DistributedSteps:
         self._train_step, self._score_step = train_step, score_step
 
     def scores(self, dataset_fn):
-        """``{"val_loss", "val_accuracy"}`` over ``distribute_datasets_from_function(dataset_fn)``, every replica
-        scoring its share: batches of (image, label, weight); a weight of 0 is padding, left out."""
-        totals = np.zeros(4)
+        """``val_loss``, ``val_accuracy``, ``val_balanced_accuracy`` and ``val_macro_f1`` (the names ``fit`` logs)
+        over ``distribute_datasets_from_function(dataset_fn)``, every replica scoring its share: batches of
+        (image, label, weight); a weight of 0 is padding, left out."""
+        totals = None
         for batch in self.strategy.distribute_datasets_from_function(dataset_fn):
-            totals += np.asarray([float(value) for value in self._score_step(*batch)])
-        loss, weight, correct, count = totals
-        return {"val_loss": loss / max(weight, 1e-12), "val_accuracy": correct / max(count, 1)}
+            values = [np.asarray(value, np.float64) for value in self._score_step(*batch)]
+            totals = values if totals is None else [a + b for a, b in zip(totals, values)]
+        loss, confusion, hits, weight = totals
+        return {
+            "val_loss": float(loss / max(weight, 1e-12)),
+            **{validation(name): value for name, value in _scores(confusion, hits, weight).items()},
+        }
 
-    def epoch(self, dataset_fn, on_batch_end=None):
-        """One pass over ``strategy.distribute_datasets_from_function(dataset_fn)``; the mean loss.
+    def epoch(self, dataset_fn, callbacks=None):
+        """One pass over ``strategy.distribute_datasets_from_function(dataset_fn)``; the epoch's logs as ``fit``
+        writes them (``loss``, ``accuracy``, ``balanced_accuracy``, ``macro_f1``).
 
-        ``dataset_fn(context)`` gives this input pipeline's per-replica batches; ``on_batch_end(step,
-        loss)`` is called after each global step (the loss summed over replicas).
+        ``dataset_fn(context)`` gives this input pipeline's per-replica batches. ``callbacks`` (a Keras
+        ``CallbackList``) get each global step's batch events, with the epoch's running loss and accuracy
+        as ``fit``'s batch logs.
         """
-        total, steps = 0.0, 0
+        loss_total, steps, totals = 0.0, 0, None
         for batch in self.strategy.distribute_datasets_from_function(dataset_fn):
-            loss = float(self._train_step(*batch))
-            if on_batch_end is not None:
-                on_batch_end(steps, loss)
-            total += loss
-            steps += 1
-        return total / max(steps, 1)
+            if callbacks is not None:
+                callbacks.on_train_batch_begin(steps)
+            loss, *counts = [np.asarray(value, np.float64) for value in self._train_step(*batch)]
+            totals = counts if totals is None else [a + b for a, b in zip(totals, counts)]
+            loss_total, steps = loss_total + float(loss), steps + 1
+            if callbacks is not None:
+                running = {"loss": loss_total / steps, "accuracy": float(totals[1] / max(totals[2], 1e-12))}
+                callbacks.on_train_batch_end(steps - 1, running)
+        confusion, hits, weight = totals
+        return {"loss": loss_total / max(steps, 1), **_scores(confusion, hits, weight)}
+
+
+def _scores(confusion, hits, weight):
+    """Accuracy (weighted, as Keras's with sample weights), balanced accuracy and macro-F1 from the counts."""
+    return {
+        "accuracy": float(hits / max(weight, 1e-12)),
+        BALANCED_ACCURACY: float(keras.ops.convert_to_numpy(balanced_accuracy_of(confusion))),
+        MACRO_F1: float(keras.ops.convert_to_numpy(macro_f1_of(confusion))),
+    }
 
 
 def distributed_fit(model, examples, strategy, global_batch_size, epochs=1):
@@ -153,4 +179,4 @@ def distributed_fit(model, examples, strategy, global_batch_size, epochs=1):
         )
 
     steps = DistributedSteps(model, strategy)
-    return [steps.epoch(dataset_fn) for _ in range(epochs)]
+    return [steps.epoch(dataset_fn)["loss"] for _ in range(epochs)]

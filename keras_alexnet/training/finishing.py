@@ -49,6 +49,7 @@ class RunEnd:
     val_accuracy: float | None = None
     val_scores: dict = dataclasses.field(default_factory=dict)
     recipe_reason: str | None = None  # why the rule of thumb chose the recipe (no recipe named)
+    workers: int | None = None  # the run trained on this many workers (None: one process)
 
 
 def keep_output(end):
@@ -112,6 +113,8 @@ def record(end):
     if end.recipe_reason:  # the rule named the recipe: not a choice of the user's
         values["changed_options"] = [name for name in values["changed_options"] if name != "recipe"]
         values["recipe_reason"] = end.recipe_reason
+    if end.workers:
+        values["workers"] = end.workers
     run.record_result({**values, "tta": tta, "layers": _layers(fitted.model)})
     run.finish()
     end.val_accuracy = _validation_accuracy(fitted.history, run, end.kept_epoch)

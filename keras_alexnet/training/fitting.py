@@ -24,6 +24,57 @@ def piecewise_schedule(initial_rate, drop_factor=0.1, drop_period=10):
     return keras.callbacks.LearningRateScheduler(lambda epoch: initial_rate * drop_factor ** (epoch // drop_period))
 
 
+def stage_schedule(model, options, stage):
+    """``--lr-schedule piecewise``'s callback for a recipe stage with no schedule of its own, else None."""
+    if stage.schedule is not None or options.lr_schedule != "piecewise":
+        return None
+    initial = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    return piecewise_schedule(initial, options.drop_factor, options.drop_period)
+
+
+def run_callbacks(
+    run,
+    model,
+    *,
+    append,
+    validated,
+    progress=None,
+    backup=None,
+    checkpoint=None,
+    output_network=OUTPUT_NETWORKS[0],
+    patience=None,
+    lr_schedule=None,
+):
+    """The callbacks of a run's stage, in their order, for every engine: Keras's ``fit`` and the workers' loop
+    (``multi_worker``), which drives the same list. ``progress`` (``TrainingProgress``), the CSV log (written
+    when ``progress`` is given), ``backup`` and ``checkpoint`` write the run directory: one process and the
+    workers' chief pass them, the other workers None. ``validated``: the stage has validation images (the
+    checkpoint and ``patience`` watch them); ``append``: the log continues an earlier fit's."""
+    rate = model.optimizer.learning_rate if model.optimizer is not None else None
+    callbacks = [
+        TrainableStateGuard(),
+        # First: a non-finite loss stops the run before the log, plot, backup or checkpoint see it.
+        StopOnDivergence(float(keras.ops.convert_to_numpy(rate)) if isinstance(rate, keras.Variable) else None),
+    ]
+    if progress is not None:
+        # The logs before the backup: a run killed between the two repeats an epoch that is
+        # logged (and trimmed on resume), instead of missing one.
+        callbacks += [keras.callbacks.CSVLogger(str(run.log), append=append), progress]
+    if backup is not None:
+        callbacks.append(backup)
+    if validated:
+        if getattr(model.optimizer, "use_ema", False):
+            # Validation and the checkpoint see the weights' moving average (what the run ships).
+            callbacks.append(ValidateAveragedWeights(model.optimizer, checkpoint or None))
+        elif checkpoint:
+            callbacks.append(checkpoint)
+        if patience:
+            callbacks.append(early_stopping(output_network, patience))
+    if lr_schedule is not None:
+        callbacks.append(lr_schedule)
+    return callbacks
+
+
 def fit(
     model,
     train_data,
@@ -80,29 +131,20 @@ def fit(
     )
     if fit_val is not None:
         fit_val = weighted(fit_val, val_weights)
-    rate = model.optimizer.learning_rate if model.optimizer is not None else None
-    callbacks = [
-        TrainableStateGuard(),
-        # First: a non-finite loss stops the run before the log, plot, backup or checkpoint see it.
-        StopOnDivergence(float(keras.ops.convert_to_numpy(rate)) if isinstance(rate, keras.Variable) else None),
-        # The logs before the backup: a run killed between the two repeats an epoch that is
-        # logged (and trimmed on resume), instead of missing one.
-        keras.callbacks.CSVLogger(str(run.log), append=resume),
-        TrainingProgress(run, fit_val, validation_frequency, stage=stage[1] if stage else None),
-        backup_callback,
-    ]
-    if fit_val is not None:
-        if checkpoint is None:
-            checkpoint = output_checkpoint(output_network, run, model, None, save_file=True)
-        if getattr(model.optimizer, "use_ema", False):
-            # Validation and the checkpoint see the weights' moving average (what the run ships).
-            callbacks.append(ValidateAveragedWeights(model.optimizer, checkpoint or None))
-        elif checkpoint:
-            callbacks.append(checkpoint)
-        if patience:
-            callbacks.append(early_stopping(output_network, patience))
-    if lr_schedule is not None:
-        callbacks.append(lr_schedule)
+    if fit_val is not None and checkpoint is None:
+        checkpoint = output_checkpoint(output_network, run, model, None, save_file=True)
+    callbacks = run_callbacks(
+        run,
+        model,
+        append=resume,
+        validated=fit_val is not None,
+        progress=TrainingProgress(run, fit_val, validation_frequency, stage=stage[1] if stage else None),
+        backup=backup_callback,
+        checkpoint=checkpoint,
+        output_network=output_network,
+        patience=patience,
+        lr_schedule=lr_schedule,
+    )
     callbacks.extend(extra_callbacks)
     # shuffle=False: the pipelines shuffle themselves, every epoch.
     history = fit_model.fit(

@@ -28,7 +28,11 @@ from keras_alexnet.datasets.class_weights import weighted
 from keras_alexnet.run_directory import RunDirectory
 from keras_alexnet.training.callbacks import TrainingProgress, restore_random_states, trim_csv_log, write_backup
 from keras_alexnet.training.distributed import DistributedSteps
-from keras_alexnet.training.setup import balancing, build_model, configure, enter_stage, stage_epochs
+from keras_alexnet.training.finishing import saved_form
+from keras_alexnet.training.fitting import run_callbacks, stage_schedule
+from keras_alexnet.training.output_network import output_checkpoint
+from keras_alexnet.training.setup import balancing, build_model, configure, enter_stage, stage_epochs, stage_label
+from keras_alexnet.training.stages import Fitted
 
 
 def cluster_spec():
@@ -51,21 +55,19 @@ def cluster_spec():
 
 
 def check_supported(options):
-    """Refuse options the multi-worker loop does not run, naming them and what to do."""
+    """Refuse options the workers' loop does not run, naming them and why."""
     refused = []
     if options.cache_activations:
-        refused.append("--cache-activations")
-    if options.patience:
-        refused.append("--patience (every worker would have to stop at the same epoch)")
-    if options.lr_schedule == "piecewise":
-        refused.append("--lr-schedule piecewise")
-    for flag, value in (("--mixup", options.mixup), ("--cutmix", options.cutmix), ("--ema", options.ema)):
+        refused.append("--cache-activations (the workers' loop has no cached-activation stage yet)")
+    for flag, value in (("--mixup", options.mixup), ("--cutmix", options.cutmix)):
         if value:
-            refused.append(flag)
+            refused.append(f"{flag} (each worker would mix within its share of the batch: not one process's pairs)")
+    if options.ema:
+        refused.append("--ema (the workers' loop keeps no moving average yet)")
     if refused:
         raise ValueError(
-            f"training on several workers does not run {', '.join(refused)} yet: train on one worker, or leave "
-            "out those flags."
+            f"training on several workers does not run {'; '.join(refused)}: train on one worker, or leave out "
+            "those flags."
         )
 
 
@@ -75,8 +77,11 @@ WORKER_WAIT_SECONDS = 300  # a worker that never comes: TensorFlow would wait fo
 def train_worker(train_set, val_set, options, run_dir, strategy, chief, verbose=1):
     """One worker's share of a run: the epochs from the run's last backup to ``options.epochs``.
 
-    Every worker calls this with the same arguments at the same time; the chief also writes the
-    run directory (``run_dir``, on storage every worker sees). Returns the history (chief) or None.
+    Every worker calls this with the same arguments at the same time and drives the callbacks one
+    process's ``fit`` would (``fitting.run_callbacks``: patience, the learning-rate schedule, the output
+    network's checkpoint); the chief's also write the run directory (``run_dir``, on storage every worker
+    sees): ``log.csv``, ``history.json``, the plot, ``best.keras`` and a backup after every epoch.
+    Returns ``stages.Fitted`` (the chief; ``val_ds`` None) or None.
     """
     check_supported(options)
     run = RunDirectory(run_dir)
@@ -87,27 +92,21 @@ def train_worker(train_set, val_set, options, run_dir, strategy, chief, verbose=
     with strategy.scope(), waiting_for_workers():
         model = build_model(options, classes, steps_per_epoch)
         model.optimizer.build(model.trainable_variables)
-    done, stage = 0, 1
-    if run.has_backup():  # every worker starts from the same backup: the checked weights and random draws
-        done, stage = run.check_resumable(classes)
-        if stage > 1:  # the backup holds a later stage's model and optimizer
-            _enter(model, options, strategy, stage - 1, steps_per_epoch)
-        metadata = json.loads(run.backup_metadata.read_text())
-        model.load_weights(run.backup / metadata["weights"])
-        if metadata.get("random_states"):
-            restore_random_states(model, metadata["random_states"])
+    done, stage = _resume(model, options, strategy, run, classes, steps_per_epoch)
     weights, val_weights = balancing(options, train_set, val_set)
-    progress = csv_log = None
+    checkpoint = None
     if chief:
         trim_csv_log(run.log, done)  # an epoch logged after the last backup is trained again
-        progress = TrainingProgress(run, None)
-        progress.set_model(model)
-        csv_log = keras.callbacks.CSVLogger(str(run.log), append=done > 0)
-        csv_log.set_model(model)
-        csv_log.on_train_begin()
-        progress.set_params({"epochs": options.epochs, "steps": steps_per_epoch})
-        progress.on_train_begin()
+        if val_set is not None:
+            checkpoint = output_checkpoint(
+                options.output_network,
+                run,
+                model,
+                lambda fitted: saved_form(fitted, train_set.class_names, options),
+                save_file=options.save_models,
+            )
     history = {}
+    recipe = options.recipe_object
     for index, (first, last) in enumerate(stage_epochs(options)):
         number = index + 1
         if number < stage:
@@ -117,23 +116,55 @@ def train_worker(train_set, val_set, options, run_dir, strategy, chief, verbose=
             stage = number
             if chief:
                 write_backup(model, run.backup, first, stage=number)
+        label = stage_label(number, recipe.stages[index]) if recipe.two_stage else None
+        callbacks = keras.callbacks.CallbackList(
+            run_callbacks(
+                run,
+                model,
+                append=done > 0 or index > 0,
+                validated=val_set is not None,
+                progress=TrainingProgress(run, None, stage=label) if chief else None,
+                checkpoint=checkpoint,
+                output_network=options.output_network,
+                patience=options.patience,
+                lr_schedule=stage_schedule(model, options, recipe.stages[index]),
+            ),
+            model=model,
+            epochs=last,
+            steps=steps_per_epoch,
+        )
         steps = DistributedSteps(model, strategy)  # traced once per stage (its optimizer)
+        model.stop_training = False  # --patience ends a stage, as in fit
+        callbacks.on_train_begin()
         for epoch in range(max(done, first), last):
-            logs = _epoch(steps, train_set, val_set, options, epoch, weights, val_weights, chief, progress)
-            if not chief:
-                continue
-            for key, value in logs.items():
-                history.setdefault(key, []).append(value)
-            progress.on_epoch_end(epoch, dict(logs))
-            csv_log.on_epoch_end(epoch, dict(logs))
-            write_backup(model, run.backup, epoch + 1, stage=number)
-            if verbose:
-                scores = ", ".join(f"{key} {value:.4f}" for key, value in logs.items())
-                print(f"epoch {epoch + 1}/{options.epochs} on {strategy.num_replicas_in_sync} workers: {scores}")
-    if chief:
-        csv_log.on_train_end()
-        progress.on_train_end()
-    return (model, history) if chief else None
+            logs = _epoch(steps, callbacks, train_set, val_set, options, epoch, weights, val_weights)
+            callbacks.on_epoch_end(epoch, logs)
+            if chief:
+                for key, value in logs.items():
+                    history.setdefault(key, []).append(value)
+                write_backup(model, run.backup, epoch + 1, stage=number)
+                if verbose:
+                    scores = ", ".join(f"{key} {value:.4f}" for key, value in logs.items())
+                    print(f"epoch {epoch + 1}/{options.epochs} on {strategy.num_replicas_in_sync} workers: {scores}")
+            if model.stop_training:
+                break
+        callbacks.on_train_end()
+    return Fitted(model, history, checkpoint, None, None, False) if chief else None
+
+
+def _resume(model, options, strategy, run, classes, steps_per_epoch):
+    """(epochs done, stage) of the run's backup, its weights and random draws loaded (every worker reads the
+    same backup); (0, 1) for a run without one."""
+    if not run.has_backup():
+        return 0, 1
+    done, stage = run.check_resumable(classes)
+    if stage > 1:  # the backup holds a later stage's model and optimizer
+        _enter(model, options, strategy, stage - 1, steps_per_epoch)
+    metadata = json.loads(run.backup_metadata.read_text())
+    model.load_weights(run.backup / metadata["weights"])
+    if metadata.get("random_states"):
+        restore_random_states(model, metadata["random_states"])
+    return done, stage
 
 
 def _enter(model, options, strategy, stage_index, steps_per_epoch):
@@ -142,9 +173,9 @@ def _enter(model, options, strategy, stage_index, steps_per_epoch):
         model.optimizer.build(model.trainable_variables)
 
 
-def _epoch(steps, train_set, val_set, options, epoch, weights, val_weights, chief, progress):
+def _epoch(steps, callbacks, train_set, val_set, options, epoch, weights, val_weights):
     """One epoch on every worker (the batches and augmentation of (seed, epoch), each worker decoding its
-    share only); the chief's logs, else {}."""
+    share only), with ``callbacks``' epoch and batch events; the epoch's logs (training and validation)."""
 
     def dataset_fn(context):
         share = train_set.dataset(
@@ -159,16 +190,9 @@ def _epoch(steps, train_set, val_set, options, epoch, weights, val_weights, chie
         )
         return weighted(share, weights)
 
-    if chief:
-        progress.on_epoch_begin(epoch)
-
-    def step_done(step, loss):
-        progress.on_train_batch_begin(step)
-        progress.on_train_batch_end(step, {"loss": loss})
-
-    loss = steps.epoch(dataset_fn, step_done if chief else None)
-    scores = _validation(steps, val_set, val_weights, options.batch_size)  # every worker scores its share
-    return {"loss": loss, **scores} if chief else {}
+    callbacks.on_epoch_begin(epoch)
+    logs = steps.epoch(dataset_fn, callbacks)
+    return {**logs, **_validation(steps, val_set, val_weights, options.batch_size)}  # every worker scores its share
 
 
 def _validation(steps, val_set, val_weights, batch_size):

@@ -13,24 +13,20 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import json
 import os
 import shutil
 import threading
 import time
-from pathlib import Path
-
-import numpy as np
 
 from keras_alexnet._utils import ray_cluster
 from keras_alexnet._utils.files import nothing_left_if
-from keras_alexnet.calibration import choose_temperature
 from keras_alexnet.datasets import ImageFolder
-from keras_alexnet.layers import attach_class_names, with_temperature
 from keras_alexnet.options import AUTO, TrainingOptions, absolute_source
 from keras_alexnet.recipes import HEADS, RECIPES, Head, Recipe, register_head, register_recipe
 from keras_alexnet.run_directory import RunDirectory
-from keras_alexnet.training.finishing import calibration_line, check_finite, save_final, temperature_record
+from keras_alexnet.training.finishing import FINISHING, RunEnd
 from keras_alexnet.training.loop import check_outside_data
 from keras_alexnet.training.multi_worker import (
     check_supported,
@@ -52,10 +48,6 @@ from keras_alexnet.training.resume import (
 from keras_alexnet.training.rule import with_named_recipe
 from keras_alexnet.training.sets import read_sets, record_validation_set
 from keras_alexnet.training.setup import build_model
-
-MAX_FAILURES = 3
-RAY_TRAIN = "ray_train"  # Ray Train's own records, while the run trains
-
 
 GRPC_NOTE = (
     "note: the workers exchange gradients over TensorFlow's gRPC servers, which listen on every interface with no "
@@ -120,14 +112,14 @@ def _train_on_ray(
     from ray.train.tensorflow import TensorflowTrainer
 
     train_set, val_set = _prepare(run, data, val, options, resume)
-    options, _ = with_named_recipe(options, train_set, verbose)
+    options, reason = with_named_recipe(options, train_set, verbose)
     with ray_cluster.connect(address) as ray:
         ray_cluster.check_resources(
             ray, cpus_per_worker, gpus_per_worker, workers, "worker", "--cpus-per-worker, --gpus-per-worker"
         )
         ray_cluster.check_shared(ray, run.path)
         with run.locked():
-            _start(run, data, val, options, train_set, val_set, resume, overwrite, verbose)
+            _start(run, data, val, options, train_set, val_set, resume, overwrite)
             if options.recipe == AUTO:  # the comparison's trials spread over the same cluster
                 options = resolve(options, train_set, val_set, run)
                 check_supported(options)
@@ -141,6 +133,8 @@ def _train_on_ray(
                 "head": HEADS[options.head].to_dict(),
                 "verbose": verbose,
                 "cpus": cpus_per_worker,
+                "workers": workers,
+                "recipe_reason": reason,
             }
             trainer = TensorflowTrainer(
                 _worker_loop,
@@ -152,15 +146,15 @@ def _train_on_ray(
                 ),
                 run_config=RunConfig(
                     name=f"train-{int(time.time())}",
-                    storage_path=str(run.path.resolve() / RAY_TRAIN),
-                    failure_config=FailureConfig(max_failures=MAX_FAILURES),
+                    storage_path=str(run.ray_train.resolve()),
+                    failure_config=FailureConfig(max_failures=ray_cluster.MAX_FAILURES),
                 ),
             )
             if verbose:
                 print(GRPC_NOTE)
             with ray_cluster.quiet_stderr(), _epoch_lines(run, workers, options.epochs, verbose):
                 trainer.fit()
-    shutil.rmtree(run.path / RAY_TRAIN, ignore_errors=True)  # Ray Train's records of a run that has ended
+    shutil.rmtree(run.ray_train, ignore_errors=True)  # Ray Train's records of a run that has ended
     return run.result()
 
 
@@ -213,13 +207,13 @@ def train_with_tf_config(
         train_worker(train_set, val_set, options, run.path, strategy, chief=False, verbose=0)
         return None
     train_set, val_set = _prepare(run, data, val, options, resume)
-    options, _ = with_named_recipe(options, train_set, verbose)
+    options, reason = with_named_recipe(options, train_set, verbose)
     with run.locked():
-        _start(run, data, val, options, train_set, val_set, resume, overwrite, verbose)
+        _start(run, data, val, options, train_set, val_set, resume, overwrite)
         if verbose:
             print(GRPC_NOTE)
         fitted = train_worker(train_set, val_set, options, run.path, strategy, chief=True, verbose=verbose)
-        _finish(run, options, train_set, val_set, fitted, verbose)
+        _finish(run, options, train_set, val_set, fitted, verbose, workers, reason)
     return run.result()
 
 
@@ -240,7 +234,7 @@ def _prepare(run, data, val, options, resume):
     return train_set, val_set
 
 
-def _start(run, data, val, options, train_set, val_set, resume, overwrite, verbose=1):
+def _start(run, data, val, options, train_set, val_set, resume, overwrite):
     """Start the run directory (new, or a checked resume) before the workers start."""
     if resume:
         done, _ = run.check_resumable(len(train_set.class_names))
@@ -251,11 +245,6 @@ def _start(run, data, val, options, train_set, val_set, resume, overwrite, verbo
     options.save(run.options)
     if val_set is not None:
         record_validation_set(val_set, run.validation)
-    if options.output_network != "last" and verbose:
-        print(
-            f"note: on several workers model.keras holds the last epoch (--output-network {options.output_network} "
-            "needs one worker); log.csv shows every epoch's validation scores."
-        )
 
 
 def _worker_loop(config):
@@ -270,7 +259,7 @@ def _worker_loop(config):
     rank = ray.train.get_context().get_world_rank()
     chief = rank == 0
     where = {"rank": rank, "node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
-    folder = Path(config["run_dir"]) / RAY_TRAIN
+    folder = RunDirectory(config["run_dir"]).ray_train
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"worker-{rank}.json").write_text(json.dumps(where))  # which node holds which worker
     train_set = ImageFolder.from_dict(config["train"])
@@ -279,40 +268,25 @@ def _worker_loop(config):
     run = RunDirectory(config["run_dir"])
     fitted = train_worker(train_set, val_set, options, run.path, strategy, chief, verbose=config["verbose"])
     if chief:
-        _finish(run, options, train_set, val_set, fitted, config["verbose"])
+        _finish(run, options, train_set, val_set, fitted, config["verbose"], config["workers"], config["recipe_reason"])
 
 
-def _finish(run, options, train_set, val_set, fitted, verbose):
-    """The chief, after the last epoch: the final model (last epoch's weights, the temperature fitted on the
-    validation images when asked), saved outside the strategy; the result record."""
-    model, _ = fitted
-    classes = len(train_set.class_names)
-    plain = build_model(options, classes)  # outside the strategy: a model that saves like train's
-    plain.set_weights(model.get_weights())
-    choice = None
-    if options.calibrate and val_set is not None:
-        probabilities = np.concatenate([plain.predict_on_batch(x) for x, _ in val_set.dataset(options.batch_size)])
-        choice = choose_temperature(probabilities, val_set.labels)
-        if verbose:
-            print(calibration_line(choice, probabilities, val_set.labels))
-    shipped = with_temperature(plain, choice.temperature) if choice is not None else plain
-    final = attach_class_names(shipped, train_set.class_names)
-    check_finite(final, run)
-    if options.save_models:
-        save_final(final, run)
-    run.record_result(
-        {
-            "output_network": "last",
-            "output_epoch": options.epochs,
-            "epochs_done": options.epochs,
-            **temperature_record(choice),
-            "workers": True,
-            "training_counts": train_set.counts(),
-            "skipped_count": len(train_set.skipped),
-            "skipped": [str(path) for path, _ in train_set.skipped][:20],
-            "changed_options": options.changed_from_defaults(),
-        }
+def _finish(run, options, train_set, val_set, fitted, verbose, workers, recipe_reason=None):
+    """The chief, after the last epoch: the finishing steps one process runs (``finishing.FINISHING``: the output
+    network's epoch, the temperature, the checks, test-time augmentation, ``model.keras``, the record), on a
+    copy of the model made outside the strategy (it saves like ``train``'s)."""
+    plain = build_model(options, len(train_set.class_names))
+    plain.set_weights(fitted.model.get_weights())
+    val_ds = val_set.dataset(options.batch_size) if val_set is not None else None
+    end = RunEnd(
+        dataclasses.replace(fitted, model=plain, val_ds=val_ds),
+        options,
+        run,
+        train_set,
+        val_set,
+        verbose,
+        recipe_reason=recipe_reason,
+        workers=workers,
     )
-    run.finish()
-    if verbose:
-        print(f"model: {run.model} (epoch {options.epochs}, the last: --output-network on several workers)")
+    for step in FINISHING:
+        step(end)

@@ -83,10 +83,3 @@ def keep_output_network(model, checkpoint, run, epochs_done):
         if layer.weights and layer.name in source:
             layer.set_weights(source[layer.name])
     return checkpoint.best_epoch
-
-
-def recorded_epoch(run):
-    """The best epoch ``best.best.json`` records, or None."""
-    if not run.best_record.exists():
-        return None
-    return json.loads(run.best_record.read_text()).get("epoch")

@@ -15,7 +15,7 @@ import keras
 
 from keras_alexnet.datasets.class_weights import weighted
 from keras_alexnet.training.callbacks import write_backup
-from keras_alexnet.training.fitting import fit, piecewise_schedule
+from keras_alexnet.training.fitting import fit, stage_schedule
 from keras_alexnet.training.regularizers import mixed
 from keras_alexnet.training.setup import activation_pipelines, balancing, enter_stage, stage_epochs, stage_label
 
@@ -113,17 +113,13 @@ def run_stages(
                 model, options, train_set, val_set, run.activation_cache, epochs, shared_activations
             )
             cached = True
-        schedule = None
-        if stage.schedule is None and options.lr_schedule == "piecewise":
-            initial = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
-            schedule = piecewise_schedule(initial, options.drop_factor, options.drop_period)
         part = fit(
             model,
             train_ds,
             val_ds,
             epochs=last,
             resume=resume or index > 0,
-            lr_schedule=schedule,
+            lr_schedule=stage_schedule(model, options, stage),
             cache=cache,
             stage=(number, stage_label(number, stage)) if recipe.two_stage else None,
             **shared,
