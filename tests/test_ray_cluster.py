@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 from conftest import CLI, free_ports
@@ -160,8 +161,9 @@ def _weights(path):
     [
         {"recipe": "fine-tune"},  # two stages, one-cycle in each
         {"recipe": "fine-tune-all", "lr_schedule": "piecewise", "drop_period": 1, "drop_factor": 0.5},
+        {"recipe": "fine-tune-all", "mixup": 0.4, "cutmix": 1.0, "ema": 0.9, "class_weight": "auto"},
     ],
-    ids=["two-stages", "piecewise"],
+    ids=["two-stages", "piecewise", "mixup-cutmix-ema"],
 )
 def test_train_on_two_workers_equals_one_process_on_the_same_global_batch(shapes_dir, tmp_path, linear_head, changes):
     """Issue 36: one runner. The workers drive the callbacks one process's fit does (the output network's
@@ -193,6 +195,41 @@ def test_train_on_two_workers_equals_one_process_on_the_same_global_batch(shapes
     rates = [json.loads((tmp_path / run / "history.json").read_text())["learning_rate"] for run in ("one", "two")]
     np.testing.assert_allclose(rates[1], rates[0], rtol=1e-6)  # the schedule, step by step
     assert not (tmp_path / "two" / "backup").exists() and not (tmp_path / "two" / "best.keras").exists()
+
+
+class _StopAfter(keras.callbacks.Callback):
+    """Ctrl-C after ``epochs`` epochs (the run's own callbacks, the backup among them, have run by then)."""
+
+    def __init__(self, epochs):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epochs:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.slow
+def test_a_run_stopped_on_one_process_continues_on_workers_as_if_never_stopped(shapes_dir, tmp_path, linear_head):
+    """Issue 36: a run continues on the other way of training. Stopped after epoch 2 of 4 on one process,
+    resumed with --workers 2: the model and log equal one process's uninterrupted run (to 1e-5)."""
+    from keras_alexnet.training import train
+    from keras_alexnet.training.on_workers import train_on_workers
+
+    options = {**TINY, **LINEAR, "recipe": "fine-tune-all", "epochs": 4, "val_split": 0.3, "calibrate": True}
+    train(shapes_dir, run_dir=tmp_path / "whole", verbose=0, **options)
+    with pytest.raises(KeyboardInterrupt):
+        train(shapes_dir, run_dir=tmp_path / "run", verbose=0, callbacks=[_StopAfter(2)], **options)
+    record = train_on_workers(shapes_dir, workers=2, run_dir=tmp_path / "run", resume=True, verbose=0)
+    assert record["workers"] == 2 and record["epochs_done"] == 4
+    whole, resumed = _weights(tmp_path / "whole" / "model.keras"), _weights(tmp_path / "run" / "model.keras")
+    for name in whole:
+        for first, second in zip(whole[name], resumed[name]):
+            assert np.max(np.abs(first - second)) < 1e-5, name
+    rows = [list(csv.DictReader(open(tmp_path / run / "log.csv"))) for run in ("whole", "run")]
+    assert [row["epoch"] for row in rows[1]] == ["0", "1", "2", "3"] and list(rows[0][0]) == list(rows[1][0])
+    for mine, theirs in zip(rows[1], rows[0]):
+        assert float(mine["val_loss"]) == pytest.approx(float(theirs["val_loss"]), abs=1e-5)
 
 
 @pytest.mark.slow
@@ -245,7 +282,7 @@ def test_a_lost_worker_restarts_the_group_from_the_last_backup(shapes_dir, tmp_p
     finally:
         ray.shutdown()
         cluster.shutdown()
-    assert done["record"]["output_epoch"] == epochs
+    assert done["record"]["epochs_done"] == epochs
     assert json.loads((run / "auto.json").read_text())["recipe"] == "fine-tune"  # the rule's pick: two stages
     assert json.loads((run / "options.json").read_text())["recipe"] == "fine-tune"
     with open(run / "log.csv", newline="") as handle:

@@ -90,19 +90,18 @@ def test_resume_keeps_the_recorded_validation_set_and_refuses_other_data(shapes_
     assert result.output_epoch is not None
 
 
-def test_a_resume_on_another_way_of_training_is_refused_before_any_work(shapes_dir, tmp_path):
-    """A run started on workers writes the workers' log.csv and backups: one process resuming it would write rows
-    of other columns under them (0.7 did, and printed an impossible accuracy). Refused, naming --workers."""
-    from keras_alexnet.run_directory import RunDirectoryError
+def test_a_run_started_on_workers_continues_on_one_process(shapes_dir, tmp_path):
+    """Both ways of training write the same backups, log.csv columns and record (issue 36): one process
+    continues a run data.json says started on workers (0.8.0 refused it), appending rows of the same columns."""
     from keras_alexnet.training import train
 
     train_dir, val_dir = split_folders(shapes_dir, tmp_path)
     run = _interrupted_run(train_dir, val_dir, tmp_path / "run")
     record = json.loads(run.data.read_text())
     assert record["engine"] == "one process"
-    record["engine"] = "workers"  # as `train --workers 2` records it
-    run.data.write_text(json.dumps(record))
-    log_before = run.log.read_text()
-    with pytest.raises(RunDirectoryError, match="started on workers, this resume trains on one process.*--workers"):
-        train(train_dir, val=val_dir, run_dir=run.path, resume=True, verbose=0)
-    assert run.log.read_text() == log_before
+    run.data.write_text(json.dumps({**record, "engine": "workers"}))  # as `train --workers 2` records it
+    header = run.log.read_text().splitlines()[0]
+    result = train(train_dir, val=val_dir, run_dir=run.path, resume=True, epochs=3, verbose=0, **TINY_RUN)
+    lines = run.log.read_text().splitlines()
+    assert lines[0] == header and [line.split(",")[0] for line in lines[1:]] == ["0", "1", "2"]
+    assert result.model_path.exists() and not run.backup.exists()

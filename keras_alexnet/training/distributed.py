@@ -77,6 +77,8 @@ class DistributedSteps:
         def counted(labels, probabilities, weights):
             """(confusion matrix of the real examples, weighted hits, summed weight): what the epoch's accuracy,
             balanced accuracy and macro-F1 are computed from, as Keras's metrics compute them in ``fit``."""
+            if labels.shape.rank == 2:  # soft targets (mixup, CutMix): their larger share, as metrics.py counts
+                labels = tf.argmax(labels, axis=-1)
             labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
             predicted = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
             real = tf.cast(weights > 0, tf.float32)  # a weight of 0 is padding (validation)
@@ -92,7 +94,7 @@ class DistributedSteps:
                 loss = tf.nn.compute_average_loss(per_example, sample_weight=weights)
             variables = model.trainable_variables
             optimizer.apply(tape.gradient(loss, variables), variables)
-            ones = tf.ones(tf.shape(tf.reshape(labels, [-1])), tf.float32)
+            ones = tf.ones(tf.shape(images)[:1], tf.float32)
             return (loss, *counted(labels, probabilities, ones if weights is None else weights))
 
         @tf.function

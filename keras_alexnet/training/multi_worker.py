@@ -31,6 +31,7 @@ from keras_alexnet.training.distributed import DistributedSteps
 from keras_alexnet.training.finishing import saved_form
 from keras_alexnet.training.fitting import run_callbacks, stage_schedule
 from keras_alexnet.training.output_network import output_checkpoint
+from keras_alexnet.training.regularizers import mixed
 from keras_alexnet.training.setup import balancing, build_model, configure, enter_stage, stage_epochs, stage_label
 from keras_alexnet.training.stages import Fitted
 
@@ -56,18 +57,10 @@ def cluster_spec():
 
 def check_supported(options):
     """Refuse options the workers' loop does not run, naming them and why."""
-    refused = []
     if options.cache_activations:
-        refused.append("--cache-activations (the workers' loop has no cached-activation stage yet)")
-    for flag, value in (("--mixup", options.mixup), ("--cutmix", options.cutmix)):
-        if value:
-            refused.append(f"{flag} (each worker would mix within its share of the batch: not one process's pairs)")
-    if options.ema:
-        refused.append("--ema (the workers' loop keeps no moving average yet)")
-    if refused:
         raise ValueError(
-            f"training on several workers does not run {'; '.join(refused)}: train on one worker, or leave out "
-            "those flags."
+            "training on several workers does not run --cache-activations (the workers' loop has no "
+            "cached-activation stage): train on one worker, or leave out --cache-activations."
         )
 
 
@@ -148,6 +141,7 @@ def train_worker(train_set, val_set, options, run_dir, strategy, chief, verbose=
                     print(f"epoch {epoch + 1}/{options.epochs} on {strategy.num_replicas_in_sync} workers: {scores}")
             if model.stop_training:
                 break
+        model.optimizer.finalize_variable_values(model.trainable_variables)  # --ema: the average, as fit ends
         callbacks.on_train_end()
     return Fitted(model, history, checkpoint, None, None, False) if chief else None
 
@@ -175,24 +169,44 @@ def _enter(model, options, strategy, stage_index, steps_per_epoch):
 
 def _epoch(steps, callbacks, train_set, val_set, options, epoch, weights, val_weights):
     """One epoch on every worker (the batches and augmentation of (seed, epoch), each worker decoding its
-    share only), with ``callbacks``' epoch and batch events; the epoch's logs (training and validation)."""
+    share only), with ``callbacks``' epoch, batch and validation events; the epoch's logs."""
+    classes = len(train_set.class_names)
+    steps_per_epoch = math.ceil(len(train_set) / options.batch_size)
 
     def dataset_fn(context):
-        share = train_set.dataset(
-            context.get_per_replica_batch_size(options.batch_size),
-            training=True,
-            augment=options.augment,
+        shards, index = context.num_input_pipelines, context.input_pipeline_id
+        if not (options.mixup or options.cutmix):
+            share = train_set.dataset(
+                context.get_per_replica_batch_size(options.batch_size), shard=(shards, index), **epoch_batches
+            )
+            return weighted(share, weights)
+        # mixup and CutMix pair images across the global batch: every worker reads the whole batch, mixes
+        # the pairs one process mixes (drawn from (seed, step)) and trains on its rows, every shards-th one.
+        whole = mixed(
+            weighted(train_set.dataset(options.batch_size, **epoch_batches), weights),
+            classes,
+            mixup=options.mixup,
+            cutmix=options.cutmix,
             seed=options.seed,
-            epochs=epoch + 1,
-            start_epoch=epoch,
-            balanced=options.balanced_sampling,
-            shard=(context.num_input_pipelines, context.input_pipeline_id),
+            first_step=epoch * steps_per_epoch,
         )
-        return weighted(share, weights)
+        whole = whole.filter(lambda images, *rest: tf.shape(images)[0] >= shards)  # as the shards leave it out
+        return whole.map(lambda *batch: tuple(part[index::shards] for part in batch))
 
+    epoch_batches = {
+        "training": True,
+        "augment": options.augment,
+        "seed": options.seed,
+        "epochs": epoch + 1,
+        "start_epoch": epoch,
+        "balanced": options.balanced_sampling,
+    }
     callbacks.on_epoch_begin(epoch)
     logs = steps.epoch(dataset_fn, callbacks)
-    return {**logs, **_validation(steps, val_set, val_weights, options.batch_size)}  # every worker scores its share
+    callbacks.on_test_begin()  # the moving average's weights, with --ema (regularizers.ValidateAveragedWeights)
+    scores = _validation(steps, val_set, val_weights, options.batch_size)  # every worker scores its share
+    callbacks.on_test_end(scores)
+    return {**logs, **scores}
 
 
 def _validation(steps, val_set, val_weights, batch_size):

@@ -230,7 +230,7 @@ def _prepare(run, data, val, options, resume):
     train_set, val_set = _read(data, val, options)
     run.check_can_start(resume)
     if resume:
-        check_same_data(run, train_set, val_set, WORKERS)
+        check_same_data(run, train_set, val_set)
     return train_set, val_set
 
 

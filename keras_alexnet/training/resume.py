@@ -118,12 +118,12 @@ def _folder(value):
     return os.fsencode(Path(value).resolve()).decode("utf-8", "surrogateescape")
 
 
-ONE_PROCESS, WORKERS = "one process", "workers"  # the ways of training; each writes its own log.csv columns
+ONE_PROCESS, WORKERS = "one process", "workers"  # the ways of training (data.json: the one a run started on)
 
 
 def data_record(data, val, train_set, val_set, engine=ONE_PROCESS):
     """What a run trained and validated on: the folders (resolved), a digest of each set's files, and the way it
-    trains (``engine``: a resume on the other way is refused, its log and backups differ)."""
+    trains (``engine``: the way it started; a resume may continue on the other)."""
     return {
         "engine": engine,
         "data": _folder(data),
@@ -152,19 +152,13 @@ def resumed_folders(run, data, val, options):
     return data, val
 
 
-def check_same_data(run, train_set, val_set, engine=ONE_PROCESS):
+def check_same_data(run, train_set, val_set):
     """Refuse a resume whose training or validation files differ from those the run recorded (``data.json``),
-    or that trains another way (one process, workers), saying exactly what changed; nothing is written."""
+    saying exactly what changed; nothing is written. A run continues on either way of training (one process,
+    workers): both write the same backups, ``log.csv`` columns and record."""
     if not run.data.exists():
         return
     recorded = json.loads(run.data.read_text())
-    started = recorded.get("engine")
-    if started is not None and started != engine:
-        how = "--workers N (or the TF_CONFIG it was started with)" if started == WORKERS else "without --workers"
-        raise RunDirectoryError(
-            f"the run in {run.path} was started on {started}, this resume trains on {engine}: their log.csv and "
-            f"backups differ. Resume it {how}, or start a new run (--overwrite or another --run-dir)."
-        )
     then = recorded.get("class_names")
     if then is not None and then != list(train_set.class_names):
         raise RunDirectoryError(
