@@ -30,7 +30,16 @@ from keras_alexnet._utils.choices import (
     OUTPUT_NETWORKS,
 )
 from keras_alexnet._utils.files import atomic_write
-from keras_alexnet._utils.flags import below_one, fraction, non_negative_number, option, positive_int, seed_number
+from keras_alexnet._utils.flags import (
+    Facts,
+    below_one,
+    fields_where,
+    fraction,
+    non_negative_number,
+    option,
+    positive_int,
+    seed_number,
+)
 from keras_alexnet.architecture import ARCHITECTURES
 from keras_alexnet.optimizers.solvers import MOMENTUM_SOLVERS, SOLVERS
 from keras_alexnet.recipes import HEADS, RECIPES, Recipe, head_names, recipe_names
@@ -108,14 +117,27 @@ class TrainingOptions:
         "(see --auto-budget), then train the winner (default: the rule of thumb picks by the data, as measured: "
         "fine-tune, or frozen-features for a few dozen images or one epoch; the run says which and why)",
         choices=lambda: (*recipe_names(), AUTO),
+        commands=("lr-find",),
+        per_run=True,
     )
-    epochs: int = option(3, "epochs in all (a two-stage recipe's frozen epochs included)", parse=positive_int)
-    batch_size: int = option(32, "images per step", parse=positive_int)
+    epochs: int = option(
+        3,
+        "epochs in all (a two-stage recipe's frozen epochs included)",
+        parse=positive_int,
+        resumable=True,
+        commands=("compare",),
+    )
+    batch_size: int = option(32, "images per step", parse=positive_int, commands=("lr-find", "compare"))
     # None: the recipe's; a float or a keras LearningRateSchedule
-    learning_rate: object = option(None, "base learning rate (default: the recipe's)", name="--lr", parse=float)
-    optimizer: str | None = option(None, "the solver (default: the recipe's)", choices=SOLVERS)
+    learning_rate: object = option(
+        None, "base learning rate (default: the recipe's)", name="--lr", parse=float, per_run=True
+    )
+    optimizer: str | None = option(None, "the solver (default: the recipe's)", choices=SOLVERS, commands=("lr-find",))
     val_split: float | None = option(
-        None, "hold out this stratified fraction of --data for validation (e.g. 0.3)", parse=float
+        None,
+        "hold out this stratified fraction of --data for validation (e.g. 0.3)",
+        parse=float,
+        commands=("lr-find", "compare"),
     )
     validation_frequency: int | None = option(
         None, "validate every N iterations (default: every epoch)", parse=positive_int, metavar="N"
@@ -126,7 +148,9 @@ class TrainingOptions:
         parse=positive_int,
         metavar="N",
     )
-    augment: str = option("none", "random augmentation of the training images", choices=AUGMENTATIONS)
+    augment: str = option(
+        "none", "random augmentation of the training images", choices=AUGMENTATIONS, commands=("compare",)
+    )
     lr_schedule: str = option(
         "none",
         "piecewise: --drop-factor every --drop-period epochs; one-cycle: PyTorch's OneCycleLR peaking at --lr; "
@@ -144,45 +168,64 @@ class TrainingOptions:
         parse=on_off_auto,
         metavar="{auto,on,off}",
     )
-    seed: int = option(0, "seeds the split, the initial weights, the batch order and dropout", parse=seed_number)
+    seed: int = option(
+        0,
+        "seeds the split, the initial weights, the batch order and dropout",
+        parse=seed_number,
+        commands=("lr-find", "compare"),
+        per_run=True,
+    )
     deterministic: bool = option(False, "TensorFlow op determinism (GPUs; seeded CPU runs repeat anyway)", value=True)
     weights: str | None = option(
         "imagenet",
         "'imagenet' (shipped conv weights), a weights file, or 'none'",
         parse=lambda text: absolute_source(None if text == "none" else text),
+        commands=("lr-find", "compare"),
     )
     architecture: str = option(  # "tiny": the same graph with few channels, for quick pipeline checks
         "alexnet",
         "tiny: the same graph with few channels, for quick pipeline checks (use --weights none)",
         choices=tuple(ARCHITECTURES),
+        commands=("lr-find", "compare"),
     )
     head: str = option(  # "compact": fastai's small head instead of fc6-fc8
         "alexnet",
         "alexnet: fc6, fc7 and a new fc8 (58M parameters); compact: fastai's head on pool5 (0.3M)",
         choices=lambda: head_names(),
+        commands=("lr-find",),
+        per_run=True,
     )
     cache_activations: bool = option(
         False,
         "compute frozen layers once, train the rest on cached activations",
         value=True,
         aliases=("--cache-features",),
+        per_run=True,
+        workers="the workers' loop has no cached-activation stage",
     )
     cache_dtype: str = option("float32", "the cached activations' dtype", choices=CACHE_DTYPES)
-    cache_memory_limit: int = DEFAULT_CACHE_MEMORY_LIMIT
+    cache_memory_limit: int = dataclasses.field(
+        default=DEFAULT_CACHE_MEMORY_LIMIT, metadata={"facts": Facts(resumable=True)}
+    )
     on_bad_file: str = option(
         "skip",
         "stop at the first unreadable image instead of skipping it (and naming it)",
         name="--fail-on-bad-file",
         value="raise",
+        resumable=True,
     )
-    backup_every: int = option(1, "back up for --resume after every N-th epoch", parse=positive_int, metavar="N")
+    backup_every: int = option(
+        1, "back up for --resume after every N-th epoch", parse=positive_int, metavar="N", resumable=True
+    )
     # keep the optimizer's state in model.keras (3x the size with Adam)
     save_optimizer: bool = option(
         False,
         "keep the optimizer's state in model.keras (to continue training it later; 3x the size with Adam)",
         value=True,
+        resumable=True,
     )
-    save_models: bool = True  # write model.keras (a comparison's runs keep only their numbers)
+    # write model.keras (a comparison's runs keep only their numbers)
+    save_models: bool = dataclasses.field(default=True, metadata={"facts": Facts(per_run=True)})
     # One-cycle also cycles momentum / beta_1 0.95-0.85-0.95, as PyTorch and fastai. None: the
     # recipe's choice (a transfer.Recipe's cycle_momentum; off in the built-in ones).
     cycle_momentum: bool | None = option(
@@ -197,9 +240,15 @@ class TrainingOptions:
         "--epochs)",
         parse=positive_int,
     )
-    report: bool = option(True, "do not write report.html at the end", name="--no-report", value=False)
-    tensorboard: bool = option(True, "do not write TensorBoard logs", name="--no-tensorboard", value=False)
-    tensorboard_images: bool = option(False, "add Grad-CAM overlays of 4 validation images per epoch", value=True)
+    report: bool = option(
+        True, "do not write report.html at the end", name="--no-report", value=False, resumable=True, per_run=True
+    )
+    tensorboard: bool = option(
+        True, "do not write TensorBoard logs", name="--no-tensorboard", value=False, resumable=True
+    )
+    tensorboard_images: bool = option(
+        False, "add Grad-CAM overlays of 4 validation images per epoch", value=True, resumable=True
+    )
     # recipe="auto": epochs per comparison run (0: rule of thumb) or "10m" (experiments/auto.py)
     auto_budget: object = option(
         2,
@@ -207,6 +256,7 @@ class TrainingOptions:
         "after N minutes, or 0 for the guides' rule of thumb (no comparison)",
         parse=budget,
         metavar="EPOCHS|Nm",
+        resumable=True,
     )
     # "none", "auto" (n / (classes * count) per class, scikit-learn's "balanced") or {class: weight}
     class_weight: object = option(
@@ -214,6 +264,7 @@ class TrainingOptions:
         "auto: weigh each image n / (classes x its class's count), as scikit-learn's 'balanced', so rare classes "
         "count as much as common ones",
         choices=CLASS_WEIGHTS,
+        commands=("lr-find",),
     )
     balanced_sampling: bool = option(
         False,
@@ -230,6 +281,7 @@ class TrainingOptions:
         "held near 1 when they are few: benchmarks/CONFIDENCE.md)",
         name="--no-calibrate",
         value=False,
+        resumable=True,
     )
     # Regularizers (training/regularizers.py): 0 leaves each off.
     label_smoothing: float = option(
@@ -237,6 +289,7 @@ class TrainingOptions:
         "label smoothing: this share of the target spread over the classes (e.g. 0.1)",
         parse=below_one,
         metavar="EPS",
+        commands=("compare",),
     )
     mixup: float = option(
         0.0,
@@ -244,6 +297,7 @@ class TrainingOptions:
         "takes one of the two at even odds",
         parse=non_negative_number,
         metavar="ALPHA",
+        commands=("compare",),
     )
     cutmix: float = option(
         0.0,
@@ -251,18 +305,21 @@ class TrainingOptions:
         "one of the two at even odds",
         parse=non_negative_number,
         metavar="ALPHA",
+        commands=("compare",),
     )
     ema: float = option(
         0.0,
         "keep a moving average of the weights with this decay (e.g. 0.99): validated, kept and exported",
         parse=below_one,
         metavar="DECAY",
+        commands=("compare",),
     )
     measure_tta: bool = option(
         True,
         "skip measuring test-time augmentation on the validation images at the end",
         name="--no-measure-tta",
         value=False,
+        per_run=True,
     )
 
     def __post_init__(self):
@@ -564,28 +621,6 @@ REGULARIZERS = {
 }
 REGULARIZER_NAMES = tuple(REGULARIZERS)
 
-# The TrainingOptions fields each command's flags set (train: all of them).
-LR_FIND_FIELDS = (
-    "recipe",
-    "val_split",
-    "batch_size",
-    "optimizer",
-    "weights",
-    "architecture",
-    "head",
-    "seed",
-    "class_weight",
-)
-COMPARE_FIELDS = (
-    "val_split",
-    "epochs",
-    "batch_size",
-    "augment",
-    "weights",
-    "architecture",
-    "seed",
-    "label_smoothing",
-    "mixup",
-    "cutmix",
-    "ema",
-)
+# The TrainingOptions fields each command's flags set (train: all of them), from their Facts.
+LR_FIND_FIELDS = fields_where(TrainingOptions, lambda facts: "lr-find" in facts.commands)
+COMPARE_FIELDS = fields_where(TrainingOptions, lambda facts: "compare" in facts.commands)

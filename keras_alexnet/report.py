@@ -35,7 +35,7 @@ from keras_alexnet.explain.pictures import save_png, to_uint8
 from keras_alexnet.explain.targets import class_names
 from keras_alexnet.model import load_model
 from keras_alexnet.options import REPORT
-from keras_alexnet.run_directory import RunDirectory
+from keras_alexnet.run_directory import ComparisonFiles, RunDirectory
 from keras_alexnet.transfer import layer_table
 from keras_alexnet.tta import Measurement
 
@@ -268,8 +268,6 @@ def _progress(page):
 
 def _auto_choice(page):
     """The recipe ``--recipe auto`` chose, why, and its comparison's summary."""
-    from keras_alexnet.experiments.tables import SUMMARY_CSV  # experiments imports this module
-
     if not page.run.auto.exists():
         return []
     choice = json.loads(page.run.auto.read_text())
@@ -278,7 +276,7 @@ def _auto_choice(page):
         f"<p><b>{html.escape(choice['recipe'])}</b> with the {html.escape(choice['head'])} head: "
         f"{html.escape(choice['reason'])}</p>",
     ]
-    summary = Path(choice["comparison"] or "") / SUMMARY_CSV
+    summary = Path(choice["comparison"] or "") / ComparisonFiles.SUMMARY_CSV
     if choice.get("comparison") and summary.exists():
         with open(summary) as handle:
             rows = list(csv.reader(handle))

@@ -31,6 +31,13 @@ from keras_alexnet._utils.runtime import process_alive
 from keras_alexnet._utils.signals import holding
 
 
+class ComparisonFiles:
+    """The tables and curves a comparison writes into its folder (``experiments.tables``; ``--recipe auto``'s
+    comparison is one), named once for the comparison and the report that shows its summary."""
+
+    RUNS_CSV, SUMMARY_CSV, SUMMARY_MD, CURVES = "runs.csv", "summary.csv", "summary.md", "curves.png"
+
+
 class RunDirectoryError(ValueError):
     """The run directory cannot be used as asked; the message says why and what to do."""
 

@@ -330,8 +330,9 @@ def test_workers_flags_are_checked_by_the_parser_and_before_any_work(shapes_dir,
         assert "--workers: " in capsys.readouterr().err
     run = tmp_path / "r"
     argv = ["train", "--data", str(shapes_dir), "--run-dir", str(run), "--workers", "2", "--val-split", "0.3"]
-    assert main([*argv, "--mixup", "0.4"]) == 2
-    assert "does not run --mixup (each worker would mix within its share of the batch" in capsys.readouterr().err
+    assert main([*argv, "--cache-activations"]) == 2
+    refusal = capsys.readouterr().err
+    assert "does not run --cache-activations (the workers' loop has no cached-activation stage)" in refusal
     assert main([*argv, "--cpus-per-worker", "64", "--architecture", "tiny", "--weights", "none"]) == 2
     error = capsys.readouterr().err
     assert (

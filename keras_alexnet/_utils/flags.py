@@ -62,9 +62,36 @@ class Flag:
     show_default: bool = True
 
 
-def option(default, help, **flag):
-    """A dataclass field with a default and its command-line ``Flag`` (``flag``: Flag's fields)."""
-    return dataclasses.field(default=default, metadata={"flag": Flag(help, **flag)})
+@dataclasses.dataclass(frozen=True)
+class Facts:
+    """What the rest of the package needs to know about an option, kept on its field.
+
+    ``resumable``: a resumed run may change it (it changes nothing about the epochs already done).
+    ``commands``: the commands besides ``train`` (which takes every option) whose flags set it.
+    ``per_run``: a comparison sets it for each of its runs (so it does not decide whether a comparison
+    continues). ``workers``: None when several workers run it, else why they cannot (the refusal says it).
+    """
+
+    resumable: bool = False
+    commands: tuple = ()
+    per_run: bool = False
+    workers: str | None = None
+
+
+def option(default, help, *, resumable=False, commands=(), per_run=False, workers=None, **flag):
+    """A dataclass field with a default, its command-line ``Flag`` (``flag``: Flag's fields) and its ``Facts``."""
+    facts = Facts(resumable, tuple(commands), per_run, workers)
+    return dataclasses.field(default=default, metadata={"flag": Flag(help, **flag), "facts": facts})
+
+
+def facts_of(field):
+    """The field's ``Facts`` (a field made without ``option``: the defaults)."""
+    return field.metadata.get("facts", Facts())
+
+
+def fields_where(options_class, test):
+    """The names of ``options_class``'s fields whose ``Facts`` pass ``test``, in field order."""
+    return tuple(field.name for field in dataclasses.fields(options_class) if test(facts_of(field)))
 
 
 def flag_of(field):

@@ -38,6 +38,7 @@ from keras_alexnet._utils import ray_cluster
 from keras_alexnet._utils.choices import BALANCED_ACCURACY, COMPARE_METRICS, MACRO_F1, validation
 from keras_alexnet._utils.disk import DiskFullError, free_bytes, is_disk_full
 from keras_alexnet._utils.files import atomic_write, nothing_left_if
+from keras_alexnet._utils.flags import fields_where
 from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.evaluation import evaluate
 from keras_alexnet.experiments import engine
@@ -53,18 +54,9 @@ LOCK = "comparison.lock"
 ACTIVATIONS = "activations"  # the activation caches the runs share (train(..., shared_activations=))
 TUNE = "tune"  # Ray Tune's own records of the trials
 OUR_FILES = ("runs", ACTIVATIONS, TUNE, SETTINGS, RUNS_CSV, SUMMARY_CSV, SUMMARY_MD, CURVES)
-# Options each run takes from its candidate and seed, or that the comparison sets for its runs:
-# not part of the settings that decide whether a comparison continues.
-PER_RUN_OPTIONS = (
-    "recipe",
-    "head",
-    "learning_rate",
-    "seed",
-    "report",
-    "save_models",
-    "cache_activations",
-    "measure_tta",
-)
+# Options each run takes from its candidate and seed, or that the comparison sets for its runs (their
+# fields say so): not part of the settings that decide whether a comparison continues.
+PER_RUN_OPTIONS = fields_where(TrainingOptions, lambda facts: facts.per_run)
 # What a comparison writes into each run's directory beside the run's own files.
 # A comparison run's own files (RunDirectory names them).
 RESULT, ERROR, TRIAL = RunDirectory.TRIAL_RESULT, RunDirectory.TRIAL_ERROR, RunDirectory.TRIAL

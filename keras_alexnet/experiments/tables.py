@@ -15,8 +15,14 @@ from keras_alexnet._utils.files import atomic_write
 from keras_alexnet._utils.plotting import pyplot
 from keras_alexnet._utils.text import SafeCSVWriter
 from keras_alexnet.options import COMPARE
+from keras_alexnet.run_directory import ComparisonFiles
 
-RUNS_CSV, SUMMARY_CSV, SUMMARY_MD, CURVES = "runs.csv", "summary.csv", "summary.md", "curves.png"
+RUNS_CSV, SUMMARY_CSV, SUMMARY_MD, CURVES = (
+    ComparisonFiles.RUNS_CSV,
+    ComparisonFiles.SUMMARY_CSV,
+    ComparisonFiles.SUMMARY_MD,
+    ComparisonFiles.CURVES,
+)
 
 
 @dataclasses.dataclass

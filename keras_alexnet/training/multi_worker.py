@@ -14,6 +14,7 @@ and batch norm its statistics per worker's share of the batch.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -23,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_alexnet._utils import signals
+from keras_alexnet._utils.flags import facts_of, flag_name
 from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.datasets.class_weights import weighted
 from keras_alexnet.run_directory import RunDirectory
@@ -56,11 +58,16 @@ def cluster_spec():
 
 
 def check_supported(options):
-    """Refuse options the workers' loop does not run, naming them and why."""
-    if options.cache_activations:
+    """Refuse options several workers cannot run (their fields say why), naming them."""
+    refused = [
+        f"{flag_name(field)} ({facts_of(field).workers})"
+        for field in dataclasses.fields(options)
+        if facts_of(field).workers and getattr(options, field.name) != field.default
+    ]
+    if refused:
         raise ValueError(
-            "training on several workers does not run --cache-activations (the workers' loop has no "
-            "cached-activation stage): train on one worker, or leave out --cache-activations."
+            f"training on several workers does not run {'; '.join(refused)}: train on one worker, or leave out "
+            f"{'that flag' if len(refused) == 1 else 'those flags'}."
         )
 
 
@@ -129,7 +136,8 @@ def train_worker(train_set, val_set, options, run_dir, strategy, chief, verbose=
         steps = DistributedSteps(model, strategy)  # traced once per stage (its optimizer)
         model.stop_training = False  # --patience ends a stage, as in fit
         callbacks.on_train_begin()
-        for epoch in range(max(done, first), last):
+        epochs = range(max(done, first), last)
+        for epoch in epochs:
             logs = _epoch(steps, callbacks, train_set, val_set, options, epoch, weights, val_weights)
             callbacks.on_epoch_end(epoch, logs)
             if chief:
@@ -141,7 +149,8 @@ def train_worker(train_set, val_set, options, run_dir, strategy, chief, verbose=
                     print(f"epoch {epoch + 1}/{options.epochs} on {strategy.num_replicas_in_sync} workers: {scores}")
             if model.stop_training:
                 break
-        model.optimizer.finalize_variable_values(model.trainable_variables)  # --ema: the average, as fit ends
+        if epochs:  # --ema: the moving average in the weights, as fit ends a stage that trained
+            model.optimizer.finalize_variable_values(model.trainable_variables)
         callbacks.on_train_end()
     return Fitted(model, history, checkpoint, None, None, False) if chief else None
 

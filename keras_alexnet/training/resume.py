@@ -17,25 +17,15 @@ import os
 from pathlib import Path
 
 from keras_alexnet._utils.files import atomic_write
+from keras_alexnet._utils.flags import fields_where
 from keras_alexnet._utils.text import printable
 from keras_alexnet.options import TrainingOptions
 from keras_alexnet.run_directory import RunDirectoryError
 
 log = logging.getLogger("keras_alexnet.training")
 
-# Options a resumed run may change: none of them changes what the epochs already done were.
-RESUMABLE = (
-    "epochs",
-    "backup_every",
-    "report",
-    "tensorboard",
-    "tensorboard_images",
-    "save_optimizer",
-    "on_bad_file",
-    "cache_memory_limit",
-    "auto_budget",
-    "calibrate",
-)
+# Options a resumed run may change (their fields say so: none changes what the epochs already done were).
+RESUMABLE = fields_where(TrainingOptions, lambda facts: facts.resumable)
 
 
 def resumed_options(run, options=None, **changes):
