@@ -33,6 +33,7 @@ from keras_alexnet._utils.files import atomic_write
 from keras_alexnet._utils.flags import (
     Facts,
     below_one,
+    check_fields,
     fields_where,
     fraction,
     non_negative_number,
@@ -42,7 +43,7 @@ from keras_alexnet._utils.flags import (
 )
 from keras_alexnet.architecture import ARCHITECTURES
 from keras_alexnet.optimizers.solvers import MOMENTUM_SOLVERS, SOLVERS
-from keras_alexnet.recipes import HEADS, RECIPES, Recipe, head_names, recipe_names
+from keras_alexnet.recipes import RECIPES, Recipe, head_names, recipe_names
 
 AUTO = "auto"  # recipe="auto": keras_alexnet.experiments chooses the recipe before training
 
@@ -98,6 +99,33 @@ class AutoBudget:
         )
 
 
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _class_weight_ok(value):
+    if isinstance(value, dict):
+        return all(_number(weight) and weight >= 0 for weight in value.values())
+    return value in CLASS_WEIGHTS
+
+
+# The single-field rules (Facts.check) that a flag's choices do not already say.
+COUNT = (lambda value: value is None or is_count(value), "use a whole number of at least 1.")
+RECIPE_CHECK = (
+    lambda value: value is None or isinstance(value, Recipe) or value in (*RECIPES, AUTO),
+    lambda: f"use one of {', '.join((*RECIPES, AUTO))} (a name), or a keras_alexnet.Recipe.",
+)
+RATE_CHECK = (
+    lambda value: not isinstance(value, (int, float)) or (_number(value) and value > 0),
+    "use a positive, finite number (or a keras LearningRateSchedule).",
+)
+CLASS_WEIGHT_CHECK = (
+    _class_weight_ok,
+    f"use {', '.join(map(repr, CLASS_WEIGHTS))} or a dict from class (name or index) to a non-negative, finite weight.",
+)
+ALPHA_CHECK = (lambda value: _number(value) and value >= 0, "use Beta's alpha, a positive number such as 0.4 (0: off).")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainingOptions:
     """How to train: recipe, epochs, batches, rates, validation, schedule, precision, caching.
@@ -119,6 +147,7 @@ class TrainingOptions:
         choices=lambda: (*recipe_names(), AUTO),
         commands=("lr-find",),
         per_run=True,
+        check=RECIPE_CHECK,
     )
     epochs: int = option(
         3,
@@ -126,11 +155,12 @@ class TrainingOptions:
         parse=positive_int,
         resumable=True,
         commands=("compare",),
+        check=COUNT,
     )
-    batch_size: int = option(32, "images per step", parse=positive_int, commands=("lr-find", "compare"))
+    batch_size: int = option(32, "images per step", parse=positive_int, commands=("lr-find", "compare"), check=COUNT)
     # None: the recipe's; a float or a keras LearningRateSchedule
     learning_rate: object = option(
-        None, "base learning rate (default: the recipe's)", name="--lr", parse=float, per_run=True
+        None, "base learning rate (default: the recipe's)", name="--lr", parse=float, per_run=True, check=RATE_CHECK
     )
     optimizer: str | None = option(None, "the solver (default: the recipe's)", choices=SOLVERS, commands=("lr-find",))
     val_split: float | None = option(
@@ -138,15 +168,20 @@ class TrainingOptions:
         "hold out this stratified fraction of --data for validation (e.g. 0.3)",
         parse=float,
         commands=("lr-find", "compare"),
+        check=(
+            lambda value: value is None or 0 < value < 1,
+            "hold out a fraction strictly between 0 and 1 (e.g. 0.3).",
+        ),
     )
     validation_frequency: int | None = option(
-        None, "validate every N iterations (default: every epoch)", parse=positive_int, metavar="N"
+        None, "validate every N iterations (default: every epoch)", parse=positive_int, metavar="N", check=COUNT
     )
     patience: int | None = option(
         None,
         "stop after N epochs without a better value of --output-network's metric (validation loss by default)",
         parse=positive_int,
         metavar="N",
+        check=COUNT,
     )
     augment: str = option(
         "none", "random augmentation of the training images", choices=AUGMENTATIONS, commands=("compare",)
@@ -157,8 +192,13 @@ class TrainingOptions:
         "cosine: linear warm-up, then cosine decay",
         choices=LR_SCHEDULES,
     )
-    drop_factor: float = option(0.1, "piecewise: multiply the rate by this", parse=float)
-    drop_period: int = option(10, "piecewise: every this many epochs", parse=positive_int)
+    drop_factor: float = option(
+        0.1,
+        "piecewise: multiply the rate by this",
+        parse=float,
+        check=(lambda value: _number(value) and 0 < value <= 1, "use a number in (0, 1], e.g. 0.1."),
+    )
+    drop_period: int = option(10, "piecewise: every this many epochs", parse=positive_int, check=COUNT)
     mixed_precision: str | None = option(
         None, "compute in this precision, keep float32 weights", choices=[p for p in MIXED_PRECISION if p]
     )
@@ -167,6 +207,7 @@ class TrainingOptions:
         "XLA for the training step (auto: off on CPU, where it is slower; on a GPU when the convolutions are frozen)",
         parse=on_off_auto,
         metavar="{auto,on,off}",
+        check=(lambda value: value in (True, False, "auto"), "use True, False or 'auto'."),
     )
     seed: int = option(
         0,
@@ -213,9 +254,10 @@ class TrainingOptions:
         name="--fail-on-bad-file",
         value="raise",
         resumable=True,
+        check=(lambda value: value in BAD_FILE_POLICIES, "use 'skip' or 'raise'."),
     )
     backup_every: int = option(
-        1, "back up for --resume after every N-th epoch", parse=positive_int, metavar="N", resumable=True
+        1, "back up for --resume after every N-th epoch", parse=positive_int, metavar="N", resumable=True, check=COUNT
     )
     # keep the optimizer's state in model.keras (3x the size with Adam)
     save_optimizer: bool = option(
@@ -233,12 +275,14 @@ class TrainingOptions:
         "with --lr-schedule one-cycle or --recipe fine-tune: cycle momentum / Adam's beta_1 0.95-0.85-0.95 against "
         "the rate, as PyTorch's OneCycleLR and fastai do (default: off)",
         boolean=True,
+        check=(lambda value: value in (None, True, False), "use True, False or None (the recipe's)."),
     )
     freeze_epochs: int = option(
         1,
         "two-stage recipes (fine-tune): epochs with the convolutions frozen before all layers train (counted in "
         "--epochs)",
         parse=positive_int,
+        check=COUNT,
     )
     report: bool = option(
         True, "do not write report.html at the end", name="--no-report", value=False, resumable=True, per_run=True
@@ -265,6 +309,7 @@ class TrainingOptions:
         "count as much as common ones",
         choices=CLASS_WEIGHTS,
         commands=("lr-find",),
+        check=CLASS_WEIGHT_CHECK,
     )
     balanced_sampling: bool = option(
         False,
@@ -290,6 +335,7 @@ class TrainingOptions:
         parse=below_one,
         metavar="EPS",
         commands=("compare",),
+        check=(lambda value: _number(value) and 0 <= value < 1, "use a number in [0, 1), e.g. 0.1 (0: off)."),
     )
     mixup: float = option(
         0.0,
@@ -298,6 +344,7 @@ class TrainingOptions:
         parse=non_negative_number,
         metavar="ALPHA",
         commands=("compare",),
+        check=ALPHA_CHECK,
     )
     cutmix: float = option(
         0.0,
@@ -306,6 +353,7 @@ class TrainingOptions:
         parse=non_negative_number,
         metavar="ALPHA",
         commands=("compare",),
+        check=ALPHA_CHECK,
     )
     ema: float = option(
         0.0,
@@ -313,6 +361,10 @@ class TrainingOptions:
         parse=below_one,
         metavar="DECAY",
         commands=("compare",),
+        check=(
+            lambda value: _number(value) and 0 <= value < 1,
+            "use the average's decay in (0, 1), e.g. 0.99 (0: off).",
+        ),
     )
     measure_tta: bool = option(
         True,
@@ -323,100 +375,19 @@ class TrainingOptions:
     )
 
     def __post_init__(self):
-        for name in (
-            "epochs",
-            "batch_size",
-            "backup_every",
-            "drop_period",
-            "validation_frequency",
-            "patience",
-            "freeze_epochs",
-        ):
-            value = getattr(self, name)
-            if value is not None and not is_count(value):
-                raise ValueError(f"{name}={value!r}: use a whole number of at least 1.")
-        if self.recipe is None:
-            pass  # the rule of thumb names it when the data is read (training.rule.with_named_recipe)
-        elif isinstance(self.recipe, str):
-            if self.recipe not in (*RECIPES, AUTO):
-                raise ValueError(f"recipe={self.recipe!r} is not known: use one of {', '.join((*RECIPES, AUTO))}.")
-        elif not isinstance(self.recipe, Recipe):
-            raise ValueError(f"recipe={self.recipe!r}: use a name ({', '.join(RECIPES)}) or a keras_alexnet.Recipe.")
-        rate = self.learning_rate
-        if isinstance(rate, (int, float)) and not (rate > 0 and math.isfinite(rate)):
-            raise ValueError(f"learning_rate={rate}: use a positive, finite number (or a keras LearningRateSchedule).")
-        if self.optimizer is not None and self.optimizer not in SOLVERS:
-            raise ValueError(f"optimizer={self.optimizer!r} is not known: use one of {_allowed(SOLVERS)}.")
-        if self.val_split is not None and not 0 < self.val_split < 1:
-            raise ValueError(f"val_split={self.val_split}: hold out a fraction strictly between 0 and 1 (e.g. 0.3).")
-        if self.augment not in AUGMENTATIONS:
-            raise ValueError(f"augment={self.augment!r}: use one of {', '.join(AUGMENTATIONS)}.")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule={self.lr_schedule!r}: use one of {_allowed(LR_SCHEDULES)}.")
-        if not (isinstance(self.drop_factor, (int, float)) and 0 < self.drop_factor <= 1):
-            raise ValueError(f"drop_factor={self.drop_factor!r}: use a number in (0, 1], e.g. 0.1.")
-        if self.mixed_precision not in MIXED_PRECISION:
-            raise ValueError(f"mixed_precision={self.mixed_precision!r}: use None, 'float16' or 'bfloat16'.")
-        if self.xla not in (True, False, "auto"):
-            raise ValueError(f"xla={self.xla!r}: use True, False or 'auto'.")
-        if self.cache_dtype not in CACHE_DTYPES:
-            raise ValueError(f"cache_dtype={self.cache_dtype!r}: use one of {_allowed(CACHE_DTYPES)}.")
-        if self.architecture not in ARCHITECTURES:
-            raise ValueError(f"architecture={self.architecture!r}: use one of {_allowed(ARCHITECTURES)}.")
+        check_fields(self)  # each field's own rule (its Facts.check or its flag's choices)
+        # The rules between fields, each written once:
         if self.architecture != "alexnet" and self.weights == "imagenet":
             raise ValueError(
                 f"weights='imagenet' fit only architecture='alexnet', not {self.architecture!r}: "
                 "use weights=None (or a weights file made for it)."
             )
-        if self.head not in HEADS:
-            raise ValueError(f"head={self.head!r}: use one of {_allowed(HEADS)}.")
-        if self.on_bad_file not in BAD_FILE_POLICIES:
-            raise ValueError(f"on_bad_file={self.on_bad_file!r}: use 'skip' or 'raise'.")
         if self.recipe == AUTO:
             AutoBudget.parse(self.auto_budget)  # raises, naming the forms it reads
         if self.two_stage:
-            if self.epochs <= self.freeze_epochs:
-                raise ValueError(
-                    f"recipe {self.recipe_name!r} trains {self.freeze_epochs} frozen epoch(s) (freeze_epochs), then "
-                    f"unfreezes: epochs={self.epochs} leaves no unfrozen epoch. Use epochs > freeze_epochs "
-                    f"(e.g. {self.freeze_epochs + 2})."
-                )
-            if self.learning_rate is not None and not isinstance(self.learning_rate, (int, float)):
-                raise ValueError(
-                    f"recipe {self.recipe_name!r} makes its own one-cycle schedules from a peak rate: give "
-                    "learning_rate as a number."
-                )
-            if self.lr_schedule not in ("none", "one-cycle"):
-                raise ValueError(
-                    f"recipe {self.recipe_name!r} runs one-cycle schedules in both stages: "
-                    f"lr_schedule={self.lr_schedule!r} does not apply (leave it 'none' or 'one-cycle')."
-                )
-        if self.cycle_momentum not in (None, True, False):
-            raise ValueError(f"cycle_momentum={self.cycle_momentum!r}: use True, False or None (the recipe's).")
+            self._check_two_stage()
         if self.cycle_momentum:
-            if not self._one_cycle:
-                raise ValueError(
-                    "cycle_momentum cycles momentum against a one-cycle rate: use lr_schedule='one-cycle' "
-                    "(--lr-schedule one-cycle) or the fine-tune recipe (one-cycle in both stages), or leave "
-                    "cycle_momentum off (no --cycle-momentum)."
-                )
-            if self.solver not in MOMENTUM_SOLVERS:
-                raise ValueError(
-                    f"cycle_momentum needs a solver with momentum ({', '.join(MOMENTUM_SOLVERS)}), not "
-                    f"{self.solver!r}: give optimizer='adam' or 'sgdm' (--optimizer adam), or leave cycle_momentum "
-                    "off (no --cycle-momentum)."
-                )
-        if self.output_network not in OUTPUT_NETWORKS:
-            raise ValueError(f"output_network={self.output_network!r}: use one of {_allowed(OUTPUT_NETWORKS)}.")
-        if isinstance(self.class_weight, dict):
-            for name, weight in self.class_weight.items():
-                if not (isinstance(weight, (int, float)) and weight >= 0 and math.isfinite(weight)):
-                    raise ValueError(f"class_weight[{name!r}]={weight!r}: use a non-negative, finite number per class.")
-        elif self.class_weight not in CLASS_WEIGHTS:
-            raise ValueError(
-                f"class_weight={self.class_weight!r}: use {_allowed(CLASS_WEIGHTS)} or a dict from class "
-                "(name or index) to weight."
-            )
+            self._check_cycle_momentum()
         if self.balanced_sampling and self.class_weight != "none":
             raise ValueError(
                 "balanced_sampling already evens the classes out: with class_weight too the rare classes would count "
@@ -424,14 +395,6 @@ class TrainingOptions:
             )
         if self.report and not self.save_models:
             raise ValueError("report=True reads model.keras: use save_models=True, or report=False.")
-        if not (isinstance(self.label_smoothing, (int, float)) and 0 <= self.label_smoothing < 1):
-            raise ValueError(f"label_smoothing={self.label_smoothing!r}: use a number in [0, 1), e.g. 0.1 (0: off).")
-        for name in ("mixup", "cutmix"):
-            alpha = getattr(self, name)
-            if not (isinstance(alpha, (int, float)) and alpha >= 0 and math.isfinite(alpha)):
-                raise ValueError(f"{name}={alpha!r}: use Beta's alpha, a positive number such as 0.4 (0: off).")
-        if not (isinstance(self.ema, (int, float)) and 0 <= self.ema < 1):
-            raise ValueError(f"ema={self.ema!r}: use the average's decay in (0, 1), e.g. 0.99 (0: off).")
         if self.cache_activations and (self.mixup or self.cutmix):
             raise ValueError(
                 "cache_activations runs the frozen layers once per image, but mixup and CutMix blend the images "
@@ -442,6 +405,38 @@ class TrainingOptions:
             raise ValueError(
                 "cache_activations needs augment='none': random augmentation changes the frozen "
                 "layers' input every epoch."
+            )
+
+    def _check_two_stage(self):
+        if self.epochs <= self.freeze_epochs:
+            raise ValueError(
+                f"recipe {self.recipe_name!r} trains {self.freeze_epochs} frozen epoch(s) (freeze_epochs), then "
+                f"unfreezes: epochs={self.epochs} leaves no unfrozen epoch. Use epochs > freeze_epochs "
+                f"(e.g. {self.freeze_epochs + 2})."
+            )
+        if self.learning_rate is not None and not isinstance(self.learning_rate, (int, float)):
+            raise ValueError(
+                f"recipe {self.recipe_name!r} makes its own one-cycle schedules from a peak rate: give "
+                "learning_rate as a number."
+            )
+        if self.lr_schedule not in ("none", "one-cycle"):
+            raise ValueError(
+                f"recipe {self.recipe_name!r} runs one-cycle schedules in both stages: "
+                f"lr_schedule={self.lr_schedule!r} does not apply (leave it 'none' or 'one-cycle')."
+            )
+
+    def _check_cycle_momentum(self):
+        if not self._one_cycle:
+            raise ValueError(
+                "cycle_momentum cycles momentum against a one-cycle rate: use lr_schedule='one-cycle' "
+                "(--lr-schedule one-cycle) or the fine-tune recipe (one-cycle in both stages), or leave "
+                "cycle_momentum off (no --cycle-momentum)."
+            )
+        if self.solver not in MOMENTUM_SOLVERS:
+            raise ValueError(
+                f"cycle_momentum needs a solver with momentum ({', '.join(MOMENTUM_SOLVERS)}), not "
+                f"{self.solver!r}: give optimizer='adam' or 'sgdm' (--optimizer adam), or leave cycle_momentum "
+                "off (no --cycle-momentum)."
             )
 
     @property

@@ -12,12 +12,14 @@ from keras_alexnet.training import TrainingOptions
     "change, message",
     [
         ({"epochs": 0}, "epochs=0: use a whole number of at least 1"),
-        ({"recipe": "fastest"}, "recipe='fastest' is not known: use one of frozen-features"),
-        ({"optimizer": "lbfgs"}, "optimizer='lbfgs' is not known: use one of 'sgdm'"),
+        ({"recipe": "fastest"}, "recipe='fastest': use one of frozen-features"),
+        ({"optimizer": "lbfgs"}, "optimizer='lbfgs': use one of 'sgdm'"),
         ({"learning_rate": float("inf")}, "learning_rate=inf: use a positive, finite number"),
         ({"learning_rate": float("nan")}, "learning_rate=nan"),
         ({"val_split": 1.5}, "val_split=1.5: hold out a fraction strictly between 0 and 1"),
-        ({"augment": "spin"}, "augment='spin': use one of none, flip, resized-crop"),
+        ({"augment": "spin"}, "augment='spin': use one of 'none', 'flip', 'resized-crop'"),
+        ({"class_weight": {"cats": -1.0}}, r"class_weight=\{'cats': -1.0\}: use 'none', 'auto' or a dict"),
+        ({"mixup": float("nan")}, "mixup=nan: use Beta's alpha"),
         ({"lr_schedule": "cosine-ish"}, "lr_schedule='cosine-ish': use one of 'none', 'piecewise', 'one-cycle'"),
         ({"drop_factor": 2.0}, r"drop_factor=2.0: use a number in \(0, 1\]"),
         ({"mixed_precision": "int8"}, "mixed_precision='int8'"),
@@ -33,6 +35,25 @@ from keras_alexnet.training import TrainingOptions
 def test_errors_name_the_field_and_the_allowed_values(change, message):
     with pytest.raises(ValueError, match=message):
         TrainingOptions(**change)
+
+
+def test_every_field_with_choices_refuses_a_value_outside_them():
+    """Issue 36, item 3: a field's choices (its flag's) are its check, generated, not written again in
+    __post_init__; a None default allows None."""
+    import dataclasses
+
+    from keras_alexnet._utils.flags import facts_of, flag_of
+
+    checked = []
+    for field in dataclasses.fields(TrainingOptions):
+        flag = flag_of(field)
+        if flag is None or flag.choices is None or facts_of(field).check is not None:
+            continue
+        with pytest.raises(ValueError, match=f"^{field.name}='no such value': use one of "):
+            TrainingOptions(**{field.name: "no such value"})
+        checked.append(field.name)
+    assert {"optimizer", "augment", "lr_schedule", "architecture", "head", "output_network"} <= set(checked)
+    assert TrainingOptions(optimizer=None, mixed_precision=None).optimizer is None
 
 
 def test_options_round_trip_through_json(tmp_path):

@@ -70,18 +70,36 @@ class Facts:
     ``commands``: the commands besides ``train`` (which takes every option) whose flags set it.
     ``per_run``: a comparison sets it for each of its runs (so it does not decide whether a comparison
     continues). ``workers``: None when several workers run it, else why they cannot (the refusal says it).
+    ``check``: (accept, advice), the value's own rule: ``accept(value)`` or the error says ``advice`` (text,
+    or a function giving it); None: the flag's choices, if any, are the rule.
     """
 
     resumable: bool = False
     commands: tuple = ()
     per_run: bool = False
     workers: str | None = None
+    check: tuple | None = None
 
 
-def option(default, help, *, resumable=False, commands=(), per_run=False, workers=None, **flag):
+def option(default, help, *, resumable=False, commands=(), per_run=False, workers=None, check=None, **flag):
     """A dataclass field with a default, its command-line ``Flag`` (``flag``: Flag's fields) and its ``Facts``."""
-    facts = Facts(resumable, tuple(commands), per_run, workers)
+    facts = Facts(resumable, tuple(commands), per_run, workers, check)
     return dataclasses.field(default=default, metadata={"flag": Flag(help, **flag), "facts": facts})
+
+
+def check_fields(options):
+    """Each field's own rule, as its ``Facts`` and flag say: ``Facts.check``, else the flag's choices (a None
+    default allows None). Raises ValueError naming the field, the value and what to use."""
+    for field in dataclasses.fields(options):
+        value, facts, flag = getattr(options, field.name), facts_of(field), flag_of(field)
+        if facts.check is not None:
+            accept, advice = facts.check
+            if not accept(value):
+                raise ValueError(f"{field.name}={value!r}: {advice() if callable(advice) else advice}")
+        elif flag is not None and flag.choices is not None and not (value is None and field.default is None):
+            choices = tuple(flag.choices() if callable(flag.choices) else flag.choices)
+            if value not in choices:
+                raise ValueError(f"{field.name}={value!r}: use one of {', '.join(map(repr, choices))}.")
 
 
 def facts_of(field):
