@@ -26,14 +26,13 @@ import tensorflow as tf
 from keras_alexnet._utils import signals
 from keras_alexnet._utils.flags import facts_of, flag_name
 from keras_alexnet.datasets import ImageFolder
-from keras_alexnet.datasets.class_weights import weighted
 from keras_alexnet.run_directory import RunDirectory
+from keras_alexnet.training.batches import training_batches
 from keras_alexnet.training.callbacks import TrainingProgress, restore_random_states, trim_csv_log, write_backup
 from keras_alexnet.training.distributed import DistributedSteps
 from keras_alexnet.training.finishing import saved_form
 from keras_alexnet.training.fitting import run_callbacks, stage_schedule
 from keras_alexnet.training.output_network import output_checkpoint
-from keras_alexnet.training.regularizers import mixed
 from keras_alexnet.training.setup import balancing, build_model, configure, enter_stage, stage_epochs, stage_label
 from keras_alexnet.training.stages import Fitted
 
@@ -179,37 +178,15 @@ def _enter(model, options, strategy, stage_index, steps_per_epoch):
 def _epoch(steps, callbacks, train_set, val_set, options, epoch, weights, val_weights):
     """One epoch on every worker (the batches and augmentation of (seed, epoch), each worker decoding its
     share only), with ``callbacks``' epoch, batch and validation events; the epoch's logs."""
-    classes = len(train_set.class_names)
-    steps_per_epoch = math.ceil(len(train_set) / options.batch_size)
 
     def dataset_fn(context):
-        shards, index = context.num_input_pipelines, context.input_pipeline_id
-        if not (options.mixup or options.cutmix):
-            share = train_set.dataset(
-                context.get_per_replica_batch_size(options.batch_size), shard=(shards, index), **epoch_batches
-            )
-            return weighted(share, weights)
-        # mixup and CutMix pair images across the global batch: every worker reads the whole batch, mixes
-        # the pairs one process mixes (drawn from (seed, step)) and trains on its rows, every shards-th one.
-        whole = mixed(
-            weighted(train_set.dataset(options.batch_size, **epoch_batches), weights),
-            classes,
-            mixup=options.mixup,
-            cutmix=options.cutmix,
-            seed=options.seed,
-            first_step=epoch * steps_per_epoch,
+        shard = (
+            context.num_input_pipelines,
+            context.input_pipeline_id,
+            context.get_per_replica_batch_size(options.batch_size),
         )
-        whole = whole.filter(lambda images, *rest: tf.shape(images)[0] >= shards)  # as the shards leave it out
-        return whole.map(lambda *batch: tuple(part[index::shards] for part in batch))
+        return training_batches(train_set, options, weights, epochs=epoch + 1, start_epoch=epoch, shard=shard)
 
-    epoch_batches = {
-        "training": True,
-        "augment": options.augment,
-        "seed": options.seed,
-        "epochs": epoch + 1,
-        "start_epoch": epoch,
-        "balanced": options.balanced_sampling,
-    }
     callbacks.on_epoch_begin(epoch)
     logs = steps.epoch(dataset_fn, callbacks)
     callbacks.on_test_begin()  # the moving average's weights, with --ema (regularizers.ValidateAveragedWeights)

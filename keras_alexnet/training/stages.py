@@ -13,10 +13,9 @@ import dataclasses
 
 import keras
 
-from keras_alexnet.datasets.class_weights import weighted
+from keras_alexnet.training.batches import training_batches
 from keras_alexnet.training.callbacks import write_backup
 from keras_alexnet.training.fitting import fit, stage_schedule
-from keras_alexnet.training.regularizers import mixed
 from keras_alexnet.training.setup import activation_pipelines, balancing, enter_stage, stage_epochs, stage_label
 
 
@@ -52,7 +51,6 @@ def run_stages(
     ``done``: (epochs done, stage number) of the backup a resumed run starts from.
     """
     recipe = options.recipe_object
-    classes = len(train_set.class_names)
     steps_per_epoch = -(-len(train_set) // options.batch_size)
     done_epochs, done_stage = done
     weights, val_weights = balancing(options, train_set, val_set)
@@ -88,25 +86,7 @@ def run_stages(
         if skipped_before:
             continue
         epochs = {"epochs": last, "start_epoch": min(max(done_epochs, first), last - 1)}
-        train_ds = weighted(
-            train_set.dataset(
-                options.batch_size,
-                training=True,
-                augment=options.augment,
-                seed=options.seed,
-                balanced=options.balanced_sampling,
-                **epochs,
-            ),
-            weights,
-        )
-        train_ds = mixed(
-            train_ds,
-            classes,
-            mixup=options.mixup,
-            cutmix=options.cutmix,
-            seed=options.seed,
-            first_step=epochs["start_epoch"] * steps_per_epoch,
-        )
+        train_ds = training_batches(train_set, options, weights, **epochs)
         cache = None
         if options.cache_activations and (index == 0 or stage.freezes_first_convolution):
             cache = activation_pipelines(
