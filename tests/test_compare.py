@@ -78,7 +78,7 @@ def test_a_killed_comparison_continues_where_it_stopped(shapes_dir, tmp_path):
     out = tmp_path / "cmp"
     one = [Candidate("frozen-features", "compact")]
     script = (
-        "from keras_alexnet.experiments.compare import compare, Candidate\n"
+        "from keras_alexnet.experiments import compare, Candidate\n"
         f"compare({str(shapes_dir)!r}, candidates=[Candidate('frozen-features', 'compact')], seeds=2, "
         f"out={str(out)!r}, verbose=0, architecture='tiny', weights=None, batch_size=8, epochs=2)\n"
     )
@@ -295,7 +295,7 @@ def test_time_left_counts_whole_runs_not_just_their_epochs():
     """The estimate a comparison prints: after a run, the runs' mean wall time (start-up, caches and
     evaluation included); in the first run, its own pace so far. Counting epochs alone said "3 minutes
     left" of a 15-minute comparison."""
-    from keras_alexnet.experiments.compare import time_left
+    from keras_alexnet.experiments.progress import time_left
 
     first = {"epochs": 3, "per_run": None, "runs_after": 9}
     # 2 of 3 epochs done in 20 s of the run (10 s per epoch, start-up included): 1 + 27 epochs left.
@@ -316,7 +316,7 @@ def test_a_run_resumed_after_its_last_epoch_records_the_whole_runs_curves(tmp_pa
 
     from keras_alexnet import TINY as TINY_ARCHITECTURE
     from keras_alexnet import AlexNet
-    from keras_alexnet.experiments.compare import _record
+    from keras_alexnet.experiments.trial import run_record
 
     (tmp_path / "log.csv").write_text(
         "epoch,loss,val_accuracy,val_balanced_accuracy,val_loss,val_macro_f1\n"
@@ -324,7 +324,7 @@ def test_a_run_resumed_after_its_last_epoch_records_the_whole_runs_curves(tmp_pa
     )
     model = AlexNet(weights=None, classes=2, architecture=TINY_ARCHITECTURE)
     result = SimpleNamespace(history={}, run_dir=tmp_path, output_epoch=2, model=model, seconds=3.0)
-    record = _record(Candidate("frozen-features", "compact"), 1, result)
+    record = run_record(Candidate("frozen-features", "compact"), 1, result)
     assert record.val_accuracy_curve == [0.5, 0.75] and record.val_loss_curve == [1.1, 0.8]
     assert (record.val_accuracy, record.val_loss, record.best_epoch) == (0.75, 0.8, 2)
     assert record.val_balanced_accuracy == 0.7 and np.isnan(record.val_macro_f1)

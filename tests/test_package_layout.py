@@ -51,9 +51,8 @@ LAYERS = (
 # Imports of package modules inside functions, each with its reason. cli/ may import inside
 # its subcommands (its parser loads no TensorFlow); nothing else may, except:
 FUNCTION_IMPORTS = {
-    ("keras_alexnet.experiments.engine", "keras_alexnet.experiments.compare"): (
-        "a trial's process hides TensorFlow's start-up lines (quiet_tensorflow) before the comparison loads it, "
-        "and compare imports the engine"
+    ("keras_alexnet.experiments.engine", "keras_alexnet.experiments.trial"): (
+        "a trial's process hides TensorFlow's start-up lines (quiet_tensorflow) before the trial's module loads it"
     ),
 }
 

@@ -11,7 +11,8 @@
 """
 
 from keras_alexnet.experiments.auto import AutoChoice, choose_recipe, resolve_auto, rule_of_thumb, train
-from keras_alexnet.experiments.compare import Candidate, Cluster, RunRecord, candidates_of, compare
+from keras_alexnet.experiments.candidates import Candidate, RunRecord, candidates_of
+from keras_alexnet.experiments.compare import Cluster, compare
 from keras_alexnet.experiments.tables import Comparison, Summary, plot_curves, summarize
 
 __all__ = [

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from keras_alexnet._utils.choices import ACCURACY, BALANCED_ACCURACY, IMBALANCE_RATIO, metric_flag
 from keras_alexnet._utils.files import atomic_write
-from keras_alexnet.experiments.compare import ACTIVATIONS, candidates_of, compare
+from keras_alexnet.experiments.candidates import candidates_of
+from keras_alexnet.experiments.compare import ACTIVATIONS, compare
 from keras_alexnet.options import AUTO, AutoBudget
 from keras_alexnet.recipes import RECIPES
 from keras_alexnet.report import report_run

@@ -19,34 +19,30 @@ directory and resume), not KerasTuner's single ``model.fit``.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
 import json
 import math
 import os
 import shutil
-import statistics
-import sys
 import time
 from pathlib import Path
 
-import keras
-import numpy as np
-
 from keras_alexnet._utils import ray_cluster
-from keras_alexnet._utils.choices import BALANCED_ACCURACY, COMPARE_METRICS, MACRO_F1, validation
-from keras_alexnet._utils.disk import DiskFullError, free_bytes, is_disk_full
+from keras_alexnet._utils.choices import COMPARE_METRICS
+from keras_alexnet._utils.disk import DiskFullError
 from keras_alexnet._utils.files import atomic_write, nothing_left_if
 from keras_alexnet._utils.flags import fields_where
 from keras_alexnet.datasets import ImageFolder
-from keras_alexnet.evaluation import evaluate
 from keras_alexnet.experiments import engine
+from keras_alexnet.experiments.candidates import RunRecord, candidates_of
+from keras_alexnet.experiments.progress import Progress
 from keras_alexnet.experiments.tables import CURVES, RUNS_CSV, SUMMARY_CSV, SUMMARY_MD, write_tables
-from keras_alexnet.options import COMPARE, COMPARE_VAL_SPLIT, REGULARIZERS, absolute_source
-from keras_alexnet.recipes import HEADS, RECIPES, Head, Recipe, head_named, recipe_named, register_head, register_recipe
-from keras_alexnet.run_directory import RunDirectory, RunDirectoryError, lock
-from keras_alexnet.training import TrainingOptions, read_sets, train
+from keras_alexnet.experiments.trial import ERROR, RESULT
+from keras_alexnet.options import COMPARE, COMPARE_VAL_SPLIT, absolute_source
+from keras_alexnet.recipes import HEADS, RECIPES
+from keras_alexnet.run_directory import RunDirectoryError, lock
+from keras_alexnet.training import TrainingOptions, read_sets
 from keras_alexnet.training.callbacks import TrainingDiverged
 
 SETTINGS = "comparison.json"
@@ -57,85 +53,6 @@ OUR_FILES = ("runs", ACTIVATIONS, TUNE, SETTINGS, RUNS_CSV, SUMMARY_CSV, SUMMARY
 # Options each run takes from its candidate and seed, or that the comparison sets for its runs (their
 # fields say so): not part of the settings that decide whether a comparison continues.
 PER_RUN_OPTIONS = fields_where(TrainingOptions, lambda facts: facts.per_run)
-# What a comparison writes into each run's directory beside the run's own files.
-# A comparison run's own files (RunDirectory names them).
-RESULT, ERROR, TRIAL = RunDirectory.TRIAL_RESULT, RunDirectory.TRIAL_ERROR, RunDirectory.TRIAL
-
-
-@dataclasses.dataclass(frozen=True)
-class Candidate:
-    """One configuration to compare: a recipe, a head, a base rate (None: the recipe's) and a regularizer
-    (a name of ``REGULARIZERS``; "none": the options as given)."""
-
-    recipe: str
-    head: str = "alexnet"
-    learning_rate: float | None = None
-    regularizer: str = "none"
-
-    def __post_init__(self):
-        recipe_named(self.recipe)  # raises, listing the known recipes
-        head_named(self.head)
-        if self.regularizer not in REGULARIZERS:
-            raise ValueError(f"regularizer {self.regularizer!r} is not known: use one of {', '.join(REGULARIZERS)}.")
-        rate = self.learning_rate
-        if rate is not None and not (isinstance(rate, (int, float)) and rate > 0 and math.isfinite(rate)):
-            raise ValueError(f"learning rate {rate!r}: use a positive, finite number (or None: the recipe's).")
-
-    @property
-    def name(self):
-        rate = "" if self.learning_rate is None else f" lr {self.learning_rate:g}"
-        extra = "" if self.regularizer == "none" else f" + {self.regularizer}"
-        return f"{self.recipe} / {self.head}{rate}{extra}"
-
-    @property
-    def slug(self):
-        rate = "" if self.learning_rate is None else f"-lr{self.learning_rate:g}"
-        extra = "" if self.regularizer == "none" else f"-{self.regularizer}"
-        return f"{self.recipe}-{self.head}{rate}{extra}"
-
-    def options(self, options):
-        """``options`` with this candidate's regularizer's settings."""
-        return options.replace(**REGULARIZERS[self.regularizer])
-
-
-@dataclasses.dataclass
-class RunRecord:
-    """One finished run: a candidate trained with one seed."""
-
-    recipe: str
-    head: str
-    learning_rate: float | None
-    seed: int
-    val_accuracy: float
-    val_loss: float
-    best_epoch: int
-    trained_parameters: int
-    seconds: float
-    val_accuracy_curve: list
-    val_loss_curve: list
-    # The epoch's balanced scores (records written before 0.5 have none: NaN).
-    val_balanced_accuracy: float = float("nan")
-    val_macro_f1: float = float("nan")
-    tta: bool = False  # the scores are test-time augmented (compare --tta)
-    node: str = ""  # the address of the node the run trained on (its last try's)
-    node_id: str = ""  # and Ray's ID of that node (several nodes can share an address)
-    regularizer: str = "none"  # the candidate's (records written before 0.7 have none)
-
-    @property
-    def candidate(self):
-        return Candidate(self.recipe, self.head, self.learning_rate, self.regularizer)
-
-
-def candidates_of(recipes=None, heads=None, learning_rates=None, regularizers=None):
-    """Every recipe x head x rate x regularizer (defaults: all recipes, both heads, each recipe's own rate,
-    no regularizer beyond the options')."""
-    return [
-        Candidate(recipe, head, rate, regularizer)
-        for recipe in (recipes or tuple(RECIPES))
-        for head in (heads or tuple(HEADS))
-        for rate in (learning_rates or (None,))
-        for regularizer in (regularizers or ("none",))
-    ]
 
 
 def compare(
@@ -328,7 +245,7 @@ def _run_all(
                 "tta": tta,
             }
         )
-    progress = _Progress(plan, options.epochs, verbose)
+    progress = Progress(plan, options.epochs, verbose)
     for index in finished:
         progress.skip(index)
     if jobs:
@@ -374,232 +291,3 @@ class Cluster:
                 raise ValueError(f"{name}={value!r}: give a number of 0 or more.")
         if self.cpus_per_trial <= 0:
             raise ValueError(f"cpus_per_trial={self.cpus_per_trial!r}: a trial needs at least a part of a CPU.")
-
-
-def run_job(job, report=None):
-    """A trial's work, in its own process: train one candidate with one seed (resuming from the run's
-    backup when a lost node or an interrupted comparison left one), then write ``result.json``.
-
-    ``report(values)`` is called after each epoch (``{"epoch", "epochs", "val_accuracy", "seconds"}``).
-    An error is written to ``error.json`` for the comparison to raise; returns 0 or 1.
-    """
-    run_dir = Path(job["run_dir"])
-    if job.get("deadline") is not None and time.time() > job["deadline"]:
-        return 0  # the time limit passed before this run could start: it is not started
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / ERROR).unlink(missing_ok=True)
-    if job.get("node_id"):  # where this try runs, for the user (and the node-loss test)
-        trial = json.dumps({"node": job["node"], "node_id": job["node_id"], "pid": os.getpid()})
-        atomic_write(run_dir / TRIAL, lambda tmp: Path(tmp).write_text(trial))
-    try:
-        register_recipe(Recipe.from_dict(job["recipe"]), replace=True)
-        register_head(Head(**job["head"]), replace=True)
-        folders = {side: ImageFolder.from_dict(job[side]) for side in ("train", "val")}
-        candidate = Candidate(**job["candidate"])
-        resume = RunDirectory(run_dir).has_backup()
-        callbacks = [_EpochReport(report, job["options"]["epochs"])] if report is not None else []
-        if job.get("deadline") is not None and job.get("stop_running", True):
-            callbacks.append(_StopAtDeadline(job["deadline"]))
-        result = train(
-            folders["train"],
-            TrainingOptions(**job["options"]),
-            val=folders["val"],
-            run_dir=run_dir,
-            resume=resume,
-            overwrite=not resume,  # the run directory is the comparison's own
-            callbacks=callbacks,
-            verbose=0,
-            shared_activations=job["shared"],
-        )
-        scored = evaluate(result.model, folders["val"], tta=True) if job.get("tta") else None
-        record = _record(candidate, job["seed"], result, scored)
-        record = dataclasses.replace(record, node=job.get("node", ""), node_id=job.get("node_id", ""))
-        text = json.dumps(dataclasses.asdict(record), indent=2)
-        atomic_write(run_dir / RESULT, lambda tmp: Path(tmp).write_text(text))
-        return 0
-    except TimeLimitReached:  # unfinished, like a run the limit kept from starting; its backup resumes it
-        return 0
-    except Exception as error:  # the comparison raises it, naming the run
-        kind, text = type(error).__name__, str(error)
-        if is_disk_full(error):
-            kind = DiskFullError.__name__
-            if not isinstance(error, DiskFullError):  # a write of Keras's, Ray's or the cache's: sized here
-                text = (
-                    f"no space left in {run_dir.parent} ({text}); {free_bytes(run_dir) / 2**20:.1f} MB are free. "
-                    "Free space, then run the same command again: the finished runs are kept."
-                )
-        message = json.dumps({"type": kind, "message": text})
-        atomic_write(run_dir / ERROR, lambda tmp: Path(tmp).write_text(message))
-        return 1
-
-
-def _record(candidate, seed, result, scored=None):
-    """The run's record: its scores at the epoch its output network kept (``scored``: an ``Evaluation``
-    with test-time augmentation, whose scores replace the epoch's). The curves are the whole run's, from its
-    ``log.csv``: a resumed run's process trained only the epochs after its backup (none, when it was
-    stopped between its last epoch and its result)."""
-    history = _logged_curves(RunDirectory(result.run_dir).log) or result.history
-    accuracy = [float(v) for v in history.get("val_accuracy", [])]
-    loss = [float(v) for v in history.get("val_loss", [])]
-    if not accuracy:
-        raise ValueError("compare needs validation data: give --val or --val-split.")
-    kept = min(result.output_epoch or len(accuracy), len(accuracy)) - 1
-    balanced = history.get(validation(BALANCED_ACCURACY)) or [float("nan")] * len(accuracy)
-    macro = history.get(validation(MACRO_F1)) or [float("nan")] * len(accuracy)
-    scores = (accuracy[kept], float(balanced[kept]), float(macro[kept]))
-    if scored is not None:
-        scores = (scored.accuracy, scored.balanced_accuracy, scored.macro_f1)
-    trained = int(sum(np.prod(w.shape) for w in result.model.trainable_weights))
-    return RunRecord(
-        candidate.recipe,
-        candidate.head,
-        candidate.learning_rate,
-        seed,
-        scores[0],
-        loss[kept],
-        kept + 1,
-        trained,
-        round(result.seconds, 2),
-        accuracy,
-        loss,
-        scores[1],
-        scores[2],
-        scored is not None,
-        regularizer=candidate.regularizer,
-    )
-
-
-def _logged_curves(log):
-    """{column: [value per epoch]} of a run's ``log.csv`` (``NA`` as NaN), or {} without one."""
-    if not Path(log).exists():
-        return {}
-    with open(log, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    curves = {}
-    for row in rows:
-        for name, value in row.items():
-            if name != "epoch":
-                try:
-                    number = float(value)
-                except (TypeError, ValueError):
-                    number = float("nan")
-                curves.setdefault(name, []).append(number)
-    return curves
-
-
-class _Progress:
-    """The comparison's lines, printed here as the trials report: one per epoch of each run (which run, which
-    node, elapsed and an estimate of the time left) and one when a run ends."""
-
-    def __init__(self, plan, epochs, verbose):
-        self.plan, self.epochs, self.verbose = plan, epochs, verbose
-        self.started = time.perf_counter()
-        self.run_seconds = []  # wall time of the runs trained in this call, for the estimate
-        self.begun = {}  # index -> when its first report came
-        self.slots = 1
-
-    def elapsed(self):
-        return time.perf_counter() - self.started
-
-    def _print(self, text):
-        if self.verbose:
-            print(text, file=sys.stdout, flush=True)
-
-    def _label(self, index):
-        seed, candidate = self.plan[index]
-        return f"[{index + 1}/{len(self.plan)}] {candidate.name}, seed {seed}"
-
-    def skip(self, index):
-        self._print(f"{self._label(index)}: finished before, kept")
-
-    def start(self, where, slots):
-        self.slots = max(int(slots), 1)
-        self._print(f"trials on Ray Tune: {where}, {self.slots} at a time")
-
-    def report(self, job, result):
-        index = job["index"]
-        if result.get("started") or index not in self.begun:
-            self.begun[index] = time.perf_counter()
-        in_run = time.perf_counter() - self.begun[index]
-        node = f" on {result['node']}" if result.get("node") else ""
-        if result.get("done"):
-            self.run_seconds.append(in_run)
-            record = Path(job["run_dir"]) / RESULT
-            if record.exists():
-                found = json.loads(record.read_text())
-                self._print(
-                    f"{self._label(index)}: validation accuracy {found['val_accuracy']:.3f} in "
-                    f"{found['seconds']:.0f} s{node}"
-                )
-            return
-        if "epoch" not in result:
-            return
-        unfinished = len(self.plan) - len(self.run_seconds) - 1
-        state = {
-            "epochs": self.epochs,
-            "per_run": statistics.fmean(self.run_seconds) if self.run_seconds else None,
-            "runs_after": max(unfinished - (self.slots - 1), 0),
-        }
-        left = time_left(state, result["epoch"], in_run, result.get("trained"))
-        accuracy = result.get("val_accuracy")
-        shown = f", val accuracy {accuracy:.3f}" if accuracy is not None else ""
-        self._print(
-            f"{self._label(index)}: epoch {result['epoch']}/{self.epochs}{shown}{node} | "
-            f"{_duration(self.elapsed())} elapsed, about {_duration(left)} left"
-        )
-
-
-def time_left(state, epochs_done, seconds_in_run, trained=None):
-    """Seconds the comparison has left after ``epochs_done`` epochs of the current run, which has taken
-    ``seconds_in_run``: the mean time of the runs before (whole runs: the process's start-up, caches and
-    evaluation included, not the epochs alone), or in the first run, its own pace per epoch so far
-    (``trained``: the epochs this process trained, fewer than ``epochs_done`` after a resume)."""
-    if state["per_run"]:
-        current = max(state["per_run"] - seconds_in_run, 0.0)
-        return current + state["per_run"] * state["runs_after"]
-    pace = seconds_in_run / max(trained if trained is not None else epochs_done, 1)
-    return pace * (state["epochs"] - epochs_done + state["epochs"] * state["runs_after"])
-
-
-class TimeLimitReached(Exception):
-    """The comparison's ``--time-limit`` passed while a run trained: the run stops, its backup kept."""
-
-
-class _StopAtDeadline(keras.callbacks.Callback):
-    """Ends a run at the comparison's time limit (after a batch; the last epoch's backup stays, so running the
-    comparison again resumes it)."""
-
-    def __init__(self, deadline):
-        super().__init__()
-        self.deadline = deadline
-
-    def on_train_batch_end(self, batch, logs=None):
-        if time.time() > self.deadline:
-            raise TimeLimitReached
-
-
-class _EpochReport(keras.callbacks.Callback):
-    """Reports each epoch of a run to the comparison (in the run's process; ``report`` is Ray Tune's)."""
-
-    def __init__(self, report, epochs):
-        super().__init__()
-        self.report_to, self.epochs = report, epochs
-        self._started = time.perf_counter()
-        self._first = None  # the first epoch this process trains (later than 0 after a resume)
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if self._first is None:
-            self._first = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        accuracy = (logs or {}).get("val_accuracy")
-        values = {"epoch": epoch + 1, "epochs": self.epochs, "seconds": time.perf_counter() - self._started}
-        values["trained"] = epoch + 1 - (self._first if self._first is not None else epoch)
-        if accuracy is not None:
-            values["val_accuracy"] = float(accuracy)
-        self.report_to(values)
-
-
-def _duration(seconds):
-    minutes, seconds = divmod(int(round(seconds)), 60)
-    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"

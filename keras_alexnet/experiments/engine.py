@@ -1,6 +1,6 @@
 """Where a comparison's runs train: trials of Ray Tune, on this machine or on a cluster.
 
-A trial is one whole ``train`` run (``compare.run_job``) in a fresh Ray worker process (Keras
+A trial is one whole ``train`` run (``trial.run_job``) in a fresh Ray worker process (Keras
 keeps a fitted model's memory for the life of a process). Ray Tune decides where and when each
 trial runs, retries a trial whose node or process is lost (``FailureConfig``), and the retried
 run resumes from its own backup in the shared ``--out``. Nothing here schedules; joining Ray and
@@ -64,7 +64,7 @@ def _trial(config):
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(cpus))
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", str(min(cpus, 2)))
     with quiet_tensorflow():
-        from keras_alexnet.experiments.compare import run_job
+        from keras_alexnet.experiments.trial import run_job
 
     def report(values):
         tune.report({**values, "node": job["node"]})
