@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CLI, TINY_FLAGS
+from conftest import CLI, TINY_FLAGS, free_ports
 from PIL import Image
 
 from keras_alexnet.cli import EXAMPLES, build_parser, main
@@ -361,10 +361,61 @@ def test_compare_takes_relative_paths_on_rays_trials(photos):
     assert "frozen-features" in (photos / "cmp/summary.md").read_text()
 
 
+def _wait_for_port(port, process, seconds=90):
+    import socket
+    import time
+
+    deadline = time.time() + seconds
+    while time.time() < deadline and process.poll() is None:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                time.sleep(3)  # the GCS answers before the head's raylet has registered
+                return
+        time.sleep(0.5)
+    raise AssertionError(f"ray start --head did not listen on port {port} within {seconds} s")
+
+
 @pytest.mark.slow
-def test_train_on_two_workers_takes_relative_paths_and_keeps_one_backup(photos):
-    tiny = ["--architecture", "tiny", "--weights", "none", "--batch-size", "8"]
-    flags = ["--val-split", "0.25", "--epochs", "3", "--workers", "2", "--run-dir", "runs/w"]
-    _typed(photos, "train", "--data", "photos", *flags, *tiny)
-    assert (photos / "runs/w/model.keras").exists()
-    assert len(list((photos / "runs/w/backup").glob("*.weights.h5"))) <= 1  # as on one process
+def test_train_on_two_workers_of_a_cluster_takes_relative_paths(photos, tmp_path_factory):
+    """`train --workers 2 --address` on a cluster started with `ray start --head` (from another directory, on
+    loopback): the relative --data and --run-dir reach the workers, and the run finishes as one process's."""
+    port = free_ports(1)[0]
+    ray = str(Path(sys.executable).parent / "ray")
+    head = subprocess.Popen(
+        [ray, "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2"]
+        + ["--include-dashboard=false", "--disable-usage-stats"],
+        cwd=tmp_path_factory.mktemp("elsewhere"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_port(port, head)
+        tiny = ["--architecture", "tiny", "--weights", "none", "--batch-size", "8"]
+        flags = ["--val-split", "0.25", "--epochs", "3", "--workers", "2", "--run-dir", "runs/w"]
+        _typed(photos, "train", "--data", "photos", *flags, *tiny, "--address", f"127.0.0.1:{port}")
+        # The head requires its token (Ray 2.60's default); a user who turned authentication off is told so.
+        refused = subprocess.run(
+            [
+                KERAS_ALEXNET,
+                "train",
+                "--data",
+                "photos",
+                *flags[:-1],
+                "runs/x",
+                *tiny,
+                "--address",
+                f"127.0.0.1:{port}",
+            ],
+            cwd=photos,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "RAY_AUTH_MODE": "disabled"},
+        )
+        assert refused.returncode == 2 and "requires token authentication" in refused.stderr, refused.stderr[-2000:]
+        assert "RAY_AUTH_MODE=token" in refused.stderr and not (photos / "runs/x").exists()
+    finally:
+        head.terminate()  # --block: the head's processes end with it (`ray stop` would end every Ray here)
+        head.wait(timeout=60)
+    assert (photos / "runs/w/model.keras").exists() and not (photos / "runs/w/backup").exists()
+    assert json.loads((photos / "runs/w/options.json").read_text())["result"]["workers"] == 2

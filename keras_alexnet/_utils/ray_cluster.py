@@ -76,9 +76,13 @@ def _require_token():
 
 
 def _join_failure(where, error):
-    """One line for a cluster that refused or failed to let this process join."""
-    text = str(error)
-    if "uthenticat" in text or "token" in text.lower():
+    """One line for a cluster that refused or failed to let this process join (Ray wraps an authentication
+    failure in a ConnectionError: the whole chain of causes is read)."""
+    text, chain, cause = str(error), [], error
+    while cause is not None and len(chain) < 10:
+        chain.append(str(cause))
+        cause = cause.__cause__ or cause.__context__
+    if any("uthenticat" in part or "token" in part.lower() for part in chain):
         return ClusterError(
             f"{where}: the Ray cluster refused this process: it requires token authentication. Give this process "
             "the cluster's token: RAY_AUTH_MODE=token and RAY_AUTH_TOKEN=... (or RAY_AUTH_TOKEN_PATH=FILE; `ray "
@@ -114,7 +118,9 @@ def connect(address=None):
         settings.update(address="local", object_store_memory=OBJECT_STORE_BYTES)
     else:
         settings["address"] = address
-    if local:
+    if local or not os.environ.get("RAY_AUTH_MODE"):
+        # A cluster `ray start` made (Ray 2.60) requires its token by default, and a client in token mode
+        # joins a cluster without authentication too; a RAY_AUTH_MODE the user set for a cluster is kept.
         _require_token()
     with (
         quiet_stderr(),
