@@ -162,3 +162,16 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
     # The long tests first: with pytest-xdist's workers (-n 2) none of them starts last and runs alone.
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def StopAfter(epochs):  # noqa: N802 (a Keras callback class, made when Keras is imported)
+    """A callback that presses Ctrl-C after ``epochs`` epochs (the run's own callbacks, the backup among them,
+    have run by then): an interrupted run, to resume."""
+    import keras
+
+    class _StopAfter(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch + 1 == epochs:
+                raise KeyboardInterrupt
+
+    return _StopAfter()

@@ -11,10 +11,9 @@ import threading
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
-from conftest import CLI, free_ports
+from conftest import CLI, StopAfter, free_ports
 from conftest import TINY as TINY_NETWORK
 
 from keras_alexnet._utils.ray_cluster import ClusterError, check_shared, connect
@@ -205,18 +204,6 @@ def test_train_on_two_workers_equals_one_process_on_the_same_global_batch(shapes
     assert not (tmp_path / "two" / "backup").exists() and not (tmp_path / "two" / "best.keras").exists()
 
 
-class _StopAfter(keras.callbacks.Callback):
-    """Ctrl-C after ``epochs`` epochs (the run's own callbacks, the backup among them, have run by then)."""
-
-    def __init__(self, epochs):
-        super().__init__()
-        self.epochs = epochs
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch + 1 == self.epochs:
-            raise KeyboardInterrupt
-
-
 @pytest.mark.slow
 def test_a_run_stopped_on_one_process_continues_on_workers_as_if_never_stopped(shapes_dir, tmp_path, linear_head):
     """Issue 36: a run continues on the other way of training. Stopped after epoch 2 of 4 on one process,
@@ -227,7 +214,7 @@ def test_a_run_stopped_on_one_process_continues_on_workers_as_if_never_stopped(s
     options = {**TINY, **LINEAR, "recipe": "fine-tune-all", "epochs": 4, "val_split": 0.3, "calibrate": True}
     train(shapes_dir, run_dir=tmp_path / "whole", verbose=0, **options)
     with pytest.raises(KeyboardInterrupt):
-        train(shapes_dir, run_dir=tmp_path / "run", verbose=0, callbacks=[_StopAfter(2)], **options)
+        train(shapes_dir, run_dir=tmp_path / "run", verbose=0, callbacks=[StopAfter(2)], **options)
     record = train_on_workers(shapes_dir, workers=2, run_dir=tmp_path / "run", resume=True, verbose=0)
     assert record["workers"] == 2 and record["epochs_done"] == 4
     whole, resumed = _weights(tmp_path / "whole" / "model.keras"), _weights(tmp_path / "run" / "model.keras")

@@ -7,10 +7,9 @@ import os
 import shutil
 import time
 
-import keras
 import pytest
 from conftest import TINY as TINY_NETWORK
-from conftest import split_folders
+from conftest import StopAfter, split_folders
 
 from keras_alexnet.run_directory import RunDirectory
 
@@ -18,23 +17,11 @@ SHAPES = {"per_class": 4, "size": 64, "seed": 2}  # conftest.shapes_dir
 TINY_RUN = {**TINY_NETWORK, "tensorboard": False}
 
 
-class _StopAfter(keras.callbacks.Callback):
-    """Ctrl-C after ``epochs`` epochs (the run's own callbacks, the backup among them, have run by then)."""
-
-    def __init__(self, epochs):
-        super().__init__()
-        self.epochs = epochs
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch + 1 == self.epochs:
-            raise KeyboardInterrupt
-
-
 def _interrupted_run(data, val, run_dir, epochs=3):
     from keras_alexnet.training import train
 
     with pytest.raises(KeyboardInterrupt):
-        train(data, val=val, run_dir=run_dir, epochs=epochs, callbacks=[_StopAfter(1)], verbose=0, **TINY_RUN)
+        train(data, val=val, run_dir=run_dir, epochs=epochs, callbacks=[StopAfter(1)], verbose=0, **TINY_RUN)
     return RunDirectory(run_dir)
 
 

@@ -25,7 +25,7 @@ from keras_alexnet.datasets.statistics import colour_statistics
 from keras_alexnet.layers import attach_class_names, with_temperature
 from keras_alexnet.metrics import BALANCED_METRICS, training_metrics
 from keras_alexnet.training.callbacks import TrainingDiverged, plot_progress, save_model_atomic
-from keras_alexnet.training.output_network import keep_output_network
+from keras_alexnet.training.output_network import keep_output_network, output_checkpoint
 from keras_alexnet.transfer import layer_table
 from keras_alexnet.tta import measure as measure_tta
 
@@ -131,6 +131,18 @@ FINISHING = (
     save,
     record,
 )
+
+
+def run_checkpoint(options, run, model, class_names):
+    """The output network's checkpoint of a run with validation images (``best.keras`` in ``saved_form``;
+    kept in memory only without ``save_models``), for every engine; None for ``--output-network last``."""
+    return output_checkpoint(
+        options.output_network,
+        run,
+        model,
+        lambda fitted: saved_form(fitted, class_names, options),
+        save_file=options.save_models,
+    )
 
 
 def saved_form(model, class_names, options):

@@ -23,9 +23,8 @@ from keras_alexnet.options import AUTO, TrainingOptions
 from keras_alexnet.preprocessing import eval_transform
 from keras_alexnet.run_directory import RunDirectory
 from keras_alexnet.training.distributed import device_names, device_strategy
-from keras_alexnet.training.finishing import FINISHING, RunEnd, saved_form
+from keras_alexnet.training.finishing import FINISHING, RunEnd, run_checkpoint
 from keras_alexnet.training.fitting import fit, piecewise_schedule
-from keras_alexnet.training.output_network import output_checkpoint
 from keras_alexnet.training.resume import (
     check_resume,
     check_same_data,
@@ -231,15 +230,7 @@ def train_locked(
     options.save(run.options)
     if val_set is not None:
         record_validation_set(val_set, run.validation)
-    checkpoint = None
-    if val_set is not None:
-        checkpoint = output_checkpoint(
-            options.output_network,
-            run,
-            model,
-            lambda fitted: saved_form(fitted, train_set.class_names, options),
-            save_file=options.save_models,
-        )
+    checkpoint = run_checkpoint(options, run, model, train_set.class_names) if val_set is not None else None
     if options.tensorboard:
         callbacks = [*_tensorboard(model, options, val_set, run, verbose), *callbacks]
     fitted = run_stages(

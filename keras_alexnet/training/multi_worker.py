@@ -30,9 +30,8 @@ from keras_alexnet.run_directory import RunDirectory
 from keras_alexnet.training.batches import training_batches
 from keras_alexnet.training.callbacks import TrainingProgress, restore_random_states, trim_csv_log, write_backup
 from keras_alexnet.training.distributed import DistributedSteps
-from keras_alexnet.training.finishing import saved_form
+from keras_alexnet.training.finishing import run_checkpoint
 from keras_alexnet.training.fitting import run_callbacks, stage_schedule
-from keras_alexnet.training.output_network import output_checkpoint
 from keras_alexnet.training.setup import balancing, build_model, configure, enter_stage, stage_epochs, stage_label
 from keras_alexnet.training.stages import Fitted
 
@@ -97,13 +96,7 @@ def train_worker(train_set, val_set, options, run_dir, strategy, chief, verbose=
     if chief:
         trim_csv_log(run.log, done)  # an epoch logged after the last backup is trained again
         if val_set is not None:
-            checkpoint = output_checkpoint(
-                options.output_network,
-                run,
-                model,
-                lambda fitted: saved_form(fitted, train_set.class_names, options),
-                save_file=options.save_models,
-            )
+            checkpoint = run_checkpoint(options, run, model, train_set.class_names)
     history = {}
     recipe = options.recipe_object
     for index, (first, last) in enumerate(stage_epochs(options)):
