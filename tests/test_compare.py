@@ -373,13 +373,13 @@ def test_a_full_disk_inside_a_trial_is_the_sized_message_not_the_raw_errno(shape
     import errno
     import importlib
 
-    comparison = importlib.import_module("keras_alexnet.experiments.compare")
+    trial = importlib.import_module("keras_alexnet.experiments.trial")
     from keras_alexnet.recipes import HEADS, RECIPES
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(comparison, "train", full)
+    monkeypatch.setattr(trial, "train", full)
     folder = ImageFolder.read(shapes_dir)
     job = {
         "run_dir": str(tmp_path / "cmp" / "runs" / "a"),
@@ -392,8 +392,8 @@ def test_a_full_disk_inside_a_trial_is_the_sized_message_not_the_raw_errno(shape
         "shared": str(tmp_path / "cmp" / "activations"),
         "seed": 0,
     }
-    assert comparison.run_job(job) == 1
-    found = json.loads((tmp_path / "cmp" / "runs" / "a" / comparison.ERROR).read_text())
+    assert trial.run_job(job) == 1
+    found = json.loads((tmp_path / "cmp" / "runs" / "a" / trial.ERROR).read_text())
     assert found["type"] == "DiskFullError"
     assert "no space left in" in found["message"] and "MB are free" in found["message"]
     assert "run the same command again" in found["message"]

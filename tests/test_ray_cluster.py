@@ -270,6 +270,13 @@ def test_a_lost_worker_restarts_the_group_from_the_last_backup(shapes_dir, tmp_p
             if metadata.exists() and where.exists() and json.loads(metadata.read_text())["epoch"] >= 2:
                 break
             time.sleep(0.1)
+        kept = []  # one backup on the workers' run directory, as on one process (each replaces the last)
+        for _ in range(20):
+            kept = list((run / "backup").glob("*.weights.h5"))
+            if len(kept) == 1:
+                break
+            time.sleep(0.1)
+        assert len(kept) == 1, kept
         node_id = json.loads(where.read_text())["node_id"]
         cluster.remove_node(next(node for node in workers if node.node_id == node_id))
         thread.join(timeout=600)
