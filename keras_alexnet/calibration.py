@@ -164,8 +164,8 @@ class TemperatureChoice:
         if not self.shrunk:
             return f"fitted on {self.images} validation images"
         return (
-            f"fitted on {self.images} validation images and shrunk toward 1 from {self.fitted:.3f}: "
-            "too few images to tell that value from 1"
+            f"fitted on {self.images} validation images, {self.fitted:.3f} on their own, shrunk toward 1 by the "
+            "rule's prior (benchmarks/CONFIDENCE.md: the fewer the images, the more)"
         )
 
     def to_dict(self):
