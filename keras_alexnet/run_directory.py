@@ -263,6 +263,11 @@ class RunDirectory:
         """
         _remove([self.backup, self.activation_cache, self.best, self.best_record])
 
+    def clear_ray_train(self):
+        """Remove Ray Train's records of an earlier try on workers (a stopped ``--workers`` run continuing on one
+        process: nothing of Ray Train runs here while this process holds the lock)."""
+        _remove([self.ray_train])
+
     def record_result(self, values):
         """Add ``values`` (the epoch ``model.keras`` holds, its temperature) to ``options.json`` under
         ``"result"``, so the options say which model they made."""

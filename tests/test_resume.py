@@ -87,8 +87,9 @@ def test_a_run_started_on_workers_continues_on_one_process(shapes_dir, tmp_path)
     record = json.loads(run.data.read_text())
     assert record["engine"] == "one process"
     run.data.write_text(json.dumps({**record, "engine": "workers"}))  # as `train --workers 2` records it
+    (run.ray_train / "train-1").mkdir(parents=True)  # what a --workers run stopped by SIGTERM leaves
     header = run.log.read_text().splitlines()[0]
     result = train(train_dir, val=val_dir, run_dir=run.path, resume=True, epochs=3, verbose=0, **TINY_RUN)
     lines = run.log.read_text().splitlines()
     assert lines[0] == header and [line.split(",")[0] for line in lines[1:]] == ["0", "1", "2"]
-    assert result.model_path.exists() and not run.backup.exists()
+    assert result.model_path.exists() and not run.backup.exists() and not run.ray_train.exists()

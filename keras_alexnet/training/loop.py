@@ -173,6 +173,8 @@ def prepare_run(run, data, val, options, *, resume=False, overwrite=False, devic
         if not resume:
             run.start_new(overwrite)
             record_data(run, data_record(data, val, train_set, val_set))
+        else:
+            run.clear_ray_train()
         yield train_set, val_set
 
 
