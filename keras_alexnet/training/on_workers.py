@@ -16,7 +16,6 @@ import csv
 import dataclasses
 import json
 import os
-import shutil
 import threading
 import time
 
@@ -154,7 +153,8 @@ def _train_on_ray(
                 print(GRPC_NOTE)
             with ray_cluster.quiet_stderr(), _epoch_lines(run, workers, options.epochs, verbose):
                 trainer.fit()
-    shutil.rmtree(run.ray_train, ignore_errors=True)  # Ray Train's records of a run that has ended
+    with contextlib.suppress(OSError):  # Ray Train's records of a run that has ended
+        run.clear_ray_train()
     return run.result()
 
 
@@ -202,7 +202,7 @@ def train_with_tf_config(
     options = resumed_options(run, options, **changes) if resume else TrainingOptions.of(options, **changes)
     check_supported(options)
     if not chief:
-        train_set, val_set = _read(data, val, options)
+        train_set, val_set = read_sets(data, val, options)
         options, _ = with_named_recipe(options, train_set)  # every worker reads the same data: the same recipe
         train_worker(train_set, val_set, options, run.path, strategy, chief=False, verbose=0)
         return None
@@ -217,17 +217,12 @@ def train_with_tf_config(
     return run.result()
 
 
-def _read(data, val, options):
-
-    return read_sets(data, val, options)
-
-
 def _prepare(run, data, val, options, resume):
     """The sets, after the checks ``train`` makes before any work (the recorded data on a resume)."""
     if resume:
         data, val = resumed_folders(run, data, val, options)
     check_outside_data(run, data, val)
-    train_set, val_set = _read(data, val, options)
+    train_set, val_set = read_sets(data, val, options)
     run.check_can_start(resume)
     if resume:
         check_same_data(run, train_set, val_set)
