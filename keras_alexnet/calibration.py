@@ -178,9 +178,12 @@ class TemperatureChoice:
         if not isinstance(values, dict):
             return None
         try:
-            return cls(float(values["temperature"]), float(values["fitted"]), int(values["images"]))
-        except (KeyError, TypeError, ValueError):
+            choice = cls(float(values["temperature"]), float(values["fitted"]), int(values["images"]))
+        except (KeyError, TypeError, ValueError, OverflowError):
             return None
+        low, high = TEMPERATURE_RANGE
+        usable = all(low <= value <= high for value in (choice.temperature, choice.fitted)) and choice.images > 0
+        return choice if usable else None  # a record edited by hand: no sentence rather than a wrong one
 
 
 def choose_temperature(probabilities, labels):

@@ -66,6 +66,13 @@ def test_six_confident_right_answers_do_not_set_the_temperature():
     assert choice.shrunk and "shrunk toward 1" in choice.reason() and "6 validation images" in choice.reason()
     assert TemperatureChoice.from_dict(json.loads(json.dumps(choice.to_dict()))) == choice
     assert TemperatureChoice.from_dict(None) is None and TemperatureChoice.from_dict({"temperature": 1}) is None
+    for hostile in (
+        {"temperature": "1e999", "fitted": 1, "images": 6},
+        {"temperature": 1, "fitted": "nan", "images": 6},
+        {"temperature": 1, "fitted": 1, "images": -5},
+        {"temperature": [], "fitted": 1, "images": 6},
+    ):
+        assert TemperatureChoice.from_dict(hostile) is None, hostile  # a record edited by hand: no sentence
 
 
 def test_the_prior_bounds_how_far_few_images_move_the_temperature():
