@@ -413,7 +413,7 @@ def far_from_training(model_path, images):
         return None
     run = RunDirectory(Path(model_path).parent)
     try:
-        training = run.result().get("image_statistics")
+        training = run.result().image_statistics
     except (ValueError, OSError):
         return None
     reason = far_from(training, colour_statistics(images))

@@ -395,17 +395,25 @@ class TrainingOptions:
             )
         if self.report and not self.save_models:
             raise ValueError("report=True reads model.keras: use save_models=True, or report=False.")
-        if self.cache_activations and (self.mixup or self.cutmix):
+        if self.cache_activations and not self.activations_cacheable:
+            self._refuse_cache()
+
+    @property
+    def activations_cacheable(self):
+        """Whether the frozen layers see each image the same every epoch (no augmentation, no mixup or CutMix),
+        the condition for ``cache_activations``."""
+        return self.augment == "none" and not (self.mixup or self.cutmix)
+
+    def _refuse_cache(self):
+        if self.mixup or self.cutmix:
             raise ValueError(
                 "cache_activations runs the frozen layers once per image, but mixup and CutMix blend the images "
                 "before those layers, differently every epoch: leave --cache-activations off with --mixup/--cutmix "
                 "(--label-smoothing and --ema work on cached activations)."
             )
-        if self.cache_activations and self.augment != "none":
-            raise ValueError(
-                "cache_activations needs augment='none': random augmentation changes the frozen "
-                "layers' input every epoch."
-            )
+        raise ValueError(
+            "cache_activations needs augment='none': random augmentation changes the frozen layers' input every epoch."
+        )
 
     def _check_two_stage(self):
         if self.epochs <= self.freeze_epochs:

@@ -36,6 +36,7 @@ from keras_alexnet.explain.targets import class_names
 from keras_alexnet.model import load_model
 from keras_alexnet.options import REPORT
 from keras_alexnet.run_directory import ComparisonFiles, RunDirectory
+from keras_alexnet.run_result import RunResult
 from keras_alexnet.transfer import layer_table
 from keras_alexnet.tta import Measurement
 
@@ -87,17 +88,18 @@ def validation_set(run_dir, class_names):
     return ImageFolder.from_dict({**record, "class_names": class_names})
 
 
-def _layer_rows(model, options):
+def _layer_rows(model, result):
     """The layer table, with what the run's last stage trained: each layer trainable or frozen and its
     learning-rate factor, as the run recorded them (``result.layers``; runs before 0.7 recorded none)."""
-    recorded = {row["name"]: row for row in (options.get("result") or {}).get("layers") or []}
+    recorded = {row.get("name"): row for row in result.layers}
     rows = []
     for row in layer_table(model):
         if not row.params:
             continue
         trained = recorded.get(row.name)
-        factor = "" if not trained or trained["weight_lr_factor"] is None else f"{trained['weight_lr_factor']:g}"
-        trainable = trained["trainable"] if trained else None
+        factor = trained.get("weight_lr_factor") if trained else None
+        factor = f"{factor:g}" if isinstance(factor, (int, float)) else ""
+        trainable = trained.get("trainable") if trained else None
         rows.append(
             (
                 row.name,
@@ -105,7 +107,7 @@ def _layer_rows(model, options):
                 row.kind,
                 str(tuple(row.output_shape)),
                 f"{row.params:,}",
-                {True: "yes", False: "frozen", None: "not recorded"}[trainable],
+                {True: "yes", False: "frozen"}.get(trainable, "not recorded"),
                 factor,
             )
         )
@@ -127,7 +129,7 @@ def _balancing_advice(options):
 def _warnings(result, evaluation, options):
     """What a reader must know before trusting the numbers: imbalance, overlap, skipped files."""
     notes = []
-    counts = result.get("training_counts") or {}
+    counts = result.training_counts
     if counts and min(counts.values()) > 0 and max(counts.values()) >= IMBALANCE_RATIO * min(counts.values()):
         largest, smallest = max(counts, key=counts.get), min(counts, key=counts.get)
         notes.append(
@@ -135,14 +137,14 @@ def _warnings(result, evaluation, options):
             f"({counts[largest] / counts[smallest]:.1f}:1). Read balanced accuracy and macro-F1, not accuracy; "
             + _balancing_advice(options)
         )
-    shared = result.get("shared_validation_images") or 0
+    shared = result.shared_validation_images
     if shared:
         notes.append(
             f"{shared} validation images are also training images: the validation scores are not on held-out images."
         )
-    skipped = result.get("skipped_count") or 0
+    skipped = result.skipped_count
     if skipped:
-        shown = ", ".join(result.get("skipped", [])[:5])
+        shown = ", ".join(result.skipped[:5])
         notes.append(f"{skipped} unreadable files were skipped (e.g. {shown}).")
     if evaluation is not None and evaluation.skipped:
         notes.append(f"{len(evaluation.skipped)} validation files could not be read and are not in the scores.")
@@ -150,20 +152,20 @@ def _warnings(result, evaluation, options):
 
 
 def _epoch_sentence(result):
-    epoch, done = result.get("output_epoch"), result.get("epochs_done")
+    epoch, done = result.output_epoch, result.epochs_done
     if epoch is None:
         return None
     rule = {
         "best-validation-loss": "the lowest validation loss",
         "best-validation-accuracy": "the highest validation accuracy",
         "last": "the last epoch",
-    }.get(result.get("output_network"), result.get("output_network"))
-    return f"model.keras is epoch {epoch} of {done} ({rule}, --output-network {result.get('output_network')})."
+    }.get(result.output_network, result.output_network)
+    return f"model.keras is epoch {epoch} of {done} ({rule}, --output-network {result.output_network})."
 
 
-def _options_table(options):
+def _options_table(options, result):
     """All options, the ones that differ from the defaults (as ``train`` recorded them) marked and listed first."""
-    differ = set((options.get("result") or {}).get("changed_options", []))
+    differ = set(result.changed_options)
     rows = []
     for name, value in sorted(options.items()):
         if name == "result":
@@ -185,7 +187,7 @@ class _Page:
     model: object
     names: list
     options: dict
-    result: dict
+    result: RunResult
     data: object  # the folder the user gave (None: the run's validation images)
     labelled: object  # the labelled images the page scores, or None
     evaluation: object
@@ -245,9 +247,9 @@ def _kept_epoch(page):
 
 def _measured_tta(page):
     """What test-time augmentation did when the run ended, and the advice that follows."""
-    if not page.result.get("tta"):
+    if not page.result.tta:
         return []
-    measured = Measurement.from_dict(page.result["tta"])
+    measured = Measurement.from_dict(page.result.tta)
     advice = "use --tta" if measured.gain > 0 else "leave --tta off" if measured.gain < 0 else "--tta changes nothing"
     line = f"When the run ended, {measured.line()}: {advice} with predict and evaluate."
     return [f'<p class="tta">{html.escape(line)}</p>']
@@ -321,7 +323,7 @@ def _confidence(page):
 
 def _temperature_note(result):
     """How the run chose its temperature (runs before 0.8.1 recorded only the number)."""
-    choice = TemperatureChoice.from_dict(result.get("calibration"))
+    choice = TemperatureChoice.from_dict(result.calibration)
     if choice is None:
         return []
     return [f'<p class="note">Temperature {choice.temperature:.3f}: {html.escape(choice.reason())}.</p>']
@@ -358,7 +360,7 @@ def _feature_map(page):
 
 def _layers(page):
     header = ("layer", "torchvision", "kind", "output", "parameters", "trainable", "rate factor")
-    return ["<h2>Layers and learning-rate factors</h2>", _table(header, _layer_rows(page.model, page.options), (4, 6))]
+    return ["<h2>Layers and learning-rate factors</h2>", _table(header, _layer_rows(page.model, page.result), (4, 6))]
 
 
 def _filters(page):
@@ -367,7 +369,7 @@ def _filters(page):
 
 
 def _options(page):
-    return ["<h2>Options</h2>", _options_table(page.options)] if page.options else []
+    return ["<h2>Options</h2>", _options_table(page.options, page.result)] if page.options else []
 
 
 # The page, in order: first the answer (the first screen), then the details; each section is a function of
@@ -420,7 +422,7 @@ def write_report(run_dir, data=None, top_losses=REPORT.top_losses, path=None, tt
             model,
             names,
             options,
-            options.get("result") or {},
+            RunResult.from_dict(options.get("result")),
             data,
             labelled,
             evaluation,

@@ -29,6 +29,7 @@ from keras_alexnet._utils.files import atomic_write, check_writable
 from keras_alexnet._utils.hdf5 import open_hdf5
 from keras_alexnet._utils.runtime import process_alive
 from keras_alexnet._utils.signals import holding
+from keras_alexnet.run_result import RunResult, read_history, read_log
 
 
 class ComparisonFiles:
@@ -268,21 +269,31 @@ class RunDirectory:
         process: nothing of Ray Train runs here while this process holds the lock)."""
         _remove([self.ray_train])
 
-    def record_result(self, values):
-        """Add ``values`` (the epoch ``model.keras`` holds, its temperature) to ``options.json`` under
-        ``"result"``, so the options say which model they made."""
+    def record_result(self, result):
+        """Add ``result`` (a ``RunResult``: the epoch ``model.keras`` holds, its temperature, ...) to
+        ``options.json`` under ``"result"``, so the options say which model they made."""
         if not self.options.exists():
             return
         record = json.loads(self.options.read_text())
-        record["result"] = values
+        record["result"] = result.to_dict()
         text = json.dumps(record, indent=2, sort_keys=True, default=str) + "\n"
         atomic_write(self.options, lambda tmp: Path(tmp).write_text(text))
 
     def result(self):
-        """What ``record_result`` wrote (``{"output_epoch", "temperature"}``), or {}."""
-        if not self.options.exists():
-            return {}
-        return json.loads(self.options.read_text()).get("result") or {}
+        """The ``RunResult`` ``record_result`` wrote (every field at its default when there is none)."""
+        try:
+            record = json.loads(self.options.read_text())
+        except (OSError, ValueError):
+            return RunResult()
+        return RunResult.from_dict(record.get("result") if isinstance(record, dict) else None)
+
+    def log_rows(self):
+        """``log.csv``'s rows (``run_result.read_log``)."""
+        return read_log(self.log)
+
+    def history_record(self):
+        """``history.json`` (``run_result.read_history``): {} without one."""
+        return read_history(self.history)
 
 
 @contextlib.contextmanager

@@ -8,7 +8,7 @@ exactly. benchmarks/QUALITY.md measures this blend against the equal mean of all
 0.6 did) on three data sets.
 
 A run measures test-time augmentation on its validation images when it ends and records the
-result (``RunDirectory.result()["tta"]``); ``predict --tta`` and ``evaluate --tta`` read it and say
+result (``RunDirectory.result().tta``); ``predict --tta`` and ``evaluate --tta`` read it and say
 so in one line when it lowered that run's validation accuracy.
 """
 
@@ -94,7 +94,7 @@ def recorded(model_path):
     if path.name != RunDirectory.MODEL or not path.is_file():
         return None
     try:
-        values = RunDirectory(path.parent).result().get("tta")
+        values = RunDirectory(path.parent).result().tta
     except (OSError, ValueError):  # a damaged options.json records nothing to go by
         return None
     return Measurement.from_dict(values) if values else None

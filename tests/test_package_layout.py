@@ -28,6 +28,7 @@ LAYERS = (
         "keras_alexnet.architecture",
         "keras_alexnet.recipes",
         "keras_alexnet.formats",
+        "keras_alexnet.run_result",
     ),
     (
         "keras_alexnet.options",

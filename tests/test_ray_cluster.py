@@ -184,10 +184,10 @@ def test_train_on_two_workers_equals_one_process_on_the_same_global_batch(shapes
     alone = train(shapes_dir, run_dir=tmp_path / "one", verbose=0, **options)
     record = train_on_workers(shapes_dir, workers=2, run_dir=tmp_path / "two", verbose=0, **options)
     recorded = json.loads((tmp_path / "one" / "options.json").read_text())["result"]
-    assert record["workers"] == 2 and set(record) - {"workers"} == set(recorded)
-    assert (record["output_epoch"], record["epochs_done"]) == (recorded["output_epoch"], recorded["epochs_done"])
-    assert record["calibration"]["images"] == alone.calibration.images > 0  # the same temperature rule (issue 38)
-    assert record["temperature"] == pytest.approx(alone.temperature, rel=1e-3)
+    assert record.workers == 2 and set(record.to_dict()) - {"workers"} == set(recorded)
+    assert (record.output_epoch, record.epochs_done) == (recorded["output_epoch"], recorded["epochs_done"])
+    assert record.calibration["images"] == alone.calibration.images > 0  # the same temperature rule (issue 38)
+    assert record.temperature == pytest.approx(alone.temperature, rel=1e-3)
     one, two = _weights(tmp_path / "one" / "model.keras"), _weights(tmp_path / "two" / "model.keras")
     assert one.keys() == two.keys()
     for name in one:  # the same updates, up to float32's summation order across the two workers
@@ -195,7 +195,7 @@ def test_train_on_two_workers_equals_one_process_on_the_same_global_batch(shapes
             assert np.max(np.abs(first - second)) < 1e-5, name
     logged = list(csv.DictReader(open(tmp_path / "two" / "log.csv")))
     single = list(csv.DictReader(open(tmp_path / "one" / "log.csv")))
-    assert list(logged[0]) == list(single[0]) and len(logged) == len(single) == record["epochs_done"]
+    assert list(logged[0]) == list(single[0]) and len(logged) == len(single) == record.epochs_done
     for mine, theirs in zip(logged, single):  # each worker scores a share of the validation images
         for column in ("val_loss", "val_accuracy", "val_balanced_accuracy", "val_macro_f1", "balanced_accuracy"):
             assert float(mine[column]) == pytest.approx(float(theirs[column]), abs=1e-5), column
@@ -216,7 +216,7 @@ def test_a_run_stopped_on_one_process_continues_on_workers_as_if_never_stopped(s
     with pytest.raises(KeyboardInterrupt):
         train(shapes_dir, run_dir=tmp_path / "run", verbose=0, callbacks=[StopAfter(2)], **options)
     record = train_on_workers(shapes_dir, workers=2, run_dir=tmp_path / "run", resume=True, verbose=0)
-    assert record["workers"] == 2 and record["epochs_done"] == 4
+    assert record.workers == 2 and record.epochs_done == 4
     whole, resumed = _weights(tmp_path / "whole" / "model.keras"), _weights(tmp_path / "run" / "model.keras")
     for name in whole:
         for first, second in zip(whole[name], resumed[name]):
@@ -284,7 +284,7 @@ def test_a_lost_worker_restarts_the_group_from_the_last_backup(shapes_dir, tmp_p
     finally:
         ray.shutdown()
         cluster.shutdown()
-    assert done["record"]["epochs_done"] == epochs
+    assert done["record"].epochs_done == epochs
     assert json.loads((run / "auto.json").read_text())["recipe"] == "fine-tune"  # the rule's pick: two stages
     assert json.loads((run / "options.json").read_text())["recipe"] == "fine-tune"
     with open(run / "log.csv", newline="") as handle:

@@ -77,10 +77,10 @@ def _train_on_workers(args):
                 "(`keras-alexnet compare`), then start the workers with --recipe NAME."
             )
         result = train_with_tf_config(args.data, options, **common)
-    if result:
+    if result is not None:  # None: a worker of a TF_CONFIG run that is not the chief
         report_run(args.run_dir, options)
         print(
-            f"model: {RunDirectory(args.run_dir).model} (epoch {result.get('output_epoch')}; log: "
+            f"model: {RunDirectory(args.run_dir).model} (epoch {result.output_epoch}; log: "
             f"{RunDirectory(args.run_dir).log})"
         )
     return 0

@@ -118,24 +118,7 @@ def compare(
     if out.exists() and not out.is_dir():
         raise RunDirectoryError(f"--out {out} is a file; give a folder for the comparison.")
     train_set, val_set = read_sets(data, val, options)  # the checks train makes (the same folder twice, ...)
-    images = hashlib.sha256()
-    for path, label in [
-        *zip(train_set.paths, train_set.labels),
-        ("validation", -1),
-        *zip(val_set.paths, val_set.labels),
-    ]:
-        images.update(f"{path}\t{label}\n".encode())
-    settings = {
-        "data": str(data if not isinstance(data, ImageFolder) else "ImageFolder"),
-        "images": images.hexdigest(),  # the exact split: same paths, labels and sides
-        "training_images": len(train_set),
-        "validation_images": len(val_set),
-        "options": {key: value for key, value in options.to_dict().items() if key not in PER_RUN_OPTIONS},
-        "split_seed": options.seed,
-        "candidates": [dataclasses.asdict(candidate) for candidate in candidates],
-        "seeds": seed_list,
-        "tta": bool(tta),
-    }
+    settings = _settings(data, train_set, val_set, options, candidates, seed_list, tta)
     # Refused before any trial (no cluster, a trial no node can hold): a refused command leaves nothing behind.
     with nothing_left_if(ray_cluster.ClusterError, out, files=[out / SETTINGS]):
         out.mkdir(parents=True, exist_ok=True)
@@ -181,6 +164,29 @@ def _check_settings(out, settings, overwrite):
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
+def _settings(data, train_set, val_set, options, candidates, seeds, tta):
+    """What decides whether a comparison continues: the exact split (paths, labels, sides), the shared
+    options, the candidates and the seeds."""
+    images = hashlib.sha256()
+    for path, label in [
+        *zip(train_set.paths, train_set.labels),
+        ("validation", -1),
+        *zip(val_set.paths, val_set.labels),
+    ]:
+        images.update(f"{path}\t{label}\n".encode())
+    return {
+        "data": str(data if not isinstance(data, ImageFolder) else "ImageFolder"),
+        "images": images.hexdigest(),
+        "training_images": len(train_set),
+        "validation_images": len(val_set),
+        "options": {key: value for key, value in options.to_dict().items() if key not in PER_RUN_OPTIONS},
+        "split_seed": options.seed,
+        "candidates": [dataclasses.asdict(candidate) for candidate in candidates],
+        "seeds": seeds,
+        "tta": bool(tta),
+    }
+
+
 def _run_all(
     train_set,
     val_set,
@@ -205,46 +211,16 @@ def _run_all(
     resources per trial); None runs on this machine.
     """
     cluster = cluster or Cluster()
+    extra = {"keep_models": keep_models, "stop_running": stop_running, "tta": tta}
     plan = [(seed, candidate) for seed in seeds for candidate in candidates]
     deadline = None if time_limit is None else time.time() + time_limit
     jobs, finished = [], {}
     for index, (seed, candidate) in enumerate(plan):
-        run_dir = out / "runs" / f"{candidate.slug}-seed{seed}"
+        run_dir = _run_dir(out, candidate, seed)
         if (run_dir / RESULT).exists():
             finished[index] = RunRecord(**json.loads((run_dir / RESULT).read_text()))
             continue
-        run_options = candidate.options(options).replace(
-            recipe=candidate.recipe,
-            head=candidate.head,
-            learning_rate=candidate.learning_rate,
-            seed=seed,
-            val_split=None,  # the split made once above, the same for every run
-            report=False,  # the comparison's table and curves are its report
-            save_models=keep_models,
-            cache_activations=options.augment == "none"
-            and not (options.mixup or options.cutmix or candidate.regularizer in ("mixup", "cutmix"))
-            and RECIPES[candidate.recipe].cacheable,
-            measure_tta=False,  # --tta scores every run's model with it (the comparison's column)
-        )
-        jobs.append(
-            {
-                "index": index,
-                "train": train_set.to_dict(),
-                "val": val_set.to_dict(),
-                "options": run_options.replace(weights=absolute_source(run_options.weights)).to_dict(),
-                "run_dir": str(Path(run_dir).resolve()),
-                # The run's process knows the built-in table only: it gets the entries this run uses.
-                "recipe": RECIPES[candidate.recipe].to_dict(),
-                "head": HEADS[candidate.head].to_dict(),
-                "shared": str((out / ACTIVATIONS).resolve()),
-                "candidate": dataclasses.asdict(candidate),
-                "seed": seed,
-                "deadline": deadline,  # no run starts after it
-                "stop_running": stop_running,  # and a running one stops at it
-                "tensorflow_logs": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") < "3",
-                "tta": tta,
-            }
-        )
+        jobs.append(_job(index, candidate, seed, run_dir, train_set, val_set, options, out, deadline, **extra))
     progress = Progress(plan, options.epochs, verbose)
     for index in finished:
         progress.skip(index)
@@ -258,12 +234,55 @@ def _run_all(
             engine.run_trials(
                 ray, jobs, out, cpus=cluster.cpus_per_trial, gpus=cluster.gpus_per_trial, on_result=progress.report
             )
+    return _collect(plan, finished, out)
+
+
+def _job(index, candidate, seed, run_dir, train_set, val_set, options, out, deadline, keep_models, stop_running, tta):
+    """What one trial's process needs to train ``candidate`` with ``seed``: plain data, absolute paths."""
+    run_options = candidate.options(options)
+    run_options = run_options.replace(
+        recipe=candidate.recipe,
+        head=candidate.head,
+        learning_rate=candidate.learning_rate,
+        seed=seed,
+        val_split=None,  # the split made once above, the same for every run
+        report=False,  # the comparison's table and curves are its report
+        save_models=keep_models,
+        cache_activations=run_options.activations_cacheable and RECIPES[candidate.recipe].cacheable,
+        measure_tta=False,  # --tta scores every run's model with it (the comparison's column)
+    )
+    return {
+        "index": index,
+        "train": train_set.to_dict(),
+        "val": val_set.to_dict(),
+        "options": run_options.replace(weights=absolute_source(run_options.weights)).to_dict(),
+        "run_dir": str(Path(run_dir).resolve()),
+        # The run's process knows the built-in table only: it gets the entries this run uses.
+        "recipe": RECIPES[candidate.recipe].to_dict(),
+        "head": HEADS[candidate.head].to_dict(),
+        "shared": str((out / ACTIVATIONS).resolve()),
+        "candidate": dataclasses.asdict(candidate),
+        "seed": seed,
+        "deadline": deadline,  # no run starts after it
+        "stop_running": stop_running,  # and a running one stops at it
+        "tensorflow_logs": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") < "3",
+        "tta": tta,
+    }
+
+
+def _run_dir(out, candidate, seed):
+    return out / "runs" / f"{candidate.slug}-seed{seed}"
+
+
+def _collect(plan, finished, out):
+    """The records of the plan's runs, in plan order, and whether every run finished; a run that failed
+    raises its error again, naming the candidate and seed."""
     runs, complete = [], True
     for index, (seed, candidate) in enumerate(plan):
         if index in finished:
             runs.append(finished[index])
             continue
-        run_dir = out / "runs" / f"{candidate.slug}-seed{seed}"
+        run_dir = _run_dir(out, candidate, seed)
         if (run_dir / RESULT).exists():
             runs.append(RunRecord(**json.loads((run_dir / RESULT).read_text())))
         elif (run_dir / ERROR).exists():

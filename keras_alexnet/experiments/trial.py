@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import os
@@ -22,6 +21,7 @@ from keras_alexnet.evaluation import evaluate
 from keras_alexnet.experiments.candidates import Candidate, RunRecord
 from keras_alexnet.recipes import Head, Recipe, register_head, register_recipe
 from keras_alexnet.run_directory import RunDirectory
+from keras_alexnet.run_result import log_columns
 from keras_alexnet.training import TrainingOptions, train
 
 # A comparison run's own files beside the run's (RunDirectory names them).
@@ -90,7 +90,7 @@ def run_record(candidate, seed, result, scored=None):
     with test-time augmentation, whose scores replace the epoch's). The curves are the whole run's, from its
     ``log.csv``: a resumed run's process trained only the epochs after its backup (none, when it was
     stopped between its last epoch and its result)."""
-    history = logged_curves(RunDirectory(result.run_dir).log) or result.history
+    history = log_columns(RunDirectory(result.run_dir).log_rows()) or result.history
     accuracy = [float(v) for v in history.get("val_accuracy", [])]
     loss = [float(v) for v in history.get("val_loss", [])]
     if not accuracy:
@@ -119,24 +119,6 @@ def run_record(candidate, seed, result, scored=None):
         scored is not None,
         regularizer=candidate.regularizer,
     )
-
-
-def logged_curves(log):
-    """{column: [value per epoch]} of a run's ``log.csv`` (``NA`` as NaN), or {} without one."""
-    if not Path(log).exists():
-        return {}
-    with open(log, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    curves = {}
-    for row in rows:
-        for name, value in row.items():
-            if name != "epoch":
-                try:
-                    number = float(value)
-                except (TypeError, ValueError):
-                    number = float("nan")
-                curves.setdefault(name, []).append(number)
-    return curves
 
 
 class TimeLimitReached(Exception):

@@ -9,9 +9,7 @@ report (``keras_alexnet.report``, above training) reads the finished run afterwa
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
 import math
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from keras_alexnet.calibration import CalibrationScores, choose_temperature, ece
 from keras_alexnet.datasets.statistics import colour_statistics
 from keras_alexnet.layers import attach_class_names, with_temperature
 from keras_alexnet.metrics import BALANCED_METRICS, training_metrics
+from keras_alexnet.run_result import RunResult
 from keras_alexnet.training.callbacks import TrainingDiverged, plot_progress, save_model_atomic
 from keras_alexnet.training.output_network import keep_output_network, output_checkpoint
 from keras_alexnet.transfer import layer_table
@@ -62,8 +61,9 @@ def keep_output(end):
 
 def plot(end):
     """The progress plot, marking the epoch ``model.keras`` holds."""
-    if end.run.history.exists():
-        plot_progress(json.loads(end.run.history.read_text()), end.run.progress, kept_epoch=end.kept_epoch)
+    history = end.run.history_record()
+    if history:
+        plot_progress(history, end.run.progress, kept_epoch=end.kept_epoch)
 
 
 def calibrate(end):
@@ -106,16 +106,21 @@ def save(end):
 def record(end):
     """What the run made, in ``options.json``'s ``result``; the folder keeps only a finished run's files."""
     fitted, run = end.fitted, end.run
-    values = _result_record(
+    result = _result_record(
         end.options, end.kept_epoch, fitted.history, run, end.calibration, end.train_set, end.val_set
     )
-    tta = end.augmentation.to_dict() if end.augmentation else None
+    changed = result.changed_options
     if end.recipe_reason:  # the rule named the recipe: not a choice of the user's
-        values["changed_options"] = [name for name in values["changed_options"] if name != "recipe"]
-        values["recipe_reason"] = end.recipe_reason
-    if end.workers:
-        values["workers"] = end.workers
-    run.record_result({**values, "tta": tta, "layers": _layers(fitted.model)})
+        changed = [name for name in changed if name != "recipe"]
+    run.record_result(
+        result.replace(
+            changed_options=changed,
+            recipe_reason=end.recipe_reason or None,
+            workers=end.workers or None,
+            tta=end.augmentation.to_dict() if end.augmentation else None,
+            layers=_layers(fitted.model),
+        )
+    )
     run.finish()
     end.val_accuracy = _validation_accuracy(fitted.history, run, end.kept_epoch)
     end.val_scores = _validation_scores(run, end.kept_epoch)
@@ -189,19 +194,20 @@ def _result_record(options, kept_epoch, history, run, calibration, train_set, va
     skipped = [str(path) for path, _ in train_set.skipped] + (
         [str(path) for path, _ in val_set.skipped] if val_set is not None else []
     )
-    return {
-        "output_network": options.output_network,
-        "output_epoch": kept_epoch,
-        "epochs_done": _epochs_done(history, run, options),
-        **temperature_record(calibration),
-        "training_counts": {name: int(n) for name, n in zip(train_set.class_names, counts)},
-        "skipped_count": len(skipped),
-        "skipped": skipped[:20],
-        "shared_validation_images": len(train_set.shared_with(val_set)) if val_set is not None else 0,
+    return RunResult(
+        output_network=options.output_network,
+        output_epoch=kept_epoch,
+        epochs_done=_epochs_done(history, run, options),
+        temperature=calibration.temperature if calibration is not None else None,
+        calibration=calibration.to_dict() if calibration is not None else None,
+        training_counts={name: int(n) for name, n in zip(train_set.class_names, counts)},
+        skipped_count=len(skipped),
+        skipped=skipped[:20],
+        shared_validation_images=len(train_set.shared_with(val_set)) if val_set is not None else 0,
         # What predict and evaluate compare their inputs with (datasets.statistics.far_from).
-        "image_statistics": colour_statistics(train_set.paths),
-        "changed_options": options.changed_from_defaults(),
-    }
+        image_statistics=colour_statistics(train_set.paths),
+        changed_options=options.changed_from_defaults(),
+    )
 
 
 def _layers(model):
@@ -221,18 +227,7 @@ def _layers(model):
 
 def _epochs_done(history, run, options):
     """How many epochs the run has trained (early stopping may end it before ``options.epochs``)."""
-    if run.history.exists():
-        return json.loads(run.history.read_text()).get("epochs_done") or options.epochs
-    return options.epochs
-
-
-def temperature_record(choice):
-    """The run record's ``temperature`` (the number the model divides by, or None) and ``calibration`` (how it
-    was chosen: ``calibration.TemperatureChoice.to_dict``)."""
-    return {
-        "temperature": choice.temperature if choice is not None else None,
-        "calibration": choice.to_dict() if choice is not None else None,
-    }
+    return run.history_record().get("epochs_done") or options.epochs
 
 
 def _choose_temperature(model, val_set, val_ds, cache, verbose):
@@ -263,25 +258,12 @@ def calibration_line(choice, probabilities, labels):
 
 def _validation_scores(run, epoch):
     """{accuracy, balanced_accuracy, macro_f1} on the validation images at ``epoch`` (1-based), from ``log.csv``."""
-    if not run.log.exists():
-        return {}
-    with open(run.log, newline="") as handle:
-        rows = [row for row in csv.DictReader(handle) if row.get("epoch", "").isdigit()]
-    for row in rows:
-        if int(row["epoch"]) + 1 == epoch:
+    for row in run.log_rows():
+        if row["epoch"] + 1 == epoch:
             names = ("accuracy", *BALANCED_METRICS)
-            values = {name: _number(row.get(validation(name))) for name in names}
-            return {name: value for name, value in values.items() if value is not None}
+            values = {name: row.get(validation(name), math.nan) for name in names}
+            return {name: value for name, value in values.items() if math.isfinite(value)}
     return {}
-
-
-def _number(text):
-    """A log.csv cell as a float, or None (Keras's CSVLogger writes "NA" for a value it did not get)."""
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
 
 
 def _validation_accuracy(history, run, epoch):
@@ -292,7 +274,5 @@ def _validation_accuracy(history, run, epoch):
         return scores["accuracy"]
     if history.get("val_accuracy"):
         return history["val_accuracy"][-1]
-    if run.history.exists():
-        recorded = json.loads(run.history.read_text()).get("val_accuracy") or []
-        return recorded[-1] if recorded else None
-    return None
+    recorded = run.history_record().get("val_accuracy") or []
+    return recorded[-1] if recorded else None

@@ -75,6 +75,20 @@ def run_callbacks(
     return callbacks
 
 
+def _backup(run, resume, keep_backup, backup_every, stage):
+    """The backup callback of ``run``; a fresh fit clears what an earlier one left, a resumed one cuts
+    ``log.csv`` back to the epochs the backup holds."""
+    backup = AtomicBackupAndRestore(
+        str(run.backup), save_freq="epoch", delete_checkpoint=not keep_backup, every_epochs=backup_every, stage=stage
+    )
+    if not resume:
+        run.clear_fit_state()
+    else:
+        trim_csv_log(run.log, backup.backed_up_epochs())
+    run.path.mkdir(parents=True, exist_ok=True)
+    return backup
+
+
 def fit(
     model,
     train_data,
@@ -114,18 +128,7 @@ def fit(
     ``val_weights``: per-class weights of the validation images (``setup.balancing``).
     """
     run = run_dir if isinstance(run_dir, RunDirectory) else RunDirectory(run_dir)
-    backup_callback = AtomicBackupAndRestore(
-        str(run.backup),
-        save_freq="epoch",
-        delete_checkpoint=not keep_backup,
-        every_epochs=backup_every,
-        stage=stage[0] if stage else 1,
-    )
-    if not resume:
-        run.clear_fit_state()
-    else:
-        trim_csv_log(run.log, backup_callback.backed_up_epochs())
-    run.path.mkdir(parents=True, exist_ok=True)
+    backup_callback = _backup(run, resume, keep_backup, backup_every, stage[0] if stage else 1)
     fit_model, fit_train, fit_val = (
         (cache["model"], cache["train"], cache["val"]) if cache else (model, train_data, val_data)
     )

@@ -219,7 +219,7 @@ def train_locked(
     ``TrainResult``.
     """
     start = time.perf_counter() if started is None else started
-    configure(options.seed, options.mixed_precision, options.deterministic)
+    configure(options)
     classes = len(train_set.class_names)
     done, done_stage = run.check_resumable(classes) if resume else (0, 1)
     if resume:

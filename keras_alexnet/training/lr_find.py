@@ -233,7 +233,7 @@ def lr_find_on_folder(
     options = TrainingOptions.of(options, **changes)
     if options.recipe == AUTO:
         raise ValueError("lr_find sweeps the rate of one recipe: give a recipe's name, not 'auto'.")
-    configure(options.seed, options.mixed_precision, options.deterministic)
+    configure(options)
     folder, _ = read_sets(data, None, options)  # the training part, as train would split it
     options, _ = with_named_recipe(options, folder, verbose)  # no recipe: the one train would take
     model = build_model(options, len(folder.class_names))

@@ -83,7 +83,7 @@ def train_worker(train_set, val_set, options, run_dir, strategy, chief, verbose=
     """
     check_supported(options)
     run = RunDirectory(run_dir)
-    configure(options.seed, options.mixed_precision, options.deterministic)
+    configure(options)
     classes = len(train_set.class_names)
     steps_per_epoch = math.ceil(len(train_set) / options.batch_size)
     # The first collective (the initial weights) waits for every worker: bounded, with one line naming them.

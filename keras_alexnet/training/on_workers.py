@@ -12,7 +12,6 @@ process, or with ``TF_CONFIG`` the chief itself) holds the run directory's lock.
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import json
 import os
@@ -71,8 +70,8 @@ def train_on_workers(
     **changes,
 ):
     """Train on ``workers`` Ray Train workers (``MultiWorkerMirroredStrategy``), on this machine or the cluster
-    at ``address``; ``run_dir`` must be on storage every node mounts. Returns the run directory's
-    ``options.json`` result record (the epoch kept, the temperature, ...).
+    at ``address``; ``run_dir`` must be on storage every node mounts. Returns the run's
+    ``RunResult`` (the epoch kept, the temperature, ...).
 
     The global batch (``options.batch_size``) is split across the workers; a lost worker makes Ray
     Train restart the group, which resumes from the last backup. ``resolve(options, train_set, val_set,
@@ -167,15 +166,12 @@ def _epoch_lines(run, workers, epochs, verbose):
     def watch():
         while True:
             finished = stop.wait(0.5)
-            if run.log.exists():
-                with open(run.log, newline="") as handle:
-                    for row in csv.DictReader(handle):
-                        epoch = int(row["epoch"])
-                        if epoch in shown:
-                            continue
-                        shown.add(epoch)
-                        scores = ", ".join(f"{key} {float(value):.4f}" for key, value in row.items() if key != "epoch")
-                        print(f"epoch {epoch + 1}/{epochs} on {workers} workers: {scores}", flush=True)
+            for row in run.log_rows():
+                epoch = row["epoch"]
+                if epoch not in shown:
+                    shown.add(epoch)
+                    scores = ", ".join(f"{key} {value:.4f}" for key, value in row.items() if key != "epoch")
+                    print(f"epoch {epoch + 1}/{epochs} on {workers} workers: {scores}", flush=True)
             if finished:
                 return
 
@@ -195,7 +191,7 @@ def train_with_tf_config(
 ):
     """This process's share of a run on the workers ``TF_CONFIG`` names (the user's launcher started them all
     with the same command). The chief holds the lock and writes the run directory; the others only read it.
-    Returns the result record (the chief) or None."""
+    Returns the run's ``RunResult`` (the chief) or None."""
     workers, index, chief = cluster_spec()
     strategy = strategy_for_workers()  # before any other TensorFlow op of the process
     run = RunDirectory(run_dir)

@@ -30,18 +30,17 @@ from keras_alexnet.transfer import apply_recipe, freeze, resolve_jit_compile, st
 log = logging.getLogger("keras_alexnet.training")
 
 
-def configure(seed=0, mixed_precision=None, deterministic=False):
-    """Seed everything; set the dtype policy (None, "float16" or "bfloat16").
+def configure(options):
+    """Seed everything and set the dtype policy, from ``options`` (a checked ``TrainingOptions``).
 
-    Seeded CPU runs repeat exactly without more (tested). ``deterministic=True``
+    Seeded CPU runs repeat exactly without more (tested). ``options.deterministic``
     also turns on TensorFlow's op determinism, for GPUs; it disables XLA.
     """
-    keras.utils.set_random_seed(seed)
-    if deterministic:
+    keras.utils.set_random_seed(options.seed)
+    if options.deterministic:
         tf.config.experimental.enable_op_determinism()
-    if mixed_precision not in (None, "float16", "bfloat16"):
-        raise ValueError(f"mixed_precision={mixed_precision!r}: use None, 'float16' or 'bfloat16'.")
-    keras.mixed_precision.set_global_policy(f"mixed_{mixed_precision}" if mixed_precision else "float32")
+    precision = options.mixed_precision
+    keras.mixed_precision.set_global_policy(f"mixed_{precision}" if precision else "float32")
 
 
 def prepare_model(
