@@ -49,6 +49,25 @@ def test_the_sweep_restores_weights_optimizer_state_and_random_draws_bit_for_bit
     assert len(result.learning_rates) == len(result.losses) <= 60
 
 
+def test_the_finder_is_a_callback_on_fit_that_records_each_steps_own_loss():
+    """fastai's LRFinder on Keras's fit: each recorded loss is its batch's, at its rate (not Keras's running
+    mean of the epoch), the same as stepping the optimizer by hand; the batches run on across passes."""
+    import tensorflow as tf
+
+    model, x, y = _problem()
+    model = _compiled(model, keras.optimizers.SGD(), {})
+    data = tf.data.Dataset.from_tensor_slices((x[::16], y[::16])).batch(8)  # 4 batches: the sweep repeats them
+    result = lr_find(model, data, start_lr=1e-3, end_lr=1e-1, steps=10, divergence=1e9, verbose=False)
+    assert len(result.raw_losses) == 10
+    rates = 1e-3 * (1e-1 / 1e-3) ** (np.arange(10) / 9)
+    by_hand, batches = [], list(data) * 3
+    for rate, (images, labels) in zip(rates, batches):
+        model.optimizer.learning_rate.assign(rate)
+        by_hand.append(float(model.train_on_batch(images, labels, return_dict=True)["loss"]))
+    np.testing.assert_allclose(result.raw_losses, by_hand, rtol=1e-5)
+    assert len(set(np.round(by_hand, 6))) == 10  # ten different batches' losses, no running mean
+
+
 def test_the_suggestion_falls_in_the_known_good_range():
     """The good range, measured by training 10 steps at fixed rates: loss 0.82 at 1e-3, 0.51 at 0.01,
     0.31 at 0.03, 0.15 at 0.1, 0.09 at 0.3, 0.22 at 1, and 4e16 (diverged) at 3. So [0.01, 1]."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from keras_alexnet._utils.choices import BALANCED_ACCURACY, MACRO_F1
 from keras_alexnet._utils.flags import (
     add_flags,
@@ -11,7 +9,6 @@ from keras_alexnet._utils.flags import (
 )
 from keras_alexnet.cli.common import cluster_arguments, cluster_of, data_arguments, resume_options, training_options
 from keras_alexnet.options import (
-    AUTO,
     TrainingOptions,
 )
 from keras_alexnet.run_directory import RunDirectory
@@ -19,9 +16,6 @@ from keras_alexnet.run_directory import RunDirectory
 
 def run(args):
     from keras_alexnet.experiments import train
-
-    if args.workers or os.environ.get("TF_CONFIG"):
-        return _train_on_workers(args)
 
     result = train(
         args.data,
@@ -33,7 +27,10 @@ def run(args):
         verbose=2 if args.quiet else 1,
         cluster=cluster_of(args),
         devices=args.devices,
+        workers=args.workers,
     )
+    if result is None:  # a TF_CONFIG worker that is not the chief: the chief prints the run's lines
+        return 0
     if result.val_accuracy is not None:
         print(f"validation accuracy: {result.val_accuracy:.4f}")
     scores = result.val_scores
@@ -44,45 +41,6 @@ def run(args):
         print(f"model.keras: epoch {result.output_epoch} (--output-network {result.options.output_network})")
     run = RunDirectory(result.run_dir)
     print(f"model: {result.model_path}\nprogress plot: {run.progress}\nlog: {run.log}")
-    return 0
-
-
-def _train_on_workers(args):
-    """``train --workers N`` (Ray Train), or this process's share of a run whose workers ``TF_CONFIG`` names."""
-    from keras_alexnet.report import report_run
-    from keras_alexnet.training.on_workers import train_on_workers, train_with_tf_config
-
-    options = resume_options(args) if args.resume else training_options(args)
-    common = {"val": args.val, "run_dir": args.run_dir, "resume": args.resume, "overwrite": args.overwrite}
-    if args.workers:
-        from keras_alexnet.experiments.auto import resolve_auto
-
-        def resolve(options, train_set, val_set, run):  # --recipe auto: its comparison on the same cluster
-            return resolve_auto(options, train_set, val_set, run.path, args.resume, cluster=cluster_of(args))
-
-        result = train_on_workers(
-            args.data,
-            options,
-            workers=args.workers,
-            address=args.address,
-            cpus_per_worker=args.cpus_per_trial,
-            gpus_per_worker=args.gpus_per_trial,
-            resolve=resolve,
-            **common,
-        )
-    else:
-        if options.recipe == AUTO:
-            raise ValueError(
-                "--recipe auto with TF_CONFIG: every worker would run the comparison. Choose the recipe first "
-                "(`keras-alexnet compare`), then start the workers with --recipe NAME."
-            )
-        result = train_with_tf_config(args.data, options, **common)
-    if result is not None:  # None: a worker of a TF_CONFIG run that is not the chief
-        report_run(args.run_dir, options)
-        print(
-            f"model: {RunDirectory(args.run_dir).model} (epoch {result.output_epoch}; log: "
-            f"{RunDirectory(args.run_dir).log})"
-        )
     return 0
 
 

@@ -11,20 +11,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from pathlib import Path
 
 from keras_alexnet._utils.choices import ACCURACY, BALANCED_ACCURACY, IMBALANCE_RATIO, metric_flag
 from keras_alexnet._utils.files import atomic_write
 from keras_alexnet.experiments.candidates import candidates_of
-from keras_alexnet.experiments.compare import ACTIVATIONS, compare
+from keras_alexnet.experiments.compare import ACTIVATIONS, Cluster, compare
 from keras_alexnet.options import AUTO, AutoBudget
 from keras_alexnet.recipes import RECIPES
 from keras_alexnet.report import report_run
 from keras_alexnet.run_directory import RunDirectory
 from keras_alexnet.training import TrainingOptions
 from keras_alexnet.training import train as train_recipe
-from keras_alexnet.training.loop import prepare_run, train_locked
+from keras_alexnet.training.loop import finished_result, prepare_run, train_locked
 from keras_alexnet.training.resume import resumed_options
 from keras_alexnet.training.rule import imagenet_likeness, rule_of_thumb
 
@@ -184,10 +185,17 @@ def train(
     verbose=1,
     cluster=None,
     devices=None,
+    workers=None,
     **changes,
 ):
     """Train, as ``keras_alexnet.train`` and ``keras-alexnet train`` do: ``keras_alexnet.training.train`` with
     ``recipe="auto"`` resolved first, then ``report.html`` (``options.report``; ``keras_alexnet.report``).
+
+    The one entry point for every engine: ``devices`` trains on several devices of this machine, ``workers``
+    on that many Ray Train workers (``training.on_workers``; ``cluster``: the Ray cluster and what each
+    worker takes), and with ``TF_CONFIG`` set this process is one worker of the user's launcher. Every engine
+    returns the same ``TrainResult`` (a workers' run read back from its folder), except a ``TF_CONFIG`` worker
+    that is not the chief: None.
 
     With ``recipe="auto"`` the recipe and head are chosen on the data (``choose_recipe``: a
     comparison within ``options.auto_budget``, or the rule of thumb), recorded in the run
@@ -199,6 +207,10 @@ def train(
     to ``training.train``. Takes
     ``training.train``'s arguments; returns its ``TrainResult``.
     """
+    if workers or os.environ.get("TF_CONFIG"):
+        return _train_on_workers(
+            data, options, workers, val, run_dir, resume, overwrite, verbose, cluster or Cluster(), changes
+        )
     run = RunDirectory(run_dir)
     options = resumed_options(run, options, **changes) if resume else TrainingOptions.of(options, **changes)
     if options.recipe != AUTO:
@@ -239,4 +251,40 @@ def train(
             devices=devices,
         )
     report_run(result.run_dir, result.options, verbose)
+    return result
+
+
+def _train_on_workers(data, options, workers, val, run_dir, resume, overwrite, verbose, cluster, changes):
+    """``train`` on Ray Train workers, or this process's share of a ``TF_CONFIG`` run; reported like one process."""
+    from keras_alexnet.training.on_workers import train_on_workers, train_with_tf_config
+
+    started = time.perf_counter()
+    common = {"val": val, "run_dir": run_dir, "resume": resume, "overwrite": overwrite, "verbose": verbose}
+    if workers:
+
+        def resolve(options, train_set, val_set, run):  # recipe="auto": its comparison on the same cluster
+            return resolve_auto(options, train_set, val_set, run.path, resume, verbose, cluster=cluster)
+
+        record = train_on_workers(
+            data,
+            options,
+            workers=workers,
+            address=cluster.address,
+            cpus_per_worker=cluster.cpus_per_trial,
+            gpus_per_worker=cluster.gpus_per_trial,
+            resolve=resolve,
+            **common,
+            **changes,
+        )
+    else:
+        if TrainingOptions.of(options, **changes).recipe == AUTO and not resume:
+            raise ValueError(
+                "--recipe auto with TF_CONFIG: every worker would run the comparison. Choose the recipe first "
+                "(`keras-alexnet compare`), then start the workers with --recipe NAME."
+            )
+        record = train_with_tf_config(data, options, **common, **changes)
+    if record is None:  # a TF_CONFIG worker that is not the chief: the chief reports
+        return None
+    result = finished_result(run_dir, time.perf_counter() - started)
+    report_run(run_dir, result.options, verbose)
     return result

@@ -122,8 +122,8 @@ def record(end):
         )
     )
     run.finish()
-    end.val_accuracy = _validation_accuracy(fitted.history, run, end.kept_epoch)
-    end.val_scores = _validation_scores(run, end.kept_epoch)
+    end.val_accuracy = validation_accuracy(fitted.history, run, end.kept_epoch)
+    end.val_scores = validation_scores(run, end.kept_epoch)
 
 
 FINISHING = (
@@ -256,7 +256,7 @@ def calibration_line(choice, probabilities, labels):
     )
 
 
-def _validation_scores(run, epoch):
+def validation_scores(run, epoch):
     """{accuracy, balanced_accuracy, macro_f1} on the validation images at ``epoch`` (1-based), from ``log.csv``."""
     for row in run.log_rows():
         if row["epoch"] + 1 == epoch:
@@ -266,10 +266,10 @@ def _validation_scores(run, epoch):
     return {}
 
 
-def _validation_accuracy(history, run, epoch):
+def validation_accuracy(history, run, epoch):
     """The validation accuracy of ``epoch`` (1-based; the output network's) from ``log.csv``, else the
     last: this call's history, or the run's (a resume with no epoch left)."""
-    scores = _validation_scores(run, epoch)
+    scores = validation_scores(run, epoch)
     if "accuracy" in scores:
         return scores["accuracy"]
     if history.get("val_accuracy"):

@@ -17,13 +17,22 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from keras_alexnet.calibration import TemperatureChoice
 from keras_alexnet.datasets import DatasetError, ImageFolder
 from keras_alexnet.datasets.files import ignored
+from keras_alexnet.layers import class_names_of
+from keras_alexnet.model import load_model
 from keras_alexnet.options import AUTO, TrainingOptions
 from keras_alexnet.preprocessing import eval_transform
 from keras_alexnet.run_directory import RunDirectory
 from keras_alexnet.training.distributed import device_names, device_strategy
-from keras_alexnet.training.finishing import FINISHING, RunEnd, run_checkpoint
+from keras_alexnet.training.finishing import (
+    FINISHING,
+    RunEnd,
+    run_checkpoint,
+    validation_accuracy,
+    validation_scores,
+)
 from keras_alexnet.training.fitting import fit, piecewise_schedule
 from keras_alexnet.training.resume import (
     check_resume,
@@ -43,6 +52,7 @@ from keras_alexnet.training.setup import (
 )
 from keras_alexnet.training.stages import run_stages
 from keras_alexnet.training.tensorboard import tensorboard_callbacks
+from keras_alexnet.tta import Measurement
 
 log = logging.getLogger("keras_alexnet.training")
 
@@ -78,6 +88,29 @@ class TrainResult:
     temperature: float | None = None  # what the model divides its logits by (None: not calibrated)
     calibration: object = None  # calibration.TemperatureChoice: the temperature, its free fit, the images, why
     tta: object = None  # tta.Measurement on the validation images (None: not measured)
+
+
+def finished_result(run_dir, seconds):
+    """The ``TrainResult`` of a run another process finished (a ``--workers`` run's chief), read back from its
+    run directory: ``model.keras``, ``options.json`` and its record, ``log.csv``."""
+    run = RunDirectory(run_dir)
+    record = run.result()
+    model = load_model(run.model) if run.model.exists() else None
+    return TrainResult(
+        model=model,
+        history=run.history_record(),
+        run_dir=run.path,
+        model_path=run.model if model is not None else None,
+        class_names=class_names_of(model) if model is not None else list(record.training_counts),
+        val_accuracy=validation_accuracy({}, run, record.output_epoch),
+        seconds=seconds,
+        options=TrainingOptions.load(run.options),
+        output_epoch=record.output_epoch,
+        val_scores=validation_scores(run, record.output_epoch),
+        temperature=record.temperature,
+        calibration=TemperatureChoice.from_dict(record.calibration),
+        tta=Measurement.from_dict(record.tta) if record.tta else None,
+    )
 
 
 def without_optimizer(model):

@@ -7,6 +7,9 @@ average with bias correction) and the sweep stops once it exceeds ``4x`` its
 minimum. Afterwards the model's weights and the optimizer's state are exactly as
 before. With frozen leading layers the sweep trains on their cached activations.
 
+As in fastai, the finder is a callback on the training loop (``LRFinder`` on Keras's ``model.fit``, one
+step per epoch so that each logged loss is its own batch's), not a loop of its own.
+
 Suggestions, as fastai names them: ``valley`` (a point a third into the longest
 stretch of falling loss, fastai's default) and ``steep`` (the steepest descent of
 the smoothed loss against log rate).
@@ -132,31 +135,17 @@ def lr_find(
         optimizer.build(model.trainable_variables)
     weights, state = _snapshot(model.weights), _snapshot(optimizer.variables)
     draws = random_states(model)  # dropout's draws: training after the sweep is as without it
-    rates = start_lr * (end_lr / start_lr) ** (np.arange(steps) / (steps - 1))
-    raw, smoothed = [], []
-    average, best = 0.0, math.inf
+    finder = LRFinder(start_lr, end_lr, steps, smoothing, divergence)
     try:
-        batches = iter(_repeat(data))
-        for index, rate in enumerate(rates):
-            optimizer.learning_rate.assign(float(rate))
-            batch = next(batches)  # (x, y) or, with class weights, (x, y, per-example weights)
-            logs = model.train_on_batch(
-                *batch[:2], sample_weight=batch[2] if len(batch) > 2 else None, return_dict=True
-            )
-            loss = float(logs["loss"])
-            raw.append(loss)
-            if not math.isfinite(loss):
-                break
-            average = smoothing * average + (1 - smoothing) * loss
-            value = average / (1 - smoothing ** (index + 1))
-            smoothed.append(value)
-            best = min(best, value)
-            if value > divergence * best:
-                break
+        # One step per epoch: the epoch's logged loss is that batch's own (Keras averages within an epoch).
+        model.fit(_batches(data), epochs=steps, steps_per_epoch=1, callbacks=[finder], verbose=0, shuffle=False)
     finally:
         _restore(model.weights, weights)
         _restore(optimizer.variables, state)
         restore_random_states(model, draws)
+    rates, raw, smoothed = finder.rates, finder.raw_losses, finder.losses
+    if not raw:
+        raise ValueError("lr_find got no batches: the data is empty.")
     swept = list(map(float, rates[: len(smoothed)]))
     if len(smoothed) < 3:
         raise ValueError(
@@ -168,6 +157,44 @@ def lr_find(
     if verbose:
         print(result)
     return result
+
+
+class LRFinder(keras.callbacks.Callback):
+    """fastai's ``LRFinder`` as a Keras callback: before each epoch of one step it sets the optimizer's rate
+    to the next of an exponential sweep; after it, it keeps the step's loss, smoothed (an exponential moving
+    average with bias correction), and stops training once the loss is not finite, the smoothed loss exceeds
+    ``divergence`` times its minimum, or the sweep is done. ``lr_find`` runs it on ``model.fit``."""
+
+    def __init__(self, start_lr, end_lr, steps, smoothing=0.98, divergence=4.0):
+        super().__init__()
+        self.rates = start_lr * (end_lr / start_lr) ** (np.arange(steps) / (steps - 1))
+        self.smoothing, self.divergence = smoothing, divergence
+        self.raw_losses, self.losses = [], []
+        self._average, self._best = 0.0, math.inf
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.optimizer.learning_rate.assign(float(self.rates[epoch]))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not logs or "loss" not in logs:  # the data ran out (Keras stops the fit)
+            self.model.stop_training = True
+            return
+        loss = float(logs["loss"])
+        self.raw_losses.append(loss)
+        if not math.isfinite(loss):
+            self.model.stop_training = True
+            return
+        self._average = self.smoothing * self._average + (1 - self.smoothing) * loss
+        value = self._average / (1 - self.smoothing ** (epoch + 1))
+        self.losses.append(value)
+        self._best = min(self._best, value)
+        if value > self.divergence * self._best:
+            self.model.stop_training = True
+
+
+def _batches(data):
+    """``data`` without end: a ``tf.data.Dataset`` repeated, any other iterable read again and again."""
+    return data.repeat() if hasattr(data, "repeat") and hasattr(data, "element_spec") else _repeat(data)
 
 
 def _repeat(data):
