@@ -63,10 +63,6 @@ def budget(text):
     return int(text) if text.strip().isdigit() else text
 
 
-def _allowed(values):
-    return ", ".join(repr(v) for v in values)
-
-
 def absolute_source(weights):
     """``weights`` with a relative file path made absolute in this process: Ray's trials and workers start in
     another working directory. Names (``"imagenet"``), URLs and None are kept."""
