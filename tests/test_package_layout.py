@@ -313,3 +313,21 @@ def test_every_test_the_documents_name_exists():
             if name not in defined.get(current, ()):
                 missing.append(f"{document.name}: {current}::{name}")
     assert not missing, missing
+
+
+def test_every_module_level_function_and_class_is_named_somewhere_else():
+    """No dead code: a function or class of the package that nothing names (the package, the tests, the
+    benchmarks, the tools, the examples or the documents) is removed, not kept "in case"."""
+    root = PACKAGE.parent
+    sources = [*PACKAGE.rglob("*.py"), *root.glob("tests/*.py"), *root.glob("benchmarks/*.py")]
+    sources += [*root.glob("tools/*.py"), *root.glob("examples/**/*.py")]
+    text = "\n".join(path.read_text() for path in sources)
+    text += "\n".join(path.read_text() for path in [*root.glob("*.md"), *root.glob("docs/*.md")])
+    unnamed = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                uses = len(re.findall(rf"\b{re.escape(node.name)}\b", text))
+                if uses <= 1:  # its own definition
+                    unnamed.append(f"{path.relative_to(root)}: {node.name}")
+    assert not unnamed, f"nothing names these: remove them, or use them: {unnamed}"
