@@ -37,7 +37,7 @@ from keras_alexnet._utils.runtime import prefer_pooled_cpu_allocator
 
 prefer_pooled_cpu_allocator()  # before any TensorFlow op runs
 
-__version__ = "0.8.1"
+__version__ = "0.9.0"
 
 # Public name -> the module that defines it.
 _EXPORTS = {
