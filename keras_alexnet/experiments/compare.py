@@ -224,7 +224,7 @@ def _run_all(
     progress = Progress(plan, options.epochs, verbose)
     for index in finished:
         progress.skip(index)
-    if jobs:
+    if jobs and (deadline is None or time.time() <= deadline):  # no Ray started for runs that may not start
         with ray_cluster.connect(cluster.address) as ray:
             ray_cluster.check_resources(ray, cluster.cpus_per_trial, cluster.gpus_per_trial)
             ray_cluster.check_shared(ray, out)

@@ -253,8 +253,9 @@ class TrainingProgress(keras.callbacks.Callback):
     is evaluated every N iterations (MATLAB ValidationFrequency).
     """
 
-    # Drawing the PNG takes about half a second; epochs shorter than this redraw it at most this often
-    # (and at the end of training), so the plot never costs more than a few percent of a run.
+    # Drawing the PNG takes about half a second; it is drawn at most this often, counted from the start of
+    # training (and at the end), so the plot never costs more than a few percent of a run: an AlexNet epoch
+    # (minutes) redraws it after every epoch, a run of second-long epochs only now and then.
     MIN_PLOT_INTERVAL = 5.0
 
     def __init__(self, run_dir, validation_data=None, validation_frequency=None, stage=None):
@@ -282,6 +283,10 @@ class TrainingProgress(keras.callbacks.Callback):
         if self.state_path.exists():
             self.state.update(json.loads(self.state_path.read_text()))
         self._iteration = self.state["iteration"][-1] if self.state["iteration"] else 0
+
+    def on_train_begin(self, logs=None):
+        if self._plotted_at is None:
+            self._plotted_at = time.monotonic()
 
     def on_epoch_begin(self, epoch, logs=None):
         # BackupAndRestore restarts at the last finished epoch: drop what came after it.

@@ -24,11 +24,16 @@ def piecewise_schedule(initial_rate, drop_factor=0.1, drop_period=10):
     return keras.callbacks.LearningRateScheduler(lambda epoch: initial_rate * drop_factor ** (epoch // drop_period))
 
 
-def stage_schedule(model, options, stage):
-    """``--lr-schedule piecewise``'s callback for a recipe stage with no schedule of its own, else None."""
+def stage_schedule(model, options, stage, initial=None):
+    """``--lr-schedule piecewise``'s callback for a recipe stage with no schedule of its own, else None.
+
+    ``initial``: the stage's base rate; default the optimizer's rate, right for a new stage, not for one whose
+    optimizer a backup restored (its rate already dropped: the caller gives the rate from before the restore).
+    """
     if stage.schedule is not None or options.lr_schedule != "piecewise":
         return None
-    initial = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    if initial is None:
+        initial = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
     return piecewise_schedule(initial, options.drop_factor, options.drop_period)
 
 

@@ -90,7 +90,8 @@ def train_worker(train_set, val_set, options, run_dir, strategy, chief, verbose=
     with strategy.scope(), waiting_for_workers():
         model = build_model(options, classes, steps_per_epoch)
         model.optimizer.build(model.trainable_variables)
-    done, stage = _resume(model, options, strategy, run, classes, steps_per_epoch)
+    done, stage, base_rate = _resume(model, options, strategy, run, classes, steps_per_epoch)
+    resumed_stage = stage  # its optimizer came from the backup: its schedule starts from base_rate
     weights, val_weights = balancing(options, train_set, val_set)
     checkpoint = None
     if chief:
@@ -119,7 +120,9 @@ def train_worker(train_set, val_set, options, run_dir, strategy, chief, verbose=
                 checkpoint=checkpoint,
                 output_network=options.output_network,
                 patience=options.patience,
-                lr_schedule=stage_schedule(model, options, recipe.stages[index]),
+                lr_schedule=stage_schedule(
+                    model, options, recipe.stages[index], base_rate if number == resumed_stage else None
+                ),
             ),
             model=model,
             epochs=last,
@@ -148,18 +151,20 @@ def train_worker(train_set, val_set, options, run_dir, strategy, chief, verbose=
 
 
 def _resume(model, options, strategy, run, classes, steps_per_epoch):
-    """(epochs done, stage) of the run's backup, its weights and random draws loaded (every worker reads the
-    same backup); (0, 1) for a run without one."""
+    """(epochs done, stage, the stage's base rate) of the run's backup, its weights, optimizer and random draws
+    loaded (every worker reads the same backup); (0, 1, None) for a run without one. The base rate is the
+    optimizer's before the backup's (a schedule's dropped rate) replaces it: what the schedule starts from."""
     if not run.has_backup():
-        return 0, 1
+        return 0, 1, None
     done, stage = run.check_resumable(classes)
     if stage > 1:  # the backup holds a later stage's model and optimizer
         _enter(model, options, strategy, stage - 1, steps_per_epoch)
+    base_rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
     metadata = json.loads(run.backup_metadata.read_text())
     model.load_weights(run.backup / metadata["weights"])
     if metadata.get("random_states"):
         restore_random_states(model, metadata["random_states"])
-    return done, stage
+    return done, stage, base_rate
 
 
 def _enter(model, options, strategy, stage_index, steps_per_epoch):
