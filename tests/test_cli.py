@@ -392,7 +392,10 @@ def test_train_on_two_workers_of_a_cluster_takes_relative_paths(photos, tmp_path
         _wait_for_port(port, head)
         tiny = ["--architecture", "tiny", "--weights", "none", "--batch-size", "8"]
         flags = ["--val-split", "0.25", "--epochs", "3", "--workers", "2", "--run-dir", "runs/w"]
-        _typed(photos, "train", "--data", "photos", *flags, *tiny, "--address", f"127.0.0.1:{port}")
+        printed = _typed(photos, "train", "--data", "photos", *flags, *tiny, "--address", f"127.0.0.1:{port}")
+        # One train for every engine: the workers' run ends with one process's lines (issue 36, item 4).
+        for line in ("validation accuracy: ", "balanced accuracy: ", "model.keras: epoch ", "progress plot: "):
+            assert line in printed, printed[-2000:]
         # The head requires its token (Ray 2.60's default); a user who turned authentication off is told so.
         refused = subprocess.run(
             [
