@@ -390,7 +390,8 @@ def test_train_on_two_workers_of_a_cluster_takes_relative_paths(photos, tmp_path
     )
     try:
         _wait_for_port(port, head)
-        tiny = ["--architecture", "tiny", "--weights", "none", "--batch-size", "8"]
+        # The report as typed is the single-process test's; here the paths that reach the workers.
+        tiny = ["--architecture", "tiny", "--weights", "none", "--batch-size", "8", "--no-report", "--no-tensorboard"]
         flags = ["--val-split", "0.25", "--epochs", "3", "--workers", "2", "--run-dir", "runs/w"]
         printed = _typed(photos, "train", "--data", "photos", *flags, *tiny, "--address", f"127.0.0.1:{port}")
         # One train for every engine: the workers' run ends with one process's lines (issue 36, item 4).
