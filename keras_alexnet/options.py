@@ -238,7 +238,6 @@ class TrainingOptions:
         value=True,
         aliases=("--cache-features",),
         per_run=True,
-        workers="the workers' loop has no cached-activation stage",
     )
     cache_dtype: str = option("float32", "the cached activations' dtype", choices=CACHE_DTYPES)
     cache_memory_limit: int = dataclasses.field(

@@ -331,3 +331,15 @@ def test_every_module_level_function_and_class_is_named_somewhere_else():
                 if uses <= 1:  # its own definition
                     unnamed.append(f"{path.relative_to(root)}: {node.name}")
     assert not unnamed, f"nothing names these: remove them, or use them: {unnamed}"
+
+
+def test_no_function_of_the_package_is_over_80_lines():
+    """Small functions with one job each (issue 36's done-when): a longer one is split, not grown."""
+    long = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 80:
+                long.append(
+                    f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1})"
+                )
+    assert not long, long

@@ -200,12 +200,10 @@ def train(
     With ``recipe="auto"`` the recipe and head are chosen on the data (``choose_recipe``: a
     comparison within ``options.auto_budget``, or the rule of thumb), recorded in the run
     directory's ``auto.json`` and ``auto_comparison/``, and then trained like any other recipe;
-    a resumed run keeps its recorded choice. ``auto_candidates`` (``Candidate``s) and
-    ``auto_seeds`` narrow the comparison; the winner trains on the activations the comparison
-    cached (unless ``shared_activations`` names others); ``cluster`` (``compare.Cluster``) is where the
-    comparison's trials run and ``devices`` the training's (``training.train``). Any other recipe goes straight
-    to ``training.train``. Takes
-    ``training.train``'s arguments; returns its ``TrainResult``.
+    a resumed run keeps its recorded choice. ``auto_candidates`` (``Candidate``s) and ``auto_seeds`` narrow the
+    comparison; the winner trains on the activations the comparison cached (unless ``shared_activations``
+    names others); ``cluster`` (``compare.Cluster``) is where the comparison's trials run. Takes
+    ``training.train``'s arguments.
     """
     if workers or os.environ.get("TF_CONFIG"):
         return _train_on_workers(

@@ -108,15 +108,7 @@ def compare(
         raise ValueError(f"metric={metric!r}: use one of {', '.join(COMPARE_METRICS)}.")
     if val is None and options.val_split is None:
         options = options.replace(val_split=COMPARE_VAL_SPLIT)
-    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
-    if not seed_list:
-        raise ValueError("seeds: give at least one (e.g. 3: seeds 0, 1, 2).")
-    candidates = list(candidates) if candidates is not None else candidates_of()
-    if not candidates:
-        raise ValueError("candidates: give at least one recipe to compare.")
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise RunDirectoryError(f"--out {out} is a file; give a folder for the comparison.")
+    seed_list, candidates, out = _checked(seeds, candidates, out)
     train_set, val_set = read_sets(data, val, options)  # the checks train makes (the same folder twice, ...)
     settings = _settings(data, train_set, val_set, options, candidates, seed_list, tta)
     # Refused before any trial (no cluster, a trial no node can hold): a refused command leaves nothing behind.
@@ -162,6 +154,21 @@ def _check_settings(out, settings, overwrite):
     elif any((out / name).exists() for name in OUR_FILES):
         raise RunDirectoryError(f"{out} holds files of another comparison; use --overwrite or another --out.")
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def _checked(seeds, candidates, out):
+    """The seeds as a list, the candidates (default: every recipe and head) and the output folder, refused
+    when empty or a file."""
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    if not seed_list:
+        raise ValueError("seeds: give at least one (e.g. 3: seeds 0, 1, 2).")
+    candidates = list(candidates) if candidates is not None else candidates_of()
+    if not candidates:
+        raise ValueError("candidates: give at least one recipe to compare.")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RunDirectoryError(f"--out {out} is a file; give a folder for the comparison.")
+    return seed_list, candidates, out
 
 
 def _settings(data, train_set, val_set, options, candidates, seeds, tta):

@@ -76,13 +76,15 @@ class CachedActivations:
     def nbytes(self):
         return int(self.features.nbytes)
 
-    def dataset(self, batch_size, training, seed=0, epochs=None, start_epoch=0, balanced=False):
+    def dataset(self, batch_size, training, seed=0, epochs=None, start_epoch=0, balanced=False, shard=None):
         """A tf.data pipeline over the cache, shuffled like the image pipeline.
 
         With ``epochs`` (training), epochs ``start_epoch`` .. ``epochs - 1`` in the
         orders ``ImageFolder.dataset`` uses for the same seed: cached and uncached
         training see the same batches, and a resumed run the ones it would have seen.
         ``balanced`` (with ``epochs``): every batch drawn evenly over the classes, as there.
+        ``shard`` (with ``epochs``): ``(workers, index)``, this worker's rows of each global batch of
+        ``batch_size * workers``, as ``ImageFolder.dataset`` shards the images.
         """
         count = len(self.labels)
         features, labels = self.features, self.labels
@@ -98,14 +100,19 @@ class CachedActivations:
             return ds.map(lambda x, y: (tf.ensure_shape(x, (None, *shape)), tf.ensure_shape(y, (None,))))
 
         if training and epochs is not None:
+            shards, index = shard or (1, 0)
+            global_batch = batch_size * shards  # a last global batch of fewer rows than workers is left out
+            usable = count - (count % global_batch if 0 < count % global_batch < shards else 0)
             return epochs_of(
                 count,
                 seed,
                 epochs,
                 start_epoch,
-                lambda epoch, order: batches(tf.data.Dataset.from_tensor_slices(order)),
+                lambda epoch, order: batches(tf.data.Dataset.from_tensor_slices(order[:usable][index::shards])),
                 self.labels if balanced else None,
             )
+        if shard is not None:
+            raise ValueError("shard splits training epochs: give training=True and epochs.")
         if self.on_disk:
             # Stream from the memory-mapped file instead of copying it into a tensor.
             def rows():

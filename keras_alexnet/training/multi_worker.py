@@ -26,13 +26,22 @@ import tensorflow as tf
 from keras_alexnet._utils import signals
 from keras_alexnet._utils.flags import facts_of, flag_name
 from keras_alexnet.datasets import ImageFolder
+from keras_alexnet.datasets.class_weights import weighted
 from keras_alexnet.run_directory import RunDirectory
 from keras_alexnet.training.batches import training_batches
 from keras_alexnet.training.callbacks import TrainingProgress, restore_random_states, trim_csv_log, write_backup
 from keras_alexnet.training.distributed import DistributedSteps
 from keras_alexnet.training.finishing import run_checkpoint
 from keras_alexnet.training.fitting import run_callbacks, stage_schedule
-from keras_alexnet.training.setup import balancing, build_model, configure, enter_stage, stage_epochs, stage_label
+from keras_alexnet.training.setup import (
+    activation_pipelines,
+    balancing,
+    build_model,
+    configure,
+    enter_stage,
+    stage_epochs,
+    stage_label,
+)
 from keras_alexnet.training.stages import Fitted
 
 
@@ -99,7 +108,6 @@ def train_worker(train_set, val_set, options, run_dir, strategy, chief, verbose=
         if val_set is not None:
             checkpoint = run_checkpoint(options, run, model, train_set.class_names)
     history = {}
-    recipe = options.recipe_object
     for index, (first, last) in enumerate(stage_epochs(options)):
         number = index + 1
         if number < stage:
@@ -109,31 +117,27 @@ def train_worker(train_set, val_set, options, run_dir, strategy, chief, verbose=
             stage = number
             if chief:
                 write_backup(model, run.backup, first, stage=number)
-        label = stage_label(number, recipe.stages[index]) if recipe.two_stage else None
-        callbacks = keras.callbacks.CallbackList(
-            run_callbacks(
-                run,
-                model,
-                append=done > 0 or index > 0,
-                validated=val_set is not None,
-                progress=TrainingProgress(run, None, stage=label) if chief else None,
-                checkpoint=checkpoint,
-                output_network=options.output_network,
-                patience=options.patience,
-                lr_schedule=stage_schedule(
-                    model, options, recipe.stages[index], base_rate if number == resumed_stage else None
-                ),
-            ),
-            model=model,
-            epochs=last,
-            steps=steps_per_epoch,
+        callbacks = _stage_callbacks(
+            model,
+            options,
+            run,
+            index,
+            last,
+            steps_per_epoch,
+            chief,
+            val_set is not None,
+            done > 0 or index > 0,
+            checkpoint,
+            base_rate if number == resumed_stage else None,
         )
-        steps = DistributedSteps(model, strategy)  # traced once per stage (its optimizer)
+        cache = _cached(model, options, train_set, run, strategy, index)
+        steps = DistributedSteps(cache["model"] if cache else model, strategy)  # traced once per stage
+        scorer = DistributedSteps(model, strategy) if cache else steps  # validation runs the whole model
         model.stop_training = False  # --patience ends a stage, as in fit
         callbacks.on_train_begin()
         epochs = range(max(done, first), last)
         for epoch in epochs:
-            logs = _epoch(steps, callbacks, train_set, val_set, options, epoch, weights, val_weights)
+            logs = _epoch(steps, scorer, callbacks, train_set, val_set, options, epoch, (weights, val_weights), cache)
             callbacks.on_epoch_end(epoch, logs)
             if chief:
                 for key, value in logs.items():
@@ -173,22 +177,61 @@ def _enter(model, options, strategy, stage_index, steps_per_epoch):
         model.optimizer.build(model.trainable_variables)
 
 
-def _epoch(steps, callbacks, train_set, val_set, options, epoch, weights, val_weights):
+def _stage_callbacks(model, options, run, index, last, steps_per_epoch, chief, validated, append, checkpoint, rate):
+    """The stage's ``fitting.run_callbacks`` as a Keras ``CallbackList`` the loop drives (the chief's write the
+    run directory); ``rate``: the stage's base rate when a backup restored its optimizer."""
+    recipe = options.recipe_object
+    label = stage_label(index + 1, recipe.stages[index]) if recipe.two_stage else None
+    return keras.callbacks.CallbackList(
+        run_callbacks(
+            run,
+            model,
+            append=append,
+            validated=validated,
+            progress=TrainingProgress(run, None, stage=label) if chief else None,
+            checkpoint=checkpoint,
+            output_network=options.output_network,
+            patience=options.patience,
+            lr_schedule=stage_schedule(model, options, recipe.stages[index], rate),
+        ),
+        model=model,
+        epochs=last,
+        steps=steps_per_epoch,
+    )
+
+
+def _cached(model, options, train_set, run, strategy, index):
+    """With ``--cache-activations``, for a stage whose leading layers are frozen (as one process caches):
+    ``setup.activation_pipelines``' cut, the frozen layers run once over the training images by every worker
+    (a cache too large for memory goes to a folder of this worker's own); else None."""
+    stage = options.recipe_object.stages[index]
+    if not (options.cache_activations and (index == 0 or stage.freezes_first_convolution)):
+        return None
+    folder = run.activation_cache / f"worker-{strategy.cluster_resolver.task_id}"
+    return activation_pipelines(model, options, train_set, None, folder)
+
+
+def _epoch(steps, scorer, callbacks, train_set, val_set, options, epoch, weights, cache=None):
     """One epoch on every worker (the batches and augmentation of (seed, epoch), each worker decoding its
-    share only), with ``callbacks``' epoch, batch and validation events; the epoch's logs."""
+    share only, or its rows of the cached activations), with ``callbacks``' epoch, batch and validation
+    events; the epoch's logs. ``weights``: the classes' (training, validation) weights."""
 
     def dataset_fn(context):
-        shard = (
-            context.num_input_pipelines,
-            context.input_pipeline_id,
-            context.get_per_replica_batch_size(options.batch_size),
+        batch = context.get_per_replica_batch_size(options.batch_size)
+        shard = (context.num_input_pipelines, context.input_pipeline_id)
+        if cache is not None:
+            rows = cache["activations"].dataset(
+                batch, True, options.seed, epoch + 1, epoch, options.balanced_sampling, shard=shard
+            )
+            return weighted(rows, weights[0])
+        return training_batches(
+            train_set, options, weights[0], epochs=epoch + 1, start_epoch=epoch, shard=(*shard, batch)
         )
-        return training_batches(train_set, options, weights, epochs=epoch + 1, start_epoch=epoch, shard=shard)
 
     callbacks.on_epoch_begin(epoch)
     logs = steps.epoch(dataset_fn, callbacks)
     callbacks.on_test_begin()  # the moving average's weights, with --ema (regularizers.ValidateAveragedWeights)
-    scores = _validation(steps, val_set, val_weights, options.batch_size)  # every worker scores its share
+    scores = _validation(scorer, val_set, weights[1], options.batch_size)  # every worker scores its share
     callbacks.on_test_end(scores)
     return {**logs, **scores}
 

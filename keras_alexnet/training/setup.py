@@ -207,8 +207,8 @@ def activation_pipelines(
 ):
     """The frozen prefix's activations over both sets, and the rest of the model to train on them.
 
-    Returns ``{"model", "train", "val"}`` (``None`` when nothing leading is frozen and not
-    ``required``). ``epochs``: ``{"epochs", "start_epoch"}`` of the training pipeline.
+    Returns ``{"model", "activations", "train", "val"}`` (``None`` when nothing leading is frozen and not
+    ``required``; ``activations``: the training set's ``CachedActivations``). ``epochs``: ``{"epochs", "start_epoch"}`` of the training pipeline.
     ``shared``: a dict of caches from earlier runs, or a folder (across processes), keyed by
     what makes activations equal (the cut, the images, the frozen weights: the file named,
     or the seed of random ones).
@@ -268,6 +268,7 @@ def activation_pipelines(
     balanced = options.balanced_sampling and training and epochs is not None
     return {
         "model": rest,
+        "activations": cached_train,  # the workers take their rows of each global batch from it
         "train": weighted(
             cached_train.dataset(
                 options.batch_size, training=training, seed=options.seed, balanced=balanced, **(epochs or {})
