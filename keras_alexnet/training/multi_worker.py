@@ -207,7 +207,8 @@ def _cached(model, options, train_set, run, strategy, index):
     stage = options.recipe_object.stages[index]
     if not (options.cache_activations and (index == 0 or stage.freezes_first_convolution)):
         return None
-    folder = run.activation_cache / f"worker-{strategy.cluster_resolver.task_id}"
+    task = strategy.cluster_resolver.task_id  # None for a worker without TF_CONFIG (one alone)
+    folder = run.activation_cache / f"worker-{task if task is not None else 0}"
     return activation_pipelines(model, options, train_set, None, folder)
 
 
