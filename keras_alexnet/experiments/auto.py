@@ -26,6 +26,7 @@ from keras_alexnet.run_directory import RunDirectory
 from keras_alexnet.training import TrainingOptions
 from keras_alexnet.training import train as train_recipe
 from keras_alexnet.training.loop import finished_result, prepare_run, train_locked
+from keras_alexnet.training.on_workers import train_on_workers, train_with_tf_config
 from keras_alexnet.training.resume import resumed_options
 from keras_alexnet.training.rule import imagenet_likeness, rule_of_thumb
 
@@ -254,8 +255,6 @@ def train(
 
 def _train_on_workers(data, options, workers, val, run_dir, resume, overwrite, verbose, cluster, changes):
     """``train`` on Ray Train workers, or this process's share of a ``TF_CONFIG`` run; reported like one process."""
-    from keras_alexnet.training.on_workers import train_on_workers, train_with_tf_config
-
     started = time.perf_counter()
     common = {"val": val, "run_dir": run_dir, "resume": resume, "overwrite": overwrite, "verbose": verbose}
     if workers:
