@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from keras_alexnet._utils.text import printable
 from keras_alexnet.datasets.files import ignored, link_problem, walk
-from keras_alexnet.datasets.pipeline import augmented_batches, decode, epochs_of, image_pipeline
+from keras_alexnet.datasets.pipeline import augmented_batches, decode, epochs_of, image_pipeline, shard_of
 from keras_alexnet.preprocessing import CROP_SIZE, IMAGE_SUFFIXES, load_image
 
 log = logging.getLogger("keras_alexnet.datasets")
@@ -202,13 +202,9 @@ class ImageFolder:
         count = len(self.paths)
         shards, index = shard or (1, 0)
 
-        # Every worker must take as many steps: a last global batch of fewer examples than workers is left out.
-        global_batch = batch_size * shards
-        usable = count - (count % global_batch if 0 < count % global_batch < shards else 0)
-
         def make_epoch(epoch, order):
-            # A worker's share: every shards-th example of the epoch's order, decoded by this worker alone.
-            mine = order[:usable][index::shards]
+            # A worker's share of the epoch's order, decoded by this worker alone.
+            mine = shard_of(order, count, batch_size, shard)
             examples = tf.data.Dataset.from_tensor_slices(mine).map(
                 lambda i: (tf.gather(paths, i), tf.gather(labels, i))
             )

@@ -135,6 +135,17 @@ def epochs_of(count, seed, epochs, start_epoch, make_epoch, balanced_labels=None
     return without_autotune(ds.prefetch(tf.data.AUTOTUNE))
 
 
+def shard_of(order, count, batch_size, shard):
+    """A worker's rows of an epoch's ``order``: every ``workers``-th example from ``index``, so that its batches
+    of ``batch_size`` are its rows of each global batch of ``batch_size * workers``. ``shard``: ``(workers,
+    index)``, or None for the whole order. Every worker must take as many steps: a last global batch of
+    fewer examples than workers is left out."""
+    shards, index = shard or (1, 0)
+    global_batch = batch_size * shards
+    usable = count - (count % global_batch if 0 < count % global_batch < shards else 0)
+    return order[:usable][index::shards]
+
+
 def augmented_batches(ds, batch_size, training, augment, seed, image_size=CROP_SIZE, first_index=0, stride=1):
     """Decoded (uint8 image, label) pairs -> augmented/cropped, normalised batches (no prefetch).
 

@@ -28,7 +28,7 @@ import tensorflow as tf
 from keras_alexnet import _keras_compat
 from keras_alexnet._utils.files import atomic_write
 from keras_alexnet._utils.runtime import process_alive
-from keras_alexnet.datasets.pipeline import epochs_of, without_autotune
+from keras_alexnet.datasets.pipeline import epochs_of, shard_of, without_autotune
 from keras_alexnet.options import DEFAULT_CACHE_MEMORY_LIMIT
 
 
@@ -100,15 +100,14 @@ class CachedActivations:
             return ds.map(lambda x, y: (tf.ensure_shape(x, (None, *shape)), tf.ensure_shape(y, (None,))))
 
         if training and epochs is not None:
-            shards, index = shard or (1, 0)
-            global_batch = batch_size * shards  # a last global batch of fewer rows than workers is left out
-            usable = count - (count % global_batch if 0 < count % global_batch < shards else 0)
             return epochs_of(
                 count,
                 seed,
                 epochs,
                 start_epoch,
-                lambda epoch, order: batches(tf.data.Dataset.from_tensor_slices(order[:usable][index::shards])),
+                lambda epoch, order: batches(
+                    tf.data.Dataset.from_tensor_slices(shard_of(order, count, batch_size, shard))
+                ),
                 self.labels if balanced else None,
             )
         if shard is not None:

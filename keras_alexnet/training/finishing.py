@@ -54,9 +54,7 @@ class RunEnd:
 def keep_output(end):
     """The output network's epoch back in the model (``--output-network``)."""
     fitted = end.fitted
-    end.kept_epoch = keep_output_network(
-        fitted.model, fitted.checkpoint, end.run, _epochs_done(fitted.history, end.run, end.options)
-    )
+    end.kept_epoch = keep_output_network(fitted.model, fitted.checkpoint, end.run, _epochs_done(end.run, end.options))
 
 
 def plot(end):
@@ -106,21 +104,7 @@ def save(end):
 def record(end):
     """What the run made, in ``options.json``'s ``result``; the folder keeps only a finished run's files."""
     fitted, run = end.fitted, end.run
-    result = _result_record(
-        end.options, end.kept_epoch, fitted.history, run, end.calibration, end.train_set, end.val_set
-    )
-    changed = result.changed_options
-    if end.recipe_reason:  # the rule named the recipe: not a choice of the user's
-        changed = [name for name in changed if name != "recipe"]
-    run.record_result(
-        result.replace(
-            changed_options=changed,
-            recipe_reason=end.recipe_reason or None,
-            workers=end.workers or None,
-            tta=end.augmentation.to_dict() if end.augmentation else None,
-            layers=_layers(fitted.model),
-        )
-    )
+    run.record_result(_result_record(end))
     run.finish()
     end.val_accuracy = validation_accuracy(fitted.history, run, end.kept_epoch)
     end.val_scores = validation_scores(run, end.kept_epoch)
@@ -187,17 +171,22 @@ def save_final(model, run):
         raise
 
 
-def _result_record(options, kept_epoch, history, run, calibration, train_set, val_set):
+def _result_record(end):
     """What the run made and what the report warns about: the epoch kept, the temperature, the class
-    counts, the unreadable files skipped and the validation images that are also training images."""
+    counts, the unreadable files skipped, the validation images that are also training images, TTA's
+    measurement and the layers the last stage trained."""
+    options, train_set, val_set, calibration = end.options, end.train_set, end.val_set, end.calibration
     counts = np.bincount(np.asarray(train_set.labels, np.int64), minlength=len(train_set.class_names))
     skipped = [str(path) for path, _ in train_set.skipped] + (
         [str(path) for path, _ in val_set.skipped] if val_set is not None else []
     )
+    changed = options.changed_from_defaults()
+    if end.recipe_reason:  # the rule named the recipe: not a choice of the user's
+        changed = [name for name in changed if name != "recipe"]
     return RunResult(
         output_network=options.output_network,
-        output_epoch=kept_epoch,
-        epochs_done=_epochs_done(history, run, options),
+        output_epoch=end.kept_epoch,
+        epochs_done=_epochs_done(end.run, options),
         temperature=calibration.temperature if calibration is not None else None,
         calibration=calibration.to_dict() if calibration is not None else None,
         training_counts={name: int(n) for name, n in zip(train_set.class_names, counts)},
@@ -206,7 +195,11 @@ def _result_record(options, kept_epoch, history, run, calibration, train_set, va
         shared_validation_images=len(train_set.shared_with(val_set)) if val_set is not None else 0,
         # What predict and evaluate compare their inputs with (datasets.statistics.far_from).
         image_statistics=colour_statistics(train_set.paths),
-        changed_options=options.changed_from_defaults(),
+        changed_options=changed,
+        tta=end.augmentation.to_dict() if end.augmentation else None,
+        layers=_layers(end.fitted.model),
+        recipe_reason=end.recipe_reason or None,
+        workers=end.workers or None,
     )
 
 
@@ -225,7 +218,7 @@ def _layers(model):
     ]
 
 
-def _epochs_done(history, run, options):
+def _epochs_done(run, options):
     """How many epochs the run has trained (early stopping may end it before ``options.epochs``)."""
     return run.history_record().get("epochs_done") or options.epochs
 

@@ -37,6 +37,7 @@ from keras_alexnet.training.setup import (
     activation_pipelines,
     balancing,
     build_model,
+    caches_stage,
     configure,
     enter_stage,
     stage_epochs,
@@ -204,8 +205,7 @@ def _cached(model, options, train_set, run, strategy, index):
     """With ``--cache-activations``, for a stage whose leading layers are frozen (as one process caches):
     ``setup.activation_pipelines``' cut, the frozen layers run once over the training images by every worker
     (a cache too large for memory goes to a folder of this worker's own); else None."""
-    stage = options.recipe_object.stages[index]
-    if not (options.cache_activations and (index == 0 or stage.freezes_first_convolution)):
+    if not caches_stage(options, index):
         return None
     task = strategy.cluster_resolver.task_id  # None for a worker without TF_CONFIG (one alone)
     folder = run.activation_cache / f"worker-{task if task is not None else 0}"

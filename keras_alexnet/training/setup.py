@@ -202,6 +202,13 @@ def enter_stage(model, options, stage_index, steps_per_epoch):
     return model
 
 
+def caches_stage(options, index):
+    """Whether stage ``index`` of the options' recipe trains on cached activations: with ``cache_activations``,
+    the first stage, and a later one that still freezes the first convolution (every engine asks this)."""
+    stage = options.recipe_object.stages[index]
+    return options.cache_activations and (index == 0 or stage.freezes_first_convolution)
+
+
 def activation_pipelines(
     model, options, train_set, val_set, cache_dir, epochs=None, shared=None, required=True, training=True
 ):

@@ -16,7 +16,14 @@ import keras
 from keras_alexnet.training.batches import training_batches
 from keras_alexnet.training.callbacks import write_backup
 from keras_alexnet.training.fitting import fit, stage_schedule
-from keras_alexnet.training.setup import activation_pipelines, balancing, enter_stage, stage_epochs, stage_label
+from keras_alexnet.training.setup import (
+    activation_pipelines,
+    balancing,
+    caches_stage,
+    enter_stage,
+    stage_epochs,
+    stage_label,
+)
 
 
 @dataclasses.dataclass
@@ -88,7 +95,7 @@ def run_stages(
         epochs = {"epochs": last, "start_epoch": min(max(done_epochs, first), last - 1)}
         train_ds = training_batches(train_set, options, weights, **epochs)
         cache = None
-        if options.cache_activations and (index == 0 or stage.freezes_first_convolution):
+        if caches_stage(options, index):
             cache = activation_pipelines(
                 model, options, train_set, val_set, run.activation_cache, epochs, shared_activations
             )
