@@ -17,3 +17,13 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def log_x_axis(axis):
+    """A log-scale x axis whose tick labels are plain text (``1e-05``): matplotlib's log labels are mathtext
+    (``$\\mathdefault{10^{-5}}$``), which the literal text of ``pyplot()`` would print as it is written."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    axis.set_xscale("log")
+    axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.0e}"))
+    axis.xaxis.set_minor_formatter(NullFormatter())

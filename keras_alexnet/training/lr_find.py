@@ -26,7 +26,7 @@ import keras
 import numpy as np
 
 from keras_alexnet._utils.files import atomic_write
-from keras_alexnet._utils.plotting import pyplot
+from keras_alexnet._utils.plotting import log_x_axis, pyplot
 from keras_alexnet.datasets.class_weights import class_weights, weighted
 from keras_alexnet.options import AUTO, SWEEP, TrainingOptions
 from keras_alexnet.training.callbacks import random_states, restore_random_states
@@ -223,7 +223,7 @@ def plot_lr_find(result, path):
             markersize=9,
             label=f"{label}: {rate:.1e}",
         )
-    axis.set_xscale("log")
+    log_x_axis(axis)
     # The divergence that ends the sweep would flatten the rest: scale to the points before it.
     shown = result.losses[: max(3, len(result.losses) - 5)]
     spread = max(shown) - min(shown)
