@@ -299,9 +299,10 @@ def worker_cache(epochs, batch, fraction=None):
                 cache_activations=cached,
                 callbacks=[Clock(batches_s, epochs_s)],
                 verbose=0,
-                report=False,  # the training is measured, not the report, TensorBoard's files or calibration
+                report=False,  # the training is measured, not the report, TensorBoard's files, calibration or TTA
                 tensorboard=False,
                 calibrate=False,
+                measure_tta=False,
             )
         results["cached" if cached else "uncached"] = {
             "epoch_s": epochs_s,
@@ -397,8 +398,9 @@ class _Server:
 
 
 def _server_for(args):
-    """The shared process of the measurement's framework (torch and TensorFlow never share one)."""
-    family = {"torch": "torch", "keras": "tf", "pipeline": "tf", "cache": "tf"}.get(args["kind"])
+    """The shared process of the measurement's framework (torch and TensorFlow never share one while either is
+    measured; the conversion, which needs both and comes last, runs in torch's)."""
+    family = {"torch": "torch", "keras": "tf", "pipeline": "tf", "cache": "tf", "conversion": "torch"}.get(args["kind"])
     if args["kind"] == "matmul":
         family = "torch" if args["framework"] == "torch" else "tf"
     if family is None:

@@ -58,9 +58,12 @@ def photo_paths(split="test", per_class=4):
 
 
 # The tiny network's options for a quick run: the pipeline's every step, in seconds (train(**TINY)).
-TINY = {"architecture": "tiny", "weights": None, "batch_size": 8, "report": False}
+# No report, and no test-time augmentation measured after training (six more passes): the tests of each
+# (test_report.py, test_tta.py) ask for them.
+TINY = {"architecture": "tiny", "weights": None, "batch_size": 8, "report": False, "measure_tta": False}
 # The same as the CLI's flags, with TensorBoard off too.
 TINY_FLAGS = ["--architecture", "tiny", "--weights", "none", "--batch-size", "8", "--no-tensorboard", "--no-report"]
+TINY_FLAGS += ["--no-measure-tta"]
 
 
 # The keras-alexnet command in a process of its own: for what only a process shows (signals, kills,

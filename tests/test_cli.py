@@ -378,7 +378,8 @@ def _wait_for_port(port, process, seconds=90):
 @pytest.mark.slow
 def test_train_on_two_workers_of_a_cluster_takes_relative_paths(photos, tmp_path_factory):
     """`train --workers 2 --address` on a cluster started with `ray start --head` (from another directory, on
-    loopback): the relative --data and --run-dir reach the workers, and the run finishes as one process's."""
+    loopback): the relative --data and --run-dir reach the workers, and the run finishes as one process's. (A
+    client without the cluster's token: test_ray_cluster's token test.)"""
     port = free_ports(1)[0]
     ray = str(Path(sys.executable).parent / "ray")
     head = subprocess.Popen(
@@ -387,6 +388,7 @@ def test_train_on_two_workers_of_a_cluster_takes_relative_paths(photos, tmp_path
         cwd=tmp_path_factory.mktemp("elsewhere"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # the head and every process it starts, ended together below
     )
     try:
         _wait_for_port(port, head)
@@ -397,29 +399,10 @@ def test_train_on_two_workers_of_a_cluster_takes_relative_paths(photos, tmp_path
         # One train for every engine: the workers' run ends with one process's lines (issue 36, item 4).
         for line in ("validation accuracy: ", "balanced accuracy: ", "model.keras: epoch ", "progress plot: "):
             assert line in printed, printed[-2000:]
-        # The head requires its token (Ray 2.60's default); a user who turned authentication off is told so.
-        refused = subprocess.run(
-            [
-                KERAS_ALEXNET,
-                "train",
-                "--data",
-                "photos",
-                *flags[:-1],
-                "runs/x",
-                *tiny,
-                "--address",
-                f"127.0.0.1:{port}",
-            ],
-            cwd=photos,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env={**os.environ, "RAY_AUTH_MODE": "disabled"},
-        )
-        assert refused.returncode == 2 and "requires token authentication" in refused.stderr, refused.stderr[-2000:]
-        assert "RAY_AUTH_MODE=token" in refused.stderr and not (photos / "runs/x").exists()
     finally:
-        head.terminate()  # --block: the head's processes end with it (`ray stop` would end every Ray here)
+        # This head's processes only (`ray stop` would end every Ray here); Ray's own shutdown on SIGTERM waits
+        # about 30 s for its servers, which hold nothing this test needs.
+        os.killpg(head.pid, signal.SIGKILL)
         head.wait(timeout=60)
     assert (photos / "runs/w/model.keras").exists() and not (photos / "runs/w/backup").exists()
     assert json.loads((photos / "runs/w/options.json").read_text())["result"]["workers"] == 2

@@ -15,7 +15,7 @@ from keras_alexnet.datasets import generate_shapes
 from keras_alexnet.report import ReportError, report_run, write_report
 from keras_alexnet.training import train as train_only
 
-TINY = {**TINY_NETWORK, "val_split": 0.3, "verbose": 0, "epochs": 2, "report": True}
+TINY = {**TINY_NETWORK, "val_split": 0.3, "verbose": 0, "epochs": 2, "report": True, "measure_tta": True}
 
 
 @pytest.fixture(scope="module")

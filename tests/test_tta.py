@@ -26,7 +26,7 @@ def trained(shapes_dir, tmp_path_factory):
     from keras_alexnet.training import train
 
     run_dir = tmp_path_factory.mktemp("tta") / "run"
-    result = train(shapes_dir, run_dir=run_dir, val_split=0.25, epochs=2, verbose=0, **TINY)
+    result = train(shapes_dir, run_dir=run_dir, val_split=0.25, epochs=2, verbose=0, **{**TINY, "measure_tta": True})
     return result, run_dir
 
 
