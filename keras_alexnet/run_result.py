@@ -16,6 +16,38 @@ import math
 from pathlib import Path
 
 
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _count(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _positive(value):
+    return _number(value) and value > 0
+
+
+def _counts(value):
+    return isinstance(value, dict) and all(_count(n) for n in value.values())
+
+
+def _names(value):
+    return isinstance(value, list) and all(isinstance(name, str) for name in value)
+
+
+def _rows(value):
+    return isinstance(value, list) and all(isinstance(row, dict) for row in value)
+
+
+def _field(default, kind):
+    """A record field whose stored value must be of ``kind`` (a type, or a test of the value) to be read back;
+    None reads as the default."""
+    if isinstance(default, (dict, list)):
+        return dataclasses.field(default_factory=type(default), metadata={"kind": kind})
+    return dataclasses.field(default=default, metadata={"kind": kind})
+
+
 @dataclasses.dataclass(frozen=True)
 class RunResult:
     """What a finished run made and what the report warns about.
@@ -39,21 +71,21 @@ class RunResult:
         workers: how many Ray Train workers trained the run, when it trained on workers.
     """
 
-    output_network: str = "last"
-    output_epoch: int | None = None
-    epochs_done: int = 0
-    temperature: float | None = None
-    calibration: dict | None = None
-    training_counts: dict = dataclasses.field(default_factory=dict)
-    skipped_count: int = 0
-    skipped: list = dataclasses.field(default_factory=list)
-    shared_validation_images: int = 0
-    image_statistics: dict | None = None
-    changed_options: list = dataclasses.field(default_factory=list)
-    tta: dict | None = None
-    layers: list = dataclasses.field(default_factory=list)
-    recipe_reason: str | None = None
-    workers: int | None = None
+    output_network: str = _field("last", str)
+    output_epoch: int | None = _field(None, _count)
+    epochs_done: int = _field(0, _count)
+    temperature: float | None = _field(None, _positive)
+    calibration: dict | None = _field(None, dict)
+    training_counts: dict = _field({}, _counts)
+    skipped_count: int = _field(0, _count)
+    skipped: list = _field([], _names)
+    shared_validation_images: int = _field(0, _count)
+    image_statistics: dict | None = _field(None, dict)
+    changed_options: list = _field([], _names)
+    tta: dict | None = _field(None, dict)
+    layers: list = _field([], _rows)
+    recipe_reason: str | None = _field(None, str)
+    workers: int | None = _field(None, _count)
 
     # Keys written only when set: a run the rule did not choose, or trained on one process, has none.
     OPTIONAL = ("recipe_reason", "workers")
@@ -71,40 +103,12 @@ class RunResult:
         kept = {}
         for field in dataclasses.fields(cls):
             value = values.get(field.name)
-            if _of_kind(value, _KINDS[field.name]):
+            if _of_kind(value, field.metadata["kind"]):
                 kept[field.name] = value
         return cls(**kept)
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
-
-
-def _number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _count(value):
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-# What each field may hold (None is allowed where its default is None).
-_KINDS = {
-    "output_network": str,
-    "output_epoch": _count,
-    "epochs_done": _count,
-    "temperature": lambda value: _number(value) and value > 0,
-    "calibration": dict,
-    "training_counts": lambda value: isinstance(value, dict) and all(_count(n) for n in value.values()),
-    "skipped_count": _count,
-    "skipped": lambda value: isinstance(value, list) and all(isinstance(path, str) for path in value),
-    "shared_validation_images": _count,
-    "image_statistics": dict,
-    "changed_options": lambda value: isinstance(value, list) and all(isinstance(name, str) for name in value),
-    "tta": dict,
-    "layers": lambda value: isinstance(value, list) and all(isinstance(row, dict) for row in value),
-    "recipe_reason": str,
-    "workers": _count,
-}
 
 
 def _of_kind(value, kind):
