@@ -69,6 +69,8 @@ TINY_FLAGS += ["--no-measure-tta"]
 # The keras-alexnet command in a process of its own: for what only a process shows (signals, kills,
 # exit statuses, a fresh interpreter). In-process, tests call keras_alexnet.cli.main(argv).
 CLI = [sys.executable, "-m", "keras_alexnet.cli"]
+# The installed command, as a user types it.
+KERAS_ALEXNET = str(Path(sys.executable).parent / "keras-alexnet")
 
 
 def make_shapes(folder, per_class=8, size=72, seed=3):

@@ -10,14 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CLI, TINY_FLAGS, free_ports
+from conftest import CLI, KERAS_ALEXNET, TINY_FLAGS, free_ports
 from PIL import Image
 
 from keras_alexnet.cli import EXAMPLES, build_parser, main
 
 SHAPES = {"per_class": 4, "size": 64, "seed": 2}  # conftest.shapes_dir
-
-SCRIPT = Path(sys.executable).parent / "keras-alexnet"
 
 
 def test_help_needs_no_tensorflow():
@@ -42,14 +40,18 @@ def test_every_subcommand_has_a_description_and_an_example(command, capsys):
     assert description.strip() and description.strip()[0].isupper()
 
 
-@pytest.mark.skipif(not SCRIPT.exists(), reason="the console script is installed by `pip install -e .`")
+@pytest.mark.skipif(not Path(KERAS_ALEXNET).exists(), reason="the console script is installed by `pip install -e .`")
 @pytest.mark.slow  # several processes or full-size mixed precision: in the full tier
 def test_no_tensorflow_start_up_lines_unless_verbose():
-    quiet = subprocess.run([str(SCRIPT), "layers", "--recipe", "matlab"], capture_output=True, text=True, timeout=300)
+    quiet = subprocess.run([KERAS_ALEXNET, "layers", "--recipe", "matlab"], capture_output=True, text=True, timeout=300)
     assert quiet.returncode == 0 and "fc8" in quiet.stdout
     assert quiet.stderr == "", quiet.stderr
     loud = subprocess.run(
-        [str(SCRIPT), "--verbose", "layers"], capture_output=True, text=True, timeout=300, env={"PATH": "/usr/bin:/bin"}
+        [KERAS_ALEXNET, "--verbose", "layers"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "/usr/bin:/bin"},
     )
     assert loud.returncode == 0 and loud.stderr  # TensorFlow's own lines, shown on request
 
@@ -308,7 +310,6 @@ def test_a_tensorflow_error_prints_its_cause_not_the_bare_graph_execution_line()
 # The command as a person types it: the installed console script, in a process of its own, run from a working
 # directory with relative paths (Ray's trials and workers start in another directory; a path resolved only
 # there breaks). Each test is one user's session, end to end.
-KERAS_ALEXNET = str(Path(sys.executable).parent / "keras-alexnet")
 
 
 def _typed(cwd, *argv, timeout=600, env=None):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CLI, StopAfter, free_ports
+from conftest import CLI, KERAS_ALEXNET, StopAfter, free_ports
 from conftest import TINY as TINY_NETWORK
 
 from keras_alexnet._utils.ray_cluster import ClusterError, check_shared, connect
@@ -408,8 +408,7 @@ def test_a_ray_started_here_refuses_a_client_without_its_token_even_with_authent
     without it (`keras-alexnet train --workers 2 --address`, as typed, with authentication off) is refused, is told
     why and what to set, and leaves nothing behind. The Ray in a process of its own: Ray's settings are the
     process's."""
-    keras_alexnet = str(Path(sys.executable).parent / "keras-alexnet")
-    client = [keras_alexnet, "train", "--data", str(shapes_dir), "--workers", "2", "--run-dir", str(tmp_path / "x")]
+    client = [KERAS_ALEXNET, "train", "--data", str(shapes_dir), "--workers", "2", "--run-dir", str(tmp_path / "x")]
     client += ["--architecture", "tiny", "--weights", "none", "--no-report", "--no-tensorboard"]
     script = f"""
 import json, os, socket, subprocess, sys

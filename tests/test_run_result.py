@@ -1,5 +1,6 @@
 """The typed run record and the readers of a run's files (issue 36: one owner for what a run leaves)."""
 
+import dataclasses
 import json
 import math
 
@@ -78,6 +79,4 @@ def test_the_log_reader_reads_numbers_not_applicable_cells_and_skips_a_row_being
 
 def test_every_field_of_the_record_says_what_it_may_hold():
     """A field added without its kind would fail every read of a record: the kind sits on the field."""
-    import dataclasses
-
     assert all("kind" in field.metadata for field in dataclasses.fields(RunResult))
