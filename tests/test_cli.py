@@ -407,3 +407,16 @@ def test_train_on_two_workers_of_a_cluster_takes_relative_paths(photos, tmp_path
         head.wait(timeout=60)
     assert (photos / "runs/w/model.keras").exists() and not (photos / "runs/w/backup").exists()
     assert json.loads((photos / "runs/w/options.json").read_text())["result"]["workers"] == 2
+
+
+def test_output_piped_into_a_reader_that_stops_ends_quietly(model_file, shapes_dir):
+    """`keras-alexnet predict ... | head` ends with the shell's status for a closed pipe, not a traceback."""
+    process = subprocess.Popen(
+        [KERAS_ALEXNET, "predict", "--model", str(model_file), str(shapes_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    process.stdout.close()  # before the command prints its first line (TensorFlow takes seconds to start)
+    err = process.stderr.read()
+    assert process.wait(timeout=300) == 141 and "Traceback" not in err and "BrokenPipe" not in err, err[-2000:]

@@ -34,6 +34,7 @@ import time
 
 GRACE_SECONDS = 3.0
 EXIT_INTERRUPTED = 130  # as after Ctrl-C in a shell, for SIGINT, SIGTERM and SIGHUP alike
+EXIT_BROKEN_PIPE = 141  # as a shell reports a command whose reader closed the pipe (128 + SIGPIPE)
 EXIT_FAILED = 1
 CONTROL = "KERAS_ALEXNET_CONTROL_FD"  # the pipe from the command to its supervisor
 _ids = itertools.count()

@@ -20,7 +20,7 @@ import sys
 from keras_alexnet import __version__
 from keras_alexnet._utils.disk import DiskFullError, is_disk_full
 from keras_alexnet._utils.runtime import VERBOSE, quiet_tensorflow
-from keras_alexnet._utils.signals import EXIT_INTERRUPTED, signals_as_interrupt, supervise, supervised
+from keras_alexnet._utils.signals import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, signals_as_interrupt, supervise, supervised
 from keras_alexnet._utils.text import printable
 from keras_alexnet.cli import (
     compare,
@@ -190,7 +190,11 @@ def console():
         argv = sys.argv[1:]
         args = build_parser().parse_args(argv)  # --help, --version and bad flags answer here, at once
         return supervise([sys.executable, "-m", "keras_alexnet.cli", *argv], lambda: _interrupted(args, argv))
-    code = main()
+    try:
+        code = main()
+    except BrokenPipeError:  # the reader of the output went away (`| head`): end quietly, as shell tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at the final flush
+        os._exit(EXIT_BROKEN_PIPE)
     if code in (1, EXIT_INTERRUPTED):
         sys.stdout.flush()
         sys.stderr.flush()
