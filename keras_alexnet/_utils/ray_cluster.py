@@ -75,14 +75,37 @@ def _require_token():
     Config.initialize("")
 
 
-def _join_failure(where, error):
-    """One line for a cluster that refused or failed to let this process join (Ray wraps an authentication
-    failure in a ConnectionError: the whole chain of causes is read)."""
-    text, chain, cause = str(error), [], error
+def _refused_authentication(error):
+    """Whether ``error`` (or any of its causes: Ray wraps an authentication failure in a ConnectionError) says the
+    cluster refused this process's token."""
+    chain, cause = [], error
     while cause is not None and len(chain) < 10:
-        chain.append(str(cause))
+        chain.append(f"{type(cause).__name__} {cause}")
         cause = cause.__cause__ or cause.__context__
-    if any("uthenticat" in part or "token" in part.lower() for part in chain):
+    return any("uthenticat" in part or "token" in part.lower() for part in chain)
+
+
+def _check_authentication(address, where):
+    """Raise the one-line refusal at once when the cluster at ``address`` refuses this process's token.
+
+    ``ray.init`` retries every failure to reach the cluster's GCS once a second for 20 s (``ray._private.node``),
+    a refused token too. One request of our own, with the GCS client ``ray.init`` itself uses (0.3 s), tells a
+    refusal from a cluster still starting, which ``ray.init`` goes on to wait for."""
+    try:
+        from ray._raylet import GcsClient
+    except ImportError:  # a Ray without it: ray.init's own answer comes, later
+        return
+    try:
+        GcsClient(address=address)
+    except Exception as error:
+        if _refused_authentication(error):
+            raise _join_failure(where, error) from None
+
+
+def _join_failure(where, error):
+    """One line for a cluster that refused or failed to let this process join."""
+    text = str(error)
+    if _refused_authentication(error):
         return ClusterError(
             f"{where}: the Ray cluster refused this process: it requires token authentication. Give this process "
             "the cluster's token: RAY_AUTH_MODE=token and RAY_AUTH_TOKEN=... (or RAY_AUTH_TOKEN_PATH=FILE; `ray "
@@ -132,6 +155,8 @@ def connect(address=None):
             else "see Ray's logs under /tmp/ray/session_latest/logs.",
         ),
     ):
+        if not local:
+            _check_authentication(address, where)
         try:
             ray.init(**settings)
         except Exception as error:  # Ray's AuthenticationError is neither a ConnectionError nor a RuntimeError
