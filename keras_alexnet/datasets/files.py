@@ -50,13 +50,17 @@ def walk(folder, others=(), skipped=None):
     reached twice (through links) is listed once.
     """
     top = os.path.realpath(folder)
-    elsewhere = [os.path.realpath(other) for other in others]
+    # Resolved at the first linked folder only: ``read`` passes every other class folder, and resolving them all
+    # for each class made reading 300 classes take 3 s (90,000 lookups), 1,000 classes half a minute.
+    elsewhere = []
     found, seen, files_seen = [], set(), {}
 
     def leads_away(link):
         target = os.path.realpath(link)
         if top == target or top.startswith(target.rstrip(os.sep) + os.sep):
             return f"a symbolic link to {target}, which holds {folder} itself: it is not followed"
+        if others and not elsewhere:
+            elsewhere.extend(os.path.realpath(other) for other in others)
         for other in elsewhere:
             if target == other or target.startswith(other + os.sep) or other.startswith(target.rstrip(os.sep) + os.sep):
                 return f"a symbolic link into another class folder ({target}): it is not followed"

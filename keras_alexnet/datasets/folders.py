@@ -102,9 +102,10 @@ class ImageFolder:
                 "least 2, one sub-folder of images per class."
             )
         listed, skipped = [], []
+        folders = [directory / other for other in found]
         for label, name in enumerate(names):
             links_away = []
-            files = walk(directory / name, [directory / other for other in found if other != name], links_away)
+            files = walk(directory / name, [folder for folder in folders if folder.name != name], links_away)
             for path, reason in links_away:
                 log.warning("skipping %s: %s", printable(path), reason)
                 skipped.append((str(path), reason))
