@@ -51,7 +51,7 @@ def walk(folder, others=(), skipped=None):
     """
     top = os.path.realpath(folder)
     # Resolved at the first linked folder only: ``read`` passes every other class folder, and resolving them all
-    # for each class made reading 300 classes take 3 s (90,000 lookups), 1,000 classes half a minute.
+    # for each class made reading 300 classes take 1.3 s (90,000 lookups), 1,000 classes 12 s.
     elsewhere = []
     found, seen, files_seen = [], set(), {}
 
