@@ -253,8 +253,8 @@ def worker_pipeline(batch, repeats):
     return {"images_per_s": len(folder) / _timed(epoch, 1, repeats)}
 
 
-def worker_cache(epochs, batch, fraction=None):
-    """Frozen-features epochs on the real photos, uncached vs cached.
+def worker_cache(epochs, batch, fraction=None, architecture="alexnet"):
+    """Frozen-features epochs on the real photos, uncached vs cached (``architecture`` "tiny": a smoke run).
 
     Per epoch: ``batches_s`` (first step to last step: the work the cache removes)
     and ``epoch_s`` (with ``train``'s end-of-epoch callbacks: backup, CSV, plot).
@@ -297,6 +297,7 @@ def worker_cache(epochs, batch, fraction=None):
                 batch_size=batch,
                 run_dir=run,
                 cache_activations=cached,
+                **({"architecture": "tiny", "weights": None} if architecture == "tiny" else {}),
                 callbacks=[Clock(batches_s, epochs_s)],
                 verbose=0,
                 report=False,  # the training is measured, not the report, TensorBoard's files, calibration or TTA
@@ -401,7 +402,7 @@ def _server_for(args):
     """The shared process of the measurement's framework (torch and TensorFlow never share one while either is
     measured; the conversion, which needs both and comes last, runs in torch's)."""
     family = {"torch": "torch", "keras": "tf", "pipeline": "tf", "cache": "tf", "conversion": "torch"}.get(args["kind"])
-    if args["kind"] == "matmul":
+    if args["kind"] in ("matmul", "devices"):
         family = "torch" if args["framework"] == "torch" else "tf"
     if family is None:
         return None
@@ -502,19 +503,27 @@ def peak_tflops(device_name, precision):
     return None
 
 
-def worker_devices():
-    """What each framework sees: the GPU both can use, or the CPU."""
+def worker_devices(framework):
+    """What one framework sees: its first GPU's name, or None (each asked in its own process: the frameworks never
+    share one while either is measured)."""
+    if framework == "torch":
+        from keras_alexnet.weights.state_dicts import import_torch  # loads no TensorFlow
+
+        torch, _ = import_torch()
+        return {"gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
 
-    from keras_alexnet.weights.state_dicts import import_torch  # loads no TensorFlow
+    gpus = tf.config.list_physical_devices("GPU")
+    return {"gpu": gpus[0].name if gpus else None}
 
-    torch, _ = import_torch()
-    both = bool(tf.config.list_physical_devices("GPU")) and torch.cuda.is_available()
-    return {
-        "device": "cuda" if both else "cpu",
-        "name": torch.cuda.get_device_name(0) if both else platform.processor() or "CPU",
-    }
+
+def devices_seen():
+    """The device both frameworks can use: ``{"device": "cuda", "name": torch's name for it}``, or the CPU."""
+    seen = {framework: run_worker({"kind": "devices", "framework": framework})["gpu"] for framework in ("tf", "torch")}
+    if seen["tf"] and seen["torch"]:
+        return {"device": "cuda", "name": seen["torch"]}
+    return {"device": "cpu", "name": platform.processor() or "CPU"}
 
 
 def precision_rows(device, tasks, variants, batch, steps, repeats, rounds):
@@ -578,7 +587,7 @@ def main():
 def measure(args):
     """Every measurement of the command line's choice, printed, and written to RESULTS.md unless --quick."""
 
-    devices = run_worker({"kind": "devices"})
+    devices = devices_seen()
     gpu = devices["device"] == "cuda"
     rounds = 1 if args.quick else args.rounds or (1 if gpu else 3)
     batch, repeats = (4, 1) if args.quick else (args.gpu_batch if gpu else args.batch, args.repeats)
@@ -624,6 +633,7 @@ def measure(args):
             "epochs": 1 if args.quick else 3,  # quick: one epoch each way checks that both run
             "batch": args.batch if not args.quick else batch,
             "fraction": 0.05 if args.quick else None,
+            "architecture": "tiny" if args.quick else "alexnet",  # quick: both ways run, nothing measured
         }
     )
     print(f"activation cache: {json.dumps(cache)}", flush=True)
