@@ -166,7 +166,7 @@ def test_auto_budget_forms():
 
 
 @pytest.mark.slow
-def test_compare_command_writes_the_table_the_runs_and_the_curves(shapes_dir, tmp_path, capfd):
+def test_compare_command_writes_the_table_the_runs_and_the_curves(shapes_dir, tmp_path, capfd, ray_here):
     out = tmp_path / "cmp"
     argv = ["compare", "--data", str(shapes_dir), "--recipes", "frozen-features", "--heads", "compact", "alexnet"]
     argv += ["--seeds", "2", "--epochs", "1", "--architecture", "tiny", "--weights", "none", "--out", str(out)]
@@ -212,7 +212,9 @@ REAL_PHOTO_CANDIDATES = [Candidate("frozen-features", "compact"), Candidate("fro
 
 @pytest.mark.slow
 def test_auto_with_a_small_budget_is_within_the_spread_of_the_best_on_real_photos(tmp_path):
-    """On the shipped photos: auto's comparison (2 epochs per run, 3 seeds), then its choice trained to 3 epochs."""
+    """On the shipped photos: auto's comparison (2 epochs per run, 2 seeds), then its choice trained to 3 epochs.
+    (Two seeds, not auto's default three: the two candidates are 0.04 apart with spreads under 0.03, measured
+    with both counts, and two trial processes fewer.)"""
     from conftest import PHOTOS
 
     # The claim is the accuracy: no TensorBoard or test-time augmentation (6 more passes through AlexNet).
@@ -230,6 +232,7 @@ def test_auto_with_a_small_budget_is_within_the_spread_of_the_best_on_real_photo
         recipe="auto",
         auto_budget=2,
         auto_candidates=REAL_PHOTO_CANDIDATES,
+        auto_seeds=2,
         cache_activations=True,
         run_dir=tmp_path / "auto",
         **data,
@@ -240,7 +243,7 @@ def test_auto_with_a_small_budget_is_within_the_spread_of_the_best_on_real_photo
     best = summary[0]
     choice = json.loads((tmp_path / "auto" / "auto.json").read_text())
     assert choice["table"] == (tmp_path / "auto" / "auto_comparison" / "summary.md").read_text()
-    assert "comparison of 2 candidates over 3 seeds," in choice["reason"] and choice["metric"] == "accuracy"
+    assert "comparison of 2 candidates over 2 seeds," in choice["reason"] and choice["metric"] == "accuracy"
     chosen = {
         "recipe": result.options.recipe,
         "head": result.options.head,
@@ -252,7 +255,7 @@ def test_auto_with_a_small_budget_is_within_the_spread_of_the_best_on_real_photo
         choice["learning_rate"],
     )
     finals = [result.val_accuracy]
-    for seed in (0, 1, 2):  # what auto trains, with each seed (on the comparison's cached activations)
+    for seed in (0, 1):  # what auto trains, with each seed (on the comparison's cached activations)
         finals.append(
             train(
                 PHOTOS / "train",

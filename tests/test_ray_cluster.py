@@ -120,7 +120,7 @@ def test_an_unreachable_address_is_one_line_within_seconds(shapes_dir, tmp_path,
         main([*argv, "--cpus-per-trial", "0"])  # the parser refuses it
 
 
-def test_trials_larger_than_any_node_and_out_not_shared_are_refused(shapes_dir, tmp_path, monkeypatch):
+def test_trials_larger_than_any_node_and_out_not_shared_are_refused(shapes_dir, tmp_path, monkeypatch, ray_here):
     with pytest.raises(ClusterError, match="asks for 64 CPUs and 0 GPUs, which no node of the cluster has"):
         compare(shapes_dir, candidates=TWO[:1], seeds=1, out=tmp_path / "c", cluster=Cluster(cpus_per_trial=64), **TINY)
     with connect() as started:
