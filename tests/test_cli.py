@@ -186,6 +186,31 @@ def test_ctrl_c_is_one_line_and_exit_130(argv, function, expected, monkeypatch, 
     assert error.startswith("interrupted") and expected in error and "\n" not in error
 
 
+def test_a_signal_inside_a_native_call_is_the_interrupt_line_not_a_traceback(monkeypatch, capsys):
+    """A signal that lands while numpy's ``__array__`` runs inside a Keras metric reaches the command as CPython's
+    SystemError, the KeyboardInterrupt its context (seen once in a fresh clone's suite: SIGTERM to train printed
+    a traceback). It ends as Ctrl-C does: one line, exit 130."""
+
+    def interrupted_inside_numpy(*args, **kwargs):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as cause:
+            error = SystemError("<built-in method __array__ of numpy.ndarray> returned a result with an exception set")
+            error.__cause__ = error.__context__ = cause  # as CPython's _PyErr_FormatFromCause sets them
+        try:
+            raise error
+        except SystemError as wrapped:  # Keras's traceback filter: `raise e.with_traceback(tb) from None`
+            raise wrapped from None
+
+    monkeypatch.setattr("keras_alexnet.training.lr_find.lr_find_on_folder", interrupted_inside_numpy)
+    assert main(["lr-find", "--data", "D"]) == 130
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("interrupted") and "nothing was written" in error and "\n" not in error
+    monkeypatch.setattr("keras_alexnet.training.lr_find.lr_find_on_folder", lambda *a, **k: [][0])
+    with pytest.raises(IndexError):  # any other failure is still itself
+        main(["lr-find", "--data", "D"])
+
+
 def _train_until_backup(argv, run, epochs, act, **popen):
     """``keras-alexnet ARGV`` (a train) in a process of its own: once its backup holds epoch ``epochs`` or later,
     ``act(process)``; then (exit status, stderr), which has no traceback."""

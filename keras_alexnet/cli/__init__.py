@@ -127,6 +127,25 @@ def _pipeline_failure(error):
     return f"TensorFlow stopped: {type(error).__name__}: {text}"
 
 
+def _say_interrupted(args, argv):
+    with contextlib.suppress(OSError, ValueError):  # SIGHUP: the terminal may be gone
+        print(f"\n{_interrupted(args, argv)}", file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
+def _interrupt_inside(error):
+    """Whether ``error`` is a signal's ``KeyboardInterrupt`` in disguise: raised while a native call that returns to
+    Python ran (numpy's ``__array__`` inside a Keras metric), it reaches the caller as CPython's ``SystemError``
+    "returned a result with an exception set", the interrupt as its cause (Keras's traceback filter keeps it as
+    the context only)."""
+    seen = 0
+    while error is not None and seen < 20:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False
+
+
 def main(argv=None):
     """Entry point of the ``keras-alexnet`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -155,9 +174,7 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        with contextlib.suppress(OSError, ValueError):  # SIGHUP: the terminal may be gone
-            print(f"\n{_interrupted(args, argv)}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _say_interrupted(args, argv)
     except OSError as error:
         if is_disk_full(error):
             text = (
@@ -170,6 +187,8 @@ def main(argv=None):
         print(f"error: {text}", file=sys.stderr)
         return 1
     except Exception as error:
+        if _interrupt_inside(error):
+            return _say_interrupted(args, argv)
         # An image read inside a tf.data pipeline that is gone (the data folder moved or deleted mid-run).
         tf = sys.modules.get("tensorflow")
         if tf is None or not isinstance(error, tf.errors.OpError):
