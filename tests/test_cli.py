@@ -404,8 +404,15 @@ def _wait_for_port(port, process, seconds=90):
 @pytest.mark.slow
 def test_train_on_two_workers_of_a_cluster_takes_relative_paths(photos, tmp_path_factory):
     """`train --workers 2 --address` on a cluster started with `ray start --head` (from another directory, on
-    loopback): the relative --data and --run-dir reach the workers, and the run finishes as one process's. (A
-    client without the cluster's token: test_ray_cluster's token test.)"""
+    loopback): the relative --data and --run-dir reach the workers; Ctrl-C after the first epoch ends the
+    command itself (Ray Train's own SIGINT handler would abort the run and return), and the line it prints,
+    typed, finishes the run as one process's. (A client without the cluster's token: test_ray_cluster's token
+    test.)"""
+    import shlex
+    import time
+
+    from keras_alexnet._utils.signals import GRACE_SECONDS
+
     port = free_ports(1)[0]
     ray = str(Path(sys.executable).parent / "ray")
     head = subprocess.Popen(
@@ -420,8 +427,29 @@ def test_train_on_two_workers_of_a_cluster_takes_relative_paths(photos, tmp_path
         _wait_for_port(port, head)
         # The report as typed is the single-process test's; here the paths that reach the workers.
         tiny = ["--architecture", "tiny", "--weights", "none", "--batch-size", "8", "--no-report", "--no-tensorboard"]
-        flags = ["--val-split", "0.25", "--epochs", "3", "--workers", "2", "--run-dir", "runs/w"]
-        printed = _typed(photos, "train", "--data", "photos", *flags, *tiny, "--address", f"127.0.0.1:{port}")
+        flags = ["--val-split", "0.25", "--epochs", "6", "--workers", "2", "--run-dir", "runs/w"]
+        argv = ["train", "--data", "photos", *flags, *tiny, "--address", f"127.0.0.1:{port}"]
+        sent = []
+
+        def ctrl_c(process):  # as a terminal sends it: to the command's whole process group
+            sent.append(time.monotonic())
+            os.killpg(process.pid, signal.SIGINT)
+
+        code, err = _train_until_backup(
+            argv,
+            photos / "runs/w",
+            0,
+            ctrl_c,
+            cwd=photos,
+            start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        seconds = time.monotonic() - sent[0]
+        assert code == 130 and seconds < GRACE_SECONDS, (code, seconds, err[-2000:])  # not the supervisor's ending
+        line = err.strip().splitlines()[-1]
+        assert line.startswith("interrupted after epoch ") and line.endswith(" --resume"), line
+        assert not (photos / "runs/w/run.lock").exists()
+        printed = _typed(photos, *shlex.split(line.split("continue with: keras-alexnet ")[1]))
         # One train for every engine: the workers' run ends with one process's lines (issue 36, item 4).
         for line in ("validation accuracy: ", "balanced accuracy: ", "model.keras: epoch ", "progress plot: "):
             assert line in printed, printed[-2000:]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import socket
 import uuid
 from pathlib import Path
@@ -158,7 +159,12 @@ def connect(address=None):
         if not local:
             _check_authentication(address, where)
         try:
-            ray.init(**settings)
+            with signals.keeping_handlers():
+                ray.init(**settings)
+        except SystemExit as error:  # the SIGTERM handler ray.init installs fired before ours was back
+            if error.code != signal.SIGTERM:
+                raise
+            raise KeyboardInterrupt from None
         except Exception as error:  # Ray's AuthenticationError is neither a ConnectionError nor a RuntimeError
             refused = isinstance(error, (ConnectionError, RuntimeError)) or "uthenticat" in str(error)
             if local or not refused:

@@ -16,6 +16,10 @@ every thread of the process from running. So the ``keras-alexnet`` command is tw
   ``KeyboardInterrupt`` (``signals_as_interrupt``) and tells the supervisor, through an inherited
   pipe, which locks it holds and which bounded waits it has begun. Without a supervisor (a library
   call, ``cli.main`` in a test) the messages go nowhere and nothing is ended from outside.
+
+Libraries that set handlers of their own do not keep them: ``ray.init``'s (SIGTERM as ``sys.exit``) is
+undone by ``keeping_handlers``, Ray Train's ``fit`` (SIGINT aborts the run) runs ``off_the_main_thread``,
+and Ray Tune's is turned off (``experiments.engine``).
 """
 
 from __future__ import annotations
@@ -100,6 +104,47 @@ def handling(numbers, handler):
     finally:
         for number, earlier in previous.items():
             signal.signal(number, earlier)
+
+
+@contextlib.contextmanager
+def keeping_handlers():
+    """This process's handlers for SIGTERM, SIGHUP and SIGINT again when the block ends, whatever it set: a library
+    that installs its own (``ray.init`` makes SIGTERM a ``sys.exit(15)``) does not take the signals from the
+    command. Only in the main thread, where handlers can be set; elsewhere it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    numbers = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+    saved = {number: signal.getsignal(number) for number in numbers}
+    try:
+        yield
+    finally:
+        for number, handler in saved.items():
+            if handler is not None:  # None: set outside Python, cannot be put back
+                signal.signal(number, handler)
+
+
+def off_the_main_thread(call):
+    """``call()``'s result (or its error), run in a thread of its own while the main thread waits for it. A library
+    that sets signal handlers only in the main thread (Ray Train's ``fit`` makes SIGINT abort its run and return)
+    leaves this process's alone, and a signal still interrupts the wait: ``KeyboardInterrupt`` in the main thread,
+    the call abandoned (the thread is a daemon; what it ran must not need it to finish, as a Ray run that ends with
+    the process's connection)."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["result"] = call()
+        except BaseException as error:  # handed to the main thread as it is
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, name=getattr(call, "__name__", "call"), daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.1)  # short waits: a signal's handler runs between them
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
 
 
 def signals_as_interrupt():

@@ -9,6 +9,7 @@ checking the cluster is ``_utils.ray_cluster``'s.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -47,11 +48,27 @@ def run_trials(ray, jobs, out, *, cpus=1, gpus=0, on_result=None):
             callbacks=[callback],
         ),
     )
-    with quiet_stderr():
+    with quiet_stderr(), _tune_leaves_sigint_alone():
         grid = tuner.fit()
     failed = [result for result in grid if result.error is not None]
     if failed:  # the trial itself failed, past its retries (the run's own errors are in error.json)
         raise RuntimeError(f"a trial failed on the cluster after {ray_cluster.MAX_FAILURES} retries: {failed[0].error}")
+
+
+@contextlib.contextmanager
+def _tune_leaves_sigint_alone():
+    """Ray Tune's own SIGINT handler stops the trials and returns from ``fit`` as if the comparison had ended;
+    without it, Ctrl-C is the command's ``KeyboardInterrupt``, as everywhere else (its line, its lock released)."""
+    name = "TUNE_DISABLE_SIGINT_HANDLER"
+    before = os.environ.get(name)
+    os.environ[name] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 def _trial(config):

@@ -18,7 +18,7 @@ import os
 import threading
 import time
 
-from keras_alexnet._utils import ray_cluster
+from keras_alexnet._utils import ray_cluster, signals
 from keras_alexnet._utils.files import nothing_left_if
 from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.options import AUTO, TrainingOptions, absolute_source
@@ -151,7 +151,7 @@ def _train_on_ray(
             if verbose:
                 print(GRPC_NOTE)
             with ray_cluster.quiet_stderr(), _epoch_lines(run, workers, options.epochs, verbose):
-                trainer.fit()
+                signals.off_the_main_thread(trainer.fit)
     with contextlib.suppress(OSError):  # Ray Train's records of a run that has ended
         run.clear_ray_train()
     return run.result()
