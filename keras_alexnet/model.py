@@ -19,6 +19,7 @@ import numpy as np
 from keras import layers
 
 from keras_alexnet import saving  # noqa: F401  (registers every class a saved model may name)
+from keras_alexnet._utils import errors
 from keras_alexnet._utils.checks import is_count
 from keras_alexnet.architecture import ALEXNET
 from keras_alexnet.layers import AdaptiveAveragePooling2D, Conv2D, Dense
@@ -227,14 +228,6 @@ def is_alexnet(model):
     return set(CONVOLUTIONS) <= names
 
 
-def root_cause(error):
-    """The first line of the innermost exception behind ``error``, cut to 200 characters."""
-    while (error.__cause__ or error.__context__) is not None:
-        error = error.__cause__ or error.__context__
-    line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-    return f"{type(error).__name__}: {line[:200]}"
-
-
 # What a .keras archive may declare before Keras reads it (an archive's sizes are the file's word: a few
 # compressed megabytes can declare gigabytes). AlexNet's config is about 20 KB; its weights 228 MB, about
 # 0.9 GB with an optimizer's state.
@@ -292,7 +285,7 @@ def load_model(path, alexnet_only=True):
             # Keras's safe mode refuses a config naming a function or class outside Keras (os.system,
             # subprocess.Popen, a Lambda's code); its messages run to many lines.
             raise ValueError(
-                f"{path} is refused: Keras could not rebuild its config safely ({root_cause(error)}). A .keras file "
+                f"{path} is refused: Keras could not rebuild its config safely ({errors.root_cause(error)}). A .keras file "
                 f"from elsewhere is data; nothing of its code ran. {SUPPORTED_MODELS}"
             ) from None
     for warning in caught:

@@ -19,7 +19,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_alexnet.model import SUPPORTED_MODELS, is_alexnet, root_cause
+from keras_alexnet._utils.errors import root_cause
+from keras_alexnet.model import SUPPORTED_MODELS, is_alexnet
 
 RECORD = Path("assets.extra") / "keras-alexnet.json"  # TF Serving ignores assets.extra/ (warm-up data lives there)
 RECORD_VERSION = 1

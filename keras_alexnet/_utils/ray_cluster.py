@@ -19,7 +19,7 @@ import socket
 import uuid
 from pathlib import Path
 
-from keras_alexnet._utils import signals
+from keras_alexnet._utils import errors, signals
 from keras_alexnet._utils.runtime import stderr_to_devnull
 
 RAY_EXTRA = "pip install 'ray[tune,train]'"
@@ -79,11 +79,8 @@ def _require_token():
 def _refused_authentication(error):
     """Whether ``error`` (or any of its causes: Ray wraps an authentication failure in a ConnectionError) says the
     cluster refused this process's token."""
-    chain, cause = [], error
-    while cause is not None and len(chain) < 10:
-        chain.append(f"{type(cause).__name__} {cause}")
-        cause = cause.__cause__ or cause.__context__
-    return any("uthenticat" in part or "token" in part.lower() for part in chain)
+    said = [f"{type(link).__name__} {link}" for link in errors.chain(error)]
+    return any("uthenticat" in part or "token" in part.lower() for part in said)
 
 
 def _check_authentication(address, where):

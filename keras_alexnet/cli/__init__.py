@@ -18,6 +18,7 @@ import shlex
 import sys
 
 from keras_alexnet import __version__
+from keras_alexnet._utils import errors
 from keras_alexnet._utils.disk import DiskFullError, is_disk_full
 from keras_alexnet._utils.runtime import VERBOSE, quiet_tensorflow
 from keras_alexnet._utils.signals import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, signals_as_interrupt, supervise, supervised
@@ -138,12 +139,7 @@ def _interrupt_inside(error):
     Python ran (numpy's ``__array__`` inside a Keras metric), it reaches the caller as CPython's ``SystemError``
     "returned a result with an exception set", the interrupt as its cause (Keras's traceback filter keeps it as
     the context only)."""
-    seen = 0
-    while error is not None and seen < 20:
-        if isinstance(error, KeyboardInterrupt):
-            return True
-        error, seen = error.__cause__ or error.__context__, seen + 1
-    return False
+    return any(isinstance(link, KeyboardInterrupt) for link in errors.chain(error))
 
 
 def main(argv=None):
