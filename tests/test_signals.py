@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 
@@ -246,3 +247,36 @@ def test_a_call_off_the_main_thread_gives_its_result_its_error_and_yields_to_a_s
         with pytest.raises(KeyboardInterrupt):
             off_the_main_thread(lambda: time.sleep(30))
     assert time.monotonic() - start < 2
+
+
+def test_a_command_that_aborts_while_ending_on_a_signal_still_ends_with_its_line(tmp_path):
+    """A native library's abort on the way out (seen once in CI as exit 134 and no line): the supervisor says the
+    command's line, releases its locks and exits 130."""
+    lock = tmp_path / "run.lock"
+    command = (
+        "import os, signal, sys, time\n"
+        "from keras_alexnet._utils import signals\n"
+        "signals.supervised()\n"
+        f"open({str(lock)!r}, 'w').write(str(os.getpid()))\n"
+        f"signals.holding({str(lock)!r}, True)\n"
+        "signal.signal(signal.SIGTERM, lambda *_: os.abort())\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    supervisor = (
+        "import sys\n"
+        "from keras_alexnet._utils import signals\n"
+        f"sys.exit(signals.supervise([sys.executable, '-c', {command!r}], lambda: 'interrupted; continue with: X'))\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", supervisor], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout.readline().strip() == "ready"
+        process.send_signal(signal.SIGTERM)
+        code, err, seconds = _ended_within(process, 5)
+    finally:
+        process.kill()
+    assert code == 130 and seconds < GRACE_SECONDS, (code, seconds, err)
+    assert err.strip().splitlines()[-1] == "interrupted; continue with: X"
+    assert not lock.exists()

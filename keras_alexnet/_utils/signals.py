@@ -8,9 +8,10 @@ every thread of the process from running. So the ``keras-alexnet`` command is tw
 - the **supervisor** (``supervise``: the console script; it parses the flags and never loads
   TensorFlow) starts the command in a child process and waits. It passes SIGTERM, SIGINT and SIGHUP
   on (the child ignores all but the first it gets); the child then has ``GRACE_SECONDS`` to end as
-  usual (its one line, its lock released, its backup kept). After that, or at a second signal, the
-  supervisor ends the child, prints the command's line itself, removes the locks the child held and
-  exits with ``EXIT_INTERRUPTED``. A ``deadline`` the child announced and did not finish in time ends
+  usual (its one line, its lock released, its backup kept). After that, at a second signal, or when the
+  child dies of a signal meanwhile (a native library's abort on the way out), the supervisor ends the
+  child, prints the command's line itself, removes the locks the child held and exits with
+  ``EXIT_INTERRUPTED``. A ``deadline`` the child announced and did not finish in time ends
   it the same way, with one line naming what it waited for and ``EXIT_FAILED``.
 - the **command** (the child, and any library call) turns SIGTERM and SIGHUP into
   ``KeyboardInterrupt`` (``signals_as_interrupt``) and tells the supervisor, through an inherited
@@ -212,6 +213,12 @@ def supervise(command, describe):
         _release(locks, child.pid)
         return code
 
+    def interrupted_line():
+        try:
+            return "\n" + describe()
+        except Exception as error:  # the line is a courtesy; ending the command is the point
+            return f"\ninterrupted ({type(error).__name__} while saying what was kept)."
+
     while True:
         ready, _, _ = select.select([reader], [], [], 0.1)
         if ready:
@@ -230,14 +237,14 @@ def supervise(command, describe):
         code = child.poll()
         if code is not None:
             os.close(reader)
+            if code < 0 and received:
+                # Killed by a signal while ending on one (an abort in a native library's shutdown, or the signal
+                # itself before the command's handlers were set): it said nothing, so the line is said here.
+                return end(interrupted_line(), EXIT_INTERRUPTED)
             return code if code >= 0 else 128 - code
         now = time.monotonic()
         if received and (len(received) > 1 or now - received[0][1] >= GRACE_SECONDS):
-            try:
-                line = describe()
-            except Exception as error:  # the line is a courtesy; ending the command is the point
-                line = f"interrupted ({type(error).__name__} while saying what was kept)."
-            return end("\n" + line, EXIT_INTERRUPTED)
+            return end(interrupted_line(), EXIT_INTERRUPTED)
         for expiry, line in list(deadlines.values()):
             if now >= expiry and not received:
                 return end(line, EXIT_FAILED)
