@@ -1,5 +1,6 @@
 """Shared fixtures. Tests never touch the network; weights are seeded or shipped."""
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -32,6 +33,44 @@ def ray_here():
 
     with connect() as ray:
         yield ray
+
+
+@contextlib.contextmanager
+def listening():
+    """While the block runs, every (pid, process name, address, port) on which this process or one it started
+    (Ray's servers and workers, a command's processes) listens for TCP connections, polled every 0.2 s."""
+    import threading
+
+    import psutil
+
+    seen, stop = set(), threading.Event()
+
+    def poll():
+        me = psutil.Process()
+        while not stop.wait(0.2):
+            for process in [me, *me.children(recursive=True)]:
+                try:
+                    for connection in process.net_connections(kind="inet"):
+                        if connection.status == psutil.CONN_LISTEN:
+                            seen.add((process.pid, process.name(), connection.laddr.ip, connection.laddr.port))
+                except psutil.Error:  # ended meanwhile
+                    continue
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        thread.join()
+
+
+def loopback(ip):
+    """Whether a listening address reaches only this machine (127.0.0.1, ::1, or IPv4's loopback seen by IPv6)."""
+    import ipaddress
+
+    address = ipaddress.ip_address(ip.split("%")[0])
+    return (getattr(address, "ipv4_mapped", None) or address).is_loopback
 
 
 @pytest.fixture(scope="session")

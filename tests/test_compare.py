@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 from conftest import TINY as TINY_NETWORK
+from conftest import listening, loopback
 from PIL import Image
 
 from keras_alexnet import training
@@ -167,10 +168,15 @@ def test_auto_budget_forms():
 
 @pytest.mark.slow
 def test_compare_command_writes_the_table_the_runs_and_the_curves(shapes_dir, tmp_path, capfd, ray_here):
+    """(And the Ray a comparison starts listens on loopback only: its servers, its trials' processes, this one.)"""
     out = tmp_path / "cmp"
     argv = ["compare", "--data", str(shapes_dir), "--recipes", "frozen-features", "--heads", "compact", "alexnet"]
     argv += ["--seeds", "2", "--epochs", "1", "--architecture", "tiny", "--weights", "none", "--out", str(out)]
-    assert main(argv) == 0
+    with listening() as sockets:
+        assert main(argv) == 0
+    names = {name for _, name, _, _ in sockets}
+    assert {"gcs_server", "raylet"} <= names and any(name.startswith("ray::") for name in names), names
+    assert all(loopback(ip) for _, _, ip, _ in sockets), sorted(sockets)
     printed = capfd.readouterr().out
     assert "frozen-features / compact" in printed and "[4/4]" in printed and "winner:" in printed
     with open(out / "runs.csv") as handle:

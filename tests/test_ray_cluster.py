@@ -2,6 +2,7 @@
 ``ray.cluster_utils.Cluster`` (one CPU per node), the tiny architecture."""
 
 import csv
+import errno
 import json
 import os
 import socket
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CLI, KERAS_ALEXNET, StopAfter, free_ports
+from conftest import CLI, KERAS_ALEXNET, StopAfter, free_ports, listening, loopback
 from conftest import TINY as TINY_NETWORK
 
 from keras_alexnet._utils.ray_cluster import ClusterError, check_shared, connect
@@ -168,7 +169,15 @@ def test_train_on_two_workers_equals_one_process_on_the_same_global_batch(shapes
     # The first stage (frozen convolutions) on cached activations, as one process caches it; the second on images.
     options.update(recipe="fine-tune", patience=1, calibrate=True, cache_activations=True)
     alone = train(shapes_dir, run_dir=tmp_path / "one", verbose=0, **options)
-    record = train_on_workers(shapes_dir, workers=2, run_dir=tmp_path / "two", verbose=0, **options)
+    with listening() as sockets:
+        record = train_on_workers(shapes_dir, workers=2, run_dir=tmp_path / "two", verbose=0, **options)
+    # Ray listens on loopback only; beyond it, only each worker's TensorFlow gRPC server, which binds every
+    # interface (TensorFlow has no setting for it; the run prints so).
+    names = {name for _, name, _, _ in sockets}
+    assert {"gcs_server", "raylet"} <= names, names
+    beyond = {(pid, name, ip) for pid, name, ip, _ in sockets if not loopback(ip)}
+    assert len({pid for pid, _, _ in beyond}) <= 2 and all(ip in ("0.0.0.0", "::") for *_, ip in beyond), beyond
+    assert all(name.startswith("ray::") for _, name, _ in beyond), beyond
     recorded = json.loads((tmp_path / "one" / "options.json").read_text())["result"]
     assert record.workers == 2 and set(record.to_dict()) - {"workers"} == set(recorded)
     assert (record.output_epoch, record.epochs_done) == (recorded["output_epoch"], recorded["epochs_done"])
@@ -416,8 +425,8 @@ print(ended, time.monotonic() - started)
 
 @pytest.mark.slow
 def test_a_ray_started_here_refuses_a_client_without_its_token_even_with_authentication_off(shapes_dir, tmp_path):
-    """Ray 2.60's servers listen on every interface (it has no setting for loopback): the command's own Ray requires
-    the token, whatever RAY_AUTH_MODE the user set. A client joining through the machine's own network address
+    """The command's own Ray listens on loopback only (nothing answers at the machine's network address) and
+    requires the token, whatever RAY_AUTH_MODE the user set: another user of the machine joining through loopback
     without it (`keras-alexnet train --workers 2 --address`, as typed, with authentication off) is refused within
     seconds, is told why and what to set, and leaves nothing behind. The Ray in a process of its own: Ray's settings
     are the process's."""
@@ -432,7 +441,8 @@ addresses = [e.address for es in psutil.net_if_addrs().values() for e in es
              if e.family == socket.AF_INET and not e.address.startswith("127.")]
 with connect(None) as ray:
     port = ray.get_runtime_context().gcs_address.rsplit(":", 1)[1]
-    host = addresses[0] if addresses else "127.0.0.1"
+    host = "127.0.0.1"
+    outside = [socket.socket().connect_ex((address, int(port))) for address in addresses]
     env = {{k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}}
     env["RAY_AUTH_MODE"] = "disabled"
     done = subprocess.run({client!r} + ["--address", f"{{host}}:{{port}}"], env=env, capture_output=True, text=True,
@@ -440,7 +450,8 @@ with connect(None) as ray:
     # The join alone, timed without the command's start (TensorFlow's import takes 5-15 s on a busy machine).
     join = subprocess.run([sys.executable, "-c", JOIN, f"{{host}}:{{port}}"], env=env, capture_output=True, text=True,
                           timeout=180)
-print(json.dumps({{"code": done.returncode, "stderr": done.stderr, "join": join.stdout.strip().splitlines()[-1:]}}))
+print(json.dumps({{"code": done.returncode, "stderr": done.stderr, "join": join.stdout.strip().splitlines()[-1:],
+                  "outside": outside}}))
 """
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}  # the user turned authentication off
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
@@ -451,3 +462,4 @@ print(json.dumps({{"code": done.returncode, "stderr": done.stderr, "join": join.
     # Said at once: Ray's own join retries a refused token for 20 s (RELIABILITY 155).
     refused, seconds = result["join"][0].split()
     assert refused == "ClusterError" and float(seconds) < 10, result["join"]
+    assert all(code == errno.ECONNREFUSED for code in result["outside"]), result["outside"]  # loopback only

@@ -64,8 +64,8 @@ def _reachable(address, seconds):
 
 def _require_token():
     """Token authentication for the Ray this process starts, whatever ``RAY_AUTH_MODE`` the user set: its servers
-    listen on every interface (Ray has no setting to bind them to loopback), so the token is what keeps another
-    machine out. Ray 2.60 does the same by default when ``RAY_AUTH_MODE`` is unset, and so does this the same
+    listen on loopback only (``_on_loopback``), and the token keeps out the machine's other users (and other
+    machines, should a Ray version bind elsewhere). Ray 2.60 does the same by default when ``RAY_AUTH_MODE`` is unset, and so does this the same
     way (the process keeps token mode; Ray reads its settings again). The token is Ray's own:
     ``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH``, or ``~/.ray/auth_token``, which Ray writes when there is none."""
     if os.environ.get("RAY_AUTH_MODE", "").lower() == "token":
@@ -113,10 +113,33 @@ def _join_failure(where, error):
 
 
 @contextlib.contextmanager
+def _on_loopback():
+    """The Ray that ``ray.init`` starts in the block listens on 127.0.0.1 only. GCS, the raylet, the workers and
+    this process's own server bind to the node's address (ray-project/ray#59852; Ray 2.60 here), and Ray takes
+    loopback for that address where it runs no clusters (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, the default on
+    macOS and Windows). Ray's processes read the variable from the environment they start with; this process read
+    it when it imported Ray, so its copy is set too (``ray._private.ray_constants``, the one private name of Ray's
+    used here; ``test_ray_cluster`` lists the listening sockets)."""
+    from ray._private import ray_constants
+
+    name = ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR
+    variable, constant = os.environ.get(name), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[name], ray_constants.ENABLE_RAY_CLUSTER = "0", False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = constant
+        if variable is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = variable
+
+
+@contextlib.contextmanager
 def connect(address=None):
     """Ray for the block: ``address`` (``HOST:PORT``; default ``RAY_ADDRESS``) joins that cluster, None
-    starts Ray on this machine for the block (its CPUs, a small object store, no dashboard, token
-    authentication always). Yields ``ray``; disconnects (and stops a Ray it
+    starts Ray on this machine for the block (its CPUs, a small object store, no dashboard, listening on
+    loopback only, token authentication always). Yields ``ray``; disconnects (and stops a Ray it
     started) at the end. A cluster that has not let this process join within ``JOIN_SECONDS`` ends the
     command line with one line naming it (``signals.deadline``)."""
     ray = import_ray()
@@ -156,7 +179,7 @@ def connect(address=None):
         if not local:
             _check_authentication(address, where)
         try:
-            with signals.keeping_handlers():
+            with signals.keeping_handlers(), _on_loopback() if local else contextlib.nullcontext():
                 ray.init(**settings)
         except SystemExit as error:  # the SIGTERM handler ray.init installs fired before ours was back
             if error.code != signal.SIGTERM:
