@@ -7,7 +7,8 @@ every thread of the process from running. So the ``keras-alexnet`` command is tw
 
 - the **supervisor** (``supervise``: the console script; it parses the flags and never loads
   TensorFlow) starts the command in a child process and waits. It passes SIGTERM, SIGINT and SIGHUP
-  on (the child ignores all but the first it gets); the child then has ``GRACE_SECONDS`` to end as
+  on (the child ignores all but the first it gets); the child then has ``GRACE_SECONDS`` (or
+  ``KERAS_ALEXNET_GRACE_SECONDS``) to end as
   usual (its one line, its lock released, its backup kept). After that, at a second signal, or when the
   child dies of a signal meanwhile (a native library's abort on the way out), the supervisor ends the
   child, prints the command's line itself, removes the locks the child held and exits with
@@ -188,6 +189,7 @@ def _end_with_parent():
 def supervise(command, describe):
     """Run ``command`` (an argv list) as the command's process and wait for it; returns its exit status. See the
     module's docstring. ``describe()``: the line printed when the command had to be ended after a signal."""
+    grace = wait_seconds("GRACE", GRACE_SECONDS)
     reader, writer = os.pipe()
     child = subprocess.Popen(
         command, pass_fds=(writer,), env={**os.environ, CONTROL: str(writer)}, preexec_fn=_end_with_parent
@@ -243,7 +245,7 @@ def supervise(command, describe):
                 return end(interrupted_line(), EXIT_INTERRUPTED)
             return code if code >= 0 else 128 - code
         now = time.monotonic()
-        if received and (len(received) > 1 or now - received[0][1] >= GRACE_SECONDS):
+        if received and (len(received) > 1 or now - received[0][1] >= grace):
             return end(interrupted_line(), EXIT_INTERRUPTED)
         for expiry, line in list(deadlines.values()):
             if now >= expiry and not received:
