@@ -20,7 +20,7 @@ import uuid
 from pathlib import Path
 
 from keras_alexnet._utils import errors, signals
-from keras_alexnet._utils.runtime import stderr_to_devnull
+from keras_alexnet._utils.runtime import environment, stderr_to_devnull
 
 RAY_EXTRA = "pip install 'ray[tune,train]'"
 CONNECT_SECONDS = 30
@@ -122,17 +122,12 @@ def _on_loopback():
     used here; ``test_ray_cluster`` lists the listening sockets)."""
     from ray._private import ray_constants
 
-    name = ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR
-    variable, constant = os.environ.get(name), ray_constants.ENABLE_RAY_CLUSTER
-    os.environ[name], ray_constants.ENABLE_RAY_CLUSTER = "0", False
+    constant, ray_constants.ENABLE_RAY_CLUSTER = ray_constants.ENABLE_RAY_CLUSTER, False
     try:
-        yield
+        with environment(**{ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR: "0"}):
+            yield
     finally:
         ray_constants.ENABLE_RAY_CLUSTER = constant
-        if variable is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = variable
 
 
 @contextlib.contextmanager

@@ -62,6 +62,21 @@ VERBOSE = {"native": False}
 
 
 @contextlib.contextmanager
+def environment(**values):
+    """The environment variables ``values`` (name=text) set while the block runs, each back as it was after it."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextlib.contextmanager
 def stderr_to_devnull():
     """Point standard error (the file descriptor: native code's writes too) at /dev/null while the block runs."""
     sys.stderr.flush()

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
+
+from keras_alexnet._utils.runtime import environment
 
 WIDTH = 76  # the help's line width: the site shows it without scrolling, whatever the terminal that makes it
 
@@ -25,9 +26,7 @@ def markdown():
     """The page: an introduction, then one section per command with its ``--help``."""
     from keras_alexnet.cli import SUBCOMMANDS, build_parser
 
-    previous = os.environ.get("COLUMNS")
-    os.environ["COLUMNS"] = str(WIDTH)  # argparse sizes its help from the terminal
-    try:
+    with environment(COLUMNS=str(WIDTH)):  # argparse sizes its help from the terminal
         parser = build_parser()
         sections = [
             "# Command line",
@@ -46,9 +45,4 @@ def markdown():
         ]
         for name in (module.NAME for module in SUBCOMMANDS):
             sections += ["", f"## {name}", "", "```text", _help(parser, [name]), "```"]
-    finally:
-        if previous is None:
-            os.environ.pop("COLUMNS", None)
-        else:
-            os.environ["COLUMNS"] = previous
     return "\n".join(sections) + "\n"

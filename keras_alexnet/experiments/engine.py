@@ -9,14 +9,13 @@ checking the cluster is ``_utils.ray_cluster``'s.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from pathlib import Path
 
 from keras_alexnet._utils import ray_cluster
 from keras_alexnet._utils.ray_cluster import quiet_stderr
-from keras_alexnet._utils.runtime import quiet_tensorflow
+from keras_alexnet._utils.runtime import environment, quiet_tensorflow
 
 # A retried trial resumes from its backup; a run that fails as such (bad data, divergence) says so in
 # error.json and is not retried: only lost nodes and processes are.
@@ -48,27 +47,13 @@ def run_trials(ray, jobs, out, *, cpus=1, gpus=0, on_result=None):
             callbacks=[callback],
         ),
     )
-    with quiet_stderr(), _tune_leaves_sigint_alone():
+    # Ray Tune's own SIGINT handler stops the trials and returns from fit as if the comparison had ended; without
+    # it, Ctrl-C is the command's KeyboardInterrupt, as everywhere else (its line, its lock released).
+    with quiet_stderr(), environment(TUNE_DISABLE_SIGINT_HANDLER="1"):
         grid = tuner.fit()
     failed = [result for result in grid if result.error is not None]
     if failed:  # the trial itself failed, past its retries (the run's own errors are in error.json)
         raise RuntimeError(f"a trial failed on the cluster after {ray_cluster.MAX_FAILURES} retries: {failed[0].error}")
-
-
-@contextlib.contextmanager
-def _tune_leaves_sigint_alone():
-    """Ray Tune's own SIGINT handler stops the trials and returns from ``fit`` as if the comparison had ended;
-    without it, Ctrl-C is the command's ``KeyboardInterrupt``, as everywhere else (its line, its lock released)."""
-    name = "TUNE_DISABLE_SIGINT_HANDLER"
-    before = os.environ.get(name)
-    os.environ[name] = "1"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = before
 
 
 def _trial(config):
