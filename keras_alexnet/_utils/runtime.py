@@ -39,22 +39,46 @@ def tensorflow_uses_gpu():
 
 
 @contextlib.contextmanager
-def quiet_tensorflow(verbose=False):
+def quiet_tensorflow(verbose=False, *, own_process=False):
     """Import TensorFlow with its C++ start-up lines (CUDA probes, oneDNN, CPU flags) hidden.
 
     TF_CPP_MIN_LOG_LEVEL silences most of them; a few are printed by absl before it
-    is read, so standard error is pointed at /dev/null while TensorFlow loads.
+    is read, so standard error is pointed at /dev/null while TensorFlow loads. ``own_process``: the
+    process runs one command and nothing else (the one the console script starts), so Keras is
+    imported too, without its optional extras (``import_keras_alone``).
     """
-    if verbose:
-        yield
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if "tensorflow" in sys.modules:
-        yield
-        return
-    with stderr_to_devnull():
-        import tensorflow  # noqa: F401
+    if not verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    loading = not verbose and "tensorflow" not in sys.modules
+    with stderr_to_devnull() if loading else contextlib.nullcontext():
+        if own_process:
+            import_keras_alone()
+        elif loading:
+            import tensorflow  # noqa: F401
     yield
+
+
+# Libraries Keras imports whenever they are installed, for features no command uses: scikit-learn (keras.wrappers),
+# matplotlib and OpenCV (keras.visualization), pandas (DataFrames as fit's input). The commands import
+# matplotlib themselves where they draw.
+KERAS_EXTRAS = ("sklearn", "matplotlib", "cv2", "pandas")
+
+
+def import_keras_alone():
+    """Import Keras (and TensorFlow) with ``KERAS_EXTRAS`` hidden while it loads: 1.5 s of the 4.8 s that
+    ``import keras`` takes (benchmarks/startup.py). They import normally afterwards; only Keras's own features
+    that need them (``keras.wrappers``, ``keras.visualization``) stay off in the process, which is why only a
+    process that runs nothing but a command does this, never ``import keras_alexnet``."""
+    if "keras" in sys.modules:
+        return
+    hidden = [name for name in KERAS_EXTRAS if name not in sys.modules]
+    sys.modules.update(dict.fromkeys(hidden))  # `import sklearn` raises ImportError, which Keras expects
+    try:
+        import keras  # noqa: F401
+    finally:
+        for name in hidden:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
 
 
 # Set by the CLI's --verbose: show what TensorFlow's native code prints (TFLite's delegate lines too).

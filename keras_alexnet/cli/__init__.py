@@ -142,8 +142,9 @@ def _interrupt_inside(error):
     return any(isinstance(link, KeyboardInterrupt) for link in errors.chain(error))
 
 
-def main(argv=None):
-    """Entry point of the ``keras-alexnet`` console script."""
+def main(argv=None, *, own_process=False):
+    """Entry point of the ``keras-alexnet`` console script (``own_process``: this process runs only the command,
+    as the console script's does: ``runtime.quiet_tensorflow``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     for stream in (sys.stdout, sys.stderr):
         # A file name that is not UTF-8 prints with its odd bytes escaped instead of ending the command.
@@ -152,7 +153,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     args.argv = argv
     VERBOSE["native"] = bool(args.verbose)
-    with quiet_tensorflow(args.verbose):
+    with quiet_tensorflow(args.verbose, own_process=own_process):
         from keras_alexnet.deployment import MissingRuntime
         from keras_alexnet.export import ExportCheckError
         from keras_alexnet.training.callbacks import TrainingDiverged
@@ -206,7 +207,7 @@ def console():
         args = build_parser().parse_args(argv)  # --help, --version and bad flags answer here, at once
         return supervise([sys.executable, "-m", "keras_alexnet.cli", *argv], lambda: _interrupted(args, argv))
     try:
-        code = main()
+        code = main(own_process=True)
     except BrokenPipeError:  # the reader of the output went away (`| head`): end quietly, as shell tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at the final flush
         os._exit(EXIT_BROKEN_PIPE)
