@@ -54,7 +54,8 @@ LAYERS = (
 # its subcommands (its parser loads no TensorFlow); nothing else may, except:
 FUNCTION_IMPORTS = {
     ("keras_alexnet.experiments.engine", "keras_alexnet.experiments.trial"): (
-        "a trial's process hides TensorFlow's start-up lines (quiet_tensorflow) before the trial's module loads it"
+        "a trial's process (Ray pickles the trial's function by value: nothing of the package is loaded) imports"
+        " Keras alone, TensorFlow's start-up lines hidden (quiet_tensorflow), before the trial's module loads it"
     ),
 }
 

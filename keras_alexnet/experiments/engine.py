@@ -1,7 +1,8 @@
 """Where a comparison's runs train: trials of Ray Tune, on this machine or on a cluster.
 
 A trial is one whole ``train`` run (``trial.run_job``) in a fresh Ray worker process (Keras
-keeps a fitted model's memory for the life of a process). Ray Tune decides where and when each
+keeps a fitted model's memory for the life of a process), which imports Keras as a command's
+process does (``runtime.quiet_tensorflow(own_process=True)``). Ray Tune decides where and when each
 trial runs, retries a trial whose node or process is lost (``FailureConfig``), and the retried
 run resumes from its own backup in the shared ``--out``. Nothing here schedules; joining Ray and
 checking the cluster is ``_utils.ray_cluster``'s.
@@ -10,6 +11,7 @@ checking the cluster is ``_utils.ray_cluster``'s.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -34,9 +36,8 @@ def run_trials(ray, jobs, out, *, cpus=1, gpus=0, on_result=None):
     if not jobs:
         return
     callback = _Reports(jobs, on_result)
-    trainable = tune.with_resources(_trial, {"cpu": cpus, "gpu": gpus})
     tuner = tune.Tuner(
-        trainable,
+        _trainable(cpus, gpus),
         param_space={"index": tune.grid_search(list(range(len(jobs)))), "jobs": jobs},
         tune_config=tune.TuneConfig(reuse_actors=False),
         run_config=tune.RunConfig(
@@ -56,6 +57,16 @@ def run_trials(ray, jobs, out, *, cpus=1, gpus=0, on_result=None):
         raise RuntimeError(f"a trial failed on the cluster after {ray_cluster.MAX_FAILURES} retries: {failed[0].error}")
 
 
+def _trainable(cpus, gpus):
+    """``_trial`` for Tune, with its resources. Ray pickles it by value: the trial's process then imports nothing
+    of keras-alexnet (nor Keras) before ``_trial`` runs, which imports Keras alone (without its extras,
+    TensorFlow's start-up lines hidden) first."""
+    from ray import cloudpickle, tune
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    return tune.with_resources(_trial, {"cpu": cpus, "gpu": gpus})
+
+
 def _trial(config):
     """One Tune trial: the job at ``config["index"]``, in this fresh worker process."""
     from ray import tune
@@ -65,7 +76,7 @@ def _trial(config):
     cpus = int(max(tune.get_context().get_trial_resources().required_resources.get("CPU", 1), 1))
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(cpus))
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", str(min(cpus, 2)))
-    with quiet_tensorflow():
+    with quiet_tensorflow(own_process=True):
         from keras_alexnet.experiments.trial import run_job
 
     def report(values):
