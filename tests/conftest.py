@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -230,3 +231,22 @@ def StopAfter(epochs):  # noqa: N802 (a Keras callback class, made when Keras is
                 raise KeyboardInterrupt
 
     return _StopAfter()
+
+
+_UNPICKLE = """
+import pickle, sys
+loaded = pickle.loads(sys.stdin.buffer.read())
+print(loaded.__name__, "keras" in sys.modules, "tensorflow" in sys.modules)
+"""
+
+
+def unpickled_in_a_fresh_process(function):
+    """[name, Keras loaded, TensorFlow loaded] after a fresh process unpickles ``function`` as Ray pickles it
+    (``ray.cloudpickle``), as a Ray worker does before running it."""
+    from ray import cloudpickle
+
+    done = subprocess.run(
+        [sys.executable, "-c", _UNPICKLE], input=cloudpickle.dumps(function), capture_output=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.decode().split()

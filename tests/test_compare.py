@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 from conftest import TINY as TINY_NETWORK
-from conftest import listening, loopback
+from conftest import listening, loopback, unpickled_in_a_fresh_process
 from PIL import Image
 
 from keras_alexnet import training
@@ -419,22 +419,10 @@ def test_a_full_disk_inside_a_trial_is_the_sized_message_not_the_raw_errno(shape
     assert "run the same command again" in found["message"]
 
 
-_UNPICKLE_TRIAL = """
-import pickle, sys
-trial = pickle.loads(sys.stdin.buffer.read())
-print(trial.__name__, "keras" in sys.modules, "tensorflow" in sys.modules)
-"""
-
-
 def test_a_trials_process_loads_no_keras_before_the_trial_runs():
     """Ray pickles the trial's function by value (``engine._trainable``): unpickled in a fresh process, as Ray's
     worker does, it loads neither Keras nor TensorFlow, so the trial imports Keras as a command's process does
     (without its extras, the start-up lines hidden: test_runtime.py)."""
-    from ray import cloudpickle
-
     from keras_alexnet.experiments import engine
 
-    pickled = cloudpickle.dumps(engine._trainable(1, 0))
-    done = subprocess.run([sys.executable, "-c", _UNPICKLE_TRIAL], input=pickled, capture_output=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.decode().split() == ["_trial", "False", "False"]
+    assert unpickled_in_a_fresh_process(engine._trainable(1, 0)) == ["_trial", "False", "False"]

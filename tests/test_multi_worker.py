@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import unpickled_in_a_fresh_process
 
 # One worker without TF_CONFIG: the loop as every Ray Train worker runs it, without Ray.
 SCRIPT = """
@@ -37,3 +38,11 @@ def test_the_workers_loop_trains_on_the_cached_activations(tmp_path):
     done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split("\n")[-2] == "2 ['train.activations.npy']", done.stdout[-2000:]
+
+
+def test_a_ray_train_workers_process_loads_no_keras_before_its_loop_runs():
+    """Ray pickles the workers' function by value (``worker_process.trainable_loop``): unpickled in a fresh
+    process it loads neither Keras nor TensorFlow, so each worker imports Keras alone first (test_runtime.py)."""
+    from keras_alexnet.training import worker_process
+
+    assert unpickled_in_a_fresh_process(worker_process.trainable_loop()) == ["run", "False", "False"]

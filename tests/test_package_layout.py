@@ -57,6 +57,9 @@ FUNCTION_IMPORTS = {
         "a trial's process (Ray pickles the trial's function by value: nothing of the package is loaded) imports"
         " Keras alone, TensorFlow's start-up lines hidden (quiet_tensorflow), before the trial's module loads it"
     ),
+    ("keras_alexnet.training.worker_process", "keras_alexnet.training.on_workers"): (
+        "a Ray Train worker's process (the loop pickled by value) imports Keras alone before the workers' module"
+    ),
 }
 
 

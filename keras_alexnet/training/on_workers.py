@@ -24,6 +24,7 @@ from keras_alexnet.datasets import ImageFolder
 from keras_alexnet.options import AUTO, TrainingOptions, absolute_source
 from keras_alexnet.recipes import HEADS, RECIPES, Head, Recipe, register_head, register_recipe
 from keras_alexnet.run_directory import RunDirectory
+from keras_alexnet.training import worker_process
 from keras_alexnet.training.finishing import FINISHING, RunEnd
 from keras_alexnet.training.loop import check_outside_data
 from keras_alexnet.training.multi_worker import (
@@ -135,7 +136,7 @@ def _train_on_ray(
                 "recipe_reason": reason,
             }
             trainer = TensorflowTrainer(
-                _worker_loop,
+                worker_process.trainable_loop(),
                 train_loop_config=config,
                 scaling_config=ScalingConfig(
                     num_workers=workers,
@@ -238,8 +239,9 @@ def _start(run, data, val, options, train_set, val_set, resume, overwrite):
         record_validation_set(val_set, run.validation)
 
 
-def _worker_loop(config):
-    """One Ray Train worker (``TF_CONFIG`` set by Ray Train); the chief also finishes the run."""
+def worker_loop(config):
+    """One Ray Train worker (``TF_CONFIG`` set by Ray Train; ``worker_process.run`` calls it); the chief also
+    finishes the run."""
     import ray
     import ray.train
 
