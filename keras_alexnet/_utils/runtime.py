@@ -45,7 +45,7 @@ def quiet_tensorflow(verbose=False, *, own_process=False):
     TF_CPP_MIN_LOG_LEVEL silences most of them; a few are printed by absl before it
     is read, so standard error is pointed at /dev/null while TensorFlow loads. ``own_process``: the
     process runs one command and nothing else (the one the console script starts, a comparison's
-    trial), so Keras is imported too, without its optional extras (``import_keras_alone``).
+    trial, a Ray Train worker), so Keras is imported too, without its optional extras (``import_keras_alone``).
     """
     if not verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
