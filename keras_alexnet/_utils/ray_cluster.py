@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import uuid
 from pathlib import Path
 
@@ -110,6 +111,15 @@ def _join_failure(where, error):
             "get-auth-token` on the head node prints it). See docs/cluster.md."
         )
     return ClusterError(f"{where}: could not join the Ray cluster ({text.splitlines()[0] if text else error!r}).")
+
+
+def pickled_by_value(function):
+    """``function``, with its module registered for Ray to pickle by value: the process Ray runs it in (a trial, a
+    Ray Train worker) then imports nothing of keras-alexnet, nor Keras, before ``function`` runs."""
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[function.__module__])
+    return function
 
 
 @contextlib.contextmanager

@@ -11,7 +11,6 @@ checking the cluster is ``_utils.ray_cluster``'s.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -58,13 +57,11 @@ def run_trials(ray, jobs, out, *, cpus=1, gpus=0, on_result=None):
 
 
 def _trainable(cpus, gpus):
-    """``_trial`` for Tune, with its resources. Ray pickles it by value: the trial's process then imports nothing
-    of keras-alexnet (nor Keras) before ``_trial`` runs, which imports Keras alone (without its extras,
-    TensorFlow's start-up lines hidden) first."""
-    from ray import cloudpickle, tune
+    """``_trial`` for Tune, with its resources, pickled by value: ``_trial`` imports Keras alone (without its
+    extras, TensorFlow's start-up lines hidden) before anything else of keras-alexnet."""
+    from ray import tune
 
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    return tune.with_resources(_trial, {"cpu": cpus, "gpu": gpus})
+    return tune.with_resources(ray_cluster.pickled_by_value(_trial), {"cpu": cpus, "gpu": gpus})
 
 
 def _trial(config):

@@ -8,17 +8,13 @@ the worker's loop.
 
 from __future__ import annotations
 
-import sys
-
+from keras_alexnet._utils.ray_cluster import pickled_by_value
 from keras_alexnet._utils.runtime import quiet_tensorflow
 
 
 def trainable_loop():
-    """``run``, registered to be pickled by value (what ``TensorflowTrainer`` takes as its loop)."""
-    from ray import cloudpickle
-
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    return run
+    """``run``, pickled by value: what ``TensorflowTrainer`` takes as its loop."""
+    return pickled_by_value(run)
 
 
 def run(config):
